@@ -1,0 +1,84 @@
+/**
+ * The flags every client command takes (`--server`, `--user`), their
+ * environment variables, and turning them into `ConnectOptions`.
+ *
+ * @module
+ */
+
+import type { ParseArgsOptionsConfig } from "node:util";
+import { type ParsedArgs, UsageError } from "../shared/cli.ts";
+import { type ConnectOptions, DfosClient, parseServerAddress } from "./connection.ts";
+import { readPassword } from "./password.ts";
+
+/** The server used when neither `--server` nor `DFOS_SERVER` names one. */
+export const DEFAULT_SERVER = "127.0.0.1:5000";
+
+/** Flags of every client command. */
+export const CLIENT_OPTIONS: ParseArgsOptionsConfig = {
+  server: { type: "string", short: "s" },
+  user: { type: "string", short: "u" },
+};
+
+/** The usage lines for {@linkcode CLIENT_OPTIONS}. */
+export const CLIENT_OPTIONS_USAGE = `Connection:
+  -s, --server HOST:PORT   server address (env DFOS_SERVER, default ${DEFAULT_SERVER})
+  -u, --user NAME          user name (env DFOS_USER)
+  password                 env DFOS_PASSWORD, else asked without echo on a terminal
+  -v, --verbose            show error details
+  -h, --help               show this help`;
+
+/**
+ * Reads server, user and password from flags, environment and prompt.
+ *
+ * @param args The parsed command line.
+ * @returns Options to connect with.
+ */
+export async function connectOptions(args: ParsedArgs): Promise<ConnectOptions> {
+  const server = (args.values.server as string | undefined) ?? Deno.env.get("DFOS_SERVER") ?? DEFAULT_SERVER;
+  try {
+    parseServerAddress(server);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const user = (args.values.user as string | undefined) ?? Deno.env.get("DFOS_USER");
+  if (!user) throw new UsageError("No user given: use --user NAME or set DFOS_USER");
+  const password = await readPassword(`Password for ${user}@${server}: `);
+  return { server, user, password };
+}
+
+/**
+ * Connects and logs in with the command line's connection flags, runs `work`,
+ * and closes the connection whatever happens.
+ *
+ * @param args The parsed command line.
+ * @param work What to do while connected.
+ * @returns What `work` returns.
+ */
+export async function withClient<T>(args: ParsedArgs, work: (client: DfosClient) => Promise<T>): Promise<T> {
+  const options = await connectOptions(args);
+  let client: DfosClient;
+  try {
+    client = await DfosClient.connect(options);
+  } catch (error) {
+    throw explainConnectError(error, options.server);
+  }
+  try {
+    return await work(client);
+  } finally {
+    await client.close();
+  }
+}
+
+function explainConnectError(error: unknown, server: string): unknown {
+  if (error instanceof Deno.errors.ConnectionRefused) {
+    return new Error(`Cannot connect to ${server}: connection refused (is "dfos serve" running there?)`);
+  }
+  if (error instanceof Deno.errors.ConnectionReset || error instanceof Deno.errors.BrokenPipe) {
+    return new Error(`Cannot connect to ${server}: the server closed the connection`);
+  }
+  if (error instanceof Error && error.name === "DfosError") return error;
+  if (error instanceof Error && !(error instanceof UsageError)) {
+    return new Error(`Cannot connect to ${server}: ${error.message}`, { cause: error });
+  }
+  return error;
+}

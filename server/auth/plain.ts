@@ -1,0 +1,32 @@
+/**
+ * PLAIN (RFC 4616) on the server: one step, the password checked against the
+ * users file in constant time.
+ *
+ * @module
+ */
+
+import { decodePlain } from "../../shared/sasl_plain.ts";
+import type { UserFile } from "../users.ts";
+import type { AuthExchange, AuthMechanism, AuthStep } from "./mechanism.ts";
+
+/** The PLAIN mechanism, checking against a users file. */
+export class PlainMechanism implements AuthMechanism {
+  readonly name = "PLAIN";
+  readonly #users: UserFile;
+
+  /** @param users The credentials to check against. */
+  constructor(users: UserFile) {
+    this.#users = users;
+  }
+
+  start(): AuthExchange {
+    return {
+      step: async (data): Promise<AuthStep> => {
+        const credentials = decodePlain(data);
+        if (credentials === null) return { kind: "failure" };
+        const ok = await this.#users.verify(credentials.user, credentials.password);
+        return ok ? { kind: "success", user: credentials.user, data: new Uint8Array(0) } : { kind: "failure" };
+      },
+    };
+  }
+}

@@ -1,0 +1,40 @@
+/**
+ * `errorReply()`: the one place where anything thrown while serving a request
+ * becomes an ERROR message. Only `DfosError` messages reach the client; any
+ * other error is reported as INTERNAL and its details go to the server's log.
+ *
+ * @module
+ */
+
+import type { MessageOf } from "../shared/messages.ts";
+import { DfosError, Status } from "../shared/status.ts";
+
+/** An ERROR message, and whether the error was unexpected (worth logging with details). */
+export interface ErrorReply {
+  /** The message to send. */
+  message: MessageOf<"error">;
+  /** True for errors that are not refusals: bugs, disk failures. */
+  unexpected: boolean;
+}
+
+/**
+ * Maps a thrown value to the ERROR message the client sees.
+ *
+ * @param error Anything thrown.
+ * @returns The reply.
+ */
+export function errorReply(error: unknown): ErrorReply {
+  if (error instanceof DfosError) {
+    return { message: { type: "error", code: error.code, message: error.message }, unexpected: false };
+  }
+  if (error instanceof Error && /ENOSPC|No space left/i.test(error.message)) {
+    return {
+      message: { type: "error", code: Status.INTERNAL, message: "The server has no space left to store the file" },
+      unexpected: true,
+    };
+  }
+  return {
+    message: { type: "error", code: Status.INTERNAL, message: "Internal server error (details are in the server log)" },
+    unexpected: true,
+  };
+}

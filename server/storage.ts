@@ -1,0 +1,84 @@
+/**
+ * `Storage`: what the request handlers ask of wherever files are kept. The
+ * local-disk implementation is `LocalStorage` (local_storage.ts); a shared S3
+ * store is meant to implement the same interface.
+ *
+ * Every method takes a user and a remote name that the implementation checks
+ * itself (shared/names.ts), and refuses with a `DfosError` anything it will
+ * not do. Nothing outside the user's own space is ever reachable.
+ *
+ * @module
+ */
+
+import type { ListEntry } from "../shared/messages.ts";
+
+/** Facts about one stored file. */
+export interface FileInfo {
+  /** The remote name. */
+  name: string;
+  /** Size in bytes. */
+  size: number;
+  /** Modification time, milliseconds since the Unix epoch. */
+  mtime: number;
+}
+
+/** A file opened for reading: a consistent snapshot, even if the name is replaced meanwhile. */
+export interface ReadHandle {
+  /** The file's facts when it was opened. */
+  readonly info: FileInfo;
+  /**
+   * The file's bytes, at most `limit` of them, in large chunks that are never
+   * reused after they are yielded.
+   */
+  read(limit?: number): AsyncIterable<Uint8Array>;
+  /** Releases the file. Safe to call twice. */
+  close(): void;
+}
+
+/** An upload in progress: invisible to every reader and lister until committed. */
+export interface Upload {
+  /**
+   * Appends bytes. The chunk may be reused by the caller once this resolves.
+   *
+   * @param chunk The next bytes of the body.
+   */
+  write(chunk: Uint8Array): Promise<void>;
+  /** Makes the upload the file's content, replacing any previous version at once. */
+  commit(): Promise<FileInfo>;
+  /** Drops the upload; the previous version, if any, stays. Safe after commit and twice. */
+  abort(): Promise<void>;
+}
+
+/** Options for {@linkcode Storage.list}. */
+export interface ListOptions {
+  /** Only names starting with this. */
+  prefix: string;
+  /** Only names sorting after this one (the previous page's last name), or "" for the start. */
+  after: string;
+  /** At most this many entries. */
+  limit: number;
+}
+
+/** One page of a listing. */
+export interface ListPage {
+  /** Entries sorted by name (JavaScript string order). */
+  entries: ListEntry[];
+  /** The name to pass as `after` for the next page, or null on the last page. */
+  next: string | null;
+}
+
+/** Where the files of every user are kept. */
+export interface Storage {
+  /** Makes the user's space ready; called at each login. */
+  prepareUser(user: string): Promise<void>;
+  /** Starts an upload to `name`; refuses a bad name before any byte is taken. */
+  beginUpload(user: string, name: string): Promise<Upload>;
+  /** Opens `name` for reading. */
+  openRead(user: string, name: string): Promise<ReadHandle>;
+  /** Deletes `name`; returns what it was. */
+  remove(user: string, name: string): Promise<FileInfo>;
+  /** Lists the user's files, one page at a time. */
+  list(user: string, options: ListOptions): Promise<ListPage>;
+  /** Aborts every upload still in progress (at shutdown). */
+  abortUploads(): Promise<void>;
+}

@@ -1,0 +1,171 @@
+/**
+ * File bodies on the wire: `sendBody()` streams bytes as DATA frames and
+ * closes with END (length and digest); `BodyReceiver` takes them back and
+ * checks both. Used by the client for PUT and by the server for GET, and the
+ * other way round.
+ *
+ * @module
+ */
+
+import type { Channel } from "./channel.ts";
+import { BodyDigest } from "./digest.ts";
+import { MAX_DATA_PAYLOAD } from "./frames.ts";
+import { DfosError, Status } from "./status.ts";
+
+/** What a body was: its length and digest. */
+export interface BodySummary {
+  /** Bytes in the body. */
+  size: number;
+  /** Lower-case hex SHA-256 of the body. */
+  digest: string;
+}
+
+/** Options for {@linkcode sendBody}. */
+export interface SendBodyOptions {
+  /** Called after each DATA frame with the bytes sent so far. */
+  onProgress?: (sent: number) => void;
+}
+
+/**
+ * Sends `chunks` as DATA frames followed by END. If reading the chunks fails,
+ * sends ABORT instead of END and rethrows, so the receiver never takes a
+ * partial body for a whole one.
+ *
+ * Chunks are sent as they are (split only above the DATA limit) and must not
+ * be changed by the producer after they are yielded.
+ *
+ * @param channel Where to send.
+ * @param chunks The body.
+ * @param options Progress reporting.
+ * @returns The length and digest that END carried.
+ */
+export async function sendBody(
+  channel: Channel,
+  chunks: AsyncIterable<Uint8Array>,
+  options: SendBodyOptions = {},
+): Promise<BodySummary> {
+  const digest = new BodyDigest();
+  try {
+    for await (const chunk of chunks) {
+      for (let offset = 0; offset < chunk.length; offset += MAX_DATA_PAYLOAD) {
+        const piece = chunk.length <= MAX_DATA_PAYLOAD ? chunk : chunk.subarray(offset, offset + MAX_DATA_PAYLOAD);
+        digest.update(piece);
+        await channel.send({ type: "data", chunk: piece });
+      }
+      options.onProgress?.(digest.size);
+    }
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    await channel.send({ type: "abort", reason: `Sender failed: ${reason}` }).catch(() => {});
+    throw error;
+  }
+  const summary = { size: digest.size, digest: digest.hex() };
+  await channel.send({ type: "end", size: summary.size, algorithm: digest.algorithm, digest: summary.digest });
+  return summary;
+}
+
+/** Options for {@linkcode BodyReceiver}. */
+export interface BodyReceiverOptions {
+  /** The length announced before the body; a body of another length is refused. */
+  expectedSize?: number | null;
+  /** Called after each DATA frame with the bytes received so far. */
+  onProgress?: (received: number) => void;
+}
+
+/**
+ * Receives one body from a channel. Iterate {@linkcode BodyReceiver.chunks}
+ * to take the bytes; the iteration ends normally only after END has arrived
+ * and its length and digest match what was received. If the consumer stops
+ * early, {@linkcode BodyReceiver.discard} reads and drops the rest so that the
+ * next message on the channel is read in turn.
+ */
+export class BodyReceiver {
+  readonly #channel: Channel;
+  readonly #options: BodyReceiverOptions;
+  readonly #digest = new BodyDigest();
+  #finished = false;
+  #summary: BodySummary | null = null;
+
+  /**
+   * Prepares to receive a body.
+   *
+   * @param channel The channel the body arrives on.
+   * @param options The announced length and progress reporting.
+   */
+  constructor(channel: Channel, options: BodyReceiverOptions = {}) {
+    this.#channel = channel;
+    this.#options = options;
+  }
+
+  /** True once END or ABORT has been read: the body's frames are all consumed. */
+  get finished(): boolean {
+    return this.#finished;
+  }
+
+  /** The verified length and digest, once the body was received whole. */
+  get summary(): BodySummary | null {
+    return this.#summary;
+  }
+
+  /**
+   * Yields each DATA chunk in order. Throws `DfosError` `INTEGRITY` when the
+   * END frame disagrees with the bytes, `ABORTED` when the sender gave up,
+   * `BAD_REQUEST` for any other message in the middle of a body.
+   */
+  async *chunks(): AsyncGenerator<Uint8Array> {
+    const expected = this.#options.expectedSize ?? null;
+    while (true) {
+      const message = await this.#next();
+      if (message.type === "data") {
+        this.#digest.update(message.chunk);
+        if (expected !== null && this.#digest.size > expected) {
+          throw new DfosError(Status.INTEGRITY, `Body is longer than the announced ${expected} bytes`);
+        }
+        this.#options.onProgress?.(this.#digest.size);
+        yield message.chunk;
+        continue;
+      }
+      this.#finished = true;
+      if (message.type === "abort") {
+        throw new DfosError(Status.ABORTED, `Transfer aborted by the peer: ${message.reason}`);
+      }
+      const received = this.#digest.size;
+      const digest = this.#digest.hex();
+      if (message.size !== received || (expected !== null && expected !== received)) {
+        throw new DfosError(
+          Status.INTEGRITY,
+          `Body is incomplete: received ${received} bytes, the sender says ${message.size}` +
+            (expected !== null ? ` and announced ${expected}` : ""),
+        );
+      }
+      if (message.digest !== digest) {
+        throw new DfosError(Status.INTEGRITY, `Body is corrupt: ${message.algorithm} digest does not match`);
+      }
+      this.#summary = { size: received, digest };
+      return;
+    }
+  }
+
+  /** Reads and drops the rest of the body, if any is left. */
+  async discard(): Promise<void> {
+    while (!this.#finished) {
+      const message = await this.#next();
+      if (message.type !== "data") this.#finished = true;
+    }
+  }
+
+  async #next() {
+    const message = await this.#channel.receive();
+    if (message === null) {
+      this.#finished = true;
+      throw new DfosError(Status.ABORTED, "Connection closed in the middle of a body");
+    }
+    if (message.type === "data" || message.type === "end" || message.type === "abort") return message;
+    if (message.type === "error") {
+      this.#finished = true;
+      throw new DfosError(message.code, message.message);
+    }
+    this.#finished = true;
+    throw new DfosError(Status.BAD_REQUEST, `Unexpected ${message.type} message inside a body`);
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * `Channel`: typed messages over one connection. It puts the frame codec
+ * streams between the connection and the message codec, and is what both the
+ * server's session and the client's connection talk through.
+ *
+ * @module
+ */
+
+import { connReadable } from "./conn_readable.ts";
+import { type Frame, FrameDecoderStream, FrameEncoderStream } from "./frames.ts";
+import { decodeMessage, encodeMessage, type Message, type MessageOf, type MessageType } from "./messages.ts";
+import { DfosError, Status } from "./status.ts";
+
+/** Options for {@linkcode Channel}. */
+export interface ChannelOptions {
+  /**
+   * The largest frame accepted at first; see {@linkcode Channel.maxFrameLength}.
+   *
+   * @default {MAX_FRAME_LENGTH}
+   */
+  maxFrameLength?: number;
+}
+
+/**
+ * Sends and receives messages on a connection, one frame each.
+ *
+ * Receive errors are `DfosError`s: a frame that cannot be decoded or is too
+ * long leaves the channel unusable (the caller should say why and close); a
+ * well-framed message of the wrong shape does not.
+ */
+export class Channel {
+  readonly #conn: Deno.Conn;
+  readonly #decoder: FrameDecoderStream;
+  readonly #reader: ReadableStreamDefaultReader<Frame>;
+  readonly #writer: WritableStreamDefaultWriter<Frame>;
+  readonly #piped: Promise<void>;
+  #closed = false;
+  #broken = false;
+
+  /**
+   * Wraps a connection.
+   *
+   * @param conn The connection; the channel owns it from now on.
+   * @param options The initial frame limit.
+   */
+  constructor(conn: Deno.Conn, options: ChannelOptions = {}) {
+    this.#conn = conn;
+    this.#decoder = new FrameDecoderStream({ maxFrameLength: options.maxFrameLength });
+    this.#reader = connReadable(conn).pipeThrough(this.#decoder).getReader();
+    const encoder = new FrameEncoderStream();
+    this.#writer = encoder.writable.getWriter();
+    this.#piped = encoder.readable.pipeTo(conn.writable, { preventClose: true });
+    // The failure surfaces to whoever writes next; it must not go unhandled here.
+    this.#piped.catch(() => {});
+  }
+
+  /** The largest frame length accepted from now on. */
+  get maxFrameLength(): number {
+    return this.#decoder.maxFrameLength;
+  }
+
+  set maxFrameLength(value: number) {
+    this.#decoder.maxFrameLength = value;
+  }
+
+  /**
+   * True once the incoming bytes stopped being frames (or ended): nothing
+   * more can be received, and the connection should be closed.
+   */
+  get broken(): boolean {
+    return this.#broken;
+  }
+
+  /**
+   * Receives the next message.
+   *
+   * @returns The message, or null when the peer closed the connection between frames.
+   * @throws {DfosError} `BAD_REQUEST`/`TOO_LARGE` for bytes that are not frames
+   * or not a message; the connection's own errors pass through.
+   */
+  async receive(): Promise<Message | null> {
+    let result: ReadableStreamReadResult<Frame>;
+    try {
+      result = await this.#reader.read();
+    } catch (error) {
+      this.#broken = true;
+      if (error instanceof RangeError) throw new DfosError(Status.TOO_LARGE, error.message);
+      if (error instanceof SyntaxError) throw new DfosError(Status.BAD_REQUEST, error.message);
+      throw error;
+    }
+    if (result.done) {
+      this.#broken = true;
+      return null;
+    }
+    return decodeMessage(result.value);
+  }
+
+  /**
+   * Receives the next message and checks its type.
+   *
+   * @param types The types expected here.
+   * @returns The message.
+   * @throws {DfosError} the peer's ERROR as a `DfosError` with its code;
+   * `BAD_REQUEST` for any other unexpected message or the connection closing.
+   */
+  async expect<T extends MessageType>(...types: T[]): Promise<MessageOf<T>> {
+    const message = await this.receive();
+    if (message === null) {
+      throw new DfosError(Status.BAD_REQUEST, "Connection closed by the peer");
+    }
+    if ((types as MessageType[]).includes(message.type)) return message as MessageOf<T>;
+    if (message.type === "error") throw new DfosError(message.code, message.message);
+    throw new DfosError(Status.BAD_REQUEST, `Unexpected ${message.type} message (expected ${types.join(" or ")})`);
+  }
+
+  /**
+   * Sends a message. Resolves once the frame is queued behind the socket's
+   * backpressure; a DATA chunk must not be changed until then.
+   *
+   * @param message The message.
+   */
+  async send(message: Message): Promise<void> {
+    await this.#writer.write(encodeMessage(message));
+  }
+
+  /** Flushes what was sent, then closes the connection. Safe to call twice. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      await this.#writer.close();
+      await this.#piped;
+    } catch {
+      // The peer went away first; nothing left to flush.
+    }
+    this.abort();
+  }
+
+  /** Closes the connection at once, dropping anything unsent. Safe to call twice. */
+  abort(): void {
+    this.#closed = true;
+    try {
+      this.#conn.close();
+    } catch {
+      // Already closed.
+    }
+    this.#reader.cancel().catch(() => {});
+    this.#writer.abort().catch(() => {});
+  }
+}

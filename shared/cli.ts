@@ -1,0 +1,129 @@
+/**
+ * What every subcommand of the `dfos` command line shares: the `Command`
+ * shape, argument parsing with `node:util` `parseArgs`, `UsageError`, and the
+ * exit codes.
+ *
+ * @module
+ */
+
+import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
+import { DfosError, Status } from "./status.ts";
+
+/** Exit codes, as documented in the README. */
+export const ExitCode = {
+  OK: 0,
+  FAILURE: 1,
+  USAGE: 2,
+  AUTH_FAILED: 3,
+  NOT_FOUND: 4,
+} as const;
+
+/** A mistake in how the command was called: exit code 2. */
+export class UsageError extends Error {
+  /** @param message What is wrong, and how to do it right. */
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+/** A failure already reported in detail, ending the command with a given exit code. */
+export class CommandFailure extends Error {
+  /** The exit code. */
+  readonly exitCode: number;
+
+  /**
+   * @param message A summary sentence.
+   * @param exitCode The exit code.
+   */
+  constructor(message: string, exitCode: number) {
+    super(message);
+    this.name = "CommandFailure";
+    this.exitCode = exitCode;
+  }
+}
+
+/** One subcommand of `dfos`. */
+export interface Command {
+  /** The usage text printed by `--help` and after a usage error. */
+  usage: string;
+  /** The flags it takes, beyond `--help` and `--verbose`. */
+  options: ParseArgsOptionsConfig;
+  /** Runs the command with its parsed flags and positional arguments. */
+  run(args: ParsedArgs): Promise<void>;
+}
+
+/** Flags and positional arguments, as `parseArgs` returns them. */
+export interface ParsedArgs {
+  /** Flag values by name. */
+  values: Record<string, string | boolean | undefined>;
+  /** Positional arguments in order. */
+  positionals: string[];
+}
+
+/** Flags every subcommand takes. */
+export const COMMON_OPTIONS: ParseArgsOptionsConfig = {
+  help: { type: "boolean", short: "h" },
+  verbose: { type: "boolean", short: "v" },
+};
+
+/**
+ * Parses a subcommand's arguments strictly: an unknown flag or a missing flag
+ * value is a `UsageError`. A lone `-` is a positional argument.
+ *
+ * @param command The subcommand.
+ * @param args The arguments after the subcommand's name.
+ * @returns The parsed flags and positionals.
+ */
+export function parseCommandArgs(command: Command, args: string[]): ParsedArgs {
+  try {
+    const { values, positionals } = parseArgs({
+      args,
+      options: { ...COMMON_OPTIONS, ...command.options },
+      allowPositionals: true,
+      strict: true,
+    });
+    return { values: values as ParsedArgs["values"], positionals };
+  } catch (error) {
+    throw new UsageError((error as Error).message.replace(/\. To specify.*$/s, ""));
+  }
+}
+
+/**
+ * Returns the exit code for an error that ended a command.
+ *
+ * @param error What was thrown.
+ * @returns 2 for usage, 3 for a failed login, 4 for a missing remote file, else 1.
+ */
+export function exitCodeFor(error: unknown): number {
+  if (error instanceof UsageError) return ExitCode.USAGE;
+  if (error instanceof CommandFailure) return error.exitCode;
+  if (error instanceof DfosError) {
+    if (error.code === Status.AUTH_FAILED) return ExitCode.AUTH_FAILED;
+    if (error.code === Status.NOT_FOUND) return ExitCode.NOT_FOUND;
+  }
+  return ExitCode.FAILURE;
+}
+
+/**
+ * Reads a flag that must be a whole number in a range.
+ *
+ * @param value The flag's text, or undefined when absent.
+ * @param flag The flag's name, for the message.
+ * @param fallback The value when absent.
+ * @param range Smallest and largest allowed.
+ * @returns The number.
+ */
+export function integerFlag(
+  value: string | boolean | undefined,
+  flag: string,
+  fallback: number,
+  range: [number, number] = [0, Number.MAX_SAFE_INTEGER],
+): number {
+  if (value === undefined) return fallback;
+  const number = typeof value === "string" && /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(number) || number < range[0] || number > range[1]) {
+    throw new UsageError(`--${flag} takes a whole number from ${range[0]} to ${range[1]}, not "${value}"`);
+  }
+  return number;
+}

@@ -1,0 +1,38 @@
+/**
+ * `fileChunks()`: reads a file (or standard input) in large, fresh chunks,
+ * the shape a body is sent in.
+ *
+ * @module
+ */
+
+import { MAX_DATA_PAYLOAD } from "./frames.ts";
+
+/** Anything with Deno's `read(buffer)` contract: a file, standard input. */
+export interface ByteSource {
+  /** Reads into `buffer`, resolving to the byte count, or null at the end. */
+  read(buffer: Uint8Array): Promise<number | null>;
+}
+
+/**
+ * Yields the bytes of `source` in chunks of {@linkcode MAX_DATA_PAYLOAD}
+ * bytes (the last one shorter), each a new buffer that is never written
+ * again, so they can be queued for the socket without a copy.
+ *
+ * @param source What to read.
+ * @param limit Stop after this many bytes.
+ */
+export async function* fileChunks(source: ByteSource, limit = Infinity): AsyncGenerator<Uint8Array> {
+  let left = limit;
+  while (left > 0) {
+    const chunk = new Uint8Array(Math.min(left, MAX_DATA_PAYLOAD));
+    let filled = 0;
+    while (filled < chunk.length) {
+      const n = await source.read(chunk.subarray(filled));
+      if (n === null) break;
+      filled += n;
+    }
+    if (filled > 0) yield filled === chunk.length ? chunk : chunk.subarray(0, filled);
+    if (filled < chunk.length) return;
+    left -= filled;
+  }
+}

@@ -1,0 +1,213 @@
+/**
+ * Length-prefixed binary frames: `FrameEncoderStream` turns frames into
+ * bytes, `FrameDecoderStream` turns bytes, split or packed in any way, back
+ * into frames.
+ *
+ * Layout of one frame, all integers big-endian:
+ *
+ * ```
+ * +----------------+--------+----------------------+
+ * | length: uint32 | type:8 | payload: length - 1  |
+ * +----------------+--------+----------------------+
+ * ```
+ *
+ * `length` counts the type byte and the payload, so it is at least 1.
+ *
+ * @module
+ */
+
+/** Bytes before the payload: the 4-byte length and the type byte. */
+export const FRAME_HEADER_BYTES = 5;
+
+/** The largest payload of a DATA frame: bodies travel in pieces of this size. */
+export const MAX_DATA_PAYLOAD = 1 << 20;
+
+/** The default largest `length` a decoder accepts: one DATA frame. */
+export const MAX_FRAME_LENGTH = MAX_DATA_PAYLOAD + 1;
+
+/** Payloads up to this size are copied behind their header into one chunk. */
+const COALESCE_LIMIT = 16 * 1024;
+
+/** One frame: a type byte and its payload. */
+export interface Frame {
+  /** The message type, 0-255. */
+  type: number;
+  /** The payload; may be a view into a larger buffer. */
+  payload: Uint8Array;
+}
+
+/**
+ * Encodes frames as bytes. A small frame becomes one chunk; a large one
+ * becomes its header followed by the payload itself, never copied.
+ *
+ * @example Usage
+ * ```ts
+ * import { FrameEncoderStream } from "./frames.ts";
+ * const bytes = ReadableStream.from([{ type: 1, payload: new Uint8Array([7]) }])
+ *   .pipeThrough(new FrameEncoderStream());
+ * for await (const chunk of bytes) console.assert(chunk.length === 6);
+ * ```
+ */
+export class FrameEncoderStream extends TransformStream<Frame, Uint8Array> {
+  /** Creates an encoder. */
+  constructor() {
+    super({
+      transform(frame, controller) {
+        const { type, payload } = frame;
+        if (!Number.isInteger(type) || type < 0 || type > 255) {
+          throw new RangeError(`Cannot encode frame: type ${type} is not a byte`);
+        }
+        const length = payload.length + 1;
+        if (length > 0xffffffff) {
+          throw new RangeError(`Cannot encode frame: payload of ${payload.length} bytes is too long`);
+        }
+        if (payload.length <= COALESCE_LIMIT) {
+          const bytes = new Uint8Array(FRAME_HEADER_BYTES + payload.length);
+          writeHeader(bytes, length, type);
+          bytes.set(payload, FRAME_HEADER_BYTES);
+          controller.enqueue(bytes);
+        } else {
+          const header = new Uint8Array(FRAME_HEADER_BYTES);
+          writeHeader(header, length, type);
+          controller.enqueue(header);
+          controller.enqueue(payload);
+        }
+      },
+    });
+  }
+}
+
+function writeHeader(target: Uint8Array, length: number, type: number): void {
+  new DataView(target.buffer, target.byteOffset, FRAME_HEADER_BYTES).setUint32(0, length);
+  target[4] = type;
+}
+
+/** Options for {@linkcode FrameDecoderStream}. */
+export interface FrameDecoderStreamOptions {
+  /**
+   * The largest frame `length` (type byte plus payload) accepted; a larger
+   * one errors the stream before anything is allocated for it. It can be
+   * changed later with {@linkcode FrameDecoderStream.maxFrameLength}.
+   *
+   * @default {MAX_FRAME_LENGTH}
+   */
+  maxFrameLength?: number;
+}
+
+/**
+ * Decodes bytes into frames, whatever the chunk boundaries. Payloads that lie
+ * inside one input chunk are passed on as views into it (no copy); a payload
+ * that spans chunks is copied once into a buffer of its exact size, which is
+ * allocated only after its length has been checked.
+ *
+ * Errors: a length of 0 is a `SyntaxError`; a length above the limit is a
+ * `RangeError`; input that ends inside a frame is a `SyntaxError`.
+ *
+ * @example Usage
+ * ```ts
+ * import { FrameDecoderStream } from "./frames.ts";
+ * const frames = ReadableStream.from([new Uint8Array([0, 0, 0, 2, 9]), new Uint8Array([42])])
+ *   .pipeThrough(new FrameDecoderStream());
+ * for await (const frame of frames) console.assert(frame.type === 9 && frame.payload[0] === 42);
+ * ```
+ */
+export class FrameDecoderStream extends TransformStream<Uint8Array, Frame> {
+  #maxFrameLength: number;
+  /** Header bytes gathered so far when a header spans chunks. */
+  #header = new Uint8Array(FRAME_HEADER_BYTES);
+  #headerFilled = 0;
+  /** The payload being gathered, once its header is known and it spans chunks. */
+  #payload: Uint8Array | null = null;
+  #payloadFilled = 0;
+  #type = 0;
+
+  /**
+   * Creates a decoder.
+   *
+   * @param options The length limit.
+   */
+  constructor(options: FrameDecoderStreamOptions = {}) {
+    super({
+      transform: (chunk, controller) => this.#transform(chunk, controller),
+      flush: () => {
+        if (this.#headerFilled > 0 || this.#payload !== null) {
+          throw new SyntaxError("Cannot decode frame: the stream ended inside a frame");
+        }
+      },
+    });
+    this.#maxFrameLength = checkLimit(options.maxFrameLength ?? MAX_FRAME_LENGTH);
+  }
+
+  /** The largest frame length accepted from now on. */
+  get maxFrameLength(): number {
+    return this.#maxFrameLength;
+  }
+
+  set maxFrameLength(value: number) {
+    this.#maxFrameLength = checkLimit(value);
+  }
+
+  #transform(chunk: Uint8Array, controller: TransformStreamDefaultController<Frame>): void {
+    let offset = 0;
+    while (offset < chunk.length) {
+      if (this.#payload !== null) {
+        offset = this.#fillPayload(chunk, offset, controller);
+        continue;
+      }
+      let length: number;
+      if (this.#headerFilled === 0 && chunk.length - offset >= FRAME_HEADER_BYTES) {
+        length = new DataView(chunk.buffer, chunk.byteOffset + offset, 4).getUint32(0);
+        this.#type = chunk[offset + 4];
+        offset += FRAME_HEADER_BYTES;
+      } else {
+        const take = Math.min(FRAME_HEADER_BYTES - this.#headerFilled, chunk.length - offset);
+        this.#header.set(chunk.subarray(offset, offset + take), this.#headerFilled);
+        this.#headerFilled += take;
+        offset += take;
+        if (this.#headerFilled < FRAME_HEADER_BYTES) return;
+        this.#headerFilled = 0;
+        length = new DataView(this.#header.buffer).getUint32(0);
+        this.#type = this.#header[4];
+      }
+      if (length === 0) {
+        throw new SyntaxError("Cannot decode frame: length is 0");
+      }
+      if (length > this.#maxFrameLength) {
+        throw new RangeError(
+          `Cannot decode frame: length ${length} exceeds the limit of ${this.#maxFrameLength}`,
+        );
+      }
+      const payloadLength = length - 1;
+      if (chunk.length - offset >= payloadLength) {
+        controller.enqueue({ type: this.#type, payload: chunk.subarray(offset, offset + payloadLength) });
+        offset += payloadLength;
+      } else {
+        this.#payload = new Uint8Array(payloadLength);
+        this.#payloadFilled = 0;
+      }
+    }
+  }
+
+  #fillPayload(
+    chunk: Uint8Array,
+    offset: number,
+    controller: TransformStreamDefaultController<Frame>,
+  ): number {
+    const payload = this.#payload!;
+    const take = Math.min(payload.length - this.#payloadFilled, chunk.length - offset);
+    payload.set(chunk.subarray(offset, offset + take), this.#payloadFilled);
+    this.#payloadFilled += take;
+    if (this.#payloadFilled === payload.length) {
+      this.#payload = null;
+      controller.enqueue({ type: this.#type, payload });
+    }
+    return offset + take;
+  }
+}
+
+function checkLimit(value: number): number {
+  if (!Number.isInteger(value) || value < 1 || value > 0xffffffff) {
+    throw new RangeError(`Cannot set frame length limit to ${value}: not an integer from 1 to 2^32-1`);
+  }
+  return value;
+}

@@ -1,0 +1,257 @@
+/**
+ * The typed messages of the dfos protocol and their encoding into frames.
+ *
+ * Each message is one frame. The frame's type byte says which message it is;
+ * DATA carries raw bytes, every other message a UTF-8 JSON object whose
+ * fields are checked exactly: a missing, mistyped or unknown field is a
+ * protocol error. docs/PROTOCOL.md lists the same table; a test compares them.
+ *
+ * @module
+ */
+
+import { type Frame, MAX_DATA_PAYLOAD } from "./frames.ts";
+import { DfosError, isStatusCode, Status, type StatusCode } from "./status.ts";
+
+/** The protocol version this code speaks. */
+export const PROTOCOL_VERSION = 1;
+
+/** The largest frame length accepted for any message but DATA. */
+export const MAX_CONTROL_LENGTH = 64 * 1024;
+
+/** Digest algorithms a body's END frame may name. */
+export const DIGEST_ALGORITHMS = ["sha256"] as const;
+
+/** A digest algorithm's name. */
+export type DigestAlgorithm = typeof DIGEST_ALGORITHMS[number];
+
+/** One file in a listing. */
+export interface ListEntry {
+  /** The remote name. */
+  name: string;
+  /** Size in bytes. */
+  size: number;
+  /** Modification time, milliseconds since the Unix epoch. */
+  mtime: number;
+}
+
+/** Every message, by its `type`. */
+export type Message =
+  | { type: "hello"; protocol: "dfos"; version: number; agent: string }
+  | { type: "welcome"; version: number; agent: string; mechanisms: string[] }
+  | { type: "auth"; mechanism: string; data: Uint8Array }
+  | { type: "auth-continue"; data: Uint8Array }
+  | { type: "auth-response"; data: Uint8Array }
+  | { type: "auth-ok"; user: string; data: Uint8Array }
+  | { type: "put"; name: string; size: number | null }
+  | { type: "get"; name: string; limit: number | null }
+  | { type: "delete"; name: string }
+  | { type: "list"; prefix: string; after: string }
+  | { type: "data"; chunk: Uint8Array }
+  | { type: "end"; size: number; algorithm: DigestAlgorithm; digest: string }
+  | { type: "abort"; reason: string }
+  | { type: "file"; name: string; size: number; mtime: number }
+  | { type: "ok"; name: string; size: number }
+  | { type: "listing"; entries: ListEntry[]; next: string | null }
+  | { type: "error"; code: StatusCode; message: string };
+
+/** A message's `type`. */
+export type MessageType = Message["type"];
+
+/** The message whose `type` is `T`. */
+export type MessageOf<T extends MessageType> = Extract<Message, { type: T }>;
+
+/** Frame type byte of each message. These numbers are part of the protocol. */
+export const MESSAGE_CODES: Readonly<Record<MessageType, number>> = {
+  "hello": 0x01,
+  "auth": 0x02,
+  "auth-response": 0x03,
+  "put": 0x10,
+  "get": 0x11,
+  "delete": 0x12,
+  "list": 0x13,
+  "data": 0x20,
+  "end": 0x21,
+  "abort": 0x22,
+  "welcome": 0x81,
+  "auth-continue": 0x82,
+  "auth-ok": 0x83,
+  "ok": 0x84,
+  "error": 0x85,
+  "file": 0x86,
+  "listing": 0x87,
+};
+
+const TYPES_BY_CODE = new Map<number, MessageType>(
+  Object.entries(MESSAGE_CODES).map(([type, code]) => [code, type as MessageType]),
+);
+
+/** Field kinds the JSON messages use. */
+type FieldKind = "string" | "size" | "size?" | "bytes" | "strings" | "entries" | "string?" | "code";
+
+/** The JSON fields of every message but DATA, in wire order. */
+const FIELDS: Readonly<Record<Exclude<MessageType, "data">, Readonly<Record<string, FieldKind>>>> = {
+  "hello": { protocol: "string", version: "size", agent: "string" },
+  "welcome": { version: "size", agent: "string", mechanisms: "strings" },
+  "auth": { mechanism: "string", data: "bytes" },
+  "auth-continue": { data: "bytes" },
+  "auth-response": { data: "bytes" },
+  "auth-ok": { user: "string", data: "bytes" },
+  "put": { name: "string", size: "size?" },
+  "get": { name: "string", limit: "size?" },
+  "delete": { name: "string" },
+  "list": { prefix: "string", after: "string" },
+  "end": { size: "size", algorithm: "string", digest: "string" },
+  "abort": { reason: "string" },
+  "file": { name: "string", size: "size", mtime: "size" },
+  "ok": { name: "string", size: "size" },
+  "listing": { entries: "entries", next: "string?" },
+  "error": { code: "code", message: "string" },
+};
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * Encodes a message as a frame.
+ *
+ * @param message The message.
+ * @returns The frame; for DATA its payload is the chunk itself.
+ */
+export function encodeMessage(message: Message): Frame {
+  const type = MESSAGE_CODES[message.type];
+  if (message.type === "data") return { type, payload: message.chunk };
+  const fields = FIELDS[message.type];
+  const json: Record<string, unknown> = {};
+  for (const [field, kind] of Object.entries(fields)) {
+    const value = (message as unknown as Record<string, unknown>)[field];
+    json[field] = kind === "bytes" ? toBase64(value as Uint8Array) : value;
+  }
+  return { type, payload: encoder.encode(JSON.stringify(json)) };
+}
+
+/**
+ * Decodes a frame into a message, checking every field.
+ *
+ * @param frame The frame.
+ * @returns The message.
+ * @throws {DfosError} `UNSUPPORTED` for an unknown type byte, `BAD_REQUEST`
+ * for a payload that is not the message's exact JSON shape, `TOO_LARGE` for a
+ * DATA payload above {@linkcode MAX_DATA_PAYLOAD} or a control payload above
+ * {@linkcode MAX_CONTROL_LENGTH}.
+ */
+export function decodeMessage(frame: Frame): Message {
+  const type = TYPES_BY_CODE.get(frame.type);
+  if (type === undefined) {
+    throw new DfosError(Status.UNSUPPORTED, `Cannot decode message: unknown type 0x${hex(frame.type)}`);
+  }
+  if (type === "data") {
+    if (frame.payload.length > MAX_DATA_PAYLOAD) {
+      throw new DfosError(
+        Status.TOO_LARGE,
+        `Cannot decode DATA: ${frame.payload.length} bytes exceeds ${MAX_DATA_PAYLOAD}`,
+      );
+    }
+    return { type, chunk: frame.payload };
+  }
+  if (frame.payload.length + 1 > MAX_CONTROL_LENGTH) {
+    throw new DfosError(
+      Status.TOO_LARGE,
+      `Cannot decode ${type}: ${frame.payload.length} bytes exceeds ${MAX_CONTROL_LENGTH}`,
+    );
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(decoder.decode(frame.payload));
+  } catch {
+    throw badShape(type, "payload is not UTF-8 JSON");
+  }
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    throw badShape(type, "payload is not a JSON object");
+  }
+  const fields = FIELDS[type];
+  const record = json as Record<string, unknown>;
+  for (const key of Object.keys(record)) {
+    if (!Object.hasOwn(fields, key)) throw badShape(type, `unknown field "${key}"`);
+  }
+  const message: Record<string, unknown> = { type };
+  for (const [field, kind] of Object.entries(fields)) {
+    if (!Object.hasOwn(record, field)) throw badShape(type, `field "${field}" is missing`);
+    message[field] = checkField(type, field, kind, record[field]);
+  }
+  if (type === "end" && !(DIGEST_ALGORITHMS as readonly string[]).includes(message.algorithm as string)) {
+    throw new DfosError(
+      Status.UNSUPPORTED,
+      `Cannot check body: digest algorithm "${message.algorithm}" is not supported`,
+    );
+  }
+  return message as Message;
+}
+
+function checkField(type: MessageType, field: string, kind: FieldKind, value: unknown): unknown {
+  switch (kind) {
+    case "string":
+      if (typeof value === "string") return value;
+      break;
+    case "string?":
+      if (value === null || typeof value === "string") return value;
+      break;
+    case "size":
+      if (isSize(value)) return value;
+      break;
+    case "size?":
+      if (value === null || isSize(value)) return value;
+      break;
+    case "code":
+      if (typeof value === "number" && isStatusCode(value)) return value;
+      if (typeof value === "number" && Number.isInteger(value)) return Status.INTERNAL;
+      break;
+    case "strings":
+      if (Array.isArray(value) && value.every((item) => typeof item === "string")) return value;
+      break;
+    case "bytes":
+      if (typeof value === "string") {
+        const bytes = fromBase64(value);
+        if (bytes !== null) return bytes;
+      }
+      break;
+    case "entries":
+      if (Array.isArray(value) && value.every(isListEntry)) return value;
+      break;
+  }
+  throw badShape(type, `field "${field}" is not a valid ${kind.replace("?", " or null")}`);
+}
+
+function isSize(value: unknown): value is number {
+  return typeof value === "number" && Number.isSafeInteger(value) && value >= 0;
+}
+
+function isListEntry(value: unknown): value is ListEntry {
+  if (typeof value !== "object" || value === null) return false;
+  const entry = value as Record<string, unknown>;
+  return Object.keys(entry).length === 3 && typeof entry.name === "string" &&
+    isSize(entry.size) && isSize(entry.mtime);
+}
+
+function badShape(type: MessageType, detail: string): DfosError {
+  return new DfosError(Status.BAD_REQUEST, `Cannot decode ${type}: ${detail}`);
+}
+
+function hex(byte: number): string {
+  return byte.toString(16).padStart(2, "0");
+}
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+function toBase64(bytes: Uint8Array): string {
+  let binary = "";
+  for (const byte of bytes) binary += String.fromCharCode(byte);
+  return btoa(binary);
+}
+
+function fromBase64(text: string): Uint8Array | null {
+  if (text.length % 4 !== 0 || !BASE64.test(text)) return null;
+  const binary = atob(text);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}

@@ -1,0 +1,99 @@
+/**
+ * The rules for remote file names and user names, in one place for both
+ * sides: the client checks before it connects, the server before it touches
+ * the disk.
+ *
+ * A remote name is relative and `/`-separated, like an object key: `a.txt`,
+ * `notes/2026/today.txt`.
+ *
+ * @module
+ */
+
+/** The longest remote name, in UTF-8 bytes. */
+export const MAX_NAME_BYTES = 1024;
+
+/** The longest single segment of a name, in UTF-8 bytes (most file systems' limit). */
+export const MAX_SEGMENT_BYTES = 255;
+
+/** The longest user name, in UTF-8 bytes. */
+export const MAX_USER_BYTES = 64;
+
+/** Segments starting with this are the server's own (temporary files); no name may use them. */
+export const RESERVED_PREFIX = ".dfos-";
+
+const encoder = new TextEncoder();
+// C0 controls, DEL and C1 controls: they have no business in a file name and
+// can carry terminal escape sequences.
+// deno-lint-ignore no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
+/**
+ * Says what is wrong with a remote name, or returns undefined when it is
+ * acceptable.
+ *
+ * @param name The name as given.
+ * @returns A phrase such as `segment ".." is not allowed`, or undefined.
+ *
+ * @example Usage
+ * ```ts
+ * import { nameProblem } from "./names.ts";
+ * console.assert(nameProblem("notes/today.txt") === undefined);
+ * console.assert(nameProblem("../etc/passwd") !== undefined);
+ * ```
+ */
+export function nameProblem(name: string): string | undefined {
+  if (name.length === 0) return "name is empty";
+  if (!name.isWellFormed()) return "name is not valid Unicode";
+  if (CONTROL.test(name)) return "name contains a control character";
+  if (encoder.encode(name).length > MAX_NAME_BYTES) return `name is longer than ${MAX_NAME_BYTES} bytes`;
+  if (name.includes("\\")) return 'name contains "\\" (use "/" between folders)';
+  if (name.startsWith("/")) return 'name is absolute (it starts with "/")';
+  if (name.normalize("NFC") !== name) return "name is not in Unicode normal form C";
+  for (const segment of name.split("/")) {
+    const problem = segmentProblem(segment);
+    if (problem) return problem;
+  }
+  return undefined;
+}
+
+function segmentProblem(segment: string): string | undefined {
+  if (segment === "") return 'name has an empty segment ("//" or a "/" at the end)';
+  if (segment === "." || segment === "..") return `segment "${segment}" is not allowed`;
+  if (segment.startsWith(RESERVED_PREFIX)) return `segments starting with "${RESERVED_PREFIX}" are reserved`;
+  if (encoder.encode(segment).length > MAX_SEGMENT_BYTES) {
+    return `a segment is longer than ${MAX_SEGMENT_BYTES} bytes`;
+  }
+  return undefined;
+}
+
+/**
+ * Says what is wrong with a user name, or returns undefined when it is
+ * acceptable. A user name is one segment of a remote name (it names the
+ * user's folder), does not start with ".", contains no ":" and is at most
+ * {@linkcode MAX_USER_BYTES} bytes.
+ *
+ * @param user The user name.
+ * @returns A phrase, or undefined.
+ */
+export function userProblem(user: string): string | undefined {
+  if (user.includes("/")) return 'user name contains "/"';
+  if (user.includes(":")) return 'user name contains ":"';
+  if (user.startsWith(".")) return 'user name starts with "."';
+  if (encoder.encode(user).length > MAX_USER_BYTES) return `user name is longer than ${MAX_USER_BYTES} bytes`;
+  return nameProblem(user)?.replace(/^name/, "user name");
+}
+
+/**
+ * Returns a name safe to print on a terminal: control characters and
+ * backslashes are written as escapes (`\x1b`, `\\`).
+ *
+ * @param name Any string.
+ * @returns The printable form.
+ */
+export function printableName(name: string): string {
+  // deno-lint-ignore no-control-regex
+  return name.replace(/[\u0000-\u001f\u007f-\u009f\\]/g, (char) => {
+    if (char === "\\") return "\\\\";
+    return `\\x${char.charCodeAt(0).toString(16).padStart(2, "0")}`;
+  });
+}
