@@ -73,14 +73,13 @@ export class LocalStorage implements Storage {
   }
 
   async prepareUser(user: string): Promise<void> {
-    const dir = this.#userDir(user);
-    await Deno.mkdir(dir, { recursive: true, mode: 0o750 });
-    await requireDirectory(dir, user);
+    await Deno.mkdir(this.#userPath(user), { recursive: true, mode: 0o750 });
+    await this.#userDir(user);
   }
 
   async beginUpload(user: string, name: string): Promise<Upload> {
     checkName(name);
-    const dir = this.#userDir(user);
+    const dir = await this.#userDir(user);
     const partialDir = join(dir, PARTIAL_DIR);
     await Deno.mkdir(partialDir, { recursive: true, mode: 0o700 });
     await requireDirectory(partialDir, PARTIAL_DIR);
@@ -119,7 +118,7 @@ export class LocalStorage implements Storage {
     const info = await lstatFile(path, name);
     await Deno.remove(path);
     // Folders exist only to hold files: drop the ones this left empty.
-    const dir = this.#userDir(user);
+    const dir = await this.#userDir(user);
     const segments = name.split("/");
     for (let depth = segments.length - 1; depth > 0; depth--) {
       try {
@@ -161,7 +160,7 @@ export class LocalStorage implements Storage {
       }
       return false;
     };
-    const more = await walk(this.#userDir(user), "");
+    const more = await walk(await this.#userDir(user), "");
     return { entries, next: more && entries.length > 0 ? entries[entries.length - 1].name : null };
   }
 
@@ -169,16 +168,23 @@ export class LocalStorage implements Storage {
     await Promise.all([...this.#uploads].map((upload) => upload.abort()));
   }
 
-  #userDir(user: string): string {
+  #userPath(user: string): string {
     const problem = userProblem(user);
     if (problem) throw new DfosError(Status.BAD_NAME, `Cannot use user "${user}": ${problem}`);
     return join(this.root, user);
   }
 
+  /** The user's folder, checked to be a real folder (not a link) on every use. */
+  async #userDir(user: string): Promise<string> {
+    const path = this.#userPath(user);
+    checkFolder(await Deno.lstat(path), user, user);
+    return path;
+  }
+
   /** The path of an existing `name`: every folder on the way must be a real folder. */
   async #existingPath(user: string, name: string): Promise<string> {
     const segments = name.split("/");
-    let path = this.#userDir(user);
+    let path = await this.#userDir(user);
     for (let i = 0; i < segments.length - 1; i++) {
       path = join(path, segments[i]);
       let info: Deno.FileInfo;

@@ -116,7 +116,9 @@ export class FrameDecoderStream extends TransformStream<Uint8Array, Frame> {
   /** Header bytes gathered so far when a header spans chunks. */
   #header = new Uint8Array(FRAME_HEADER_BYTES);
   #headerFilled = 0;
-  /** The payload being gathered, once its header is known and it spans chunks. */
+  /** The current frame's payload length once its header is complete, else null. */
+  #payloadLength: number | null = null;
+  /** The payload being gathered, when it spans chunks. */
   #payload: Uint8Array | null = null;
   #payloadFilled = 0;
   #type = 0;
@@ -130,7 +132,7 @@ export class FrameDecoderStream extends TransformStream<Uint8Array, Frame> {
     super({
       transform: (chunk, controller) => this.#transform(chunk, controller),
       flush: () => {
-        if (this.#headerFilled > 0 || this.#payload !== null) {
+        if (this.#headerFilled > 0 || this.#payloadLength !== null) {
           throw new SyntaxError("Cannot decode frame: the stream ended inside a frame");
         }
       },
@@ -150,58 +152,63 @@ export class FrameDecoderStream extends TransformStream<Uint8Array, Frame> {
   #transform(chunk: Uint8Array, controller: TransformStreamDefaultController<Frame>): void {
     let offset = 0;
     while (offset < chunk.length) {
-      if (this.#payload !== null) {
-        offset = this.#fillPayload(chunk, offset, controller);
+      if (this.#payloadLength === null) {
+        offset = this.#readHeader(chunk, offset);
         continue;
       }
-      let length: number;
-      if (this.#headerFilled === 0 && chunk.length - offset >= FRAME_HEADER_BYTES) {
-        length = new DataView(chunk.buffer, chunk.byteOffset + offset, 4).getUint32(0);
-        this.#type = chunk[offset + 4];
-        offset += FRAME_HEADER_BYTES;
-      } else {
-        const take = Math.min(FRAME_HEADER_BYTES - this.#headerFilled, chunk.length - offset);
-        this.#header.set(chunk.subarray(offset, offset + take), this.#headerFilled);
-        this.#headerFilled += take;
-        offset += take;
-        if (this.#headerFilled < FRAME_HEADER_BYTES) return;
-        this.#headerFilled = 0;
-        length = new DataView(this.#header.buffer).getUint32(0);
-        this.#type = this.#header[4];
-      }
-      if (length === 0) {
-        throw new SyntaxError("Cannot decode frame: length is 0");
-      }
-      if (length > this.#maxFrameLength) {
-        throw new RangeError(
-          `Cannot decode frame: length ${length} exceeds the limit of ${this.#maxFrameLength}`,
-        );
-      }
-      const payloadLength = length - 1;
-      if (chunk.length - offset >= payloadLength) {
+      const payloadLength = this.#payloadLength;
+      if (this.#payload === null && chunk.length - offset >= payloadLength) {
+        // The whole payload is in this chunk: pass a view, copy nothing.
         controller.enqueue({ type: this.#type, payload: chunk.subarray(offset, offset + payloadLength) });
         offset += payloadLength;
-      } else {
-        this.#payload = new Uint8Array(payloadLength);
-        this.#payloadFilled = 0;
+        this.#payloadLength = null;
+        continue;
       }
+      // The payload spans chunks: gather it, once, into a buffer of its exact size.
+      this.#payload ??= new Uint8Array(payloadLength);
+      const take = Math.min(payloadLength - this.#payloadFilled, chunk.length - offset);
+      this.#payload.set(chunk.subarray(offset, offset + take), this.#payloadFilled);
+      this.#payloadFilled += take;
+      offset += take;
+      if (this.#payloadFilled === payloadLength) {
+        controller.enqueue({ type: this.#type, payload: this.#payload });
+        this.#payload = null;
+        this.#payloadFilled = 0;
+        this.#payloadLength = null;
+      }
+    }
+    // A frame with an empty payload is complete as soon as its header is.
+    if (this.#payloadLength === 0) {
+      controller.enqueue({ type: this.#type, payload: new Uint8Array(0) });
+      this.#payloadLength = null;
     }
   }
 
-  #fillPayload(
-    chunk: Uint8Array,
-    offset: number,
-    controller: TransformStreamDefaultController<Frame>,
-  ): number {
-    const payload = this.#payload!;
-    const take = Math.min(payload.length - this.#payloadFilled, chunk.length - offset);
-    payload.set(chunk.subarray(offset, offset + take), this.#payloadFilled);
-    this.#payloadFilled += take;
-    if (this.#payloadFilled === payload.length) {
-      this.#payload = null;
-      controller.enqueue({ type: this.#type, payload });
+  /** Reads (part of) a header from `chunk` at `offset`; checks the length once complete. */
+  #readHeader(chunk: Uint8Array, offset: number): number {
+    let length: number;
+    if (this.#headerFilled === 0 && chunk.length - offset >= FRAME_HEADER_BYTES) {
+      length = new DataView(chunk.buffer, chunk.byteOffset + offset, 4).getUint32(0);
+      this.#type = chunk[offset + 4];
+      offset += FRAME_HEADER_BYTES;
+    } else {
+      const take = Math.min(FRAME_HEADER_BYTES - this.#headerFilled, chunk.length - offset);
+      this.#header.set(chunk.subarray(offset, offset + take), this.#headerFilled);
+      this.#headerFilled += take;
+      offset += take;
+      if (this.#headerFilled < FRAME_HEADER_BYTES) return offset;
+      this.#headerFilled = 0;
+      length = new DataView(this.#header.buffer).getUint32(0);
+      this.#type = this.#header[4];
     }
-    return offset + take;
+    if (length === 0) {
+      throw new SyntaxError("Cannot decode frame: length is 0");
+    }
+    if (length > this.#maxFrameLength) {
+      throw new RangeError(`Cannot decode frame: length ${length} exceeds the limit of ${this.#maxFrameLength}`);
+    }
+    this.#payloadLength = length - 1;
+    return offset;
   }
 }
 

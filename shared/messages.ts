@@ -86,10 +86,10 @@ const TYPES_BY_CODE = new Map<number, MessageType>(
 );
 
 /** Field kinds the JSON messages use. */
-type FieldKind = "string" | "size" | "size?" | "bytes" | "strings" | "entries" | "string?" | "code";
+export type FieldKind = "string" | "size" | "size?" | "bytes" | "strings" | "entries" | "string?" | "code";
 
-/** The JSON fields of every message but DATA, in wire order. */
-const FIELDS: Readonly<Record<Exclude<MessageType, "data">, Readonly<Record<string, FieldKind>>>> = {
+/** The JSON fields of every message but DATA, in wire order, with their kinds. */
+export const MESSAGE_FIELDS: Readonly<Record<Exclude<MessageType, "data">, Readonly<Record<string, FieldKind>>>> = {
   "hello": { protocol: "string", version: "size", agent: "string" },
   "welcome": { version: "size", agent: "string", mechanisms: "strings" },
   "auth": { mechanism: "string", data: "bytes" },
@@ -120,7 +120,7 @@ const decoder = new TextDecoder("utf-8", { fatal: true });
 export function encodeMessage(message: Message): Frame {
   const type = MESSAGE_CODES[message.type];
   if (message.type === "data") return { type, payload: message.chunk };
-  const fields = FIELDS[message.type];
+  const fields = MESSAGE_FIELDS[message.type];
   const json: Record<string, unknown> = {};
   for (const [field, kind] of Object.entries(fields)) {
     const value = (message as unknown as Record<string, unknown>)[field];
@@ -168,7 +168,7 @@ export function decodeMessage(frame: Frame): Message {
   if (typeof json !== "object" || json === null || Array.isArray(json)) {
     throw badShape(type, "payload is not a JSON object");
   }
-  const fields = FIELDS[type];
+  const fields = MESSAGE_FIELDS[type];
   const record = json as Record<string, unknown>;
   for (const key of Object.keys(record)) {
     if (!Object.hasOwn(fields, key)) throw badShape(type, `unknown field "${key}"`);

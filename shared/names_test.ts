@@ -1,0 +1,149 @@
+import assert from "node:assert/strict";
+import { MAX_NAME_BYTES, MAX_SEGMENT_BYTES, MAX_USER_BYTES, nameProblem, printableName, userProblem } from "./names.ts";
+
+const encoder = new TextEncoder();
+
+const EMPTY_SEGMENT = 'name has an empty segment ("//" or a "/" at the end)';
+const CONTROL = "name contains a control character";
+const BACKSLASH = 'name contains "\\" (use "/" between folders)';
+const RESERVED = 'segments starting with ".dfos-" are reserved';
+const LONG_SEGMENT = `a segment is longer than ${MAX_SEGMENT_BYTES} bytes`;
+const LONG_NAME = `name is longer than ${MAX_NAME_BYTES} bytes`;
+
+/** A name of exactly `bytes` UTF-8 bytes made of segments of at most `segment` bytes. */
+function nameOfBytes(bytes: number, segment = 100): string {
+  const parts: string[] = [];
+  let left = bytes;
+  while (left > segment) {
+    const take = Math.min(segment, left - 2); // leave room for "/" and a non-empty segment
+    parts.push("x".repeat(take));
+    left -= take + 1;
+  }
+  parts.push("x".repeat(left));
+  return parts.join("/");
+}
+
+const ACCEPTABLE: string[] = [
+  "a",
+  "a.txt",
+  "notes/2026/today.txt",
+  ".hidden",
+  "..a",
+  "a..",
+  "...",
+  "a b",
+  " leading space",
+  "-rf",
+  "~",
+  "a:b",
+  "#hash",
+  "\u00e9t\u00e9.txt", // NFC
+  "\u65e5\u672c\u8a9e/\u30d5\u30a1\u30a4\u30eb.txt",
+  "\u{1f600}.png", // a well-formed surrogate pair
+  ".dfos", // not the reserved prefix itself
+  "dfos-x",
+  "a/.dfosx",
+  "a/dfos-partial/x",
+  "x".repeat(MAX_SEGMENT_BYTES),
+  "\u00e9".repeat(127) + "x", // 255 bytes in 128 characters
+  nameOfBytes(MAX_NAME_BYTES),
+  nameOfBytes(MAX_NAME_BYTES, MAX_SEGMENT_BYTES),
+];
+
+const HOSTILE: [string, string, string][] = [
+  ["empty", "", "name is empty"],
+  ["absolute", "/abs", 'name is absolute (it starts with "/")'],
+  ["root", "/", 'name is absolute (it starts with "/")'],
+  ["double slash", "a//b", EMPTY_SEGMENT],
+  ["trailing slash", "a/", EMPTY_SEGMENT],
+  ["dot", ".", 'segment "." is not allowed'],
+  ["dot dot", "..", 'segment ".." is not allowed'],
+  ["dot dot in the middle", "a/../b", 'segment ".." is not allowed'],
+  ["dot dot at the end", "a/..", 'segment ".." is not allowed'],
+  ["leading dot segment", "./a", 'segment "." is not allowed'],
+  ["backslash", "a\\b", BACKSLASH],
+  ["backslash dot dot", "..\\x", BACKSLASH],
+  ["NUL", "a\u0000b", CONTROL],
+  ["newline", "a\nb", CONTROL],
+  ["tab", "a\tb", CONTROL],
+  ["terminal escape", "\x1b[31m", CONTROL],
+  ["DEL", "a\u007f", CONTROL],
+  ["C1 CSI", "\u009b31m", CONTROL],
+  ["C1 NEL", "a\u0085", CONTROL],
+  ["lone high surrogate", "\ud800", "name is not valid Unicode"],
+  ["lone low surrogate", "a\udc00b", "name is not valid Unicode"],
+  ["not NFC", "e\u0301", "name is not in Unicode normal form C"],
+  ["reserved first segment", ".dfos-partial/x", RESERVED],
+  ["reserved last segment", "a/.dfos-x", RESERVED],
+  ["reserved prefix alone", ".dfos-", RESERVED],
+  ["256-byte segment", "x".repeat(MAX_SEGMENT_BYTES + 1), LONG_SEGMENT],
+  ["256-byte segment in the middle", `a/${"x".repeat(MAX_SEGMENT_BYTES + 1)}/b`, LONG_SEGMENT],
+  ["256-byte segment of 2-byte characters", "\u00e9".repeat(128), LONG_SEGMENT],
+  ["name over 1024 bytes", nameOfBytes(MAX_NAME_BYTES + 1), LONG_NAME],
+  ["name over 1024 bytes in 3-byte characters", "\u65e5/".repeat(256) + "\u65e5", LONG_NAME],
+];
+
+Deno.test("nameProblem accepts ordinary names", () => {
+  for (const name of ACCEPTABLE) {
+    assert.equal(nameProblem(name), undefined, JSON.stringify(name.length > 40 ? name.slice(0, 40) + "..." : name));
+  }
+  for (const segment of [100, MAX_SEGMENT_BYTES]) {
+    assert.equal(encoder.encode(nameOfBytes(MAX_NAME_BYTES, segment)).length, MAX_NAME_BYTES);
+  }
+});
+
+Deno.test("nameProblem names the problem of each hostile name", async (t) => {
+  for (const [label, name, problem] of HOSTILE) {
+    await t.step(label, () => assert.equal(nameProblem(name), problem));
+  }
+  assert.equal(encoder.encode(nameOfBytes(MAX_NAME_BYTES + 1)).length, MAX_NAME_BYTES + 1);
+});
+
+Deno.test("userProblem accepts ordinary user names", () => {
+  for (const user of ["alice", "bob-2", "a", "user_name", "Ren\u00e9", "x".repeat(MAX_USER_BYTES)]) {
+    assert.equal(userProblem(user), undefined, user);
+  }
+});
+
+Deno.test("userProblem refuses slashes, colons, a leading dot, long names and bad names", () => {
+  const cases: [string, string][] = [
+    ["a/b", 'user name contains "/"'],
+    ["/alice", 'user name contains "/"'],
+    ["a:b", 'user name contains ":"'],
+    [":", 'user name contains ":"'],
+    [".alice", 'user name starts with "."'],
+    [".", 'user name starts with "."'],
+    ["..", 'user name starts with "."'],
+    [".dfos-partial", 'user name starts with "."'],
+    ["x".repeat(MAX_USER_BYTES + 1), `user name is longer than ${MAX_USER_BYTES} bytes`],
+    ["\u00e9".repeat(MAX_USER_BYTES / 2 + 1), `user name is longer than ${MAX_USER_BYTES} bytes`],
+    ["", "user name is empty"],
+    ["a\u0000", "user name contains a control character"],
+    ["a\\b", 'user name contains "\\" (use "/" between folders)'],
+    ["\ud800", "user name is not valid Unicode"],
+    ["e\u0301", "user name is not in Unicode normal form C"],
+  ];
+  for (const [user, problem] of cases) assert.equal(userProblem(user), problem, JSON.stringify(user));
+});
+
+Deno.test("printableName escapes control characters and backslashes", () => {
+  const cases: [string, string][] = [
+    ["plain.txt", "plain.txt"],
+    ["\u00e9t\u00e9/\u65e5\u672c", "\u00e9t\u00e9/\u65e5\u672c"],
+    ["\x1b[31mred", "\\x1b[31mred"],
+    ["a\nb", "a\\x0ab"],
+    ["\u0000", "\\x00"],
+    ["\u007f", "\\x7f"],
+    ["\u009b", "\\x9b"],
+    ["a\\b", "a\\\\b"],
+    ["\\x1b", "\\\\x1b"], // a literal backslash cannot pass for an escape
+  ];
+  for (const [name, printable] of cases) assert.equal(printableName(name), printable, JSON.stringify(name));
+});
+
+Deno.test("printableName leaves no control character in its output", () => {
+  let all = "";
+  for (let code = 0; code < 0x100; code++) all += String.fromCharCode(code);
+  // deno-lint-ignore no-control-regex
+  assert.doesNotMatch(printableName(all), /[\u0000-\u001f\u007f-\u009f]/);
+});
