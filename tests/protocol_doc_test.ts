@@ -39,7 +39,7 @@ Deno.test("PROTOCOL.md lists every message with its code and fields as shared/me
 
 Deno.test("PROTOCOL.md lists every status code as shared/status.ts does", () => {
   const statusStart = doc.indexOf("## Status codes");
-  const statusRows = doc.slice(statusStart).split("\n").filter((line) => /^\| \d+ \|/.test(line))
+  const statusRows = doc.slice(statusStart).split("\n").filter((line) => /^\|\s*\d+\s*\|/.test(line))
     .map((line) => line.split("|").slice(1, 3).map((cell) => cell.trim()));
   assert.deepEqual(
     statusRows.map(([code, name]) => [Number(code), name]),
