@@ -13,24 +13,51 @@ const SHOW_AFTER_MS = 1000;
 /** Least time between two redraws, milliseconds. */
 const REDRAW_MS = 100;
 
+/** Options for {@linkcode Progress}. */
+export interface ProgressOptions {
+  /**
+   * Draw at all.
+   *
+   * @default {Deno.stderr.isTerminal()}
+   */
+  enabled?: boolean;
+  /**
+   * Where the bar is written.
+   *
+   * @default {writing to standard error}
+   */
+  write?: (text: string) => void;
+  /**
+   * The clock, in milliseconds.
+   *
+   * @default {performance.now}
+   */
+  now?: () => number;
+}
+
 /** A progress bar for one transfer. */
 export class Progress {
   readonly #label: string;
   #total: number | null;
   readonly #enabled: boolean;
-  readonly #started = performance.now();
-  #lastDraw = 0;
+  readonly #write: (text: string) => void;
+  readonly #now: () => number;
+  readonly #started: number;
+  #lastDraw = -Infinity;
   #drawn = false;
 
   /**
    * @param label What is moving, e.g. the file name.
-   * @param total Total bytes, or null when unknown (standard input).
-   * @param enabled Draw at all; defaults to whether standard error is a terminal.
+   * @param total Total bytes, or null when unknown (yet).
+   * @param options Where and whether to draw.
    */
-  constructor(label: string, total: number | null, enabled = Deno.stderr.isTerminal()) {
+  constructor(label: string, total: number | null, options: ProgressOptions = {}) {
     this.#label = label;
     this.#total = total;
-    this.#enabled = enabled;
+    this.#enabled = options.enabled ?? Deno.stderr.isTerminal();
+    this.#write = options.write ?? ((text) => Deno.stderr.writeSync(encoder.encode(text)));
+    this.#now = options.now ?? (() => performance.now());
+    this.#started = this.#now();
   }
 
   /** Total bytes, once known. */
@@ -45,16 +72,16 @@ export class Progress {
    */
   update(bytes: number): void {
     if (!this.#enabled) return;
-    const now = performance.now();
+    const now = this.#now();
     if (now - this.#started < SHOW_AFTER_MS || now - this.#lastDraw < REDRAW_MS) return;
     this.#lastDraw = now;
     this.#drawn = true;
-    Deno.stderr.writeSync(encoder.encode(`\r\x1b[K${this.#line(bytes, now)}`));
+    this.#write(`\r\x1b[K${this.#line(bytes, now)}`);
   }
 
   /** Clears the bar, if it was drawn. */
   done(): void {
-    if (this.#drawn) Deno.stderr.writeSync(encoder.encode("\r\x1b[K"));
+    if (this.#drawn) this.#write("\r\x1b[K");
     this.#drawn = false;
   }
 
