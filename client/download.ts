@@ -11,14 +11,31 @@ import { TempFile } from "../shared/temp_file.ts";
 import type { Download } from "./connection.ts";
 
 /**
- * Saves a download to `path` atomically: on any failure the previous file at
- * `path`, if any, is untouched and no temporary file is left.
+ * Creates the temporary file for a download to `path`, beside it (so the final
+ * rename stays on one file system). Call before asking the server, so that an
+ * unwritable destination fails first.
+ *
+ * @param path The local file to be written.
+ * @returns The temporary file.
+ */
+export async function prepareLocalFile(path: string): Promise<TempFile> {
+  try {
+    return await TempFile.create(join(dirname(path), `.${crypto.randomUUID()}.dfos-part`), 0o644);
+  } catch (error) {
+    throw new Error(`Cannot write "${path}": ${(error as Error).message.replace(/:.*$/s, "")}`, { cause: error });
+  }
+}
+
+/**
+ * Saves a download to `path` atomically through `temp` (from
+ * {@linkcode prepareLocalFile}): on any failure the previous file at `path`,
+ * if any, is untouched and the temporary file is removed.
  *
  * @param download The download, before its body is read.
+ * @param temp The temporary file beside `path`.
  * @param path The local file.
  */
-export async function saveToFile(download: Download, path: string): Promise<void> {
-  const temp = await TempFile.create(join(dirname(path), `.${crypto.randomUUID()}.dfos-part`), 0o644);
+export async function saveToFile(download: Download, temp: TempFile, path: string): Promise<void> {
   try {
     for await (const chunk of download.body.chunks()) await temp.write(chunk);
     await temp.moveTo(path);

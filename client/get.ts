@@ -8,7 +8,7 @@
 import { join } from "node:path";
 import { type Command, UsageError } from "../shared/cli.ts";
 import { CLIENT_OPTIONS, CLIENT_OPTIONS_USAGE, withClient } from "./options.ts";
-import { saveToFile, writeToStdout } from "./download.ts";
+import { prepareLocalFile, saveToFile, writeToStdout } from "./download.ts";
 import { Progress } from "./progress.ts";
 import { baseName, remoteName } from "./remote_name.ts";
 
@@ -28,17 +28,22 @@ ${CLIENT_OPTIONS_USAGE}`,
     }
     const name = remoteName(positionals[0]);
     const local = await localTarget(positionals[1] ?? baseName(name), baseName(name));
-    await withClient({ values, positionals }, async (client) => {
-      const progress = new Progress(name, null);
-      const download = await client.get(name, { onProgress: (bytes) => progress.update(bytes) });
-      progress.total = download.file.size;
-      try {
-        if (local === "-") await writeToStdout(download);
-        else await saveToFile(download, local);
-      } finally {
-        progress.done();
-      }
-    });
+    const temp = local === "-" ? null : await prepareLocalFile(local);
+    try {
+      await withClient({ values, positionals }, async (client) => {
+        const progress = new Progress(name, null);
+        const download = await client.get(name, { onProgress: (bytes) => progress.update(bytes) });
+        progress.total = download.file.size;
+        try {
+          if (temp === null) await writeToStdout(download);
+          else await saveToFile(download, temp, local);
+        } finally {
+          progress.done();
+        }
+      });
+    } finally {
+      await temp?.remove();
+    }
   },
 };
 

@@ -253,11 +253,12 @@ class LocalUpload implements Upload {
     const { temp, name, fsync } = this.#parts;
     if (this.#settled) throw new DfosError(Status.ABORTED, `Upload of "${name}" was aborted`);
     try {
+      // What this upload stored, taken before the rename: another upload to the same name may replace it at once.
+      const info = await temp.stat();
       await temp.close(fsync);
       const target = await this.#parts.commitTo(temp.path);
       this.#settle();
       if (fsync) await syncFolder(target);
-      const info = await Deno.lstat(target);
       return { name, size: info.size, mtime: info.mtime?.getTime() ?? 0 };
     } catch (error) {
       await this.abort();

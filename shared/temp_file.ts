@@ -38,6 +38,11 @@ export class TempFile {
     while (written < chunk.length) written += await this.#file.write(chunk.subarray(written));
   }
 
+  /** The file's size and modification time as written so far. */
+  async stat(): Promise<Deno.FileInfo> {
+    return await this.#file.stat();
+  }
+
   /**
    * Closes the file, after flushing its data to the disk when `sync` is set.
    *
