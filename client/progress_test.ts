@@ -21,7 +21,7 @@ Deno.test("Progress shows bytes, rate and ETA after a second, then clears its li
   advance(2000);
   progress.update(50 * 2 ** 20);
   assert.equal(written.length, 1);
-  assert.match(written[0], /^\r\x1b\[K/);
+  assert.ok(written[0].startsWith("\r\x1b[K"));
   assert.match(written[0], /big\.bin/);
   assert.match(written[0], /50%/);
   assert.match(written[0], /50\.0 MiB \/ 100\.0 MiB/);

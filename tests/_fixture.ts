@@ -1,0 +1,299 @@
+/**
+ * What the end-to-end tests share: a real server started in-process on port 0
+ * in a fresh temporary folder (`startServer()`), the real `dfos` command line
+ * run as a subprocess (`runCli()`, `spawnCli()`), random data and SHA-256.
+ *
+ * Internal to tests/: nothing here is part of dfos.
+ *
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { serve, type Server } from "../server/server.ts";
+
+/** The project's `main.ts`, as an absolute path. */
+export const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
+
+/** The project's folder (where deno.json is). */
+export const PROJECT_DIR = fileURLToPath(new URL("..", import.meta.url));
+
+/** The users every fixture server knows, with their passwords. */
+export const USERS: Readonly<Record<string, string>> = {
+  alice: "apple",
+  bob: "banana",
+  carol: "pass:word:with:colons",
+};
+
+/** A running server and its folders. */
+export interface Fixture extends AsyncDisposable {
+  /** The server itself. */
+  server: Server;
+  /** The port it listens on (127.0.0.1). */
+  port: number;
+  /** `127.0.0.1:PORT`, for `DFOS_SERVER` and `DfosClient.connect`. */
+  address: string;
+  /** The storage root: users' files are in `ROOT/<user>/`. */
+  root: string;
+  /** The temporary folder holding everything; removed by `shutdown()`. */
+  dir: string;
+  /** A folder for the tests' local files (inside `dir`). */
+  local: string;
+  /** The users file the server reads (re-read when it changes). */
+  users: string;
+  /** The environment that makes the CLI talk to this server as `user`. */
+  envFor(user: string, password?: string): Record<string, string>;
+  /** Stops the server and removes the temporary folder. Safe to call twice. */
+  shutdown(): Promise<void>;
+}
+
+/**
+ * Starts a server on 127.0.0.1, port 0, in a fresh temporary folder with a
+ * users file listing {@linkcode USERS}.
+ *
+ * @returns The fixture; call `shutdown()` (or `await using`) when done.
+ */
+export async function startServer(): Promise<Fixture> {
+  const dir = await Deno.makeTempDir({ prefix: "dfos_test_" });
+  const root = join(dir, "root");
+  const local = join(dir, "local");
+  const users = join(dir, "users.txt");
+  await Deno.mkdir(local);
+  await Deno.writeTextFile(
+    users,
+    "# test users\n" + Object.entries(USERS).map(([user, password]) => `${user}:${password}\n`).join(""),
+  );
+  let server: Server;
+  try {
+    server = await serve({ hostname: "127.0.0.1", port: 0, root, users });
+  } catch (error) {
+    await Deno.remove(dir, { recursive: true });
+    throw error;
+  }
+  const port = server.addr.port;
+  const address = `127.0.0.1:${port}`;
+  let stopped: Promise<void> | null = null;
+  const shutdown = () => {
+    stopped ??= (async () => {
+      await server.shutdown();
+      await Deno.remove(dir, { recursive: true });
+    })();
+    return stopped;
+  };
+  return {
+    server,
+    port,
+    address,
+    root,
+    dir,
+    local,
+    users,
+    envFor: (user, password = USERS[user]) => ({
+      DFOS_SERVER: address,
+      DFOS_USER: user,
+      DFOS_PASSWORD: password,
+    }),
+    shutdown,
+    [Symbol.asyncDispose]: shutdown,
+  };
+}
+
+/** Options for {@linkcode runCli} and {@linkcode spawnCli}. */
+export interface CliOptions {
+  /** Standard input; without it the child's standard input is /dev/null. */
+  stdin?: Uint8Array | string;
+  /**
+   * Variables set for the child (undefined leaves one unset). The child does
+   * not inherit the test's environment, apart from what Deno itself needs.
+   */
+  env?: Record<string, string | undefined>;
+  /** The child's working folder. */
+  cwd?: string;
+}
+
+/** How a CLI run ended. */
+export interface CliResult {
+  /** The exit code. */
+  code: number;
+  /** Standard output, raw. */
+  stdout: Uint8Array;
+  /** Standard error, as text. */
+  stderr: string;
+}
+
+/** Variables passed through to the child so that Deno finds its cache and tools. */
+const PASS_THROUGH = ["PATH", "HOME", "DENO_DIR", "XDG_CACHE_HOME", "TMPDIR", "NPM_CONFIG_REGISTRY"];
+
+function childEnv(env: Record<string, string | undefined> = {}): Record<string, string> {
+  const result: Record<string, string> = {};
+  for (const name of PASS_THROUGH) {
+    const value = Deno.env.get(name);
+    if (value !== undefined) result[name] = value;
+  }
+  result.RUST_BACKTRACE = "0";
+  result.NO_COLOR = "1";
+  result.DENO_NO_UPDATE_CHECK = "1";
+  for (const [name, value] of Object.entries(env)) {
+    if (value === undefined) delete result[name];
+    else result[name] = value;
+  }
+  return result;
+}
+
+/**
+ * Starts `deno run -A main.ts ARGS...` with standard input, output and error
+ * piped. The caller owns the child: it must close `stdin` and await
+ * `output()` or `status`.
+ *
+ * @param args The arguments after `main.ts`.
+ * @param options Environment and working folder (`stdin` is ignored: write to `child.stdin`).
+ * @returns The child process.
+ */
+export function spawnCli(args: string[], options: Omit<CliOptions, "stdin"> = {}): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, ...args],
+    env: childEnv(options.env),
+    clearEnv: true,
+    cwd: options.cwd,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
+/**
+ * Runs the real `dfos` command line as a subprocess and waits for it.
+ *
+ * @param args The arguments after `main.ts` (`["put", "a.txt"]`).
+ * @param options Standard input, environment, working folder.
+ * @returns The exit code, raw standard output and standard error text.
+ */
+export async function runCli(args: string[], options: CliOptions = {}): Promise<CliResult> {
+  const command = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, ...args],
+    env: childEnv(options.env),
+    clearEnv: true,
+    cwd: options.cwd,
+    stdin: options.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  });
+  const child = command.spawn();
+  let feeding: Promise<void> = Promise.resolve();
+  if (options.stdin !== undefined) {
+    const bytes = typeof options.stdin === "string" ? new TextEncoder().encode(options.stdin) : options.stdin;
+    feeding = (async () => {
+      const writer = child.stdin.getWriter();
+      try {
+        await writer.write(bytes);
+        await writer.close();
+      } catch {
+        // The child exited without reading everything; its exit code tells the story.
+      }
+    })();
+  }
+  const [output] = await Promise.all([child.output(), feeding]);
+  return { code: output.code, stdout: output.stdout, stderr: new TextDecoder().decode(output.stderr) };
+}
+
+/**
+ * Returns `size` random bytes (crypto.getRandomValues, 64 KiB at a time).
+ *
+ * @param size How many bytes.
+ * @returns Fresh random bytes.
+ */
+export function randomBytes(size: number): Uint8Array {
+  const bytes = new Uint8Array(size);
+  for (let offset = 0; offset < size; offset += 65536) {
+    crypto.getRandomValues(bytes.subarray(offset, Math.min(size, offset + 65536)));
+  }
+  return bytes;
+}
+
+/**
+ * Returns the lower-case hex SHA-256 of some bytes.
+ *
+ * @param bytes The data.
+ * @returns The digest.
+ */
+export function sha256(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+/**
+ * Returns the lower-case hex SHA-256 of a file, read in 1 MiB pieces.
+ *
+ * @param path The file.
+ * @returns The digest.
+ */
+export async function sha256File(path: string): Promise<string> {
+  const hash = createHash("sha256");
+  using file = await Deno.open(path, { read: true });
+  const buffer = new Uint8Array(1 << 20);
+  while (true) {
+    const n = await file.read(buffer);
+    if (n === null) break;
+    hash.update(buffer.subarray(0, n));
+  }
+  return hash.digest("hex");
+}
+
+/**
+ * Lists the names in a folder, sorted; an absent folder lists as empty.
+ *
+ * @param dir The folder.
+ * @returns The entry names.
+ */
+export async function listDir(dir: string): Promise<string[]> {
+  const names: string[] = [];
+  try {
+    for await (const entry of Deno.readDir(dir)) names.push(entry.name);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return [];
+    throw error;
+  }
+  return names.sort();
+}
+
+/**
+ * Waits until `check` returns true, polling every 20 ms, for at most `timeoutMs`.
+ *
+ * @param check The condition.
+ * @param what What is awaited, for the error message.
+ * @param timeoutMs The longest wait.
+ * @throws {Error} when the condition is still false at the deadline.
+ */
+export async function waitFor(check: () => Promise<boolean> | boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!(await check())) {
+    if (performance.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
+    await delay(20);
+  }
+}
+
+/**
+ * Resolves after `ms` milliseconds (the timer is never left pending).
+ *
+ * @param ms The delay.
+ */
+export function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * Returns a port on 127.0.0.1 that nothing listens on (it was free a moment ago).
+ *
+ * @returns The port.
+ */
+export function closedPort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+/** Decodes bytes as UTF-8. */
+export function text(bytes: Uint8Array): string {
+  return new TextDecoder().decode(bytes);
+}
