@@ -180,7 +180,7 @@ export class Session {
       reply = await row.handle({ message, user: this.#user!, storage, body });
     } catch (error) {
       if (this.#channel.broken) throw error;
-      await this.#sendError(error, kind, "name" in message ? message.name : "");
+      await this.#sendError(error, kind, this.#name(message));
       // Answer at once, then drop the rest of the body so the next request is read in turn.
       await body?.discard();
       return;
@@ -203,7 +203,7 @@ export class Session {
     this.#bytesIn += bytesIn;
     this.#bytesOut += bytesOut;
     stats.operation(kind, bytesIn, bytesOut);
-    if (bytesIn + bytesOut > 0 || kind === "put" || kind === "get" || kind === "peek") {
+    if (row.body || reply.body) { // a transfer: one line with its figures
       const seconds = (performance.now() - started) / 1000;
       const bytes = bytesIn + bytesOut;
       const rate = seconds > 0 ? bytes / seconds / 1e6 : 0;
