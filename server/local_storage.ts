@@ -187,16 +187,7 @@ export class LocalStorage implements Storage {
     let path = await this.#userDir(user);
     for (let i = 0; i < segments.length - 1; i++) {
       path = join(path, segments[i]);
-      let info: Deno.FileInfo;
-      try {
-        info = await Deno.lstat(path);
-      } catch (error) {
-        if (error instanceof Deno.errors.NotFound) {
-          throw new DfosError(Status.NOT_FOUND, `Cannot find "${name}": no such file`);
-        }
-        throw error;
-      }
-      checkFolder(info, name, segments.slice(0, i + 1).join("/"));
+      checkFolder(await lstatExisting(path, name), name, segments.slice(0, i + 1).join("/"));
     }
     return join(path, segments[segments.length - 1]);
   }
@@ -317,16 +308,21 @@ function checkFolder(info: Deno.FileInfo, name: string, folder: string): void {
   }
 }
 
-async function lstatFile(path: string, name: string): Promise<Deno.FileInfo> {
-  let info: Deno.FileInfo;
+/** `lstat`s a path on the way to `name`; a missing one means `name` does not exist. */
+async function lstatExisting(path: string, name: string): Promise<Deno.FileInfo> {
   try {
-    info = await Deno.lstat(path);
+    return await Deno.lstat(path);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) {
       throw new DfosError(Status.NOT_FOUND, `Cannot find "${name}": no such file`);
     }
     throw error;
   }
+}
+
+/** `lstat`s the file `name` itself: it must be a regular file, not a link, folder or device. */
+async function lstatFile(path: string, name: string): Promise<Deno.FileInfo> {
+  const info = await lstatExisting(path, name);
   if (info.isSymlink) {
     throw new DfosError(Status.FORBIDDEN, `Cannot use "${name}": it is a symbolic link, which dfos does not follow`);
   }
