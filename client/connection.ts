@@ -15,7 +15,7 @@
 
 import { BodyReceiver, type BodySummary, sendBody } from "../shared/body.ts";
 import { Channel } from "../shared/channel.ts";
-import { type ListEntry, type MessageOf, PROTOCOL_VERSION } from "../shared/messages.ts";
+import { type DigestAlgorithm, type ListEntry, type MessageOf, PROTOCOL_VERSION } from "../shared/messages.ts";
 import { DfosError, Status } from "../shared/status.ts";
 import type { ClientMechanism } from "./auth/mechanism.ts";
 import { plainMechanism } from "./auth/plain.ts";
@@ -38,6 +38,12 @@ export interface ConnectOptions {
 
 /** Options for {@linkcode DfosClient.put}. */
 export interface PutOptions {
+  /**
+   * How the body is checked end to end: `crc32` (fast) or `sha256` (`--verify`).
+   *
+   * @default {"crc32"}
+   */
+  digest?: DigestAlgorithm;
   /** The body's length, when known in advance (the server then checks it). */
   size?: number | null;
   /** Called with the bytes sent so far. */
@@ -46,6 +52,12 @@ export interface PutOptions {
 
 /** Options for {@linkcode DfosClient.get}. */
 export interface GetOptions {
+  /**
+   * How the body is checked end to end: `crc32` (fast) or `sha256` (`--verify`).
+   *
+   * @default {"crc32"}
+   */
+  digest?: DigestAlgorithm;
   /** Only the first `limit` bytes (a preview). */
   limit?: number | null;
   /** Called with the bytes received so far. */
@@ -117,13 +129,19 @@ export class DfosClient {
    */
   async put(name: string, chunks: AsyncIterable<Uint8Array>, options: PutOptions = {}): Promise<BodySummary> {
     const channel = this.#channel;
-    await channel.send({ type: "put", name, size: options.size ?? null });
+    const digest = options.digest ?? "crc32";
+    const size = options.size ?? null;
+    await channel.send({ type: "put", name, size, digest });
     const refused = new AbortController();
     const reply = channel.expect("ok");
     reply.then(() => refused.abort(), (error) => refused.abort(error));
     let sent: BodySummary;
     try {
-      sent = await sendBody(channel, stopOnAbort(chunks, refused.signal), { onProgress: options.onProgress });
+      sent = await sendBody(channel, stopOnAbort(chunks, refused.signal), {
+        algorithm: digest,
+        sizeHint: size,
+        onProgress: options.onProgress,
+      });
     } catch (error) {
       if (refused.signal.aborted) await reply; // the server's refusal is the reason
       reply.catch(() => {});
@@ -144,9 +162,14 @@ export class DfosClient {
    * @returns The file's facts and its body.
    */
   async get(name: string, options: GetOptions = {}): Promise<Download> {
-    await this.#channel.send({ type: "get", name, limit: options.limit ?? null });
+    const digest = options.digest ?? "crc32";
+    await this.#channel.send({ type: "get", name, limit: options.limit ?? null, digest });
     const file = await this.#channel.expect("file");
-    const body = new BodyReceiver(this.#channel, { expectedSize: file.size, onProgress: options.onProgress });
+    const body = new BodyReceiver(this.#channel, {
+      expectedSize: file.size,
+      algorithm: digest,
+      onProgress: options.onProgress,
+    });
     return { file, body };
   }
 

@@ -7,7 +7,7 @@
 
 import { join } from "node:path";
 import { type Command, UsageError } from "../shared/cli.ts";
-import { CLIENT_OPTIONS, CLIENT_OPTIONS_USAGE, withClient } from "./options.ts";
+import { CLIENT_OPTIONS, CLIENT_OPTIONS_USAGE, VERIFY_OPTION, VERIFY_USAGE, withClient } from "./options.ts";
 import { prepareLocalFile, saveToFile, writeToStdout } from "./download.ts";
 import { Progress } from "./progress.ts";
 import { baseName, remoteName } from "./remote_name.ts";
@@ -20,8 +20,9 @@ Downloads REMOTE to LOCAL (default: REMOTE's base name in the current folder;
 a folder puts it inside; "-" writes to standard output). The local file is
 replaced only once the download has arrived whole and its digest matches.
 
+${VERIFY_USAGE}
 ${CLIENT_OPTIONS_USAGE}`,
-  options: CLIENT_OPTIONS,
+  options: { ...CLIENT_OPTIONS, ...VERIFY_OPTION },
   async run({ values, positionals }) {
     if (positionals.length < 1 || positionals.length > 2) {
       throw new UsageError("get takes REMOTE and an optional LOCAL");
@@ -32,7 +33,10 @@ ${CLIENT_OPTIONS_USAGE}`,
     try {
       await withClient({ values, positionals }, async (client) => {
         const progress = new Progress(name, null);
-        const download = await client.get(name, { onProgress: (bytes) => progress.update(bytes) });
+        const download = await client.get(name, {
+          digest: values.verify ? "sha256" : "crc32",
+          onProgress: (bytes) => progress.update(bytes),
+        });
         progress.total = download.file.size;
         try {
           if (temp === null) await writeToStdout(download);

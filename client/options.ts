@@ -19,6 +19,14 @@ export const CLIENT_OPTIONS: ParseArgsOptionsConfig = {
   user: { type: "string", short: "u" },
 };
 
+/** The flag of commands that move a whole file: check it with SHA-256 rather than CRC-32. */
+export const VERIFY_OPTION: ParseArgsOptionsConfig = { verify: { type: "boolean" } };
+
+/** The usage line for {@linkcode VERIFY_OPTION}. */
+export const VERIFY_USAGE =
+  "      --verify             check the body end to end with SHA-256 (default: CRC-32, which catches\n" +
+  "                           truncation and corruption at almost no cost)";
+
 /** The usage lines for {@linkcode CLIENT_OPTIONS}. */
 export const CLIENT_OPTIONS_USAGE = `Connection:
   -s, --server HOST:PORT   server address (env DFOS_SERVER, default ${DEFAULT_SERVER})

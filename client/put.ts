@@ -6,7 +6,7 @@
 
 import { type Command, UsageError } from "../shared/cli.ts";
 import { fileChunks } from "../shared/file_chunks.ts";
-import { CLIENT_OPTIONS, CLIENT_OPTIONS_USAGE, withClient } from "./options.ts";
+import { CLIENT_OPTIONS, CLIENT_OPTIONS_USAGE, VERIFY_OPTION, VERIFY_USAGE, withClient } from "./options.ts";
 import { Progress } from "./progress.ts";
 import { baseName, remoteName } from "./remote_name.ts";
 
@@ -19,8 +19,9 @@ reads standard input, and then REMOTE is required. REMOTE may contain folders
 ("notes/today.txt"). The upload replaces any previous version at once, and
 only once it has arrived whole.
 
+${VERIFY_USAGE}
 ${CLIENT_OPTIONS_USAGE}`,
-  options: CLIENT_OPTIONS,
+  options: { ...CLIENT_OPTIONS, ...VERIFY_OPTION },
   async run({ values, positionals }) {
     if (positionals.length < 1 || positionals.length > 2) {
       throw new UsageError("put takes LOCAL and an optional REMOTE");
@@ -46,7 +47,11 @@ ${CLIENT_OPTIONS_USAGE}`,
       await withClient({ values, positionals }, async (client) => {
         const progress = new Progress(name, size);
         try {
-          await client.put(name, fileChunks(source), { size, onProgress: (bytes) => progress.update(bytes) });
+          await client.put(name, fileChunks(source), {
+            size,
+            digest: values.verify ? "sha256" : "crc32",
+            onProgress: (bytes) => progress.update(bytes),
+          });
         } finally {
           progress.done();
         }

@@ -8,7 +8,13 @@
  */
 
 import type { BodyReceiver } from "../shared/body.ts";
-import { type ListEntry, MAX_CONTROL_LENGTH, type Message, type MessageOf } from "../shared/messages.ts";
+import {
+  type DigestAlgorithm,
+  type ListEntry,
+  MAX_CONTROL_LENGTH,
+  type Message,
+  type MessageOf,
+} from "../shared/messages.ts";
 import type { OperationKind } from "./stats.ts";
 import type { ReadHandle, Storage } from "./storage.ts";
 
@@ -28,8 +34,8 @@ export interface Request<T extends RequestType> {
 export interface Reply {
   /** The reply message. */
   message: Message;
-  /** A body to send after the message (a download); the session closes the handle. */
-  body?: { handle: ReadHandle; limit: number };
+  /** A body to send after the message (a download), checked with `algorithm`; the session closes the handle. */
+  body?: { handle: ReadHandle; limit: number; algorithm: DigestAlgorithm };
   /** Body bytes received while handling, for the log. */
   bytesIn?: number;
 }
@@ -83,7 +89,10 @@ export const HANDLERS: { [T in RequestType]: HandlerRow<T> } = {
       const handle = await storage.openRead(user, message.name);
       const limit = Math.min(handle.info.size, message.limit ?? Infinity);
       const { name, mtime } = handle.info;
-      return { message: { type: "file", name, size: limit, mtime }, body: { handle, limit } };
+      return {
+        message: { type: "file", name, size: limit, mtime },
+        body: { handle, limit, algorithm: message.digest },
+      };
     },
   },
   delete: {

@@ -10,7 +10,7 @@ import type { Logger } from "@logtape/logtape";
 import { BodyReceiver, sendBody } from "../shared/body.ts";
 import { Channel } from "../shared/channel.ts";
 import { MAX_FRAME_LENGTH } from "../shared/frames.ts";
-import { MAX_CONTROL_LENGTH, type Message, PROTOCOL_VERSION } from "../shared/messages.ts";
+import { MAX_CONTROL_LENGTH, type Message, type MessageOf, PROTOCOL_VERSION } from "../shared/messages.ts";
 import { printableName } from "../shared/names.ts";
 import { DfosError, Status, statusName } from "../shared/status.ts";
 import type { AuthMechanism, AuthStep } from "./auth/mechanism.ts";
@@ -171,9 +171,8 @@ export class Session {
     const row = HANDLERS[type];
     const { log, stats, storage } = this.#context;
     const kind = row.kind(message);
-    const body = row.body
-      ? new BodyReceiver(this.#channel, { expectedSize: "size" in message ? message.size : null })
-      : null;
+    const put = row.body ? message as MessageOf<"put"> : null;
+    const body = put ? new BodyReceiver(this.#channel, { expectedSize: put.size, algorithm: put.digest }) : null;
     const started = performance.now();
     let reply: Reply;
     try {
@@ -189,7 +188,8 @@ export class Session {
     let bytesOut = 0;
     if (reply.body) {
       try {
-        bytesOut = (await sendBody(this.#channel, reply.body.handle.read(reply.body.limit))).size;
+        const { handle, limit, algorithm } = reply.body;
+        bytesOut = (await sendBody(this.#channel, handle.read(limit), { algorithm, sizeHint: limit })).size;
       } catch (error) {
         stats.failure("SEND_FAILED");
         log.error`${kind} of ${printableName(this.#name(message))} for ${this.#user} failed while sending: ${error}`;

@@ -8,20 +8,31 @@
  */
 
 import type { Channel } from "./channel.ts";
-import { BodyDigest } from "./digest.ts";
+import { createDigest } from "./digest.ts";
 import { MAX_DATA_PAYLOAD } from "./frames.ts";
+import type { DigestAlgorithm } from "./messages.ts";
 import { DfosError, Status } from "./status.ts";
 
-/** What a body was: its length and digest. */
+/** What a body was: its length and check value. */
 export interface BodySummary {
   /** Bytes in the body. */
   size: number;
-  /** Lower-case hex SHA-256 of the body. */
+  /** The check algorithm. */
+  algorithm: DigestAlgorithm;
+  /** The check value, lower-case hex. */
   digest: string;
 }
 
 /** Options for {@linkcode sendBody}. */
 export interface SendBodyOptions {
+  /**
+   * The check algorithm END carries; the receiver must expect the same.
+   *
+   * @default {"crc32"}
+   */
+  algorithm?: DigestAlgorithm;
+  /** The body's length, if known (a small body's check needs no fast CRC loaded). */
+  sizeHint?: number | null;
   /** Called after each DATA frame with the bytes sent so far. */
   onProgress?: (sent: number) => void;
 }
@@ -44,7 +55,7 @@ export async function sendBody(
   chunks: AsyncIterable<Uint8Array>,
   options: SendBodyOptions = {},
 ): Promise<BodySummary> {
-  const digest = new BodyDigest();
+  const digest = await createDigest(options.algorithm ?? "crc32", { sizeHint: options.sizeHint });
   try {
     for await (const chunk of chunks) {
       for (let offset = 0; offset < chunk.length; offset += MAX_DATA_PAYLOAD) {
@@ -59,13 +70,19 @@ export async function sendBody(
     await channel.send({ type: "abort", reason: `Sender failed: ${reason}` }).catch(() => {});
     throw error;
   }
-  const summary = { size: digest.size, digest: digest.hex() };
-  await channel.send({ type: "end", size: summary.size, algorithm: digest.algorithm, digest: summary.digest });
+  const summary = { size: digest.size, algorithm: digest.algorithm, digest: digest.hex() };
+  await channel.send({ type: "end", ...summary });
   return summary;
 }
 
 /** Options for {@linkcode BodyReceiver}. */
 export interface BodyReceiverOptions {
+  /**
+   * The check algorithm announced before the body; an END naming another is refused.
+   *
+   * @default {"crc32"}
+   */
+  algorithm?: DigestAlgorithm;
   /** The length announced before the body; a body of another length is refused. */
   expectedSize?: number | null;
   /** Called after each DATA frame with the bytes received so far. */
@@ -82,7 +99,6 @@ export interface BodyReceiverOptions {
 export class BodyReceiver {
   readonly #channel: Channel;
   readonly #options: BodyReceiverOptions;
-  readonly #digest = new BodyDigest();
   #finished = false;
   #summary: BodySummary | null = null;
 
@@ -114,14 +130,15 @@ export class BodyReceiver {
    */
   async *chunks(): AsyncGenerator<Uint8Array> {
     const expected = this.#options.expectedSize ?? null;
+    const digest = await createDigest(this.#options.algorithm ?? "crc32", { sizeHint: expected });
     while (true) {
       const message = await this.#next();
       if (message.type === "data") {
-        this.#digest.update(message.chunk);
-        if (expected !== null && this.#digest.size > expected) {
+        digest.update(message.chunk);
+        if (expected !== null && digest.size > expected) {
           throw new DfosError(Status.INTEGRITY, `Body is longer than the announced ${expected} bytes`);
         }
-        this.#options.onProgress?.(this.#digest.size);
+        this.#options.onProgress?.(digest.size);
         yield message.chunk;
         continue;
       }
@@ -129,8 +146,8 @@ export class BodyReceiver {
       if (message.type === "abort") {
         throw new DfosError(Status.ABORTED, `Transfer aborted by the peer: ${message.reason}`);
       }
-      const received = this.#digest.size;
-      const digest = this.#digest.hex();
+      const received = digest.size;
+      const value = digest.hex();
       if (message.size !== received || (expected !== null && expected !== received)) {
         throw new DfosError(
           Status.INTEGRITY,
@@ -138,10 +155,16 @@ export class BodyReceiver {
             (expected !== null ? ` and announced ${expected}` : ""),
         );
       }
-      if (message.digest !== digest) {
-        throw new DfosError(Status.INTEGRITY, `Body is corrupt: ${message.algorithm} digest does not match`);
+      if (message.algorithm !== digest.algorithm) {
+        throw new DfosError(
+          Status.INTEGRITY,
+          `Body ends with a ${message.algorithm} check, but ${digest.algorithm} was announced`,
+        );
       }
-      this.#summary = { size: received, digest };
+      if (message.digest !== value) {
+        throw new DfosError(Status.INTEGRITY, `Body is corrupt: ${message.algorithm} check does not match`);
+      }
+      this.#summary = { size: received, algorithm: digest.algorithm, digest: value };
       return;
     }
   }

@@ -95,17 +95,21 @@ Deno.test("sendBody and BodyReceiver move a whole body whose digest is its SHA-2
     const data = concat(chunks);
     const sentProgress: number[] = [];
     const receivedProgress: number[] = [];
-    const body = new BodyReceiver(receiver, { expectedSize: data.length, onProgress: (n) => receivedProgress.push(n) });
+    const body = new BodyReceiver(receiver, {
+      algorithm: "sha256",
+      expectedSize: data.length,
+      onProgress: (n) => receivedProgress.push(n),
+    });
     assert.equal(body.finished, false);
     assert.equal(body.summary, null);
     const [sent, received] = await Promise.all([
-      sendBody(sender, iterate(chunks), { onProgress: (n) => sentProgress.push(n) }),
+      sendBody(sender, iterate(chunks), { algorithm: "sha256", onProgress: (n) => sentProgress.push(n) }),
       receiveAll(body),
     ]);
     const whole = concat(received);
     assert.equal(whole.length, data.length);
     assert.equal(sha256(whole), sha256(data));
-    assert.deepEqual(sent, { size: data.length, digest: sha256(data) });
+    assert.deepEqual(sent, { size: data.length, algorithm: "sha256", digest: sha256(data) });
     assert.deepEqual(body.summary, sent);
     assert.equal(body.finished, true);
     assert.equal(sentProgress.at(-1), data.length);
@@ -119,10 +123,13 @@ Deno.test("sendBody and BodyReceiver move a whole body whose digest is its SHA-2
 
 Deno.test("sendBody and BodyReceiver move an empty body", async () => {
   await withPair(async (sender, receiver) => {
-    const body = new BodyReceiver(receiver, { expectedSize: 0 });
-    const [sent, received] = await Promise.all([sendBody(sender, iterate([])), receiveAll(body)]);
+    const body = new BodyReceiver(receiver, { algorithm: "sha256", expectedSize: 0 });
+    const [sent, received] = await Promise.all([
+      sendBody(sender, iterate([]), { algorithm: "sha256" }),
+      receiveAll(body),
+    ]);
     assert.deepEqual(received, []);
-    assert.deepEqual(sent, { size: 0, digest: sha256(new Uint8Array(0)) });
+    assert.deepEqual(sent, { size: 0, algorithm: "sha256", digest: sha256(new Uint8Array(0)) });
     assert.deepEqual(body.summary, sent);
   });
 });
@@ -132,7 +139,7 @@ Deno.test("BodyReceiver refuses a wrong digest in END as INTEGRITY", async () =>
     const data = pattern(1000);
     await sender.send({ type: "data", chunk: data });
     await sender.send({ type: "end", size: data.length, algorithm: "sha256", digest: sha256(pattern(1000, 1)) });
-    const body = new BodyReceiver(receiver);
+    const body = new BodyReceiver(receiver, { algorithm: "sha256" });
     await assertRejectsWith(receiveAll(body), Status.INTEGRITY);
     assert.equal(body.finished, true);
     assert.equal(body.summary, null);
@@ -145,7 +152,11 @@ Deno.test("BodyReceiver refuses a truncated or empty digest as INTEGRITY", async
     for (const digest of [sha256(data).slice(0, 32), sha256(data) + "00", ""]) {
       await sender.send({ type: "data", chunk: data });
       await sender.send({ type: "end", size: data.length, algorithm: "sha256", digest });
-      await assertRejectsWith(receiveAll(new BodyReceiver(receiver)), Status.INTEGRITY, digest);
+      await assertRejectsWith(
+        receiveAll(new BodyReceiver(receiver, { algorithm: "sha256" })),
+        Status.INTEGRITY,
+        digest,
+      );
     }
   });
 });
@@ -156,7 +167,11 @@ Deno.test("BodyReceiver refuses an END whose size differs from the bytes receive
     for (const size of [99, 101, 0]) {
       await sender.send({ type: "data", chunk: data });
       await sender.send({ type: "end", size, algorithm: "sha256", digest: sha256(data) });
-      await assertRejectsWith(receiveAll(new BodyReceiver(receiver)), Status.INTEGRITY, `END size ${size}`);
+      await assertRejectsWith(
+        receiveAll(new BodyReceiver(receiver, { algorithm: "sha256" })),
+        Status.INTEGRITY,
+        `END size ${size}`,
+      );
     }
   });
 });
@@ -164,8 +179,11 @@ Deno.test("BodyReceiver refuses an END whose size differs from the bytes receive
 Deno.test("BodyReceiver refuses a body shorter than expectedSize as INTEGRITY", async () => {
   await withPair(async (sender, receiver) => {
     const data = pattern(100);
-    const body = new BodyReceiver(receiver, { expectedSize: 101 });
-    const [sent, received] = await Promise.allSettled([sendBody(sender, iterate([data])), receiveAll(body)]);
+    const body = new BodyReceiver(receiver, { algorithm: "sha256", expectedSize: 101 });
+    const [sent, received] = await Promise.allSettled([
+      sendBody(sender, iterate([data]), { algorithm: "sha256" }),
+      receiveAll(body),
+    ]);
     assert.equal(sent.status, "fulfilled");
     await assertRejectsWith(
       received.status === "rejected" ? Promise.reject(received.reason) : Promise.resolve(),
@@ -183,7 +201,7 @@ Deno.test("BodyReceiver refuses a body longer than expectedSize as INTEGRITY as 
     await sender.send({ type: "data", chunk: pattern(60, 2) });
     await sender.send({ type: "end", size: 180, algorithm: "sha256", digest: "00" });
     await sender.send({ type: "ok", name: "next", size: 0 });
-    const body = new BodyReceiver(receiver, { expectedSize: 100 });
+    const body = new BodyReceiver(receiver, { algorithm: "sha256", expectedSize: 100 });
     const yielded: number[] = [];
     await assertRejectsWith(
       (async () => {
@@ -204,7 +222,7 @@ Deno.test("BodyReceiver turns an ABORT into ABORTED with the sender's reason", a
   await withPair(async (sender, receiver) => {
     await sender.send({ type: "data", chunk: pattern(10) });
     await sender.send({ type: "abort", reason: "disk on fire" });
-    const body = new BodyReceiver(receiver);
+    const body = new BodyReceiver(receiver, { algorithm: "sha256" });
     const error = await assertRejectsWith(receiveAll(body), Status.ABORTED);
     assert.match(error.message, /disk on fire/);
     assert.equal(body.finished, true);
@@ -218,7 +236,7 @@ Deno.test("sendBody sends ABORT and rethrows when reading the body fails", async
       yield pattern(100);
       throw new Error("read error on disk");
     }
-    const body = new BodyReceiver(receiver);
+    const body = new BodyReceiver(receiver, { algorithm: "sha256" });
     const [sent, received] = await Promise.allSettled([sendBody(sender, failing()), receiveAll(body)]);
     assert.equal(sent.status, "rejected");
     assert.equal((sent.reason as Error).message, "read error on disk");
@@ -233,10 +251,10 @@ Deno.test("BodyReceiver.discard after a partial read leaves the channel ready fo
   await withPair(async (sender, receiver) => {
     const chunks = [pattern(1000), pattern(2000, 1), pattern(MAX_DATA_PAYLOAD, 2), pattern(3000, 3)];
     const sending = (async () => {
-      const summary = await sendBody(sender, iterate(chunks));
+      const summary = await sendBody(sender, iterate(chunks), { algorithm: "sha256" });
       await sender.send({ type: "ok", name: "after", size: summary.size });
     })();
-    const body = new BodyReceiver(receiver);
+    const body = new BodyReceiver(receiver, { algorithm: "sha256" });
     for await (const chunk of body.chunks()) {
       assert.equal(chunk.length, 1000);
       break;
@@ -257,7 +275,7 @@ Deno.test("BodyReceiver.discard stops at an ABORT too", async () => {
     await sender.send({ type: "data", chunk: pattern(10) });
     await sender.send({ type: "abort", reason: "gave up" });
     await sender.send({ type: "delete", name: "next" });
-    const body = new BodyReceiver(receiver);
+    const body = new BodyReceiver(receiver, { algorithm: "sha256" });
     await body.discard();
     assert.equal(body.finished, true);
     assert.deepEqual(await receiver.expect("delete"), { type: "delete", name: "next" });
@@ -268,7 +286,7 @@ Deno.test("BodyReceiver passes on an ERROR in the middle of a body with its code
   await withPair(async (sender, receiver) => {
     await sender.send({ type: "data", chunk: pattern(10) });
     await sender.send({ type: "error", code: Status.NOT_FOUND, message: "it went away" });
-    const body = new BodyReceiver(receiver);
+    const body = new BodyReceiver(receiver, { algorithm: "sha256" });
     const error = await assertRejectsWith(receiveAll(body), Status.NOT_FOUND);
     assert.equal(error.message, "it went away");
     assert.equal(body.finished, true);
@@ -278,8 +296,8 @@ Deno.test("BodyReceiver passes on an ERROR in the middle of a body with its code
 Deno.test("BodyReceiver refuses any other message in the middle of a body as BAD_REQUEST", async () => {
   await withPair(async (sender, receiver) => {
     await sender.send({ type: "data", chunk: pattern(10) });
-    await sender.send({ type: "put", name: "x", size: null });
-    const body = new BodyReceiver(receiver);
+    await sender.send({ type: "put", name: "x", size: null, digest: "sha256" });
+    const body = new BodyReceiver(receiver, { algorithm: "sha256" });
     await assertRejectsWith(receiveAll(body), Status.BAD_REQUEST);
     assert.equal(body.finished, true);
   });
@@ -290,10 +308,33 @@ Deno.test("BodyReceiver turns a connection closed in the middle of a body into A
   try {
     await sender.send({ type: "data", chunk: pattern(10) });
     await sender.close();
-    const body = new BodyReceiver(receiver);
+    const body = new BodyReceiver(receiver, { algorithm: "sha256" });
     await assertRejectsWith(receiveAll(body), Status.ABORTED);
     assert.equal(body.finished, true);
   } finally {
     await dispose();
   }
+});
+
+Deno.test("sendBody and BodyReceiver check with CRC-32 by default", async () => {
+  await withPair(async (sender, receiver) => {
+    const data = pattern(3 * MAX_DATA_PAYLOAD + 11);
+    const body = new BodyReceiver(receiver, { expectedSize: data.length });
+    const [sent, received] = await Promise.all([sendBody(sender, iterate([data])), receiveAll(body)]);
+    assert.equal(sha256(concat(received)), sha256(data));
+    assert.equal(sent.algorithm, "crc32");
+    assert.match(sent.digest, /^[0-9a-f]{8}$/);
+    assert.deepEqual(body.summary, sent);
+  });
+});
+
+Deno.test("BodyReceiver refuses an END that names another algorithm than the one announced", async () => {
+  await withPair(async (sender, receiver) => {
+    const data = pattern(100);
+    await sender.send({ type: "data", chunk: data });
+    await sender.send({ type: "end", size: data.length, algorithm: "sha256", digest: sha256(data) });
+    const body = new BodyReceiver(receiver, { algorithm: "crc32" });
+    const error = await assertRejectsWith(receiveAll(body), Status.INTEGRITY, "algorithm switch");
+    assert.match(error.message, /sha256 check, but crc32 was announced/);
+  });
 });

@@ -18,8 +18,8 @@ export const PROTOCOL_VERSION = 1;
 /** The largest frame length accepted for any message but DATA. */
 export const MAX_CONTROL_LENGTH = 64 * 1024;
 
-/** Digest algorithms a body's END frame may name. */
-export const DIGEST_ALGORITHMS = ["sha256"] as const;
+/** Check algorithms a body's END frame may name (shared/digest.ts says what each is for). */
+export const DIGEST_ALGORITHMS = ["crc32", "sha256"] as const;
 
 /** A digest algorithm's name. */
 export type DigestAlgorithm = typeof DIGEST_ALGORITHMS[number];
@@ -42,8 +42,8 @@ export type Message =
   | { type: "auth-continue"; data: Uint8Array }
   | { type: "auth-response"; data: Uint8Array }
   | { type: "auth-ok"; user: string; data: Uint8Array }
-  | { type: "put"; name: string; size: number | null }
-  | { type: "get"; name: string; limit: number | null }
+  | { type: "put"; name: string; size: number | null; digest: DigestAlgorithm }
+  | { type: "get"; name: string; limit: number | null; digest: DigestAlgorithm }
   | { type: "delete"; name: string }
   | { type: "list"; prefix: string; after: string }
   | { type: "data"; chunk: Uint8Array }
@@ -86,7 +86,16 @@ const TYPES_BY_CODE = new Map<number, MessageType>(
 );
 
 /** Field kinds the JSON messages use. */
-export type FieldKind = "string" | "size" | "size?" | "bytes" | "strings" | "entries" | "string?" | "code";
+export type FieldKind =
+  | "string"
+  | "string?"
+  | "size"
+  | "size?"
+  | "bytes"
+  | "strings"
+  | "entries"
+  | "code"
+  | "algorithm";
 
 /** The JSON fields of every message but DATA, in wire order, with their kinds. */
 export const MESSAGE_FIELDS: Readonly<Record<Exclude<MessageType, "data">, Readonly<Record<string, FieldKind>>>> = {
@@ -96,11 +105,11 @@ export const MESSAGE_FIELDS: Readonly<Record<Exclude<MessageType, "data">, Reado
   "auth-continue": { data: "bytes" },
   "auth-response": { data: "bytes" },
   "auth-ok": { user: "string", data: "bytes" },
-  "put": { name: "string", size: "size?" },
-  "get": { name: "string", limit: "size?" },
+  "put": { name: "string", size: "size?", digest: "algorithm" },
+  "get": { name: "string", limit: "size?", digest: "algorithm" },
   "delete": { name: "string" },
   "list": { prefix: "string", after: "string" },
-  "end": { size: "size", algorithm: "string", digest: "string" },
+  "end": { size: "size", algorithm: "algorithm", digest: "string" },
   "abort": { reason: "string" },
   "file": { name: "string", size: "size", mtime: "size" },
   "ok": { name: "string", size: "size" },
@@ -178,12 +187,6 @@ export function decodeMessage(frame: Frame): Message {
     if (!Object.hasOwn(record, field)) throw badShape(type, `field "${field}" is missing`);
     message[field] = checkField(type, field, kind, record[field]);
   }
-  if (type === "end" && !(DIGEST_ALGORITHMS as readonly string[]).includes(message.algorithm as string)) {
-    throw new DfosError(
-      Status.UNSUPPORTED,
-      `Cannot check body: digest algorithm "${message.algorithm}" is not supported`,
-    );
-  }
   return message as Message;
 }
 
@@ -212,6 +215,12 @@ function checkField(type: MessageType, field: string, kind: FieldKind, value: un
       if (typeof value === "string") {
         const bytes = fromBase64(value);
         if (bytes !== null) return bytes;
+      }
+      break;
+    case "algorithm":
+      if (typeof value === "string" && (DIGEST_ALGORITHMS as readonly string[]).includes(value)) return value;
+      if (typeof value === "string") {
+        throw new DfosError(Status.UNSUPPORTED, `Cannot check body: digest algorithm "${value}" is not supported`);
       }
       break;
     case "entries":

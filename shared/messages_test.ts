@@ -20,8 +20,8 @@ const SAMPLES: { [T in MessageType]: Extract<Message, { type: T }> } = {
   "auth-continue": { type: "auth-continue", data: new Uint8Array([0, 255, 128, 1]) },
   "auth-response": { type: "auth-response", data: new Uint8Array([1, 2]) },
   "auth-ok": { type: "auth-ok", user: "alice", data: new Uint8Array(0) },
-  "put": { type: "put", name: "notes/today.txt", size: 1234 },
-  "get": { type: "get", name: "notes/today.txt", limit: null },
+  "put": { type: "put", name: "notes/today.txt", size: 1234, digest: "sha256" },
+  "get": { type: "get", name: "notes/today.txt", limit: null, digest: "sha256" },
   "delete": { type: "delete", name: "old.txt" },
   "list": { type: "list", prefix: "notes/", after: "notes/a.txt" },
   "data": { type: "data", chunk: new Uint8Array([9, 8, 7, 6, 5]) },
@@ -93,8 +93,18 @@ Deno.test("encodeMessage writes control messages as JSON with base64 bytes", () 
 });
 
 Deno.test("decodeMessage accepts null for the optional size, limit and next fields", () => {
-  assert.deepEqual(decodeMessage(frameOf("put", '{"name":"a","size":null}')), { type: "put", name: "a", size: null });
-  assert.deepEqual(decodeMessage(frameOf("get", '{"name":"a","limit":0}')), { type: "get", name: "a", limit: 0 });
+  assert.deepEqual(decodeMessage(frameOf("put", '{"name":"a","size":null,"digest":"sha256"}')), {
+    type: "put",
+    name: "a",
+    size: null,
+    digest: "sha256",
+  });
+  assert.deepEqual(decodeMessage(frameOf("get", '{"name":"a","limit":0,"digest":"sha256"}')), {
+    type: "get",
+    name: "a",
+    limit: 0,
+    digest: "sha256",
+  });
   assert.deepEqual(
     decodeMessage(frameOf("listing", '{"entries":[],"next":null}')),
     { type: "listing", entries: [], next: null },

@@ -9,6 +9,7 @@ import { deepStrictEqual, match, strictEqual } from "node:assert/strict";
 import { join } from "node:path";
 import { DfosClient } from "../client/connection.ts";
 import { Channel } from "../shared/channel.ts";
+import type { MessageOf } from "../shared/messages.ts";
 import {
   type CliResult,
   closedPort,
@@ -69,6 +70,36 @@ Deno.test("dfos put and get keep every byte for sizes around the 1 MiB frame bou
     strictEqual(await sha256File(target), sha256(data), `downloaded ${size}`);
   }
   deepStrictEqual(await partFiles(fx.local), []);
+});
+
+Deno.test("dfos put and get --verify check the body with SHA-256 end to end", async () => {
+  await using fx = await startServer();
+  const env = fx.envFor("alice");
+  const data = randomBytes(3 * MiB + 17);
+  const source = join(fx.local, "verified.bin");
+  const target = join(fx.local, "verified.copy");
+  await Deno.writeFile(source, data);
+  assertOk(await runCli(["put", "--verify", source], { env }), "put --verify");
+  strictEqual(await sha256File(join(fx.root, "alice", "verified.bin")), sha256(data));
+  assertOk(await runCli(["get", "verified.bin", target, "--verify"], { env }), "get --verify");
+  strictEqual(await sha256File(target), sha256(data));
+
+  // The request names the algorithm: a server that answers with SHA-256 is right for --verify only.
+  const small = new TextEncoder().encode("hello");
+  const requested: string[] = [];
+  for (const verify of [true, false]) {
+    const fake = fakeServer(async (channel, request) => {
+      requested.push(request.digest);
+      await channel.send({ type: "file", name: "f.txt", size: small.length, mtime: 0 });
+      await channel.send({ type: "data", chunk: small });
+      await channel.send({ type: "end", size: small.length, algorithm: "sha256", digest: sha256(small) });
+    });
+    const args = ["get", "f.txt", join(fx.local, "f.txt"), ...(verify ? ["--verify"] : [])];
+    const result = await runCli(args, { env: { ...env, DFOS_SERVER: `127.0.0.1:${fake.port}` } });
+    await fake.served;
+    strictEqual(result.code, verify ? 0 : 1, result.stderr);
+  }
+  deepStrictEqual(requested, ["sha256", "crc32"]);
 });
 
 Deno.test("dfos put and get keep every byte of a 64 MiB file", async () => {
@@ -336,7 +367,9 @@ Deno.test("dfos get of a missing remote exits 4 and leaves the local file untouc
 });
 
 /** A one-connection fake server that logs anyone in and answers one GET with `answer`. */
-function fakeServer(answer: (channel: Channel) => Promise<void>): { port: number; served: Promise<void> } {
+function fakeServer(
+  answer: (channel: Channel, request: MessageOf<"get">) => Promise<void>,
+): { port: number; served: Promise<void> } {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
   const served = (async () => {
@@ -348,8 +381,7 @@ function fakeServer(answer: (channel: Channel) => Promise<void>): { port: number
       await channel.send({ type: "welcome", version: 1, agent: "fake/1", mechanisms: ["PLAIN"] });
       await channel.expect("auth");
       await channel.send({ type: "auth-ok", user: "alice", data: new Uint8Array(0) });
-      await channel.expect("get");
-      await answer(channel);
+      await answer(channel, await channel.expect("get"));
       while (await channel.receive().catch(() => null) !== null) {
         // wait for the client to leave
       }
@@ -370,12 +402,12 @@ Deno.test("dfos get of a corrupt or cut-off body fails and leaves the local file
     const corrupt = fakeServer(async (channel) => {
       await channel.send({ type: "file", name: "f.txt", size: 5, mtime: 0 });
       await channel.send({ type: "data", chunk: new TextEncoder().encode("hello") });
-      await channel.send({ type: "end", size: 5, algorithm: "sha256", digest: "0".repeat(64) });
+      await channel.send({ type: "end", size: 5, algorithm: "crc32", digest: "00000000" });
     });
     const first = await runCli(["get", "f.txt", local], { env: { ...env, DFOS_SERVER: `127.0.0.1:${corrupt.port}` } });
     await corrupt.served;
     strictEqual(first.code, 1);
-    strictEqual(first.stderr, "dfos get: Body is corrupt: sha256 digest does not match\n");
+    strictEqual(first.stderr, "dfos get: Body is corrupt: crc32 check does not match\n");
     strictEqual(await Deno.readTextFile(local), "do not lose me");
     deepStrictEqual(await listDir(dir), ["precious.txt"]);
 

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { crc32 } from "node:zlib";
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
 import { join } from "node:path";
 import { DfosClient } from "../client/connection.ts";
@@ -130,7 +131,7 @@ class RawPeer {
 
   /** Uploads `body` under `name` whole, correctly, and expects OK. */
   async put(name: string, body: Uint8Array): Promise<void> {
-    await this.send({ type: "put", name, size: body.length });
+    await this.send({ type: "put", name, size: body.length, digest: "sha256" });
     await this.sendBody(body);
     const reply = await this.expect("ok");
     deepStrictEqual(reply, { type: "ok", name, size: body.length });
@@ -146,7 +147,7 @@ class RawPeer {
 
   /** Downloads `name` and checks its END; returns the bytes. */
   async get(name: string): Promise<Uint8Array> {
-    await this.send({ type: "get", name, limit: null });
+    await this.send({ type: "get", name, limit: null, digest: "sha256" });
     const file = await this.expect("file");
     const parts: Uint8Array[] = [];
     while (true) {
@@ -296,8 +297,8 @@ Deno.test("server answers a request before login with AUTH_REQUIRED and closes",
   for (
     const request of [
       { type: "list", prefix: "", after: "" },
-      { type: "get", name: "a.txt", limit: null },
-      { type: "put", name: "a.txt", size: 1 },
+      { type: "get", name: "a.txt", limit: null, digest: "sha256" },
+      { type: "put", name: "a.txt", size: 1, digest: "sha256" },
     ] as Message[]
   ) {
     const peer = await RawPeer.open(fx);
@@ -394,7 +395,7 @@ Deno.test("an upload cut off mid-body leaves the previous version and no tempora
 
   // By hand: announce 3 MiB, send 1 MiB and half a frame, then drop the socket.
   const cut = await RawPeer.login(fx, "alice");
-  await cut.send({ type: "put", name: "f", size: 3 * MiB });
+  await cut.send({ type: "put", name: "f", size: 3 * MiB, digest: "sha256" });
   await cut.send({ type: "data", chunk: randomBytes(MiB) });
   await cut.sendBytes(frameBytes({ type: "data", chunk: randomBytes(MiB) }).subarray(0, 500_000));
   await waitFor(async () => (await partSizes(fx)).some((size) => size >= MiB), "the upload's temporary file");
@@ -430,16 +431,16 @@ Deno.test("a body whose END disagrees is refused with INTEGRITY and the connecti
   const v2 = randomBytes(MiB + 5);
 
   // Wrong digest.
-  await peer.send({ type: "put", name: "f", size: v2.length });
+  await peer.send({ type: "put", name: "f", size: v2.length, digest: "sha256" });
   await peer.send({ type: "data", chunk: v2.subarray(0, MiB) });
   await peer.send({ type: "data", chunk: v2.subarray(MiB) });
   await peer.send({ type: "end", size: v2.length, algorithm: "sha256", digest: sha256(v1) });
-  strictEqual(await peer.expectError(Status.INTEGRITY), "Body is corrupt: sha256 digest does not match");
+  strictEqual(await peer.expectError(Status.INTEGRITY), "Body is corrupt: sha256 check does not match");
   deepStrictEqual(await listDir(partialDir(fx)), []);
   strictEqual(await sha256File(join(fx.root, "alice", "f")), sha256(v1));
 
   // END says fewer bytes than were sent.
-  await peer.send({ type: "put", name: "f", size: null });
+  await peer.send({ type: "put", name: "f", size: null, digest: "sha256" });
   await peer.send({ type: "data", chunk: v2.subarray(0, MiB) });
   await peer.send({ type: "data", chunk: v2.subarray(MiB) });
   await peer.send({ type: "end", size: v2.length - 1, algorithm: "sha256", digest: sha256(v2) });
@@ -449,17 +450,17 @@ Deno.test("a body whose END disagrees is refused with INTEGRITY and the connecti
   );
 
   // Fewer bytes than announced in PUT.
-  await peer.send({ type: "put", name: "f", size: v2.length + 1 });
+  await peer.send({ type: "put", name: "f", size: v2.length + 1, digest: "sha256" });
   await peer.sendBody(v2);
   await peer.expectError(Status.INTEGRITY);
 
   // More bytes than announced: refused at once, the rest of the body is skipped.
-  await peer.send({ type: "put", name: "f", size: 10 });
+  await peer.send({ type: "put", name: "f", size: 10, digest: "sha256" });
   await peer.sendBody(v2);
   strictEqual(await peer.expectError(Status.INTEGRITY), "Body is longer than the announced 10 bytes");
 
   // The sender gives up.
-  await peer.send({ type: "put", name: "f", size: v2.length });
+  await peer.send({ type: "put", name: "f", size: v2.length, digest: "sha256" });
   await peer.send({ type: "data", chunk: v2.subarray(0, 1000) });
   await peer.send({ type: "abort", reason: "changed my mind" });
   strictEqual(await peer.expectError(Status.ABORTED), "Transfer aborted by the peer: changed my mind");
@@ -478,8 +479,8 @@ Deno.test("two interleaved uploads to one name leave exactly one of them", async
   const a = randomBytes(2 * MiB + 1);
   const b = randomBytes(2 * MiB + 2);
   const [peerA, peerB] = await Promise.all([RawPeer.login(fx, "alice"), RawPeer.login(fx, "alice")]);
-  await peerA.send({ type: "put", name: "same", size: a.length });
-  await peerB.send({ type: "put", name: "same", size: b.length });
+  await peerA.send({ type: "put", name: "same", size: a.length, digest: "sha256" });
+  await peerB.send({ type: "put", name: "same", size: b.length, digest: "sha256" });
   for (let offset = 0; offset < a.length; offset += MiB) {
     await peerA.send({ type: "data", chunk: a.subarray(offset, offset + MiB) });
     await peerB.send({ type: "data", chunk: b.subarray(offset, offset + MiB) });
@@ -535,9 +536,11 @@ Deno.test("20 concurrent clients each get back exactly what they put", async () 
     const name = `client-${i}/data.bin`;
     const client = await DfosClient.connect({ server: fx.address, user, password: USERS[user] });
     try {
-      const sent: BodySummary = await client.put(name, once(body), { size: body.length });
-      strictEqual(sent.digest, sha256(body));
-      const download = await client.get(name);
+      // Half check with SHA-256 (--verify), half with the default CRC-32.
+      const digest = i % 2 === 0 ? "sha256" : "crc32";
+      const sent: BodySummary = await client.put(name, once(body), { size: body.length, digest });
+      strictEqual(sent.digest, digest === "sha256" ? sha256(body) : crc32(body).toString(16).padStart(8, "0"));
+      const download = await client.get(name, { digest });
       strictEqual(download.file.size, body.length);
       const parts: Uint8Array[] = [];
       for await (const chunk of download.body.chunks()) parts.push(chunk.slice());
@@ -563,7 +566,7 @@ Deno.test("server.shutdown() during an upload removes its temporary file and kee
   const v1 = randomBytes(123_456);
   const peer = await RawPeer.login(fx, "alice");
   await peer.put("f", v1);
-  await peer.send({ type: "put", name: "f", size: 4 * MiB });
+  await peer.send({ type: "put", name: "f", size: 4 * MiB, digest: "sha256" });
   await peer.send({ type: "data", chunk: randomBytes(MiB) });
   await waitFor(async () => (await partSizes(fx)).some((size) => size >= MiB), "the upload's temporary file");
 
@@ -676,12 +679,12 @@ Deno.test("server refuses hostile names from a client that skips the CLI's check
   ];
   const body = new TextEncoder().encode("planted");
   for (const name of names) {
-    await peer.send({ type: "get", name, limit: null });
+    await peer.send({ type: "get", name, limit: null, digest: "sha256" });
     match(await peer.expectError(Status.BAD_NAME), /^Cannot use name /, `get ${JSON.stringify(name)}`);
     await peer.send({ type: "delete", name });
     await peer.expectError(Status.BAD_NAME);
     // The body after a refused PUT is read and dropped, so the next request is understood.
-    await peer.send({ type: "put", name, size: body.length });
+    await peer.send({ type: "put", name, size: body.length, digest: "sha256" });
     await peer.sendBody(body);
     await peer.expectError(Status.BAD_NAME);
   }
@@ -703,9 +706,9 @@ Deno.test("an upload in progress is invisible to readers and listers until its E
     RawPeer.login(fx, "alice"),
   ]);
   await writer.put("f", v1);
-  await writer.send({ type: "put", name: "f", size: v2.length });
+  await writer.send({ type: "put", name: "f", size: v2.length, digest: "sha256" });
   await writer.send({ type: "data", chunk: v2.subarray(0, MiB) });
-  await creator.send({ type: "put", name: "fresh", size: 3 });
+  await creator.send({ type: "put", name: "fresh", size: 3, digest: "sha256" });
   await creator.send({ type: "data", chunk: new TextEncoder().encode("ab") });
   await waitFor(async () => {
     const sizes = await partSizes(fx);
@@ -716,7 +719,7 @@ Deno.test("an upload in progress is invisible to readers and listers until its E
   await reader.send({ type: "list", prefix: "", after: "" });
   const listing = await reader.expect("listing");
   deepStrictEqual(listing.entries.map(({ name, size }) => ({ name, size })), [{ name: "f", size: v1.length }]);
-  await reader.send({ type: "get", name: "fresh", limit: null });
+  await reader.send({ type: "get", name: "fresh", limit: null, digest: "sha256" });
   await reader.expectError(Status.NOT_FOUND);
 
   await writer.send({ type: "data", chunk: v2.subarray(MiB, 2 * MiB) });
@@ -737,7 +740,7 @@ Deno.test("a download abandoned by its client mid-body leaves the server serving
   const big = randomBytes(16 * MiB);
   const peer = await RawPeer.login(fx, "alice");
   await peer.put("big", big);
-  await peer.send({ type: "get", name: "big", limit: null });
+  await peer.send({ type: "get", name: "big", limit: null, digest: "sha256" });
   strictEqual((await peer.expect("file")).size, big.length);
   deepStrictEqual((await peer.expect("data")).chunk, big.subarray(0, MiB));
   peer.abort();
