@@ -38,7 +38,8 @@ export interface ReadHandle {
 /** An upload in progress: invisible to every reader and lister until committed. */
 export interface Upload {
   /**
-   * Appends bytes. The chunk may be reused by the caller once this resolves.
+   * Appends bytes. The chunk must not be changed afterwards: the write may
+   * go on in the background (errors surface at a later call or at commit).
    *
    * @param chunk The next bytes of the body.
    */

@@ -16,14 +16,16 @@ export interface ByteSource {
 /**
  * Yields the bytes of `source` in chunks of {@linkcode MAX_DATA_PAYLOAD}
  * bytes (the last one shorter), each a new buffer that is never written
- * again, so they can be queued for the socket without a copy.
+ * again, so they can be queued for the socket without a copy. The next chunk
+ * is read while the caller works on the current one (one read in flight).
  *
  * @param source What to read.
  * @param limit Stop after this many bytes.
  */
 export async function* fileChunks(source: ByteSource, limit = Infinity): AsyncGenerator<Uint8Array> {
   let left = limit;
-  while (left > 0) {
+  const readNext = async (): Promise<Uint8Array | null> => {
+    if (left <= 0) return null;
     const chunk = new Uint8Array(Math.min(left, MAX_DATA_PAYLOAD));
     let filled = 0;
     while (filled < chunk.length) {
@@ -31,8 +33,20 @@ export async function* fileChunks(source: ByteSource, limit = Infinity): AsyncGe
       if (n === null) break;
       filled += n;
     }
-    if (filled > 0) yield filled === chunk.length ? chunk : chunk.subarray(0, filled);
-    if (filled < chunk.length) return;
-    left -= filled;
+    left = filled < chunk.length ? 0 : left - filled;
+    if (filled === 0) return null;
+    return filled === chunk.length ? chunk : chunk.subarray(0, filled);
+  };
+  let next = readNext();
+  try {
+    while (true) {
+      const chunk = await next;
+      if (chunk === null) return;
+      next = readNext();
+      yield chunk;
+    }
+  } finally {
+    // A caller that stops early must not close the file under a read still in flight.
+    await next.catch(() => {});
   }
 }

@@ -5,13 +5,31 @@
  * @module
  */
 
-/** A new file being written under a temporary path. */
+/** Bytes that may wait in the write-behind queue before {@linkcode TempFile.write} waits. */
+export const WRITE_BEHIND_BYTES = 8 * 1024 * 1024;
+
+/**
+ * A new file being written under a temporary path.
+ *
+ * Writes are queued behind each other and carried out in the background (an
+ * async file write runs on Deno's blocking-I/O thread, where the copy into
+ * the page cache was the largest cost of an upload), so the caller can take
+ * in the next chunk meanwhile; `write` waits only while more than
+ * {@linkcode WRITE_BEHIND_BYTES} are queued. A failed write fails the next
+ * call.
+ */
 export class TempFile {
   /** Where the bytes are going. */
   readonly path: string;
   readonly #file: Deno.FsFile;
   #open = true;
   #removed = false;
+  /** The last queued write; never rejects (a failure is kept in `#failure`). */
+  #tail: Promise<void> = Promise.resolve();
+  /** Queued writes, oldest first, with their sizes. */
+  #queue: { done: Promise<void>; size: number }[] = [];
+  #queuedBytes = 0;
+  #failure: Error | null = null;
 
   private constructor(path: string, file: Deno.FsFile) {
     this.path = path;
@@ -29,18 +47,48 @@ export class TempFile {
   }
 
   /**
-   * Appends all of `chunk`.
+   * Queues all of `chunk` to be appended.
    *
-   * @param chunk Bytes; free for reuse once this resolves.
+   * @param chunk Bytes; they must not be changed afterwards (the write may still be queued).
    */
   async write(chunk: Uint8Array): Promise<void> {
-    let written = 0;
-    while (written < chunk.length) written += await this.#file.write(chunk.subarray(written));
+    this.#throwIfFailed();
+    const done = this.#tail.then(async () => {
+      if (this.#failure !== null) return;
+      try {
+        let written = 0;
+        while (written < chunk.length) written += await this.#file.write(chunk.subarray(written));
+      } catch (error) {
+        this.#failure = error instanceof Error ? error : new Error(String(error));
+      }
+    });
+    this.#tail = done;
+    this.#queue.push({ done, size: chunk.length });
+    this.#queuedBytes += chunk.length;
+    while (this.#queuedBytes > WRITE_BEHIND_BYTES) {
+      const oldest = this.#queue.shift()!;
+      await oldest.done;
+      this.#queuedBytes -= oldest.size;
+    }
+    this.#throwIfFailed();
   }
 
-  /** The file's size and modification time as written so far. */
+  /** Waits until every queued write is done; throws if one failed. */
+  async flush(): Promise<void> {
+    await this.#tail;
+    this.#queue = [];
+    this.#queuedBytes = 0;
+    this.#throwIfFailed();
+  }
+
+  /** The file's size and modification time, once every queued write is done. */
   async stat(): Promise<Deno.FileInfo> {
+    await this.flush();
     return await this.#file.stat();
+  }
+
+  #throwIfFailed(): void {
+    if (this.#failure !== null) throw this.#failure;
   }
 
   /**
@@ -51,6 +99,7 @@ export class TempFile {
   async close(sync = false): Promise<void> {
     if (!this.#open) return;
     try {
+      await this.flush();
       if (sync) await this.#file.syncData();
     } finally {
       this.#open = false;
@@ -71,6 +120,7 @@ export class TempFile {
 
   /** Closes and deletes the file; safe after `moveTo` and twice. */
   async remove(): Promise<void> {
+    await this.#tail; // no write may still be running on the file when it is closed
     if (this.#open) {
       this.#open = false;
       try {

@@ -1,0 +1,55 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { TempFile, WRITE_BEHIND_BYTES } from "./temp_file.ts";
+
+function chunk(size: number, seed: number): Uint8Array {
+  return new Uint8Array(size).map((_, i) => (i * 31 + seed) % 256);
+}
+
+Deno.test("TempFile keeps the order of queued writes beyond the write-behind limit", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const chunks = Array.from({ length: 3 * WRITE_BEHIND_BYTES / (1 << 20) + 3 }, (_, i) => chunk((1 << 20) - i, i));
+    const temp = await TempFile.create(join(dir, "t.part"));
+    for (const piece of chunks) await temp.write(piece);
+    const total = chunks.reduce((sum, piece) => sum + piece.length, 0);
+    assert.equal((await temp.stat()).size, total, "stat waits for the queue");
+    await temp.moveTo(join(dir, "final"));
+    const written = await Deno.readFile(join(dir, "final"));
+    let offset = 0;
+    for (const piece of chunks) {
+      assert.deepEqual(written.subarray(offset, offset + piece.length), piece);
+      offset += piece.length;
+    }
+    assert.deepEqual(
+      [...Deno.readDirSync(dir)].map((entry) => entry.name),
+      ["final"],
+      "the temporary name is gone",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("TempFile.remove waits for queued writes and leaves nothing behind", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const temp = await TempFile.create(join(dir, "t.part"));
+    for (let i = 0; i < 6; i++) await temp.write(chunk(1 << 20, i));
+    await temp.remove();
+    await temp.remove();
+    assert.deepEqual([...Deno.readDirSync(dir)], []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("TempFile.create refuses an existing path, even a symbolic link", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.symlink("/etc/hostname", join(dir, "link"));
+    await assert.rejects(TempFile.create(join(dir, "link")), Deno.errors.AlreadyExists);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
