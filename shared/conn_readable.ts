@@ -5,9 +5,10 @@
  * Deno's `conn.readable` hands out chunks of at most 64 KiB, one promise each,
  * which costs a third of the wire speed on the body path (see
  * docs/PERFORMANCE.md). This source reads with `conn.read` into the free tail
- * of a large block and hands out views of what arrived. A block is never
- * reused: the frame decoder passes views of it downstream, so a new block is
- * allocated once the free tail is small.
+ * of a block and hands out views of what arrived. A block is never reused:
+ * the frame decoder passes views of it downstream, so a new block is
+ * allocated once the free tail is small. Blocks start small (an idle
+ * connection costs little memory) and grow while a body streams in.
  *
  * @module
  */
@@ -15,17 +16,19 @@
 /** Options for {@linkcode connReadable}. */
 export interface ConnReadableOptions {
   /**
-   * Size of each block read into.
+   * Size of the first block, and of blocks after the stream has been quiet:
+   * an idle connection holds no more than this.
+   *
+   * @default {16384}
+   */
+  minBlockSize?: number;
+  /**
+   * The largest block. Blocks grow fourfold, up to this, while reads keep
+   * filling them (a body is arriving).
    *
    * @default {4194304}
    */
-  blockSize?: number;
-  /**
-   * A new block is allocated when less than this is left free in the current one.
-   *
-   * @default {262144}
-   */
-  minRead?: number;
+  maxBlockSize?: number;
 }
 
 /** What {@linkcode connReadable} reads from: a Deno connection or anything shaped like one. */
@@ -47,16 +50,19 @@ export function connReadable(
   conn: ConnReader,
   options: ConnReadableOptions = {},
 ): ReadableStream<Uint8Array> {
-  const blockSize = options.blockSize ?? 4 * 1024 * 1024;
-  const minRead = Math.min(options.minRead ?? 256 * 1024, blockSize);
+  const minBlockSize = options.minBlockSize ?? 16 * 1024;
+  const maxBlockSize = Math.max(minBlockSize, options.maxBlockSize ?? 4 * 1024 * 1024);
+  let blockSize = minBlockSize;
   let block = new Uint8Array(0);
   let used = 0;
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
-      if (block.length - used < minRead) {
+      // A tail of less than 1/16 of the block is not worth a read: take a new block.
+      if (block.length - used < blockSize / 16) {
         block = new Uint8Array(blockSize);
         used = 0;
       }
+      const free = block.length - used;
       let n: number | null;
       try {
         n = await conn.read(block.subarray(used));
@@ -73,6 +79,9 @@ export function connReadable(
       }
       controller.enqueue(block.subarray(used, used + n));
       used += n;
+      // A read that filled all the room there was means more is waiting: read bigger next time.
+      // One that did not means the sender is not ahead of us: drop back to small blocks.
+      blockSize = n === free ? Math.min(blockSize * 4, maxBlockSize) : n < minBlockSize ? minBlockSize : blockSize;
     },
   }, { highWaterMark: 0 });
 }
