@@ -1,13 +1,32 @@
 /**
  * `dfos serve`: parses the server's flags, sets up logging, starts the
- * server and shuts it down on SIGINT or SIGTERM.
+ * server and shuts it down on SIGINT or SIGTERM: the first signal drains
+ * (requests in flight may finish for up to `--drain-timeout` seconds), a
+ * second one stops at once.
  *
  * @module
  */
 
+import { getLogger } from "@logtape/logtape";
 import { type Command, integerFlag, UsageError } from "../shared/cli.ts";
 import { configureLogging } from "./logging.ts";
-import { serve } from "./server.ts";
+import {
+  DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_STATS_INTERVAL_MS,
+  serve,
+} from "./server.ts";
+
+/** Seconds the requests in flight may take to finish after the first SIGINT or SIGTERM, by default. */
+export const DEFAULT_DRAIN_TIMEOUT_SECONDS = 30;
+
+/** The defaults shown in the usage text, in seconds. */
+const SHOWN = {
+  handshake: DEFAULT_HANDSHAKE_TIMEOUT_MS / 1000,
+  idle: DEFAULT_IDLE_TIMEOUT_MS / 1000,
+  stats: DEFAULT_STATS_INTERVAL_MS / 1000,
+};
 
 /** The `serve` subcommand. */
 export const command: Command = {
@@ -16,17 +35,29 @@ export const command: Command = {
 Serves files to the users listed in the users file, each in a private folder
 ROOT/<user>/ created on first login.
 
-      --host HOST          address to listen on (default 0.0.0.0)
-      --port PORT          port to listen on (default 5000; 0 picks a free one)
-      --root DIR           storage root (default ./server_storage)
-      --users FILE         "user:password" lines, re-read when changed (default ./id_passwd.txt)
-      --log FILE           performance log, appended to (default ./server_performance.log)
-      --fsync              flush each upload to the disk before confirming it
-  -v, --verbose            show error details
-  -h, --help               show this help
+      --host HOST                  address to listen on (default 0.0.0.0)
+      --port PORT                  port to listen on (default 5000; 0 picks a free one)
+      --root DIR                   storage root (default ./server_storage)
+      --users FILE                 "user:password" lines, re-read when changed (default ./id_passwd.txt)
+      --log FILE                   performance log, appended to (default ./server_performance.log)
+      --fsync                      flush each upload to the disk before confirming it
+      --max-connections N          connections served at once; one more is told "Server busy" and
+                                   closed (default ${DEFAULT_MAX_CONNECTIONS})
+      --handshake-timeout SECONDS  time a new connection has to say HELLO and log in (default ${SHOWN.handshake};
+                                   0: no limit)
+      --idle-timeout SECONDS       time a logged-in connection may wait between requests; it never runs
+                                   while a request is served (default ${SHOWN.idle}; 0: no limit)
+      --drain-timeout SECONDS      time the transfers in flight have to finish at shutdown (default ${DEFAULT_DRAIN_TIMEOUT_SECONDS})
+      --stats-interval SECONDS     time between two totals lines in the log (default ${SHOWN.stats}; 0: only at
+                                   shutdown)
+  -v, --verbose                    show error details
+  -h, --help                       show this help
 
-SIGINT or SIGTERM stops the server: it closes connections, removes unfinished
-uploads and logs its totals.`,
+SECONDS may have a fraction ("0.5"). The first SIGINT or SIGTERM stops the
+server gracefully: it stops accepting, closes idle connections, lets the
+transfers in flight finish for up to --drain-timeout seconds, aborts what is
+left (an unfinished upload leaves the previous version and no temporary file),
+logs its totals and exits 0. A second signal aborts everything at once.`,
   options: {
     host: { type: "string" },
     port: { type: "string" },
@@ -34,10 +65,27 @@ uploads and logs its totals.`,
     users: { type: "string" },
     log: { type: "string" },
     fsync: { type: "boolean" },
+    "max-connections": { type: "string" },
+    "handshake-timeout": { type: "string" },
+    "idle-timeout": { type: "string" },
+    "drain-timeout": { type: "string" },
+    "stats-interval": { type: "string" },
   },
   async run({ values, positionals }) {
     if (positionals.length > 0) throw new UsageError(`serve takes no arguments, got "${positionals[0]}"`);
     const port = integerFlag(values.port, "port", 5000, [0, 65535]);
+    const maxConnections = integerFlag(values["max-connections"], "max-connections", DEFAULT_MAX_CONNECTIONS, [
+      1,
+      1_000_000,
+    ]);
+    const handshakeTimeoutMs = secondsFlag(
+      values["handshake-timeout"],
+      "handshake-timeout",
+      DEFAULT_HANDSHAKE_TIMEOUT_MS,
+    );
+    const idleTimeoutMs = secondsFlag(values["idle-timeout"], "idle-timeout", DEFAULT_IDLE_TIMEOUT_MS);
+    const drainMs = secondsFlag(values["drain-timeout"], "drain-timeout", DEFAULT_DRAIN_TIMEOUT_SECONDS * 1000);
+    const statsIntervalMs = secondsFlag(values["stats-interval"], "stats-interval", DEFAULT_STATS_INTERVAL_MS);
     const closeLogs = await configureLogging({ file: (values.log as string | undefined) ?? "server_performance.log" });
     const server = await serve({
       hostname: (values.host as string | undefined) ?? "0.0.0.0",
@@ -45,13 +93,51 @@ uploads and logs its totals.`,
       root: (values.root as string | undefined) ?? "server_storage",
       users: (values.users as string | undefined) ?? "id_passwd.txt",
       fsync: values.fsync === true,
+      maxConnections,
+      handshakeTimeoutMs,
+      idleTimeoutMs,
+      statsIntervalMs,
     });
-    const stop = () => server.shutdown();
-    Deno.addSignalListener("SIGINT", stop);
-    Deno.addSignalListener("SIGTERM", stop);
+    const log = getLogger(["dfos", "server"]);
+    let signals = 0;
+    const stop = (signal: Deno.Signal) => {
+      signals++;
+      if (signals === 1) {
+        log.info`${signal}: shutting down (transfers in flight have ${
+          drainMs / 1000
+        } s; a second signal stops at once)`;
+        server.shutdown({ drainMs });
+      } else {
+        log.warn`${signal} again: aborting everything now`;
+        server.shutdown();
+      }
+    };
+    const onInterrupt = () => stop("SIGINT");
+    const onTerminate = () => stop("SIGTERM");
+    Deno.addSignalListener("SIGINT", onInterrupt);
+    Deno.addSignalListener("SIGTERM", onTerminate);
     await server.finished;
-    Deno.removeSignalListener("SIGINT", stop);
-    Deno.removeSignalListener("SIGTERM", stop);
+    Deno.removeSignalListener("SIGINT", onInterrupt);
+    Deno.removeSignalListener("SIGTERM", onTerminate);
     await closeLogs();
   },
 };
+
+/**
+ * Reads a flag that is a number of seconds (a fraction allowed) and returns
+ * it in milliseconds.
+ *
+ * @param value The flag's text, or undefined when absent.
+ * @param flag The flag's name, for the message.
+ * @param fallbackMs The value when absent, in milliseconds.
+ * @returns Milliseconds.
+ */
+export function secondsFlag(value: string | boolean | undefined, flag: string, fallbackMs: number): number {
+  if (value === undefined) return fallbackMs;
+  const seconds = typeof value === "string" && /^\d+(\.\d+)?$/.test(value) ? Number(value) : NaN;
+  // setTimeout takes at most 2^31 - 1 ms (about 24.8 days).
+  if (!Number.isFinite(seconds) || seconds * 1000 > 2 ** 31 - 1) {
+    throw new UsageError(`--${flag} takes a number of seconds from 0 to 2147483, not "${value}"`);
+  }
+  return Math.round(seconds * 1000);
+}

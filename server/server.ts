@@ -1,30 +1,53 @@
 /**
  * `serve()`: the dfos server. It listens, runs one `Session` per connection
  * on Deno's event loop (no thread or lock per transfer: one slow client never
- * stalls another), and shuts down cleanly.
+ * stalls another), refuses connections over its cap with a BUSY error, logs
+ * its totals every interval, and shuts down cleanly: at once, or letting the
+ * requests in flight finish first (a drain).
  *
  * @example Usage
  * ```ts ignore
  * import { serve } from "./server.ts";
  * const server = await serve({ port: 0, root: "./server_storage", users: "./id_passwd.txt" });
  * console.log(server.addr.port);
- * await server.shutdown();
+ * await server.shutdown({ drainMs: 30_000 });
  * ```
  *
  * @module
  */
 
 import { getLogger, type Logger } from "@logtape/logtape";
+import { FrameEncoderStream } from "../shared/frames.ts";
+import { encodeMessage, type MessageOf } from "../shared/messages.ts";
+import { Status } from "../shared/status.ts";
 import { PlainMechanism } from "./auth/plain.ts";
 import type { AuthMechanism } from "./auth/mechanism.ts";
 import { LocalStorage } from "./local_storage.ts";
 import { Session } from "./session.ts";
-import { processFigures, ServerStats } from "./stats.ts";
+import { ServerStats, TotalsReport } from "./stats.ts";
 import type { Storage } from "./storage.ts";
 import { UserFile } from "./users.ts";
 
 /** The server's name and version, as sent in WELCOME. */
 export const SERVER_AGENT = "dfos/0.1.0";
+
+/** Connections served at once by default; more are refused with BUSY. */
+export const DEFAULT_MAX_CONNECTIONS = 1024;
+
+/** Milliseconds a new connection has by default to complete HELLO and login. */
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+
+/** Milliseconds a logged-in connection may wait between requests by default. */
+export const DEFAULT_IDLE_TIMEOUT_MS = 300_000;
+
+/** Milliseconds between two totals lines in the log by default. */
+export const DEFAULT_STATS_INTERVAL_MS = 60_000;
+
+/** How long a refused connection is kept, at most, to read what the client sent before it is closed. */
+const REFUSAL_LINGER_MS = 1000;
+
+/** How long the accept loop waits after a failed accept (out of file descriptors) before it tries again. */
+const ACCEPT_RETRY_MS = 100;
 
 /** Options for {@linkcode serve}. */
 export interface ServeOptions {
@@ -53,11 +76,53 @@ export interface ServeOptions {
   /** Use this storage instead of the local disk under `root`. */
   storage?: Storage;
   /**
+   * Connections served at once. One more is answered at once with an ERROR
+   * (`BUSY`, "Server busy: N connections open; try again later") and closed.
+   *
+   * @default {DEFAULT_MAX_CONNECTIONS}
+   */
+  maxConnections?: number;
+  /**
+   * Milliseconds a connection has to complete HELLO and login, from the
+   * moment it is accepted; then it is told ("Handshake timed out") and
+   * closed. 0 for no limit.
+   *
+   * @default {DEFAULT_HANDSHAKE_TIMEOUT_MS}
+   */
+  handshakeTimeoutMs?: number;
+  /**
+   * Milliseconds a logged-in connection may go without a request, counted
+   * from the end of its last request; then it is closed. The clock does not
+   * run while a request is served, however long its body takes. 0 for no limit.
+   *
+   * @default {DEFAULT_IDLE_TIMEOUT_MS}
+   */
+  idleTimeoutMs?: number;
+  /**
+   * Milliseconds between two totals lines in the log (there is always one at
+   * shutdown). 0 for none but that one.
+   *
+   * @default {DEFAULT_STATS_INTERVAL_MS}
+   */
+  statsIntervalMs?: number;
+  /**
    * Where to log.
    *
    * @default {getLogger(["dfos", "server"])}
    */
   log?: Logger;
+}
+
+/** Options for {@linkcode Server.shutdown}. */
+export interface ShutdownOptions {
+  /**
+   * Milliseconds the requests in flight may take to finish (a drain). Idle
+   * connections and those still logging in are closed at once either way;
+   * what is still running at the deadline is aborted. 0 aborts everything now.
+   *
+   * @default {0}
+   */
+  drainMs?: number;
 }
 
 /** A running server. */
@@ -69,10 +134,15 @@ export interface Server {
   /** Resolves once the server has shut down. */
   readonly finished: Promise<void>;
   /**
-   * Stops accepting, closes every connection (transfers in progress fail and
-   * their temporary files are removed), and logs the totals. Safe to call twice.
+   * Stops accepting and closes every connection, then logs the totals. With
+   * `drainMs`, requests in flight may finish first (a new one is refused with
+   * BUSY); whatever is aborted leaves no temporary file and the previous
+   * version of its file. A second call cuts a drain short: everything still
+   * open is aborted at once. Resolves when the server has shut down.
+   *
+   * @param options How long requests in flight may take to finish.
    */
-  shutdown(): Promise<void>;
+  shutdown(options?: ShutdownOptions): Promise<void>;
 }
 
 /**
@@ -90,6 +160,13 @@ export async function serve(options: ServeOptions): Promise<Server> {
   const storage = options.storage ?? await LocalStorage.open(options.root, { fsync: options.fsync });
   const mechanisms = new Map<string, AuthMechanism>([["PLAIN", new PlainMechanism(users)]]);
   const stats = new ServerStats();
+  const report = new TotalsReport(stats);
+  const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+  const busyFrame = await frameBytes({
+    type: "error",
+    code: Status.BUSY,
+    message: `Server busy: ${maxConnections} connections open; try again later`,
+  });
   const hostname = options.hostname ?? "0.0.0.0";
   const port = options.port ?? 5000;
   let listener: Deno.TcpListener;
@@ -103,8 +180,21 @@ export async function serve(options: ServeOptions): Promise<Server> {
 
   const sessions = new Set<Session>();
   const running = new Set<Promise<void>>();
-  const context = { storage, mechanisms, stats, log, agent: SERVER_AGENT };
+  const refusing = new Map<Deno.TcpConn, Promise<void>>();
+  const context = {
+    storage,
+    mechanisms,
+    stats,
+    log,
+    agent: SERVER_AGENT,
+    handshakeTimeoutMs: options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+    idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+  };
   let stopping = false;
+  const statsIntervalMs = options.statsIntervalMs ?? DEFAULT_STATS_INTERVAL_MS;
+  const statsTimer = statsIntervalMs > 0
+    ? setInterval(() => log.info`Totals: ${report.line()}`, statsIntervalMs)
+    : null;
 
   const accepting = (async () => {
     while (true) {
@@ -115,6 +205,19 @@ export async function serve(options: ServeOptions): Promise<Server> {
         if (stopping) return;
         if (error instanceof Deno.errors.BadResource) return;
         log.error`Cannot accept a connection: ${error}`;
+        // Most likely out of file descriptors: let connections close rather than spin.
+        await new Promise((resolve) => setTimeout(resolve, ACCEPT_RETRY_MS));
+        continue;
+      }
+      if (stopping) {
+        closeQuietly(conn);
+        return;
+      }
+      if (sessions.size >= maxConnections) {
+        const { hostname, port } = conn.remoteAddr;
+        stats.failure("BUSY");
+        log.warn`Connection from ${hostname}:${port} refused: ${sessions.size} connections open`;
+        refusing.set(conn, refuse(conn, busyFrame).finally(() => refusing.delete(conn)));
         continue;
       }
       conn.setNoDelay(true);
@@ -130,33 +233,84 @@ export async function serve(options: ServeOptions): Promise<Server> {
 
   let finish: () => void;
   const finished = new Promise<void>((resolve) => finish = resolve);
+  let cutShort: () => void;
+  const cutShortRequested = new Promise<void>((resolve) => cutShort = resolve);
   let shuttingDown: Promise<void> | null = null;
-  const shutdown = () => {
-    shuttingDown ??= (async () => {
+  const shutdown = (shutdownOptions: ShutdownOptions = {}) => {
+    if (shuttingDown !== null) {
+      cutShort();
+      return shuttingDown;
+    }
+    shuttingDown = (async () => {
       stopping = true;
+      if (statsTimer !== null) clearInterval(statsTimer);
       listener.close();
       await accepting;
-      for (const session of sessions) session.abort();
+      for (const conn of refusing.keys()) closeQuietly(conn);
+      const drainMs = shutdownOptions.drainMs ?? 0;
+      if (drainMs > 0 && sessions.size > 0) {
+        const busy = [...sessions].filter((session) => session.busy).length;
+        log.info`Shutting down: ${sessions.size - busy} idle connections closed, ${busy} in flight given ${
+          drainMs / 1000
+        } s to finish`;
+        for (const session of sessions) session.drain();
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const deadline = new Promise<void>((resolve) => timer = setTimeout(resolve, drainMs));
+        await Promise.race([Promise.all(running), deadline, cutShortRequested]);
+        clearTimeout(timer);
+      }
+      if (sessions.size > 0) {
+        const busy = [...sessions].filter((session) => session.busy).length;
+        const why = drainMs > 0 ? "not finished in time" : "no drain";
+        if (busy > 0) log.warn`Shutting down: aborting ${busy} in flight (${why})`;
+        for (const session of sessions) session.abort();
+      }
       await Promise.all(running);
-      await storage.abortUploads();
-      const totals = stats.snapshot();
-      const figures = processFigures();
-      log.info`Shut down. Totals: ${totals.connections} connections (peak ${totals.peakConnections}), operations ${
-        JSON.stringify(totals.operations)
-      }, ${totals.bytesIn} bytes in, ${totals.bytesOut} bytes out, failures ${JSON.stringify(totals.failures)}; CPU ${
-        figures.cpuUserSeconds.toFixed(2)
-      } s user, ${figures.cpuSystemSeconds.toFixed(2)} s system; RSS ${
-        (figures.rss / 2 ** 20).toFixed(1)
-      } MiB; system memory ${
-        figures.systemMemoryUsed === null
-          ? "unknown"
-          : `${(figures.systemMemoryUsed / 2 ** 20).toFixed(0)} of ${
-            (figures.systemMemoryTotal! / 2 ** 20).toFixed(0)
-          } MiB used`
-      }`;
+      await Promise.all(refusing.values());
+      await storage.abortUploads().catch((error) => {
+        log.error`Cannot remove the temporary files of unfinished uploads: ${error}`;
+      });
+      log.info`Shut down. Totals: ${report.line()}`;
       finish();
     })();
     return shuttingDown;
   };
   return { addr, stats, finished, shutdown };
+}
+
+/** Encodes one message as the bytes of its frame, with the same encoder the sessions use. */
+function frameBytes(message: MessageOf<"error">): Promise<Uint8Array> {
+  const frames = ReadableStream.from([encodeMessage(message)]).pipeThrough(new FrameEncoderStream());
+  return new Response(frames).bytes();
+}
+
+/**
+ * Sends a connection over the cap its ERROR, then reads and drops what the
+ * client sends (its HELLO) until it hangs up, for a second at most. Closing
+ * with unread bytes would make the kernel reset the connection, and the
+ * client could lose the ERROR before reading it.
+ */
+async function refuse(conn: Deno.TcpConn, frame: Uint8Array): Promise<void> {
+  const timer = setTimeout(() => closeQuietly(conn), REFUSAL_LINGER_MS);
+  try {
+    for (let offset = 0; offset < frame.length;) offset += await conn.write(frame.subarray(offset));
+    await conn.closeWrite();
+    const scratch = new Uint8Array(4096);
+    while (await conn.read(scratch) !== null) {
+      // Dropped: a refused client gets nothing but the ERROR.
+    }
+  } catch {
+    // The client went away, or its time is up.
+  } finally {
+    clearTimeout(timer);
+    closeQuietly(conn);
+  }
+}
+
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // Already closed.
+  }
 }

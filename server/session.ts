@@ -3,6 +3,12 @@
  * version handshake, authentication (three attempts), then any number of
  * requests in turn, each dispatched through `HANDLERS`.
  *
+ * One timer per session closes a connection that has not logged in within
+ * the handshake timeout, or that waits longer than the idle timeout for its
+ * next request; the timer does not run while a request is served. When the
+ * server drains, an idle session closes at once and a busy one after its
+ * request; either says why in an ERROR first.
+ *
  * @module
  */
 
@@ -12,7 +18,7 @@ import { Channel } from "../shared/channel.ts";
 import { MAX_FRAME_LENGTH } from "../shared/frames.ts";
 import { MAX_CONTROL_LENGTH, type Message, type MessageOf, PROTOCOL_VERSION } from "../shared/messages.ts";
 import { printableName } from "../shared/names.ts";
-import { DfosError, Status, statusName } from "../shared/status.ts";
+import { DfosError, Status, type StatusCode, statusName } from "../shared/status.ts";
 import type { AuthMechanism, AuthStep } from "./auth/mechanism.ts";
 import { errorReply } from "./errors.ts";
 import { HANDLERS, isRequestType, type Reply, type Request, type RequestType } from "./handlers.ts";
@@ -21,6 +27,15 @@ import type { Storage } from "./storage.ts";
 
 /** Failed logins allowed on one connection before it is closed. */
 export const MAX_AUTH_ATTEMPTS = 3;
+
+/** How long a connection the server closes may take to receive its last ERROR before it is cut. */
+const CLOSE_GRACE_MS = 1000;
+
+/** The ERROR message of a connection closed because the server is shutting down. */
+export const SHUTTING_DOWN = "Server shutting down";
+
+/** The ERROR message of a connection that has not logged in within the handshake timeout. */
+export const HANDSHAKE_TIMED_OUT = "Handshake timed out";
 
 /** What every session of a server shares. */
 export interface SessionContext {
@@ -34,6 +49,10 @@ export interface SessionContext {
   log: Logger;
   /** The server's name and version, sent in WELCOME. */
   agent: string;
+  /** Milliseconds from accept to the end of login before the connection is closed; 0 for no limit. */
+  handshakeTimeoutMs: number;
+  /** Milliseconds a logged-in connection may wait for its next request before it is closed; 0 for no limit. */
+  idleTimeoutMs: number;
 }
 
 /** One client connection being served. */
@@ -47,6 +66,14 @@ export class Session {
   #operations = 0;
   #bytesIn = 0;
   #bytesOut = 0;
+  /** Where the session is: logging in, waiting for a request, or serving one. */
+  #phase: "handshake" | "idle" | "busy" = "handshake";
+  /** The session's one timer: the handshake deadline, the idle deadline, or the grace of a close. */
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #draining = false;
+  #aborted = false;
+  /** Set once the connection is being closed; the session then only waits for it. */
+  #closing: Promise<void> | null = null;
 
   /**
    * @param conn The accepted connection; the session owns it.
@@ -65,15 +92,24 @@ export class Session {
     const { log, stats } = this.#context;
     stats.connectionOpened();
     log.info`Connection from ${this.remote}`;
+    this.#arm(this.#context.handshakeTimeoutMs, () => {
+      this.#closeNow(Status.BAD_REQUEST, HANDSHAKE_TIMED_OUT, "HANDSHAKE_TIMEOUT");
+    });
     try {
       if (await this.#handshake() && await this.#authenticate()) {
         this.#channel.maxFrameLength = MAX_FRAME_LENGTH;
         await this.#serveRequests();
       }
     } catch (error) {
-      await this.#refuse(error);
+      // Once the server closes the connection on purpose, what fails next is only a consequence.
+      if (this.#closing === null && !this.#aborted) await this.#refuse(error);
     } finally {
-      await this.#channel.close();
+      if (this.#closing === null) {
+        clearTimeout(this.#timer);
+        this.#closing = this.#channel.close();
+      }
+      await this.#closing;
+      clearTimeout(this.#timer);
       stats.connectionClosed();
       const seconds = (performance.now() - this.#opened) / 1000;
       log.info`Connection from ${this.remote} closed: user ${this.#user ?? "-"}, ${
@@ -82,8 +118,28 @@ export class Session {
     }
   }
 
+  /** True while a request is being served (a body may be moving either way). */
+  get busy(): boolean {
+    return this.#phase === "busy" && this.#closing === null;
+  }
+
+  /**
+   * Takes no new request: a session that is idle or still logging in is
+   * closed now, a busy one once its request is done. Either is sent an ERROR
+   * (`BUSY`, "Server shutting down") before the close.
+   */
+  drain(): void {
+    this.#draining = true;
+    if (this.#phase !== "busy") this.#closeNow(Status.BUSY, SHUTTING_DOWN);
+  }
+
   /** Closes the connection at once; the transfer in progress, if any, fails and is cleaned up. */
   abort(): void {
+    if (this.busy) {
+      this.#context.stats.failure("SHUTDOWN");
+      this.#context.log.warn`Connection from ${this.remote}: request in flight aborted by the shutdown`;
+    }
+    this.#aborted = true;
     this.#channel.abort();
   }
 
@@ -146,7 +202,17 @@ export class Session {
   }
 
   async #serveRequests(): Promise<void> {
+    const idleMs = this.#context.idleTimeoutMs;
     while (true) {
+      if (this.#closing !== null) return;
+      if (this.#draining) {
+        this.#closeNow(Status.BUSY, SHUTTING_DOWN); // the request in flight is done; no other may start
+        return;
+      }
+      this.#phase = "idle";
+      this.#arm(idleMs, () => {
+        this.#closeNow(Status.BAD_REQUEST, `No request for ${idleMs / 1000} s: idle connection closed`, "IDLE_TIMEOUT");
+      });
       let message: Message | null;
       try {
         message = await this.#channel.receive();
@@ -154,8 +220,13 @@ export class Session {
         if (this.#channel.broken) throw error;
         await this.#sendError(error); // a well-framed message of an unknown type or shape
         continue;
+      } finally {
+        // Whatever arrived, the idle clock stops until this request is done.
+        this.#phase = "busy";
+        clearTimeout(this.#timer);
       }
-      if (message === null) return;
+      // Closed meanwhile (idle, or draining: then the client was told BUSY, which answers this request).
+      if (message === null || this.#closing !== null) return;
       if (!isRequestType(message.type)) {
         if (message.type === "data" || message.type === "end" || message.type === "abort") {
           throw new DfosError(Status.BAD_REQUEST, `Unexpected ${message.type} outside a body`);
@@ -213,6 +284,27 @@ export class Session {
     } else {
       log.info`${kind} user=${this.#user} name=${printableName(this.#name(message))}`;
     }
+  }
+
+  /** Sets the session's one timer to run `then` after `ms` (0: never), replacing what it was set to do. */
+  #arm(ms: number, then: () => void): void {
+    clearTimeout(this.#timer);
+    this.#timer = ms > 0 ? setTimeout(then, ms) : undefined;
+  }
+
+  /**
+   * Closes the connection on the server's own account, after an ERROR that
+   * says why; a client that does not take even that within a grace period is
+   * cut off.
+   */
+  #closeNow(code: StatusCode, message: string, failure?: string): void {
+    if (this.#closing !== null) return;
+    const { log, stats } = this.#context;
+    if (failure !== undefined) stats.failure(failure);
+    log.info`Connection from ${this.remote} closed by the server: ${message}`;
+    this.#channel.send({ type: "error", code, message }).catch(() => {});
+    this.#closing = this.#channel.close();
+    this.#arm(CLOSE_GRACE_MS, () => this.#channel.abort());
   }
 
   #name(message: Request<RequestType>["message"]): string {

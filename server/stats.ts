@@ -1,6 +1,8 @@
 /**
- * `ServerStats`: the server's running totals, and `processFigures()`, the
- * process's and the system's CPU and memory use, for the performance log.
+ * `ServerStats`: the server's running totals; `processFigures()`, the
+ * process's and the system's CPU and memory use; and `TotalsReport`, which
+ * turns both into the totals line of the performance log. Nothing here is
+ * called per chunk: the session counts once per operation.
  *
  * @module
  */
@@ -119,4 +121,87 @@ export function processFigures(): ProcessFigures {
     systemMemoryUsed,
     systemMemoryTotal,
   };
+}
+
+/** Options for {@linkcode TotalsReport}. */
+export interface TotalsReportOptions {
+  /**
+   * Reads the process's and the system's figures.
+   *
+   * @default {processFigures}
+   */
+  figures?: () => ProcessFigures;
+  /**
+   * The clock, in milliseconds.
+   *
+   * @default {performance.now}
+   */
+  now?: () => number;
+}
+
+/**
+ * The totals line of the performance log, written every interval and at
+ * shutdown: connections (total, active, peak), operations by kind, bytes in
+ * and out, failures by kind, the process's CPU time and the share of one core
+ * it used since the line before, its RSS, and the system's memory in use.
+ *
+ * @example Usage
+ * ```ts
+ * import { ServerStats, TotalsReport } from "./stats.ts";
+ * const report = new TotalsReport(new ServerStats());
+ * console.assert(report.line().startsWith("0 connections (0 active, peak 0)"));
+ * ```
+ */
+export class TotalsReport {
+  readonly #stats: ServerStats;
+  readonly #figures: () => ProcessFigures;
+  readonly #now: () => number;
+  #lastAt: number;
+  #lastCpuSeconds: number;
+
+  /**
+   * Starts the first interval now.
+   *
+   * @param stats The server's totals.
+   * @param options Where the figures and the time come from.
+   */
+  constructor(stats: ServerStats, options: TotalsReportOptions = {}) {
+    this.#stats = stats;
+    this.#figures = options.figures ?? processFigures;
+    this.#now = options.now ?? (() => performance.now());
+    const figures = this.#figures();
+    this.#lastAt = this.#now();
+    this.#lastCpuSeconds = figures.cpuUserSeconds + figures.cpuSystemSeconds;
+  }
+
+  /**
+   * Returns the totals line for this moment and starts the next interval.
+   *
+   * @returns One line, without a trailing newline.
+   */
+  line(): string {
+    const totals = this.#stats.snapshot();
+    const figures = this.#figures();
+    const now = this.#now();
+    const cpuSeconds = figures.cpuUserSeconds + figures.cpuSystemSeconds;
+    const wallSeconds = (now - this.#lastAt) / 1000;
+    const share = wallSeconds > 0 ? (cpuSeconds - this.#lastCpuSeconds) / wallSeconds * 100 : 0;
+    this.#lastAt = now;
+    this.#lastCpuSeconds = cpuSeconds;
+    const operations = Object.entries(totals.operations).map(([kind, count]) => `${kind} ${count}`).join(", ");
+    const failures = Object.entries(totals.failures).sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0)
+      .map(([kind, count]) => `${kind} ${count}`).join(", ");
+    const memory = figures.systemMemoryUsed === null || figures.systemMemoryTotal === null
+      ? "unknown (no --allow-sys)"
+      : `${mebibytes(figures.systemMemoryUsed, 0)} of ${mebibytes(figures.systemMemoryTotal, 0)} MiB used`;
+    return `${totals.connections} connections (${totals.activeConnections} active, peak ${totals.peakConnections}); ` +
+      `operations ${operations}; ${totals.bytesIn} bytes in, ${totals.bytesOut} bytes out; ` +
+      `failures ${failures || "none"}; CPU ${figures.cpuUserSeconds.toFixed(2)} s user, ` +
+      `${figures.cpuSystemSeconds.toFixed(2)} s system, ${share.toFixed(1)}% of one core over the last ` +
+      `${wallSeconds.toFixed(1)} s; RSS ${mebibytes(figures.rss, 1)} MiB; system memory ${memory}`;
+  }
+}
+
+function mebibytes(bytes: number, digits: number): string {
+  return (bytes / 2 ** 20).toFixed(digits);
 }

@@ -11,7 +11,7 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { serve, type Server } from "../server/server.ts";
+import { serve, type ServeOptions, type Server } from "../server/server.ts";
 
 /** The project's `main.ts`, as an absolute path. */
 export const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
@@ -52,9 +52,12 @@ export interface Fixture extends AsyncDisposable {
  * Starts a server on 127.0.0.1, port 0, in a fresh temporary folder with a
  * users file listing {@linkcode USERS}.
  *
+ * @param options More options for `serve()` (limits, timeouts, a logger).
  * @returns The fixture; call `shutdown()` (or `await using`) when done.
  */
-export async function startServer(): Promise<Fixture> {
+export async function startServer(
+  options: Omit<ServeOptions, "hostname" | "port" | "root" | "users"> = {},
+): Promise<Fixture> {
   const dir = await Deno.makeTempDir({ prefix: "dfos_test_" });
   const root = join(dir, "root");
   const local = join(dir, "local");
@@ -66,7 +69,7 @@ export async function startServer(): Promise<Fixture> {
   );
   let server: Server;
   try {
-    server = await serve({ hostname: "127.0.0.1", port: 0, root, users });
+    server = await serve({ ...options, hostname: "127.0.0.1", port: 0, root, users });
   } catch (error) {
     await Deno.remove(dir, { recursive: true });
     throw error;
