@@ -19,6 +19,16 @@ export interface MachineFacts {
   kernel: string;
   /** Total memory in bytes (`Deno.systemMemoryInfo()`). */
   memoryBytes: number;
+  /** The benchmark process's open-file limit (`ulimit -n`), soft and hard; null where unreadable. */
+  openFiles: OpenFilesLimit | null;
+}
+
+/** A process's limit on open files (`ulimit -n`). */
+export interface OpenFilesLimit {
+  /** The limit in force (`ulimit -n`); null for unlimited. */
+  soft: number | null;
+  /** What the process may raise it to (`ulimit -Hn`); null for unlimited. */
+  hard: number | null;
 }
 
 /** How busy the machine was before a timed run. */
@@ -48,7 +58,28 @@ export async function machineFacts(): Promise<MachineFacts> {
     cpu,
     kernel: Deno.osRelease(),
     memoryBytes: Deno.systemMemoryInfo().total,
+    openFiles: await openFilesLimit("self"),
   };
+}
+
+/**
+ * A process's open-file limit, from /proc/PID/limits.
+ *
+ * @param pid The process, or "self".
+ * @returns Its soft and hard limit, or null where unreadable.
+ */
+export async function openFilesLimit(pid: number | "self"): Promise<OpenFilesLimit | null> {
+  try {
+    const line = (await Deno.readTextFile(`/proc/${pid}/limits`)).split("\n").find((l) =>
+      l.startsWith("Max open files")
+    );
+    const [soft, hard] = line?.slice("Max open files".length).trim().split(/\s+/) ?? [];
+    if (soft === undefined || hard === undefined) return null;
+    const value = (text: string) => text === "unlimited" ? null : Number(text);
+    return { soft: value(soft), hard: value(hard) };
+  } catch {
+    return null;
+  }
 }
 
 /**

@@ -8,8 +8,8 @@
  */
 
 import { basename, join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { freePort, type ProcessGroup, type Server, waitForAccept, waitForListener } from "./processes.ts";
+import { BENCH_USER, DfosServer, randomHex } from "./dfos_server.ts";
+import { freePort, type ProcessGroup, type Server, waitForListener } from "./processes.ts";
 
 /** put = client to server, get = server to client. */
 export type Direction = "put" | "get";
@@ -27,13 +27,14 @@ export type PeerId = typeof PEER_IDS[number];
 export const SOCAT_BUFFER = 1_048_576;
 
 /** The user every peer's server knows. */
-const USER = "bench";
+const USER = BENCH_USER;
 /** How long a server gets to start listening. */
 const START_TIMEOUT_MS = 30_000;
-
-/** The repository's `main.ts` (the dfos command line) and its folder. */
-const MAIN_TS = fileURLToPath(new URL("../main.ts", import.meta.url));
-const REPO = fileURLToPath(new URL("..", import.meta.url));
+/**
+ * The rsync daemon's listen backlog, as in the peers harness: with rsyncd's
+ * default of 5, many clients at once wait for SYN retries, not for rsync.
+ */
+const RSYNCD_BACKLOG = 64;
 
 /** What every peer is given. */
 export interface PeerContext {
@@ -76,21 +77,35 @@ export interface Peer {
   close?(): Promise<void>;
 }
 
+/** Options for {@linkcode createPeer}. */
+export interface PeerOptions {
+  /**
+   * Options added to every client command line, e.g. `--sockopts=TCP_NODELAY`
+   * for rsync or `-o KexAlgorithms=curve25519-sha256` for sftp (rsync and sftp only).
+   */
+  clientArgs?: string[];
+}
+
 /**
  * Makes a peer.
  *
  * @param id Which one.
  * @param context Its scratch folder, process group and client timeout.
+ * @param options Client options (rsync and sftp).
  * @returns The peer, not started yet.
  */
-export function createPeer(id: PeerId, context: PeerContext): Peer {
+export function createPeer(id: PeerId, context: PeerContext, options: PeerOptions = {}): Peer {
+  const clientArgs = options.clientArgs ?? [];
+  if (clientArgs.length > 0 && id !== "rsync" && id !== "sftp") {
+    throw new RangeError(`Cannot give client options to peer "${id}": only rsync and sftp take them`);
+  }
   switch (id) {
     case "socat":
       return new SocatPeer(context);
     case "rsync":
-      return new RsyncPeer(context);
+      return new RsyncPeer(context, clientArgs);
     case "sftp":
-      return new SftpPeer(context);
+      return new SftpPeer(context, clientArgs);
     case "dfos":
       return new DfosPeer(context);
   }
@@ -161,15 +176,18 @@ class SocatPeer implements Peer {
 /** An rsync daemon (one module, auth users + secrets file), clients with `--whole-file`. */
 class RsyncPeer implements Peer {
   readonly id = "rsync";
-  readonly label = "rsync daemon, --whole-file";
+  readonly label: string;
   readonly servers: string[][] = [];
   readonly #context: PeerContext;
+  readonly #clientArgs: string[];
   readonly #root: string;
   readonly #password = randomHex(12);
   #port = 0;
 
-  constructor(context: PeerContext) {
+  constructor(context: PeerContext, clientArgs: string[]) {
     this.#context = context;
+    this.#clientArgs = clientArgs;
+    this.label = ["rsync daemon, --whole-file", ...clientArgs].join(" ");
     this.#root = join(context.dir, "srv", "rsync");
   }
 
@@ -186,6 +204,7 @@ class RsyncPeer implements Peer {
       [
         `pid file = ${join(config, "rsyncd.pid")}`,
         `log file = ${join(this.#context.dir, "logs", "rsyncd.log")}`,
+        `listen backlog = ${RSYNCD_BACKLOG}`,
         `use chroot = ${Deno.uid() === 0 ? "yes" : "no"}`,
         "",
         "[files]",
@@ -217,7 +236,8 @@ class RsyncPeer implements Peer {
 
   async transfer(direction: Direction, local: string, name: string): Promise<string[][]> {
     const url = `rsync://${USER}@127.0.0.1:${this.#port}/files/${name}`;
-    const argv = direction === "put" ? ["rsync", "--whole-file", local, url] : ["rsync", "--whole-file", url, local];
+    const ends = direction === "put" ? [local, url] : [url, local];
+    const argv = ["rsync", "--whole-file", ...this.#clientArgs, ...ends];
     await runClient(this.#context, argv, { RSYNC_PASSWORD: this.#password });
     return [argv];
   }
@@ -226,15 +246,18 @@ class RsyncPeer implements Peer {
 /** OpenSSH sftp (one batch command per process) against a private sshd with public-key login. */
 class SftpPeer implements Peer {
   readonly id = "sftp";
-  readonly label = "OpenSSH sftp, default cipher, private sshd";
+  readonly label: string;
   readonly servers: string[][] = [];
   readonly #context: PeerContext;
+  readonly #clientArgs: string[];
   readonly #root: string;
   readonly #config: string;
   #madePrivsepDir = false;
 
-  constructor(context: PeerContext) {
+  constructor(context: PeerContext, clientArgs: string[]) {
     this.#context = context;
+    this.#clientArgs = clientArgs;
+    this.label = ["OpenSSH sftp, default cipher, private sshd", ...clientArgs].join(" ");
     this.#root = join(context.dir, "srv", "sftp");
     this.#config = join(context.dir, "ssh");
   }
@@ -323,7 +346,7 @@ class SftpPeer implements Peer {
     const batch = join(this.#config, "batch");
     const command = direction === "put" ? ["put", local, remote] : ["get", remote, local];
     await Deno.writeTextFile(batch, `${command.join(" ")}\n`);
-    const argv = ["sftp", "-q", "-F", join(this.#config, "ssh_config"), "-b", batch, "peer"];
+    const argv = ["sftp", "-q", ...this.#clientArgs, "-F", join(this.#config, "ssh_config"), "-b", batch, "peer"];
     await runClient(this.#context, argv);
     return [argv, ["# batch file:", ...command]];
   }
@@ -335,62 +358,38 @@ class SftpPeer implements Peer {
 }
 
 /** dfos: `main.ts serve` as a subprocess, and the `main.ts put` / `get` command line as the client. */
-class DfosPeer implements Peer {
+export class DfosPeer implements Peer {
   readonly id = "dfos";
   readonly label = "dfos (deno run -A main.ts)";
   readonly servers: string[][] = [];
   readonly #context: PeerContext;
-  readonly #root: string;
-  readonly #password = randomHex(12);
-  #port = 0;
+  #server: DfosServer | null = null;
 
   constructor(context: PeerContext) {
     this.#context = context;
-    this.#root = join(context.dir, "srv", "dfos");
+  }
+
+  /** The running server (for in-process clients), once started. */
+  get server(): DfosServer {
+    if (this.#server === null) throw new Error("Cannot use the dfos peer: it has not been started");
+    return this.#server;
   }
 
   async start(): Promise<void> {
-    const config = join(this.#context.dir, "dfos");
-    await Deno.mkdir(config, { recursive: true });
-    // the user's folder exists before the first login, so a get's file can be linked into it
-    await Deno.mkdir(join(this.#root, USER), { recursive: true, mode: 0o750 });
-    const users = join(config, "id_passwd.txt");
-    await Deno.writeTextFile(users, `${USER}:${this.#password}\n`, { mode: 0o600 });
-    this.#port = freePort();
-    const server = this.#context.processes.startServer("dfos server", [
-      Deno.execPath(),
-      "run",
-      "-A",
-      MAIN_TS,
-      "serve",
-      "--host",
-      "127.0.0.1",
-      "--port",
-      `${this.#port}`,
-      "--root",
-      this.#root,
-      "--users",
-      users,
-      "--log",
-      join(this.#context.dir, "logs", "dfos-performance.log"),
-    ], { cwd: REPO, log: join(this.#context.dir, "logs", "dfos-server.out") });
-    this.servers.push(server.argv);
-    await waitForAccept(this.#port, START_TIMEOUT_MS, server);
+    const dir = join(this.#context.dir, "dfos");
+    await Deno.mkdir(dir, { recursive: true });
+    this.#server = await DfosServer.start({ dir, processes: this.#context.processes });
+    this.servers.push(this.#server.argv);
   }
 
   serverPath(name: string): string {
-    return join(this.#root, USER, name);
+    return this.server.path(name);
   }
 
   async transfer(direction: Direction, local: string, name: string): Promise<string[][]> {
-    const args = direction === "put" ? ["put", local, name] : ["get", name, local];
-    const argv = [Deno.execPath(), "run", "-A", MAIN_TS, ...args];
-    await runClient(this.#context, argv, {
-      DFOS_SERVER: `127.0.0.1:${this.#port}`,
-      DFOS_USER: USER,
-      DFOS_PASSWORD: this.#password,
-    }, REPO);
-    return [argv];
+    const call = this.server.cli(direction === "put" ? ["put", local, name] : ["get", name, local]);
+    await runClient(this.#context, call.argv, call.env, call.cwd);
+    return [call.argv];
   }
 }
 
@@ -420,8 +419,4 @@ async function exists(path: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-function randomHex(bytes: number): string {
-  return Array.from(crypto.getRandomValues(new Uint8Array(bytes)), (b) => b.toString(16).padStart(2, "0")).join("");
 }
