@@ -2,7 +2,7 @@
  * The dfos benchmark (`deno task bench`): everything issue 4 asks to
  * measure, in one run, each figure next to its target.
  *
- *     deno task bench                               # every section, issue 4's sizes (about 10 minutes)
+ *     deno task bench                               # every section, issue 4's sizes (about 6 minutes here)
  *     deno task bench --only small,idle             # some sections
  *     deno task bench --quick                       # small sizes: a check of the benchmark itself
  *     deno task bench --only transfer --size 256 --runs 5 --peers rsync,dfos

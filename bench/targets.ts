@@ -1,0 +1,70 @@
+/**
+ * Issue 4's targets, each as a test on one figure, and the verdict a row of
+ * the table shows next to it: MET or MISSED (a figure that could not be
+ * measured misses its target; nothing is hidden).
+ *
+ * @module
+ */
+
+/** What the table says about a figure with a target. */
+export type Verdict = "MET" | "MISSED";
+
+/** One target: how it reads in the table and the test on its figure. */
+export interface Target {
+  /** As printed in the "target" column. */
+  readonly text: string;
+  /** True when the figure meets the target. */
+  readonly test: (value: number) => boolean;
+}
+
+/** A figure judged against its target. */
+export interface Judgement {
+  /** The target's text. */
+  target: string;
+  /** MET or MISSED. */
+  verdict: Verdict;
+  /** The figure the target was tested on (a ratio, MiB, KiB, ops/s, ...), or null if not measured. */
+  value: number | null;
+}
+
+/** How far apart the two peaks of the memory section may be and still count as "the same". */
+export const FLAT_RSS_RATIO = 1.25;
+
+/** The targets, by what they are about. */
+export const TARGETS = {
+  /** 1 GiB put or get: dfos's MB/s over the rsync daemon's, same direction, same run. */
+  aheadOfRsync: { text: "> 1.00x rsync", test: (ratio: number) => ratio > 1 },
+  /** 1 GiB put or get: dfos's MB/s over sftp's. */
+  twiceSftp: { text: ">= 2.00x sftp", test: (ratio: number) => ratio >= 2 },
+  /** The server's peak RSS with 32 clients putting and getting large files at once, in MiB. */
+  peakRss: { text: "<= 160 MiB", test: (mib: number) => mib <= 160 },
+  /** The larger of the two peaks (256 MiB and 64 MiB files) over the smaller. */
+  flatRss: {
+    text: `<= ${FLAT_RSS_RATIO.toFixed(2)}x (the same)`,
+    test: (ratio: number) => ratio <= FLAT_RSS_RATIO,
+  },
+  /** 32 client processes at once: dfos's wall time over the rsync daemon's. */
+  clientsWall: { text: "<= 1.50x rsync's wall", test: (ratio: number) => ratio <= 1.5 },
+  /** 64 transfers at once from one process: aggregate MB/s over one stream's. */
+  streamsAggregate: { text: ">= 0.80x one stream", test: (ratio: number) => ratio >= 0.8 },
+  /** Server RSS per authenticated idle connection, in KiB. */
+  idleRss: { text: "<= 100 KiB each", test: (kib: number) => kib <= 100 },
+  /** A put while the idle connections are held: 1 when it succeeded and was verified. */
+  idlePut: { text: "succeeds", test: (ok: number) => ok === 1 },
+  /** put, peek and rm of 1 KiB files over one connection, per second. */
+  smallOps: { text: ">= 2,000 ops/s", test: (rate: number) => rate >= 2000 },
+  /** One whole `dfos put` process of 1 KiB: its median wall time over the rsync daemon's. */
+  smallPut: { text: "<= 1.00x rsync's", test: (ratio: number) => ratio <= 1 },
+} as const satisfies Record<string, Target>;
+
+/**
+ * Judges a figure against a target.
+ *
+ * @param target The target.
+ * @param value The figure, or null when it could not be measured.
+ * @returns The verdict.
+ */
+export function judge(target: Target, value: number | null): Judgement {
+  const met = value !== null && Number.isFinite(value) && target.test(value);
+  return { target: target.text, verdict: met ? "MET" : "MISSED", value };
+}
