@@ -43,7 +43,7 @@ export class TempFile {
    * @param mode Permission bits for the new file.
    */
   static async create(path: string, mode = 0o640): Promise<TempFile> {
-    return new TempFile(path, await Deno.open(path, { write: true, createNew: true, mode }));
+    return await Promise.resolve(new TempFile(path, Deno.openSync(path, { write: true, createNew: true, mode })));
   }
 
   /**
@@ -84,7 +84,7 @@ export class TempFile {
   /** The file's size and modification time, once every queued write is done. */
   async stat(): Promise<Deno.FileInfo> {
     await this.flush();
-    return await this.#file.stat();
+    return this.#file.statSync();
   }
 
   #throwIfFailed(): void {
@@ -114,7 +114,7 @@ export class TempFile {
    */
   async moveTo(target: string): Promise<void> {
     await this.close();
-    await Deno.rename(this.path, target);
+    Deno.renameSync(this.path, target);
     this.#removed = true;
   }
 
@@ -131,6 +131,10 @@ export class TempFile {
     }
     if (this.#removed) return;
     this.#removed = true;
-    await Deno.remove(this.path).catch(() => {});
+    try {
+      Deno.removeSync(this.path);
+    } catch {
+      // already gone
+    }
   }
 }
