@@ -5,6 +5,9 @@
  * @module
  */
 
+/** Writes up to this size, with nothing queued before them, are made at once (synchronously). */
+const SMALL_WRITE_BYTES = 64 * 1024;
+
 /** Bytes that may wait in the write-behind queue before {@linkcode TempFile.write} waits. */
 export const WRITE_BEHIND_BYTES = 8 * 1024 * 1024;
 
@@ -53,6 +56,13 @@ export class TempFile {
    */
   async write(chunk: Uint8Array): Promise<void> {
     this.#throwIfFailed();
+    if (chunk.length <= SMALL_WRITE_BYTES && this.#queue.length === 0) {
+      // A small write with nothing queued: done in place, in microseconds, rather than a round trip
+      // to the blocking-I/O thread (40-60 us).
+      let written = 0;
+      while (written < chunk.length) written += this.#file.writeSync(chunk.subarray(written));
+      return;
+    }
     const done = this.#tail.then(async () => {
       if (this.#failure !== null) return;
       try {
