@@ -47,7 +47,7 @@ ${CLIENT_OPTIONS_USAGE}`,
       await withClient({ values, positionals }, async (client) => {
         const progress = new Progress(name, size);
         try {
-          await client.put(name, fileChunks(source), {
+          await client.put(name, fileChunks(source, size ?? Infinity), {
             size,
             digest: values.verify ? "sha256" : "crc32",
             onProgress: (bytes) => progress.update(bytes),

@@ -25,6 +25,13 @@ export const MAX_DATA_PAYLOAD = 1 << 20;
 /** The default largest `length` a decoder accepts: one DATA frame. */
 export const MAX_FRAME_LENGTH = MAX_DATA_PAYLOAD + 1;
 
+/**
+ * Bytes the encoder may hold for the socket before a writer waits: small
+ * messages are handed over at once (a request costs no wait for the previous
+ * socket write), while a 1 MiB DATA frame still waits for the one before it.
+ */
+const ENCODER_QUEUE_BYTES = 64 * 1024;
+
 /** Payloads up to this size are copied behind their header into one chunk. */
 const COALESCE_LIMIT = 16 * 1024;
 
@@ -51,29 +58,33 @@ export interface Frame {
 export class FrameEncoderStream extends TransformStream<Frame, Uint8Array> {
   /** Creates an encoder. */
   constructor() {
-    super({
-      transform(frame, controller) {
-        const { type, payload } = frame;
-        if (!Number.isInteger(type) || type < 0 || type > 255) {
-          throw new RangeError(`Cannot encode frame: type ${type} is not a byte`);
-        }
-        const length = payload.length + 1;
-        if (length > 0xffffffff) {
-          throw new RangeError(`Cannot encode frame: payload of ${payload.length} bytes is too long`);
-        }
-        if (payload.length <= COALESCE_LIMIT) {
-          const bytes = new Uint8Array(FRAME_HEADER_BYTES + payload.length);
-          writeHeader(bytes, length, type);
-          bytes.set(payload, FRAME_HEADER_BYTES);
-          controller.enqueue(bytes);
-        } else {
-          const header = new Uint8Array(FRAME_HEADER_BYTES);
-          writeHeader(header, length, type);
-          controller.enqueue(header);
-          controller.enqueue(payload);
-        }
+    super(
+      {
+        transform(frame, controller) {
+          const { type, payload } = frame;
+          if (!Number.isInteger(type) || type < 0 || type > 255) {
+            throw new RangeError(`Cannot encode frame: type ${type} is not a byte`);
+          }
+          const length = payload.length + 1;
+          if (length > 0xffffffff) {
+            throw new RangeError(`Cannot encode frame: payload of ${payload.length} bytes is too long`);
+          }
+          if (payload.length <= COALESCE_LIMIT) {
+            const bytes = new Uint8Array(FRAME_HEADER_BYTES + payload.length);
+            writeHeader(bytes, length, type);
+            bytes.set(payload, FRAME_HEADER_BYTES);
+            controller.enqueue(bytes);
+          } else {
+            const header = new Uint8Array(FRAME_HEADER_BYTES);
+            writeHeader(header, length, type);
+            controller.enqueue(header);
+            controller.enqueue(payload);
+          }
+        },
       },
-    });
+      undefined,
+      { highWaterMark: ENCODER_QUEUE_BYTES, size: (chunk) => chunk.byteLength },
+    );
   }
 }
 
