@@ -26,7 +26,7 @@ export interface ConnReadableOptions {
    * The largest block. Blocks grow fourfold, up to this, while reads keep
    * filling them (a body is arriving).
    *
-   * @default {4194304}
+   * @default {2097152}
    */
   maxBlockSize?: number;
 }
@@ -51,7 +51,7 @@ export function connReadable(
   options: ConnReadableOptions = {},
 ): ReadableStream<Uint8Array> {
   const minBlockSize = options.minBlockSize ?? 16 * 1024;
-  const maxBlockSize = Math.max(minBlockSize, options.maxBlockSize ?? 4 * 1024 * 1024);
+  const maxBlockSize = Math.max(minBlockSize, options.maxBlockSize ?? 2 * 1024 * 1024);
   let blockSize = minBlockSize;
   let block = new Uint8Array(0);
   let used = 0;

@@ -8,8 +8,18 @@
 /** Writes up to this size, with nothing queued before them, are made at once (synchronously). */
 const SMALL_WRITE_BYTES = 64 * 1024;
 
-/** Bytes that may wait in the write-behind queue before {@linkcode TempFile.write} waits. */
+/** Bytes that may wait in one file's write-behind queue before {@linkcode TempFile.write} waits. */
 export const WRITE_BEHIND_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Bytes that may wait in all files' queues together: with many uploads at
+ * once, each keeps about one chunk queued, so the server's memory does not
+ * grow with the number of transfers (docs/PERFORMANCE.md).
+ */
+export const WRITE_BEHIND_TOTAL_BYTES = 16 * 1024 * 1024;
+
+/** Bytes queued in every TempFile of this process. */
+let queuedTotal = 0;
 
 /**
  * A new file being written under a temporary path.
@@ -75,19 +85,26 @@ export class TempFile {
     this.#tail = done;
     this.#queue.push({ done, size: chunk.length });
     this.#queuedBytes += chunk.length;
-    while (this.#queuedBytes > WRITE_BEHIND_BYTES) {
-      const oldest = this.#queue.shift()!;
-      await oldest.done;
-      this.#queuedBytes -= oldest.size;
+    queuedTotal += chunk.length;
+    while (
+      this.#queue.length > 1 &&
+      (this.#queuedBytes > WRITE_BEHIND_BYTES || queuedTotal > WRITE_BEHIND_TOTAL_BYTES)
+    ) {
+      await this.#settleOldest();
     }
     this.#throwIfFailed();
   }
 
+  async #settleOldest(): Promise<void> {
+    const oldest = this.#queue.shift()!;
+    await oldest.done;
+    this.#queuedBytes -= oldest.size;
+    queuedTotal -= oldest.size;
+  }
+
   /** Waits until every queued write is done; throws if one failed. */
   async flush(): Promise<void> {
-    await this.#tail;
-    this.#queue = [];
-    this.#queuedBytes = 0;
+    while (this.#queue.length > 0) await this.#settleOldest();
     this.#throwIfFailed();
   }
 
@@ -130,7 +147,8 @@ export class TempFile {
 
   /** Closes and deletes the file; safe after `moveTo` and twice. */
   async remove(): Promise<void> {
-    await this.#tail; // no write may still be running on the file when it is closed
+    // No write may still be running on the file when it is closed (and the queue's bytes are given back).
+    while (this.#queue.length > 0) await this.#settleOldest();
     if (this.#open) {
       this.#open = false;
       try {
