@@ -8,9 +8,10 @@
  */
 
 import type { Channel } from "./channel.ts";
-import { createDigest } from "./digest.ts";
+import { type BodyDigest, createDigest } from "./digest.ts";
 import { MAX_DATA_PAYLOAD } from "./frames.ts";
 import type { DigestAlgorithm } from "./messages.ts";
+import { beginTransfer } from "./transfer_budget.ts";
 import { DfosError, Status } from "./status.ts";
 
 /** What a body was: its length and check value. */
@@ -56,6 +57,7 @@ export async function sendBody(
   options: SendBodyOptions = {},
 ): Promise<BodySummary> {
   const digest = await createDigest(options.algorithm ?? "crc32", { sizeHint: options.sizeHint });
+  const ended = beginTransfer();
   try {
     for await (const chunk of chunks) {
       for (let offset = 0; offset < chunk.length; offset += MAX_DATA_PAYLOAD) {
@@ -69,6 +71,8 @@ export async function sendBody(
     const reason = error instanceof Error ? error.message : String(error);
     await channel.send({ type: "abort", reason: `Sender failed: ${reason}` }).catch(() => {});
     throw error;
+  } finally {
+    ended();
   }
   const summary = { size: digest.size, algorithm: digest.algorithm, digest: digest.hex() };
   await channel.send({ type: "end", ...summary });
@@ -124,13 +128,23 @@ export class BodyReceiver {
   }
 
   /**
-   * Yields each DATA chunk in order. Throws `DfosError` `INTEGRITY` when the
+   * Yields the body's bytes in order, in the pieces they arrived in (a DATA
+   * frame may come in several). Throws `DfosError` `INTEGRITY` when the
    * END frame disagrees with the bytes, `ABORTED` when the sender gave up,
    * `BAD_REQUEST` for any other message in the middle of a body.
    */
   async *chunks(): AsyncGenerator<Uint8Array> {
     const expected = this.#options.expectedSize ?? null;
     const digest = await createDigest(this.#options.algorithm ?? "crc32", { sizeHint: expected });
+    const ended = beginTransfer();
+    try {
+      yield* this.#take(digest, expected);
+    } finally {
+      ended();
+    }
+  }
+
+  async *#take(digest: BodyDigest, expected: number | null): AsyncGenerator<Uint8Array> {
     while (true) {
       const message = await this.#next();
       if (message.type === "data") {

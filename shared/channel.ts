@@ -8,7 +8,14 @@
 
 import { connReadable } from "./conn_readable.ts";
 import { type Frame, FrameDecoderStream, FrameEncoderStream } from "./frames.ts";
-import { decodeMessage, encodeMessage, type Message, type MessageOf, type MessageType } from "./messages.ts";
+import {
+  decodeMessage,
+  encodeMessage,
+  type Message,
+  MESSAGE_CODES,
+  type MessageOf,
+  type MessageType,
+} from "./messages.ts";
 import { DfosError, Status } from "./status.ts";
 
 /** Options for {@linkcode Channel}. */
@@ -45,7 +52,11 @@ export class Channel {
    */
   constructor(conn: Deno.Conn, options: ChannelOptions = {}) {
     this.#conn = conn;
-    this.#decoder = new FrameDecoderStream({ maxFrameLength: options.maxFrameLength });
+    // Body bytes are passed on as they arrive, never gathered into whole frames (no copy, no extra buffer).
+    this.#decoder = new FrameDecoderStream({
+      maxFrameLength: options.maxFrameLength,
+      streamedTypes: new Set([MESSAGE_CODES.data]),
+    });
     this.#reader = connReadable(conn).pipeThrough(this.#decoder).getReader();
     const encoder = new FrameEncoderStream();
     this.#writer = encoder.writable.getWriter();

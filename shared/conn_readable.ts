@@ -13,6 +13,8 @@
  * @module
  */
 
+import { pieceBytes } from "./transfer_budget.ts";
+
 /** Options for {@linkcode connReadable}. */
 export interface ConnReadableOptions {
   /**
@@ -26,7 +28,7 @@ export interface ConnReadableOptions {
    * The largest block. Blocks grow fourfold, up to this, while reads keep
    * filling them (a body is arriving).
    *
-   * @default {2097152}
+   * @default {`pieceBytes()`: 1 MiB for a lone transfer, less when many run at once}
    */
   maxBlockSize?: number;
 }
@@ -51,7 +53,7 @@ export function connReadable(
   options: ConnReadableOptions = {},
 ): ReadableStream<Uint8Array> {
   const minBlockSize = options.minBlockSize ?? 16 * 1024;
-  const maxBlockSize = Math.max(minBlockSize, options.maxBlockSize ?? 2 * 1024 * 1024);
+  const maxBlockSize = () => Math.max(minBlockSize, options.maxBlockSize ?? pieceBytes());
   let blockSize = minBlockSize;
   let block = new Uint8Array(0);
   let used = 0;
@@ -81,7 +83,7 @@ export function connReadable(
       used += n;
       // A read that filled all the room there was means more is waiting: read bigger next time.
       // One that did not means the sender is not ahead of us: drop back to small blocks.
-      blockSize = n === free ? Math.min(blockSize * 4, maxBlockSize) : n < minBlockSize ? minBlockSize : blockSize;
+      blockSize = n === free ? Math.min(blockSize * 4, maxBlockSize()) : n < minBlockSize ? minBlockSize : blockSize;
     },
   }, { highWaterMark: 0 });
 }

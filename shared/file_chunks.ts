@@ -5,7 +5,7 @@
  * @module
  */
 
-import { MAX_DATA_PAYLOAD } from "./frames.ts";
+import { pieceBytes } from "./transfer_budget.ts";
 
 /** Anything with Deno's `read(buffer)` contract: a file, standard input. */
 export interface ByteSource {
@@ -19,8 +19,9 @@ export interface ByteSource {
 const SMALL_READ_BYTES = 64 * 1024;
 
 /**
- * Yields the bytes of `source` in chunks of {@linkcode MAX_DATA_PAYLOAD}
- * bytes (the last one shorter), each a new buffer that is never written
+ * Yields the bytes of `source` in chunks of `pieceBytes()` (1 MiB for a lone
+ * transfer, smaller when many run at once; the last one shorter), each a new
+ * buffer that is never written
  * again, so they can be queued for the socket without a copy. The next chunk
  * is read while the caller works on the current one (one read in flight).
  *
@@ -31,7 +32,7 @@ export async function* fileChunks(source: ByteSource, limit = Infinity): AsyncGe
   let left = limit;
   const readNext = async (): Promise<Uint8Array | null> => {
     if (left <= 0) return null;
-    const chunk = new Uint8Array(Math.min(left, MAX_DATA_PAYLOAD));
+    const chunk = new Uint8Array(Math.min(left, pieceBytes()));
     const readSync = left <= SMALL_READ_BYTES ? source.readSync?.bind(source) : undefined;
     let filled = 0;
     while (filled < chunk.length) {

@@ -103,6 +103,15 @@ export interface FrameDecoderStreamOptions {
    * @default {MAX_FRAME_LENGTH}
    */
   maxFrameLength?: number;
+  /**
+   * Frame types whose payload is passed on in pieces, as it arrives, and never
+   * gathered into one buffer: each piece is a frame of the same type, and the
+   * pieces of one frame come in order. For bodies (DATA), where a frame that
+   * spans reads would otherwise cost a copy and a buffer of its own.
+   *
+   * @default {none}
+   */
+  streamedTypes?: ReadonlySet<number>;
 }
 
 /**
@@ -133,6 +142,7 @@ export class FrameDecoderStream extends TransformStream<Uint8Array, Frame> {
   #payload: Uint8Array | null = null;
   #payloadFilled = 0;
   #type = 0;
+  readonly #streamedTypes: ReadonlySet<number>;
 
   /**
    * Creates a decoder.
@@ -149,6 +159,7 @@ export class FrameDecoderStream extends TransformStream<Uint8Array, Frame> {
       },
     });
     this.#maxFrameLength = checkLimit(options.maxFrameLength ?? MAX_FRAME_LENGTH);
+    this.#streamedTypes = options.streamedTypes ?? new Set();
   }
 
   /** The largest frame length accepted from now on. */
@@ -168,6 +179,18 @@ export class FrameDecoderStream extends TransformStream<Uint8Array, Frame> {
         continue;
       }
       const payloadLength = this.#payloadLength;
+      if (this.#streamedTypes.has(this.#type)) {
+        // Pass on what this chunk holds of the payload, as a view; the rest comes with the next chunks.
+        const take = Math.min(payloadLength - this.#payloadFilled, chunk.length - offset);
+        if (take > 0) controller.enqueue({ type: this.#type, payload: chunk.subarray(offset, offset + take) });
+        this.#payloadFilled += take;
+        offset += take;
+        if (this.#payloadFilled === payloadLength) {
+          this.#payloadFilled = 0;
+          this.#payloadLength = null;
+        }
+        continue;
+      }
       if (this.#payload === null && chunk.length - offset >= payloadLength) {
         // The whole payload is in this chunk: pass a view, copy nothing.
         controller.enqueue({ type: this.#type, payload: chunk.subarray(offset, offset + payloadLength) });
@@ -188,9 +211,9 @@ export class FrameDecoderStream extends TransformStream<Uint8Array, Frame> {
         this.#payloadLength = null;
       }
     }
-    // A frame with an empty payload is complete as soon as its header is.
+    // A frame with an empty payload is complete as soon as its header is (a streamed one has no piece to pass).
     if (this.#payloadLength === 0) {
-      controller.enqueue({ type: this.#type, payload: new Uint8Array(0) });
+      if (!this.#streamedTypes.has(this.#type)) controller.enqueue({ type: this.#type, payload: new Uint8Array(0) });
       this.#payloadLength = null;
     }
   }

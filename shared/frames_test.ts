@@ -296,3 +296,30 @@ Deno.test("FrameDecoderStream copies a payload that spans chunks into a buffer o
   assert.notEqual(frame.payload.buffer, bytes.buffer);
   assert.equal(frame.payload.buffer.byteLength, 1000);
 });
+
+Deno.test("FrameDecoderStream passes streamed types on in pieces as they arrive, never gathered", async () => {
+  const payload = new Uint8Array(1000).map((_, i) => i % 251);
+  const bytes = concat(await encode([{ type: 0x20, payload }, { type: 1, payload: new Uint8Array([9, 9]) }]));
+  // Cut inside the DATA payload twice, and inside the next header.
+  const cuts = [0, 3, 300, 700, bytes.length - 4, bytes.length];
+  const chunks = cuts.slice(1).map((end, i) => bytes.slice(cuts[i], end));
+  const frames = await Array.fromAsync(
+    ReadableStream.from(chunks).pipeThrough(new FrameDecoderStream({ streamedTypes: new Set([0x20]) })),
+  );
+  const pieces = frames.filter((frame) => frame.type === 0x20);
+  assert.ok(pieces.length >= 3, `expected several pieces, got ${pieces.length}`);
+  assert.deepEqual(concat(pieces.map((piece) => piece.payload)), payload);
+  assert.ok(
+    pieces.every((piece) => chunks.some((chunk) => chunk.buffer === piece.payload.buffer)),
+    "views, not copies",
+  );
+  assert.deepEqual(frames.at(-1), { type: 1, payload: new Uint8Array([9, 9]) }, "the next frame is whole");
+});
+
+Deno.test("FrameDecoderStream still checks a streamed frame's length before passing any of it", async () => {
+  const header = new Uint8Array([0xff, 0xff, 0xff, 0xff, 0x20]);
+  const stream = ReadableStream.from([header]).pipeThrough(
+    new FrameDecoderStream({ streamedTypes: new Set([0x20]) }),
+  );
+  await assert.rejects(Array.fromAsync(stream), RangeError);
+});
