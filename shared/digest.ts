@@ -56,22 +56,20 @@ export async function createDigest(algorithm: DigestAlgorithm, options: DigestOp
   if (algorithm === "sha256") {
     const { createHash } = await import("node:crypto");
     const hash = createHash("sha256");
-    let size = 0;
-    return {
-      algorithm,
-      get size() {
-        return size;
-      },
-      update(chunk) {
-        hash.update(chunk);
-        size += chunk.length;
-      },
-      hex: () => hash.digest("hex"),
-    };
+    return countingDigest(algorithm, (chunk) => hash.update(chunk), () => hash.digest("hex"));
   }
   const hint = options.sizeHint ?? null;
   const crc = hint !== null && hint < ZLIB_CRC_FROM_BYTES ? jsCrc32 : await loadZlibCrc32();
   let value = 0;
+  return countingDigest(algorithm, (chunk) => value = crc(chunk, value), () => value.toString(16).padStart(8, "0"));
+}
+
+/** A digest from an update and a finish function, counting the bytes it is given. */
+function countingDigest(
+  algorithm: DigestAlgorithm,
+  update: (chunk: Uint8Array) => void,
+  hex: () => string,
+): BodyDigest {
   let size = 0;
   return {
     algorithm,
@@ -79,10 +77,10 @@ export async function createDigest(algorithm: DigestAlgorithm, options: DigestOp
       return size;
     },
     update(chunk) {
-      value = crc(chunk, value);
+      update(chunk);
       size += chunk.length;
     },
-    hex: () => value.toString(16).padStart(8, "0"),
+    hex,
   };
 }
 
