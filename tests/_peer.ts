@@ -1,20 +1,25 @@
 /**
- * `Peer`: a client connection driven by hand, for the tests of the server's
- * limits and shutdown: raw bytes out (to trickle a frame), messages in
- * through a `Channel`, and a wait for the server to close.
+ * `Peer`: the client connection driven by hand. Everything it sends goes
+ * straight to the socket with `conn.write`, in order, so it can send what no
+ * real client would (a trickled frame, garbage, a frame cut short); what it
+ * receives is decoded by a `Channel`. Plus the small helpers the end-to-end
+ * tests share.
  *
  * Internal to tests/: nothing here is part of dfos.
  *
  * @module
  */
 
+import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { Channel } from "../shared/channel.ts";
-import { FrameEncoderStream } from "../shared/frames.ts";
-import { encodeMessage, type Message } from "../shared/messages.ts";
-import { type Fixture, USERS } from "./_fixture.ts";
+import { FRAME_HEADER_BYTES } from "../shared/frames.ts";
+import { encodeMessage, type Message, type MessageOf, type MessageType } from "../shared/messages.ts";
+import { type Fixture, sha256, USERS } from "./_fixture.ts";
+
+const MiB = 1024 * 1024;
 
 /** A HELLO as the real client sends it. */
-export const HELLO: Message = { type: "hello", protocol: "dfos", version: 1, agent: "dfos-test/1" };
+export const HELLO: MessageOf<"hello"> = { type: "hello", protocol: "dfos", version: 1, agent: "dfos-test/1" };
 
 /** What came before the server closed a connection, and when the close came (`performance.now()`). */
 export interface Closed {
@@ -28,7 +33,7 @@ export interface Closed {
 export class Peer {
   /** The socket. */
   readonly conn: Deno.TcpConn;
-  /** Messages in (and out, for whole frames). */
+  /** Messages in (and out, through the real encoder, where a test wants that). */
   readonly channel: Channel;
 
   private constructor(conn: Deno.TcpConn) {
@@ -39,24 +44,51 @@ export class Peer {
   /** Opens a connection to the fixture's server and says nothing. */
   static async open(fx: Fixture): Promise<Peer> {
     const conn = await Deno.connect({ hostname: "127.0.0.1", port: fx.port });
-    conn.setNoDelay(true);
+    conn.setNoDelay(true); // each frame is a write of its own: do not wait for ACKs between them
     return new Peer(conn);
   }
 
-  /** Opens a connection, says HELLO and logs in as `user`. */
+  /** Opens a connection, says HELLO and logs in as `user`, checking WELCOME and AUTH-OK. */
   static async login(fx: Fixture, user = "alice"): Promise<Peer> {
     const peer = await Peer.open(fx);
-    await peer.channel.send(HELLO);
-    await peer.channel.expect("welcome");
-    const data = new TextEncoder().encode(`\0${user}\0${USERS[user]}`);
-    await peer.channel.send({ type: "auth", mechanism: "PLAIN", data });
-    await peer.channel.expect("auth-ok");
+    await peer.hello();
+    await peer.send({ type: "auth", mechanism: "PLAIN", data: plain(user, USERS[user]) });
+    strictEqual((await peer.expect("auth-ok")).user, user);
     return peer;
   }
 
   /** Writes raw bytes, all of them. */
   async write(bytes: Uint8Array): Promise<void> {
     for (let offset = 0; offset < bytes.length;) offset += await this.conn.write(bytes.subarray(offset));
+  }
+
+  /** Writes one message as the bytes of its frame. */
+  send(message: Message): Promise<void> {
+    return this.write(frameBytes(message));
+  }
+
+  /** Says HELLO with `version`; for version 1, expects a WELCOME offering PLAIN. */
+  async hello(version = 1): Promise<void> {
+    await this.send({ ...HELLO, version });
+    if (version === 1) deepStrictEqual((await this.expect("welcome")).mechanisms, ["PLAIN"]);
+  }
+
+  /** The next message, which must be of one of `types` (an ERROR fails with its text). */
+  async expect<T extends MessageType>(...types: T[]): Promise<MessageOf<T>> {
+    const message = await this.channel.receive();
+    ok(message !== null, `expected ${types.join(" or ")}, the connection was closed`);
+    if (!(types as string[]).includes(message.type)) {
+      const shown = message.type === "data" ? `DATA of ${message.chunk.length} bytes` : JSON.stringify(message);
+      throw new Error(`Expected ${types.join(" or ")}, got ${shown}`);
+    }
+    return message as MessageOf<T>;
+  }
+
+  /** The next message, which must be an ERROR with `code`; returns its text. */
+  async expectError(code: number): Promise<string> {
+    const error = await this.expect("error");
+    strictEqual(error.code, code, `error ${error.code} "${error.message}", expected code ${code}`);
+    return error.message;
   }
 
   /**
@@ -80,15 +112,69 @@ export class Peer {
     }
   }
 
-  /** Closes the connection. */
-  close(): void {
+  /** Uploads `body` under `name` whole, correctly, and expects OK. */
+  async put(name: string, body: Uint8Array): Promise<void> {
+    await this.send({ type: "put", name, size: body.length, digest: "sha256" });
+    await this.sendBody(body);
+    const reply = await this.expect("ok");
+    deepStrictEqual(reply, { type: "ok", name, size: body.length });
+  }
+
+  /** Sends DATA frames (1 MiB each at most) and a correct END. */
+  async sendBody(body: Uint8Array): Promise<void> {
+    for (let offset = 0; offset < body.length; offset += MiB) {
+      await this.send({ type: "data", chunk: body.subarray(offset, offset + MiB) });
+    }
+    await this.send({ type: "end", size: body.length, algorithm: "sha256", digest: sha256(body) });
+  }
+
+  /** Downloads `name` and checks its END; returns the bytes. */
+  async get(name: string): Promise<Uint8Array> {
+    await this.send({ type: "get", name, limit: null, digest: "sha256" });
+    const file = await this.expect("file");
+    const parts: Uint8Array[] = [];
+    while (true) {
+      const message = await this.expect("data", "end");
+      if (message.type === "end") {
+        const body = concat(parts);
+        strictEqual(message.size, file.size);
+        strictEqual(body.length, file.size);
+        strictEqual(message.digest, sha256(body));
+        return body;
+      }
+      parts.push(message.chunk.slice());
+    }
+  }
+
+  /** Lists all of the user's names (one page). */
+  async names(): Promise<string[]> {
+    await this.send({ type: "list", prefix: "", after: "" });
+    const listing = await this.expect("listing");
+    strictEqual(listing.next, null);
+    return listing.entries.map((entry) => entry.name);
+  }
+
+  /** Closes at once, without a goodbye. */
+  abort(): void {
     this.channel.abort();
   }
 }
 
+/** A connection the peer reset counts as closed. */
 function closedByPeer(error: unknown): null {
   if (error instanceof Deno.errors.ConnectionReset || error instanceof Deno.errors.BrokenPipe) return null;
   throw error;
+}
+
+/**
+ * The data of a PLAIN AUTH.
+ *
+ * @param user The user name.
+ * @param password The password.
+ * @returns `\0user\0password`, encoded.
+ */
+export function plain(user: string, password: string): Uint8Array {
+  return new TextEncoder().encode(`\0${user}\0${password}`);
 }
 
 /**
@@ -97,8 +183,24 @@ function closedByPeer(error: unknown): null {
  * @param message The message.
  * @returns The frame's bytes.
  */
-export function frameBytes(message: Message): Promise<Uint8Array> {
-  return new Response(ReadableStream.from([encodeMessage(message)]).pipeThrough(new FrameEncoderStream())).bytes();
+export function frameBytes(message: Message): Uint8Array {
+  const { type, payload } = encodeMessage(message);
+  return rawFrame(type, payload);
+}
+
+/**
+ * Makes a frame with any type byte and payload.
+ *
+ * @param type The type byte.
+ * @param payload The payload.
+ * @returns The frame's bytes.
+ */
+export function rawFrame(type: number, payload: Uint8Array): Uint8Array {
+  const bytes = new Uint8Array(FRAME_HEADER_BYTES + payload.length);
+  new DataView(bytes.buffer).setUint32(0, payload.length + 1);
+  bytes[4] = type;
+  bytes.set(payload, FRAME_HEADER_BYTES);
+  return bytes;
 }
 
 /**

@@ -68,7 +68,7 @@ Deno.test("a client over --max-connections gets BUSY at once, and a place that f
   const raw = await Peer.open(fx);
   const { messages } = await raw.untilClosed(2000);
   deepStrictEqual(messages, [{ type: "error", code: Status.BUSY, message: BUSY_MESSAGE }]);
-  raw.close();
+  raw.abort();
 
   // The command line says the same sentence and exits 1.
   const cli = await runCli(["ls"], { env: fx.envFor("alice") });
@@ -82,7 +82,7 @@ Deno.test("a client over --max-connections gets BUSY at once, and a place that f
   strictEqual(sha256(await download(held[0], "kept.bin")), sha256(body));
 
   // Once one closes, a new client gets in.
-  silent.close();
+  silent.abort();
   await waitFor(() => fx.server.stats.snapshot().activeConnections === 2, "the silent connection to be gone");
   const late = await connect(fx);
   deepStrictEqual((await Array.fromAsync(late.list())).map((entry) => entry.name), ["kept.bin"]);
@@ -94,7 +94,7 @@ Deno.test("a client over --max-connections gets BUSY at once, and a place that f
 Deno.test("a connection that does not finish HELLO and login within --handshake-timeout is told and closed", async () => {
   await using fx = await startServer({ handshakeTimeoutMs: 300 });
   const timedOut = { type: "error", code: Status.BAD_REQUEST, message: "Handshake timed out" };
-  const hello = await frameBytes(HELLO);
+  const hello = frameBytes(HELLO);
 
   // Silent from the start.
   const silent = await Peer.open(fx);
@@ -119,7 +119,7 @@ Deno.test("a connection that does not finish HELLO and login within --handshake-
     deepStrictEqual(messages, [timedOut]);
     const waited = at - start;
     ok(waited >= 250 && waited < 1500, `closed after ${waited.toFixed(0)} ms`);
-    peer.close();
+    peer.abort();
   }
   strictEqual(await trickling, "stopped by the close");
   strictEqual(fx.server.stats.snapshot().failures.HANDSHAKE_TIMEOUT, 3);
@@ -150,7 +150,7 @@ Deno.test("an idle logged-in connection is closed after --idle-timeout; one that
     message: "No request for 0.3 s: idle connection closed",
   }]);
   ok(at - idleStart >= 250 && at - idleStart < 1500, `closed after ${(at - idleStart).toFixed(0)} ms`);
-  idle.close();
+  idle.abort();
   strictEqual(fx.server.stats.snapshot().failures.IDLE_TIMEOUT, 1);
 
   // The next request of a client that was idled out is answered with the reason.

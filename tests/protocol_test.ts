@@ -11,9 +11,7 @@ import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
 import { join } from "node:path";
 import { DfosClient } from "../client/connection.ts";
 import type { BodySummary } from "../shared/body.ts";
-import { Channel } from "../shared/channel.ts";
-import { FRAME_HEADER_BYTES } from "../shared/frames.ts";
-import { encodeMessage, type Message, type MessageOf, type MessageType } from "../shared/messages.ts";
+import type { Message, MessageOf } from "../shared/messages.ts";
 import { Status } from "../shared/status.ts";
 import {
   type Fixture,
@@ -28,178 +26,12 @@ import {
   USERS,
   waitFor,
 } from "./_fixture.ts";
+import { concat, frameBytes, once, Peer, plain, rawFrame } from "./_peer.ts";
 
 const MiB = 1024 * 1024;
 
 /** The frame type byte of HELLO. */
 const MESSAGE_HELLO = 0x01;
-
-/** The bytes of one message as a frame. */
-function frameBytes(message: Message): Uint8Array {
-  const { type, payload } = encodeMessage(message);
-  return rawFrame(type, payload);
-}
-
-/** A frame with any type byte and payload. */
-function rawFrame(type: number, payload: Uint8Array): Uint8Array {
-  const bytes = new Uint8Array(FRAME_HEADER_BYTES + payload.length);
-  new DataView(bytes.buffer).setUint32(0, payload.length + 1);
-  bytes[4] = type;
-  bytes.set(payload, FRAME_HEADER_BYTES);
-  return bytes;
-}
-
-/**
- * A hand-driven client: everything it sends goes straight to the socket with
- * `conn.write`, in order, so it can send what no real client would; what it
- * receives is decoded by a `Channel`.
- */
-class RawPeer {
-  readonly conn: Deno.TcpConn;
-  readonly channel: Channel;
-
-  private constructor(conn: Deno.TcpConn) {
-    this.conn = conn;
-    this.channel = new Channel(conn);
-  }
-
-  static async open(fx: Fixture): Promise<RawPeer> {
-    const conn = await Deno.connect({ hostname: "127.0.0.1", port: fx.port });
-    conn.setNoDelay(true); // each frame is a write of its own: do not wait for ACKs between them
-    return new RawPeer(conn);
-  }
-
-  /** Opens a connection and logs in as `user`. */
-  static async login(fx: Fixture, user: string): Promise<RawPeer> {
-    const peer = await RawPeer.open(fx);
-    await peer.hello();
-    await peer.send({ type: "auth", mechanism: "PLAIN", data: plain(user, USERS[user]) });
-    strictEqual((await peer.expect("auth-ok")).user, user);
-    return peer;
-  }
-
-  async sendBytes(bytes: Uint8Array): Promise<void> {
-    for (let offset = 0; offset < bytes.length;) offset += await this.conn.write(bytes.subarray(offset));
-  }
-
-  send(message: Message): Promise<void> {
-    return this.sendBytes(frameBytes(message));
-  }
-
-  async hello(version = 1): Promise<void> {
-    await this.send({ type: "hello", protocol: "dfos", version, agent: "raw-test/1" });
-    if (version === 1) deepStrictEqual((await this.expect("welcome")).mechanisms, ["PLAIN"]);
-  }
-
-  /** The next message, which must be of one of `types` (an ERROR fails with its text). */
-  async expect<T extends MessageType>(...types: T[]): Promise<MessageOf<T>> {
-    const message = await this.channel.receive();
-    ok(message !== null, `expected ${types.join(" or ")}, the connection was closed`);
-    if (!(types as string[]).includes(message.type)) {
-      const shown = message.type === "data" ? `DATA of ${message.chunk.length} bytes` : JSON.stringify(message);
-      throw new Error(`Expected ${types.join(" or ")}, got ${shown}`);
-    }
-    return message as MessageOf<T>;
-  }
-
-  /** The next message, which must be an ERROR with `code`. */
-  async expectError(code: number): Promise<string> {
-    const error = await this.expect("error");
-    strictEqual(error.code, code, `error ${error.code} "${error.message}", expected code ${code}`);
-    return error.message;
-  }
-
-  /**
-   * Reads until the server closes the connection; returns what arrived before.
-   * Fails if it stays open for `timeoutMs`.
-   */
-  async untilClosed(timeoutMs = 3000): Promise<Message[]> {
-    const messages: Message[] = [];
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<"timeout">((resolve) => timer = setTimeout(() => resolve("timeout"), timeoutMs));
-    try {
-      while (true) {
-        const next = await Promise.race([this.channel.receive().catch(closedByPeer), timeout]);
-        if (next === "timeout") throw new Error(`The server kept the connection open for ${timeoutMs} ms`);
-        if (next === null) return messages;
-        messages.push(next);
-      }
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  /** Uploads `body` under `name` whole, correctly, and expects OK. */
-  async put(name: string, body: Uint8Array): Promise<void> {
-    await this.send({ type: "put", name, size: body.length, digest: "sha256" });
-    await this.sendBody(body);
-    const reply = await this.expect("ok");
-    deepStrictEqual(reply, { type: "ok", name, size: body.length });
-  }
-
-  /** Sends DATA frames (1 MiB each at most) and a correct END. */
-  async sendBody(body: Uint8Array): Promise<void> {
-    for (let offset = 0; offset < body.length; offset += MiB) {
-      await this.send({ type: "data", chunk: body.subarray(offset, offset + MiB) });
-    }
-    await this.send({ type: "end", size: body.length, algorithm: "sha256", digest: sha256(body) });
-  }
-
-  /** Downloads `name` and checks its END; returns the bytes. */
-  async get(name: string): Promise<Uint8Array> {
-    await this.send({ type: "get", name, limit: null, digest: "sha256" });
-    const file = await this.expect("file");
-    const parts: Uint8Array[] = [];
-    while (true) {
-      const message = await this.expect("data", "end");
-      if (message.type === "end") {
-        const body = concat(parts);
-        strictEqual(message.size, file.size);
-        strictEqual(body.length, file.size);
-        strictEqual(message.digest, sha256(body));
-        return body;
-      }
-      parts.push(message.chunk.slice());
-    }
-  }
-
-  /** Lists all of the user's names (one page). */
-  async names(): Promise<string[]> {
-    await this.send({ type: "list", prefix: "", after: "" });
-    const listing = await this.expect("listing");
-    strictEqual(listing.next, null);
-    return listing.entries.map((entry) => entry.name);
-  }
-
-  /** Closes at once, without a goodbye. */
-  abort(): void {
-    this.channel.abort();
-  }
-}
-
-/** A connection the peer reset counts as closed. */
-function closedByPeer(error: unknown): null {
-  if (error instanceof Deno.errors.ConnectionReset || error instanceof Deno.errors.BrokenPipe) return null;
-  throw error;
-}
-
-function plain(user: string, password: string): Uint8Array {
-  return new TextEncoder().encode(`\0${user}\0${password}`);
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const result = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    result.set(part, offset);
-    offset += part.length;
-  }
-  return result;
-}
-
-async function* once(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
-  yield bytes;
-}
 
 /** Logs in with the real client and checks a put/get round trip: the server is still serving. */
 async function assertServing(fx: Fixture, user = "alice"): Promise<void> {
@@ -239,11 +71,11 @@ async function partSizes(fx: Fixture, user = "alice"): Promise<number[]> {
 
 Deno.test("server closes a connection that sends garbage and keeps serving others", async () => {
   await using fx = await startServer();
-  const peer = await RawPeer.open(fx);
+  const peer = await Peer.open(fx);
   const garbage = new TextEncoder().encode("GET / HTTP/1.1\r\nHost: dfos\r\n\r\n");
-  await peer.sendBytes(garbage);
-  await peer.sendBytes(randomBytes(4000)).catch(() => {}); // the server may have closed already
-  const messages = await peer.untilClosed();
+  await peer.write(garbage);
+  await peer.write(randomBytes(4000)).catch(() => {}); // the server may have closed already
+  const { messages } = await peer.untilClosed();
   // Whatever arrived before the close can only be one ERROR ("GET " read as a length is far too long).
   ok(messages.length <= 1, JSON.stringify(messages));
   if (messages.length === 1) {
@@ -252,9 +84,9 @@ Deno.test("server closes a connection that sends garbage and keeps serving other
   }
   peer.abort();
 
-  const zero = await RawPeer.open(fx);
-  await zero.sendBytes(new Uint8Array([0, 0, 0, 0, 0x01]));
-  const zeroMessages = await zero.untilClosed();
+  const zero = await Peer.open(fx);
+  await zero.write(new Uint8Array([0, 0, 0, 0, 0x01]));
+  const zeroMessages = (await zero.untilClosed()).messages;
   deepStrictEqual(zeroMessages.map((m) => m.type === "error" && m.code), [Status.BAD_REQUEST]);
   zero.abort();
 
@@ -265,27 +97,27 @@ Deno.test("server closes at once a connection that announces a 4 GiB frame, befo
   await using fx = await startServer();
   const absurd = new Uint8Array([0xff, 0xff, 0xff, 0xff, MESSAGE_HELLO]);
 
-  const before = await RawPeer.open(fx);
-  await before.sendBytes(absurd);
+  const before = await Peer.open(fx);
+  await before.write(absurd);
   const started = performance.now();
-  const beforeMessages = await before.untilClosed(2000);
+  const beforeMessages = (await before.untilClosed(2000)).messages;
   ok(performance.now() - started < 2000);
   strictEqual(beforeMessages.length, 1);
   strictEqual((beforeMessages[0] as MessageOf<"error">).code, Status.TOO_LARGE);
   match((beforeMessages[0] as MessageOf<"error">).message, /length 4294967295 exceeds the limit/);
   before.abort();
 
-  const afterHello = await RawPeer.open(fx);
+  const afterHello = await Peer.open(fx);
   await afterHello.hello();
-  await afterHello.sendBytes(absurd);
-  const afterMessages = await afterHello.untilClosed(2000);
+  await afterHello.write(absurd);
+  const afterMessages = (await afterHello.untilClosed(2000)).messages;
   deepStrictEqual(afterMessages.map((m) => m.type === "error" && m.code), [Status.TOO_LARGE]);
   afterHello.abort();
 
   // After login the limit is one DATA frame: 4 GiB is still refused.
-  const loggedIn = await RawPeer.login(fx, "alice");
-  await loggedIn.sendBytes(new Uint8Array([0xff, 0xff, 0xff, 0xff, 0x20]));
-  const loggedInMessages = await loggedIn.untilClosed(2000);
+  const loggedIn = await Peer.login(fx, "alice");
+  await loggedIn.write(new Uint8Array([0xff, 0xff, 0xff, 0xff, 0x20]));
+  const loggedInMessages = (await loggedIn.untilClosed(2000)).messages;
   deepStrictEqual(loggedInMessages.map((m) => m.type === "error" && m.code), [Status.TOO_LARGE]);
   loggedIn.abort();
 
@@ -301,10 +133,10 @@ Deno.test("server answers a request before login with AUTH_REQUIRED and closes",
       { type: "put", name: "a.txt", size: 1, digest: "sha256" },
     ] as Message[]
   ) {
-    const peer = await RawPeer.open(fx);
+    const peer = await Peer.open(fx);
     await peer.hello();
     await peer.send(request);
-    const messages = await peer.untilClosed();
+    const { messages } = await peer.untilClosed();
     strictEqual(messages.length, 1, JSON.stringify(messages));
     deepStrictEqual(messages[0], {
       type: "error",
@@ -316,18 +148,18 @@ Deno.test("server answers a request before login with AUTH_REQUIRED and closes",
   deepStrictEqual(await listDir(fx.root), [], "nothing was stored");
 
   // A request before HELLO is refused too.
-  const early = await RawPeer.open(fx);
+  const early = await Peer.open(fx);
   await early.send({ type: "list", prefix: "", after: "" });
-  const earlyMessages = await early.untilClosed();
+  const earlyMessages = (await early.untilClosed()).messages;
   deepStrictEqual(earlyMessages.map((m) => m.type === "error" && m.code), [Status.BAD_REQUEST]);
   early.abort();
 });
 
 Deno.test("server answers HELLO of another protocol version with VERSION and closes", async () => {
   await using fx = await startServer();
-  const peer = await RawPeer.open(fx);
+  const peer = await Peer.open(fx);
   await peer.hello(2);
-  const messages = await peer.untilClosed();
+  const { messages } = await peer.untilClosed();
   deepStrictEqual(messages, [{
     type: "error",
     code: Status.VERSION,
@@ -338,7 +170,7 @@ Deno.test("server answers HELLO of another protocol version with VERSION and clo
 
 Deno.test("server closes the connection after the third wrong password", async () => {
   await using fx = await startServer();
-  const peer = await RawPeer.open(fx);
+  const peer = await Peer.open(fx);
   await peer.hello();
   const texts: string[] = [];
   for (const password of ["one", "two", "three"]) {
@@ -350,11 +182,11 @@ Deno.test("server closes the connection after the third wrong password", async (
     "Authentication failed: unknown user or wrong password (1 attempt left)",
     "Authentication failed: unknown user or wrong password; closing the connection",
   ]);
-  deepStrictEqual(await peer.untilClosed(), []);
+  deepStrictEqual((await peer.untilClosed()).messages, []);
   peer.abort();
 
   // Two failures leave the third attempt open.
-  const patient = await RawPeer.open(fx);
+  const patient = await Peer.open(fx);
   await patient.hello();
   for (const password of ["one", "two"]) {
     await patient.send({ type: "auth", mechanism: "PLAIN", data: plain("alice", password) });
@@ -368,16 +200,16 @@ Deno.test("server closes the connection after the third wrong password", async (
 
 Deno.test("server answers an unknown or malformed message after login with an ERROR and goes on", async () => {
   await using fx = await startServer();
-  const peer = await RawPeer.login(fx, "alice");
+  const peer = await Peer.login(fx, "alice");
   await peer.put("a.txt", new TextEncoder().encode("hello"));
 
-  await peer.sendBytes(rawFrame(0x7f, new TextEncoder().encode("{}")));
+  await peer.write(rawFrame(0x7f, new TextEncoder().encode("{}")));
   strictEqual(await peer.expectError(Status.UNSUPPORTED), "Cannot decode message: unknown type 0x7f");
   deepStrictEqual(await peer.names(), ["a.txt"]);
 
-  await peer.sendBytes(rawFrame(0x11, new TextEncoder().encode('{"name":"a.txt"}')));
+  await peer.write(rawFrame(0x11, new TextEncoder().encode('{"name":"a.txt"}')));
   strictEqual(await peer.expectError(Status.BAD_REQUEST), 'Cannot decode get: field "limit" is missing');
-  await peer.sendBytes(rawFrame(0x13, new TextEncoder().encode("not json")));
+  await peer.write(rawFrame(0x13, new TextEncoder().encode("not json")));
   await peer.expectError(Status.BAD_REQUEST);
   await peer.send({ type: "hello", protocol: "dfos", version: 1, agent: "again" });
   await peer.expectError(Status.BAD_REQUEST);
@@ -389,15 +221,15 @@ Deno.test("server answers an unknown or malformed message after login with an ER
 Deno.test("an upload cut off mid-body leaves the previous version and no temporary file", async () => {
   await using fx = await startServer();
   const v1 = randomBytes(300_000);
-  const first = await RawPeer.login(fx, "alice");
+  const first = await Peer.login(fx, "alice");
   await first.put("f", v1);
   first.abort();
 
   // By hand: announce 3 MiB, send 1 MiB and half a frame, then drop the socket.
-  const cut = await RawPeer.login(fx, "alice");
+  const cut = await Peer.login(fx, "alice");
   await cut.send({ type: "put", name: "f", size: 3 * MiB, digest: "sha256" });
   await cut.send({ type: "data", chunk: randomBytes(MiB) });
-  await cut.sendBytes(frameBytes({ type: "data", chunk: randomBytes(MiB) }).subarray(0, 500_000));
+  await cut.write(frameBytes({ type: "data", chunk: randomBytes(MiB) }).subarray(0, 500_000));
   await waitFor(async () => (await partSizes(fx)).some((size) => size >= MiB), "the upload's temporary file");
   cut.abort();
   await waitFor(async () => (await listDir(partialDir(fx))).length === 0, "the temporary file to be removed");
@@ -417,7 +249,7 @@ Deno.test("an upload cut off mid-body leaves the previous version and no tempora
   await waitFor(async () => (await listDir(partialDir(fx))).length === 0, "the temporary file to be removed");
   strictEqual(await sha256File(join(fx.root, "alice", "f")), sha256(v1));
 
-  const check = await RawPeer.login(fx, "alice");
+  const check = await Peer.login(fx, "alice");
   strictEqual(sha256(await check.get("f")), sha256(v1));
   deepStrictEqual(await check.names(), ["f"]);
   check.abort();
@@ -426,7 +258,7 @@ Deno.test("an upload cut off mid-body leaves the previous version and no tempora
 Deno.test("a body whose END disagrees is refused with INTEGRITY and the connection stays usable", async () => {
   await using fx = await startServer();
   const v1 = randomBytes(2 * MiB + 17);
-  const peer = await RawPeer.login(fx, "alice");
+  const peer = await Peer.login(fx, "alice");
   await peer.put("f", v1);
   const v2 = randomBytes(MiB + 5);
 
@@ -478,7 +310,7 @@ Deno.test("two interleaved uploads to one name leave exactly one of them", async
   await using fx = await startServer();
   const a = randomBytes(2 * MiB + 1);
   const b = randomBytes(2 * MiB + 2);
-  const [peerA, peerB] = await Promise.all([RawPeer.login(fx, "alice"), RawPeer.login(fx, "alice")]);
+  const [peerA, peerB] = await Promise.all([Peer.login(fx, "alice"), Peer.login(fx, "alice")]);
   await peerA.send({ type: "put", name: "same", size: a.length, digest: "sha256" });
   await peerB.send({ type: "put", name: "same", size: b.length, digest: "sha256" });
   for (let offset = 0; offset < a.length; offset += MiB) {
@@ -555,7 +387,7 @@ Deno.test("20 concurrent clients each get back exactly what they put", async () 
   }
   for (const user of users) {
     const own = results.filter((result) => result.user === user).map((result) => result.name).sort();
-    const peer = await RawPeer.login(fx, user);
+    const peer = await Peer.login(fx, user);
     deepStrictEqual(await peer.names(), own);
     peer.abort();
   }
@@ -564,7 +396,7 @@ Deno.test("20 concurrent clients each get back exactly what they put", async () 
 Deno.test("server.shutdown() during an upload removes its temporary file and keeps the previous version", async () => {
   await using fx = await startServer();
   const v1 = randomBytes(123_456);
-  const peer = await RawPeer.login(fx, "alice");
+  const peer = await Peer.login(fx, "alice");
   await peer.put("f", v1);
   await peer.send({ type: "put", name: "f", size: 4 * MiB, digest: "sha256" });
   await peer.send({ type: "data", chunk: randomBytes(MiB) });
@@ -659,10 +491,10 @@ Deno.test("a symbolic link in a user's folder is never followed out of it", asyn
 
 Deno.test("server refuses hostile names from a client that skips the CLI's checks, and goes on", async () => {
   await using fx = await startServer();
-  const bob = await RawPeer.login(fx, "bob");
+  const bob = await Peer.login(fx, "bob");
   await bob.put("secret.txt", new TextEncoder().encode("bob's secret"));
   bob.abort();
-  const peer = await RawPeer.login(fx, "alice");
+  const peer = await Peer.login(fx, "alice");
   await peer.put("mine.txt", new TextEncoder().encode("alice's"));
   const names = [
     "../bob/secret.txt",
@@ -701,9 +533,9 @@ Deno.test("an upload in progress is invisible to readers and listers until its E
   const v1 = randomBytes(5000);
   const v2 = randomBytes(2 * MiB + 9);
   const [writer, creator, reader] = await Promise.all([
-    RawPeer.login(fx, "alice"),
-    RawPeer.login(fx, "alice"),
-    RawPeer.login(fx, "alice"),
+    Peer.login(fx, "alice"),
+    Peer.login(fx, "alice"),
+    Peer.login(fx, "alice"),
   ]);
   await writer.put("f", v1);
   await writer.send({ type: "put", name: "f", size: v2.length, digest: "sha256" });
@@ -738,7 +570,7 @@ Deno.test("an upload in progress is invisible to readers and listers until its E
 Deno.test("a download abandoned by its client mid-body leaves the server serving and no file open", async () => {
   await using fx = await startServer();
   const big = randomBytes(16 * MiB);
-  const peer = await RawPeer.login(fx, "alice");
+  const peer = await Peer.login(fx, "alice");
   await peer.put("big", big);
   await peer.send({ type: "get", name: "big", limit: null, digest: "sha256" });
   strictEqual((await peer.expect("file")).size, big.length);
