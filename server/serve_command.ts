@@ -8,7 +8,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { type Command, integerFlag, UsageError } from "../shared/cli.ts";
+import { type Command, integerFlag, secondsFlag, UsageError } from "../shared/cli.ts";
 import { configureLogging } from "./logging.ts";
 import {
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
@@ -122,22 +122,3 @@ logs its totals and exits 0. A second signal aborts everything at once.`,
     await closeLogs();
   },
 };
-
-/**
- * Reads a flag that is a number of seconds (a fraction allowed) and returns
- * it in milliseconds.
- *
- * @param value The flag's text, or undefined when absent.
- * @param flag The flag's name, for the message.
- * @param fallbackMs The value when absent, in milliseconds.
- * @returns Milliseconds.
- */
-export function secondsFlag(value: string | boolean | undefined, flag: string, fallbackMs: number): number {
-  if (value === undefined) return fallbackMs;
-  const seconds = typeof value === "string" && /^\d+(\.\d+)?$/.test(value) ? Number(value) : NaN;
-  // setTimeout takes at most 2^31 - 1 ms (about 24.8 days).
-  if (!Number.isFinite(seconds) || seconds * 1000 > 2 ** 31 - 1) {
-    throw new UsageError(`--${flag} takes a number of seconds from 0 to 2147483, not "${value}"`);
-  }
-  return Math.round(seconds * 1000);
-}

@@ -127,3 +127,22 @@ export function integerFlag(
   }
   return number;
 }
+
+/**
+ * Reads a flag that is a number of seconds (a fraction allowed) and returns
+ * it in milliseconds.
+ *
+ * @param value The flag's text, or undefined when absent.
+ * @param flag The flag's name, for the message.
+ * @param fallbackMs The value when absent, in milliseconds.
+ * @returns Milliseconds.
+ */
+export function secondsFlag(value: string | boolean | undefined, flag: string, fallbackMs: number): number {
+  if (value === undefined) return fallbackMs;
+  const seconds = typeof value === "string" && /^\d+(\.\d+)?$/.test(value) ? Number(value) : NaN;
+  // setTimeout takes at most 2^31 - 1 ms (about 24.8 days).
+  if (!Number.isFinite(seconds) || seconds * 1000 > 2 ** 31 - 1) {
+    throw new UsageError(`--${flag} takes a number of seconds from 0 to 2147483, not "${value}"`);
+  }
+  return Math.round(seconds * 1000);
+}

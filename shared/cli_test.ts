@@ -1,0 +1,40 @@
+import { strictEqual, throws } from "node:assert/strict";
+import { CommandFailure, exitCodeFor, integerFlag, secondsFlag, UsageError } from "./cli.ts";
+import { DfosError, Status } from "./status.ts";
+
+Deno.test("secondsFlag() reads whole and fractional seconds as milliseconds", () => {
+  strictEqual(secondsFlag(undefined, "idle-timeout", 300_000), 300_000);
+  strictEqual(secondsFlag("10", "idle-timeout", 1), 10_000);
+  strictEqual(secondsFlag("0.5", "idle-timeout", 1), 500);
+  strictEqual(secondsFlag("0", "idle-timeout", 1), 0);
+  strictEqual(secondsFlag("2147483", "idle-timeout", 1), 2_147_483_000);
+});
+
+Deno.test("secondsFlag() refuses what is not a number of seconds a timer can wait", () => {
+  for (const value of ["-1", "abc", "1e3", ".5", "5.", "", "2147484", true]) {
+    throws(
+      () => secondsFlag(value, "drain-timeout", 1),
+      (error) =>
+        error instanceof UsageError &&
+        error.message === `--drain-timeout takes a number of seconds from 0 to 2147483, not "${value}"`,
+      String(value),
+    );
+  }
+});
+
+Deno.test("integerFlag() reads whole numbers in range and refuses anything else as a usage error", () => {
+  strictEqual(integerFlag(undefined, "port", 5000, [0, 65535]), 5000);
+  strictEqual(integerFlag("0", "port", 5000, [0, 65535]), 0);
+  for (const bad of ["-1", "65536", "1.5", "x", "", "1e3"]) {
+    throws(() => integerFlag(bad, "port", 5000, [0, 65535]), UsageError, bad);
+  }
+});
+
+Deno.test("exitCodeFor() maps usage, login, missing-file and reported failures to their exit codes", () => {
+  strictEqual(exitCodeFor(new UsageError("bad flag")), 2);
+  strictEqual(exitCodeFor(new DfosError(Status.AUTH_FAILED, "no")), 3);
+  strictEqual(exitCodeFor(new DfosError(Status.NOT_FOUND, "no")), 4);
+  strictEqual(exitCodeFor(new DfosError(Status.INTEGRITY, "no")), 1);
+  strictEqual(exitCodeFor(new CommandFailure("2 of 3 files could not be deleted", 4)), 4);
+  strictEqual(exitCodeFor(new Error("anything else")), 1);
+});
