@@ -37,7 +37,8 @@ export async function prepareLocalFile(path: string): Promise<TempFile> {
  */
 export async function saveToFile(download: Download, temp: TempFile, path: string): Promise<void> {
   try {
-    for await (const chunk of download.body.chunks()) await temp.write(chunk);
+    // TempFile holds what it queues, so each piece's receive block can be reused once written.
+    for await (const chunk of download.body.chunks({ recycle: true })) await temp.write(chunk);
     await temp.moveTo(path);
   } catch (error) {
     await temp.remove();

@@ -72,7 +72,8 @@ export const HANDLERS: { [T in RequestType]: HandlerRow<T> } = {
     async handle({ message, user, storage, body }) {
       const upload = await storage.beginUpload(user, message.name);
       try {
-        for await (const chunk of body!.chunks()) await upload.write(chunk);
+        // Each piece's receive block is reused once written (or queued, held, by the upload): see Upload.write.
+        for await (const chunk of body!.chunks({ recycle: true })) await upload.write(chunk);
         const info = await upload.commit();
         return { message: { type: "ok", name: info.name, size: info.size }, bytesIn: info.size };
       } catch (error) {

@@ -38,8 +38,11 @@ export interface ReadHandle {
 /** An upload in progress: invisible to every reader and lister until committed. */
 export interface Upload {
   /**
-   * Appends bytes. The chunk must not be changed afterwards: the write may
-   * go on in the background (errors surface at a later call or at commit).
+   * Appends bytes. The write may go on in the background (errors surface at
+   * a later call or at commit). The chunk is valid only until the returned
+   * promise resolves (its receive block is then reused): an implementation
+   * that keeps it longer must hold it with `retainBlock` from
+   * shared/block_pool.ts and release the hold once done, as `TempFile` does.
    *
    * @param chunk The next bytes of the body.
    */

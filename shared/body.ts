@@ -132,19 +132,27 @@ export class BodyReceiver {
    * frame may come in several). Throws `DfosError` `INTEGRITY` when the
    * END frame disagrees with the bytes, `ABORTED` when the sender gave up,
    * `BAD_REQUEST` for any other message in the middle of a body.
+   *
+   * By default each piece stays valid for good. With `recycle`, a piece is
+   * valid only until the next one is asked for (or the loop ends): its
+   * receive block is then reused, unless the consumer holds it with
+   * `retainBlock` (shared/block_pool.ts), as `TempFile` does for the writes it
+   * queues. That spares a fresh buffer per piece on the body path.
+   *
+   * @param options `recycle`: reuse each piece's block once the consumer moves on.
    */
-  async *chunks(): AsyncGenerator<Uint8Array> {
+  async *chunks(options: { recycle?: boolean } = {}): AsyncGenerator<Uint8Array> {
     const expected = this.#options.expectedSize ?? null;
     const digest = await createDigest(this.#options.algorithm ?? "crc32", { sizeHint: expected });
     const ended = beginTransfer();
     try {
-      yield* this.#take(digest, expected);
+      yield* this.#take(digest, expected, options.recycle === true);
     } finally {
       ended();
     }
   }
 
-  async *#take(digest: BodyDigest, expected: number | null): AsyncGenerator<Uint8Array> {
+  async *#take(digest: BodyDigest, expected: number | null, recycle: boolean): AsyncGenerator<Uint8Array> {
     while (true) {
       const message = await this.#next();
       if (message.type === "data") {
@@ -153,7 +161,12 @@ export class BodyReceiver {
           throw new DfosError(Status.INTEGRITY, `Body is longer than the announced ${expected} bytes`);
         }
         this.#options.onProgress?.(digest.size);
-        yield message.chunk;
+        try {
+          yield message.chunk;
+        } finally {
+          // The consumer has moved on (or stopped): what it keeps of this piece, it holds itself.
+          if (recycle) message.release?.();
+        }
         continue;
       }
       this.#finished = true;

@@ -103,7 +103,18 @@ export class Channel {
       this.#broken = true;
       return null;
     }
-    return decodeMessage(result.value);
+    const frame = result.value;
+    let message: Message;
+    try {
+      message = decodeMessage(frame);
+    } catch (error) {
+      frame.release?.();
+      throw error;
+    }
+    // A body's bytes are handed on with their block's hold (see BodyReceiver); anything else is parsed by now.
+    if (message.type === "data") message.release = frame.release;
+    else frame.release?.();
+    return message;
   }
 
   /**
@@ -141,6 +152,9 @@ export class Channel {
     try {
       await this.#writer.close();
       await this.#piped;
+      // On TLS this sends close_notify, which `close()` alone may not get out before the process exits: the
+      // peer then sees a clean end, not a cut connection. On TCP it is the FIN that `close()` would send.
+      await this.#conn.closeWrite();
     } catch {
       // The peer went away first; nothing left to flush.
     }

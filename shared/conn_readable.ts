@@ -5,14 +5,18 @@
  * Deno's `conn.readable` hands out chunks of at most 64 KiB, one promise each,
  * which costs a third of the wire speed on the body path (see
  * docs/PERFORMANCE.md). This source reads with `conn.read` into the free tail
- * of a block and hands out views of what arrived. A block is never reused:
- * the frame decoder passes views of it downstream, so a new block is
- * allocated once the free tail is small. Blocks start small (an idle
- * connection costs little memory) and grow while a body streams in.
+ * of a block and hands out views of what arrived. The block comes from the
+ * pool in shared/block_pool.ts and is held while it is being filled; once
+ * its free tail is small, the hold is released and the next block taken.
+ * Each chunk handed out carries a hold of its own, and whoever keeps a view
+ * holds the block too (the frame decoder does, for every view it passes on),
+ * so a block is written again only after all of its views are released. Blocks start small (an idle connection costs little
+ * memory) and grow while a body streams in.
  *
  * @module
  */
 
+import { handOver, type HeldBlock, takeBlock } from "./block_pool.ts";
 import { pieceBytes } from "./transfer_budget.ts";
 
 /** Options for {@linkcode connReadable}. */
@@ -46,7 +50,8 @@ export interface ConnReader {
  *
  * @param conn The connection to read.
  * @param options Block sizes.
- * @returns The bytes, as views into blocks that are never written again.
+ * @returns The bytes, as views into pooled blocks, each carrying a hold that
+ * the consumer gives back with `releaseView` (else the block is not reused).
  */
 export function connReadable(
   conn: ConnReader,
@@ -55,13 +60,16 @@ export function connReadable(
   const minBlockSize = options.minBlockSize ?? 16 * 1024;
   const maxBlockSize = () => Math.max(minBlockSize, options.maxBlockSize ?? pieceBytes());
   let blockSize = minBlockSize;
-  let block = new Uint8Array(0);
+  let held: HeldBlock = takeBlock(0);
+  let block = held.bytes;
   let used = 0;
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       // A tail of less than 1/16 of the block is not worth a read: take a new block.
       if (block.length - used < blockSize / 16) {
-        block = new Uint8Array(blockSize);
+        held.release();
+        held = takeBlock(blockSize);
+        block = held.bytes;
         used = 0;
       }
       const free = block.length - used;
@@ -69,6 +77,7 @@ export function connReadable(
       try {
         n = await conn.read(block.subarray(used));
       } catch (error) {
+        held.release();
         if (error instanceof Deno.errors.BadResource || error instanceof Deno.errors.Interrupted) {
           controller.close();
           return;
@@ -76,14 +85,18 @@ export function connReadable(
         throw error;
       }
       if (n === null) {
+        held.release();
         controller.close();
         return;
       }
-      controller.enqueue(block.subarray(used, used + n));
+      // The chunk may wait in the pipe while the next read goes into another block: it carries its own hold.
+      controller.enqueue(handOver(block.subarray(used, used + n)));
       used += n;
       // A read that filled all the room there was means more is waiting: read bigger next time.
       // One that did not means the sender is not ahead of us: drop back to small blocks.
       blockSize = n === free ? Math.min(blockSize * 4, maxBlockSize()) : n < minBlockSize ? minBlockSize : blockSize;
     },
+    // No cancel(): a read may still be in flight into the block when the stream is cancelled, so its hold is
+    // never released and the block is collected rather than reused.
   }, { highWaterMark: 0 });
 }

@@ -16,6 +16,8 @@
  * @module
  */
 
+import { releaseView, retainBlock } from "./block_pool.ts";
+
 /** Bytes before the payload: the 4-byte length and the type byte. */
 export const FRAME_HEADER_BYTES = 5;
 
@@ -41,6 +43,12 @@ export interface Frame {
   type: number;
   /** The payload; may be a view into a larger buffer. */
   payload: Uint8Array;
+  /**
+   * Set by the decoder when the payload is a view into a pooled receive block
+   * (shared/block_pool.ts): the block is reused only after this is called, so
+   * call it once the payload is no longer needed. Not calling it is safe.
+   */
+  release?: () => void;
 }
 
 /**
@@ -151,7 +159,14 @@ export class FrameDecoderStream extends TransformStream<Uint8Array, Frame> {
    */
   constructor(options: FrameDecoderStreamOptions = {}) {
     super({
-      transform: (chunk, controller) => this.#transform(chunk, controller),
+      transform: (chunk, controller) => {
+        try {
+          this.#transform(chunk, controller);
+        } finally {
+          // Every view passed on holds its block now: the chunk's own hold can go.
+          releaseView(chunk);
+        }
+      },
       flush: () => {
         if (this.#headerFilled > 0 || this.#payloadLength !== null) {
           throw new SyntaxError("Cannot decode frame: the stream ended inside a frame");
@@ -182,7 +197,7 @@ export class FrameDecoderStream extends TransformStream<Uint8Array, Frame> {
       if (this.#streamedTypes.has(this.#type)) {
         // Pass on what this chunk holds of the payload, as a view; the rest comes with the next chunks.
         const take = Math.min(payloadLength - this.#payloadFilled, chunk.length - offset);
-        if (take > 0) controller.enqueue({ type: this.#type, payload: chunk.subarray(offset, offset + take) });
+        if (take > 0) controller.enqueue(viewFrame(this.#type, chunk.subarray(offset, offset + take)));
         this.#payloadFilled += take;
         offset += take;
         if (this.#payloadFilled === payloadLength) {
@@ -193,7 +208,7 @@ export class FrameDecoderStream extends TransformStream<Uint8Array, Frame> {
       }
       if (this.#payload === null && chunk.length - offset >= payloadLength) {
         // The whole payload is in this chunk: pass a view, copy nothing.
-        controller.enqueue({ type: this.#type, payload: chunk.subarray(offset, offset + payloadLength) });
+        controller.enqueue(viewFrame(this.#type, chunk.subarray(offset, offset + payloadLength)));
         offset += payloadLength;
         this.#payloadLength = null;
         continue;
@@ -244,6 +259,12 @@ export class FrameDecoderStream extends TransformStream<Uint8Array, Frame> {
     this.#payloadLength = length - 1;
     return offset;
   }
+}
+
+/** A frame whose payload is a view of the input: it holds the view's block if that is pooled. */
+function viewFrame(type: number, payload: Uint8Array): Frame {
+  const release = retainBlock(payload);
+  return release ? { type, payload, release } : { type, payload };
 }
 
 function checkLimit(value: number): number {

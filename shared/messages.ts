@@ -46,7 +46,7 @@ export type Message =
   | { type: "get"; name: string; limit: number | null; digest: DigestAlgorithm }
   | { type: "delete"; name: string }
   | { type: "list"; prefix: string; after: string }
-  | { type: "data"; chunk: Uint8Array }
+  | { type: "data"; chunk: Uint8Array; release?: () => void }
   | { type: "end"; size: number; algorithm: DigestAlgorithm; digest: string }
   | { type: "abort"; reason: string }
   | { type: "file"; name: string; size: number; mtime: number }

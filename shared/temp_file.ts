@@ -5,6 +5,8 @@
  * @module
  */
 
+import { retainBlock } from "./block_pool.ts";
+
 /** Writes up to this size, with nothing queued before them, are made at once (synchronously). */
 const SMALL_WRITE_BYTES = 64 * 1024;
 
@@ -73,6 +75,8 @@ export class TempFile {
       while (written < chunk.length) written += this.#file.writeSync(chunk.subarray(written));
       return;
     }
+    // The chunk waits in the queue after this call returns: hold its receive block, if it is a pooled one.
+    const release = retainBlock(chunk);
     const done = this.#tail.then(async () => {
       if (this.#failure !== null) return;
       try {
@@ -81,7 +85,7 @@ export class TempFile {
       } catch (error) {
         this.#failure = error instanceof Error ? error : new Error(String(error));
       }
-    });
+    }).finally(release);
     this.#tail = done;
     this.#queue.push({ done, size: chunk.length });
     this.#queuedBytes += chunk.length;

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { takeBlock } from "./block_pool.ts";
 import { TempFile, WRITE_BEHIND_BYTES } from "./temp_file.ts";
 
 function chunk(size: number, seed: number): Uint8Array {
@@ -49,6 +50,33 @@ Deno.test("TempFile.create refuses an existing path, even a symbolic link", asyn
   try {
     await Deno.symlink("/etc/hostname", join(dir, "link"));
     await assert.rejects(TempFile.create(join(dir, "link")), Deno.errors.AlreadyExists);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("TempFile holds the pooled blocks of queued writes until they are written", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const temp = await TempFile.create(join(dir, "t.part"));
+    const expected: Uint8Array[] = [];
+    for (let i = 0; i < 12; i++) {
+      // Like the body path: a pooled block, its hold released as soon as write() returns, and the next
+      // block taken (and scribbled over) at once: a block still queued must not be handed out again.
+      const block = takeBlock(1 << 20);
+      block.bytes.set(chunk(1 << 20, i));
+      expected.push(block.bytes.slice());
+      await temp.write(block.bytes);
+      block.release();
+      takeBlock(1 << 20).bytes.fill(0xee);
+    }
+    await temp.moveTo(join(dir, "final"));
+    const written = await Deno.readFile(join(dir, "final"));
+    for (let i = 0; i < expected.length; i++) {
+      // A byte-wise comparison: assert.deepEqual's message for two differing 1 MiB arrays takes minutes.
+      const piece = written.subarray(i << 20, (i + 1) << 20);
+      assert.ok(piece.length === expected[i].length && piece.every((byte, j) => byte === expected[i][j]), `piece ${i}`);
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
