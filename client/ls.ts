@@ -16,7 +16,7 @@ export const command: Command = {
 
 Lists your files whose names start with PREFIX (all by default), sorted by
 name: size in bytes, modification time (UTC), name. Names are printed with
-control characters escaped.
+control characters and bidirectional marks escaped (\\x1b, \\u202e).
 
       --json               one JSON array of {name, size, mtime} (mtime in ISO 8601)
 ${CLIENT_OPTIONS_USAGE}`,
@@ -36,9 +36,19 @@ ${CLIENT_OPTIONS_USAGE}`,
   },
 };
 
+/**
+ * What `JSON.stringify` leaves raw but a terminal must not get raw (it escapes
+ * C0 itself): DEL, C1, and the bidi and line-breaking format characters, as
+ * `printableName` escapes them in the table.
+ */
+const JSON_UNPRINTABLE = /[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
 function formatJson(entries: ListEntry[]): string {
   const rows = entries.map((entry) => ({ ...entry, mtime: new Date(entry.mtime).toISOString() }));
-  return JSON.stringify(rows, null, 2) + "\n";
+  // Still valid JSON with the same values: these characters occur only inside strings, and "\uXXXX" is their escape.
+  return JSON.stringify(rows, null, 2).replace(JSON_UNPRINTABLE, (char) => {
+    return `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`;
+  }) + "\n";
 }
 
 function formatTable(entries: ListEntry[]): string {

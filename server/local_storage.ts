@@ -5,9 +5,22 @@
  * through one door: the name is checked by shared/names.ts, then each folder
  * on the way is `lstat`ed, and a symbolic link anywhere on the path is refused
  * (Deno's `--allow-read`/`--allow-write` do not stop a link that points
- * outside, so this check is the wall). A file opened for reading is `fstat`ed
- * and must be the very file that was `lstat`ed, so a link swapped in between
- * is caught too.
+ * outside, so this check is the wall). Each folder's identity (device and
+ * inode) is kept, and looked at again where a swap would matter: after a file
+ * is opened for reading, before each folder an `rm` prunes, and just before an
+ * upload is renamed into place. A file opened for reading is `fstat`ed and must
+ * be the very file that was `lstat`ed, so a link swapped in between is caught
+ * too.
+ *
+ * Hard links: a file with more than one link may have its other name anywhere
+ * on the same file system (a planted `ln /etc/shadow`), so it is neither read
+ * nor listed. Replacing (upload) or removing such a name is allowed: `rename`
+ * and `unlink` act on the name inside the user's folder, never on the data the
+ * other name reaches. dfos itself never makes a hard link.
+ *
+ * Deno has no `openat`/`O_NOFOLLOW`, so every check is by path: a folder
+ * swapped for a link in the microseconds between the last check and the
+ * system call that uses it is not caught (docs/SECURITY.md says what remains).
  *
  * Metadata calls (`lstat`, `mkdir`, `open`, `rename`, `remove`) are synchronous:
  * each takes microseconds on a local file system, where an async call costs
@@ -17,7 +30,12 @@
  * Uploads go to `ROOT/<user>/.dfos-partial/<random>.part`, on the same file
  * system as their target, and are renamed over the target only when complete
  * (`commit`), or removed (`abort`). Names starting with `.dfos-` are reserved,
- * so no user name can reach that folder, and it is emptied at start-up.
+ * so no user name can reach that folder, and it is emptied at start-up. A body
+ * takes a while to arrive, so `commit` first checks that the user's folder and
+ * `.dfos-partial` are still the very folders the upload began in and that the
+ * temporary path still names the upload's own file, and `abort` removes that
+ * path only if it does: a link swapped in meanwhile would otherwise have the
+ * rename move a file outside, or in from outside, or the removal delete one.
  *
  * @module
  */
@@ -79,23 +97,36 @@ export class LocalStorage implements Storage {
 
   async prepareUser(user: string): Promise<void> {
     await Deno.mkdir(this.#userPath(user), { recursive: true, mode: 0o750 });
-    this.#userDir(user);
+    this.#userFolder(user);
   }
 
   async beginUpload(user: string, name: string): Promise<Upload> {
     checkName(name);
-    const dir = this.#userDir(user);
-    const partialDir = join(dir, PARTIAL_DIR);
-    Deno.mkdirSync(partialDir, { recursive: true, mode: 0o700 });
-    requireDirectory(partialDir, PARTIAL_DIR);
-    const temp = await TempFile.create(join(partialDir, `${crypto.randomUUID()}.part`));
+    const home = this.#userFolder(user);
+    const partialPath = join(home.path, PARTIAL_DIR);
+    try {
+      Deno.mkdirSync(partialPath, { mode: 0o700 });
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+    }
+    const partial = folderAt(partialPath, Deno.lstatSync(partialPath), name, PARTIAL_DIR);
+    const temp = await TempFile.create(join(partialPath, `${crypto.randomUUID()}.part`));
+    const tempId: FileId = await temp.stat();
     const upload = new LocalUpload({
       temp,
+      tempId,
       name,
-      commitTo: (path) => this.#commitPath(dir, name, path),
+      commitTo: (path, tempId) => this.#commitPath([home, partial], name, path, tempId),
       fsync: this.#fsync,
       done: (self) => this.#uploads.delete(self),
     });
+    try {
+      // Made where it was meant to be: neither folder was swapped for a link just before the create.
+      checkPlace([home, partial], temp.path, tempId, name);
+    } catch (error) {
+      await upload.abort();
+      throw error;
+    }
     this.#uploads.add(upload);
     return upload;
   }
@@ -106,14 +137,22 @@ export class LocalStorage implements Storage {
 
   #openRead(user: string, name: string): ReadHandle {
     checkName(name);
-    const path = this.#existingPath(user, name);
+    const { path, folders } = this.#existingPath(user, name);
     const before = lstatFile(path, name);
     const file = Deno.openSync(path, { read: true });
     try {
       const after = file.statSync();
-      if (after.ino !== before.ino || after.dev !== before.dev || !after.isFile) {
+      if (!sameFile(after, before) || !after.isFile) {
         throw new DfosError(Status.FORBIDDEN, `Cannot read "${name}": it changed while being opened`);
       }
+      if ((after.nlink ?? 1) > 1) {
+        throw new DfosError(
+          Status.FORBIDDEN,
+          `Cannot read "${name}": it has ${after.nlink} hard links, and dfos reads only files with one`,
+        );
+      }
+      // A folder on the way swapped for a link after the walk above (and not swapped back) shows here.
+      recheckFolders(folders, name);
       return new LocalReadHandle(file, { name, size: after.size, mtime: after.mtime?.getTime() ?? 0 });
     } catch (error) {
       file.close();
@@ -127,17 +166,17 @@ export class LocalStorage implements Storage {
 
   #remove(user: string, name: string): FileInfo {
     checkName(name);
-    const path = this.#existingPath(user, name);
+    const { path, folders } = this.#existingPath(user, name);
+    // A hard-linked file may be removed: unlinking this name leaves the other name's data alone.
     const info = lstatFile(path, name);
     Deno.removeSync(path);
-    // Folders exist only to hold files: drop the ones this left empty.
-    const dir = this.#userDir(user);
-    const segments = name.split("/");
-    for (let depth = segments.length - 1; depth > 0; depth--) {
+    // Folders exist only to hold files: drop the ones this left empty, each still the folder walked above.
+    for (let depth = folders.length - 1; depth > 0; depth--) {
       try {
-        Deno.removeSync(join(dir, ...segments.slice(0, depth)));
+        recheckFolders(folders.slice(0, depth + 1), name);
+        Deno.removeSync(folders[depth].path);
       } catch {
-        break; // not empty, or already gone
+        break; // not empty, already gone, or replaced
       }
     }
     return { name, size: info.size, mtime: info.mtime?.getTime() ?? 0 };
@@ -157,7 +196,16 @@ export class LocalStorage implements Storage {
       for (const child of children) {
         if (child.isDirectory) {
           if (!subtreeMayMatch(child.key, options)) continue;
-          if (await walk(join(dir, child.name.slice(prefix.length)), child.key)) return true;
+          // Looked at again just before it is read: a folder swapped for a link meanwhile is skipped.
+          const path = join(dir, child.name.slice(prefix.length));
+          let info: Deno.FileInfo;
+          try {
+            info = Deno.lstatSync(path);
+          } catch {
+            continue; // deleted while listing
+          }
+          if (info.isSymlink || !info.isDirectory) continue;
+          if (await walk(path, child.key)) return true;
           continue;
         }
         if (!child.name.startsWith(options.prefix) || child.name <= options.after) continue;
@@ -167,13 +215,14 @@ export class LocalStorage implements Storage {
         } catch {
           continue; // deleted while listing
         }
-        if (!info.isFile) continue;
+        // A hard-linked file is not served (its other name may be outside), so it is not listed either.
+        if (!info.isFile || (info.nlink ?? 1) > 1) continue;
         if (entries.length === options.limit) return true;
         entries.push({ name: child.name, size: info.size, mtime: info.mtime?.getTime() ?? 0 });
       }
       return false;
     };
-    const more = await walk(this.#userDir(user), "");
+    const more = await walk(this.#userFolder(user).path, "");
     return { entries, next: more && entries.length > 0 ? entries[entries.length - 1].name : null };
   }
 
@@ -188,27 +237,36 @@ export class LocalStorage implements Storage {
   }
 
   /** The user's folder, checked to be a real folder (not a link) on every use. */
-  #userDir(user: string): string {
+  #userFolder(user: string): Folder {
     const path = this.#userPath(user);
-    checkFolder(Deno.lstatSync(path), user, user);
-    return path;
+    return folderAt(path, Deno.lstatSync(path), user, user);
   }
 
-  /** The path of an existing `name`: every folder on the way must be a real folder. */
-  #existingPath(user: string, name: string): string {
+  /** The path of an existing `name`, and the folders on the way (the user's first): each must be a real folder. */
+  #existingPath(user: string, name: string): { path: string; folders: Folder[] } {
     const segments = name.split("/");
-    let path = this.#userDir(user);
+    const folders = [this.#userFolder(user)];
+    let path = folders[0].path;
     for (let i = 0; i < segments.length - 1; i++) {
       path = join(path, segments[i]);
-      checkFolder(lstatExisting(path, name), name, segments.slice(0, i + 1).join("/"));
+      folders.push(folderAt(path, lstatExisting(path, name), name, segments.slice(0, i + 1).join("/")));
     }
-    return join(path, segments[segments.length - 1]);
+    return { path: join(path, segments[segments.length - 1]), folders };
   }
 
-  /** Creates the folders on the way to `name` and moves `tempPath` there. */
-  #commitPath(userDir: string, name: string, tempPath: string): string {
+  /**
+   * Creates the folders on the way to `name` and moves the upload there. The
+   * user's folder and .dfos-partial (`place`) must still be the very folders
+   * the upload began in, and the temporary file still the upload's own: a
+   * link swapped in for either while the body was arriving would make the
+   * rename move the wrong file, or move it outside.
+   */
+  #commitPath(place: Folder[], name: string, tempPath: string, tempId: FileId): string {
+    const [home] = place;
+    const chain = [...place];
+    checkPlace(chain, tempPath, tempId, name);
     const segments = name.split("/");
-    let path = userDir;
+    let path = home.path;
     for (let i = 0; i < segments.length - 1; i++) {
       path = join(path, segments[i]);
       try {
@@ -216,7 +274,7 @@ export class LocalStorage implements Storage {
       } catch (error) {
         if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
       }
-      checkFolder(Deno.lstatSync(path), name, segments.slice(0, i + 1).join("/"));
+      chain.push(folderAt(path, Deno.lstatSync(path), name, segments.slice(0, i + 1).join("/")));
     }
     const target = join(path, segments[segments.length - 1]);
     try {
@@ -226,16 +284,34 @@ export class LocalStorage implements Storage {
     } catch (error) {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
     }
+    // The last look, just before the rename: every folder on both paths is still the one checked.
+    checkPlace(chain, tempPath, tempId, name);
     Deno.renameSync(tempPath, target);
     return target;
   }
 }
 
+/** A file's identity: its device and inode. */
+interface FileId {
+  dev: number;
+  ino: number | null;
+}
+
+/** A folder as it was when checked, so that a later look can tell whether it is still the same one. */
+interface Folder extends FileId {
+  /** Its path. */
+  path: string;
+  /** How messages name it: the user, `.dfos-partial`, or the part of the remote name up to it. */
+  label: string;
+}
+
 /** The options a {@linkcode LocalUpload} is made with. */
 interface LocalUploadParts {
   temp: TempFile;
+  /** The temporary file's identity, taken when it was created. */
+  tempId: FileId;
   name: string;
-  commitTo: (tempPath: string) => string;
+  commitTo: (tempPath: string, tempId: FileId) => string;
   fsync: boolean;
   done: (upload: LocalUpload) => void;
 }
@@ -260,7 +336,7 @@ class LocalUpload implements Upload {
       // What this upload stored, taken before the rename: another upload to the same name may replace it at once.
       const info = await temp.stat();
       await temp.close(fsync);
-      const target = this.#parts.commitTo(temp.path);
+      const target = this.#parts.commitTo(temp.path, this.#parts.tempId);
       this.#settle();
       if (fsync) await syncFolder(target);
       return { name, size: info.size, mtime: info.mtime?.getTime() ?? 0 };
@@ -273,7 +349,20 @@ class LocalUpload implements Upload {
   async abort(): Promise<void> {
     if (this.#settled) return;
     this.#settle();
-    await this.#parts.temp.remove();
+    const { temp, tempId } = this.#parts;
+    try {
+      await temp.close();
+    } catch {
+      // a write failed: the file goes all the same
+    }
+    // Removed by path only if the path still names this upload's own file: with .dfos-partial
+    // swapped for a link, it could name a file outside.
+    try {
+      const info = Deno.lstatSync(temp.path);
+      if (info.isFile && sameFile(info, tempId)) Deno.removeSync(temp.path);
+    } catch {
+      // already gone
+    }
   }
 
   #settle(): void {
@@ -309,6 +398,48 @@ function checkName(name: string): void {
   if (problem) throw new DfosError(Status.BAD_NAME, `Cannot use name "${name}": ${problem}`);
 }
 
+function sameFile(a: FileId, b: FileId): boolean {
+  return a.dev === b.dev && a.ino === b.ino;
+}
+
+/** Checks a folder on the way to `name` (a real folder, not a link or a file) and keeps its identity. */
+function folderAt(path: string, info: Deno.FileInfo, name: string, label: string): Folder {
+  checkFolder(info, name, label);
+  return { path, label, dev: info.dev, ino: info.ino };
+}
+
+/** Refuses unless each folder is still the very folder that was checked (not a link, not another folder). */
+function recheckFolders(folders: Folder[], name: string): void {
+  for (const folder of folders) {
+    let info: Deno.FileInfo | null = null;
+    try {
+      info = Deno.lstatSync(folder.path);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+    if (info === null || info.isSymlink || !info.isDirectory || !sameFile(info, folder)) {
+      throw new DfosError(
+        Status.FORBIDDEN,
+        `Cannot use "${name}": folder "${folder.label}" was moved or replaced while in use`,
+      );
+    }
+  }
+}
+
+/** Refuses unless the folders are unchanged and `tempPath` still names the upload's own temporary file. */
+function checkPlace(folders: Folder[], tempPath: string, tempId: FileId, name: string): void {
+  recheckFolders(folders, name);
+  let info: Deno.FileInfo | null = null;
+  try {
+    info = Deno.lstatSync(tempPath);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  if (info === null || !info.isFile || !sameFile(info, tempId)) {
+    throw new DfosError(Status.FORBIDDEN, `Cannot store "${name}": the upload was moved or replaced while under way`);
+  }
+}
+
 function checkFolder(info: Deno.FileInfo, name: string, folder: string): void {
   if (info.isSymlink) {
     throw new DfosError(
@@ -342,13 +473,6 @@ function lstatFile(path: string, name: string): Deno.FileInfo {
   if (info.isDirectory) throw new DfosError(Status.CONFLICT, `Cannot use "${name}": it is a folder`);
   if (!info.isFile) throw new DfosError(Status.FORBIDDEN, `Cannot use "${name}": it is not a regular file`);
   return info;
-}
-
-function requireDirectory(path: string, label: string): void {
-  const info = Deno.lstatSync(path);
-  if (!info.isDirectory || info.isSymlink) {
-    throw new Error(`Storage folder "${label}" at ${path} is not a real folder`);
-  }
 }
 
 async function syncFolder(target: string): Promise<void> {

@@ -565,3 +565,92 @@ Deno.test("LocalStorage with fsync commits uploads the same way", async () => {
     await Deno.remove(base, { recursive: true });
   }
 });
+
+Deno.test("LocalStorage does not read or list a file with more than one hard link, but replaces or removes it", async () => {
+  await withStorage(async ({ storage, home, outside }) => {
+    const secret = join(outside, "secret.txt");
+    await Deno.writeTextFile(secret, "secret");
+    await Deno.link(secret, join(home, "a"));
+    await Deno.link(secret, join(home, "b"));
+    await Deno.mkdir(join(home, "dir"));
+    await Deno.link(secret, join(home, "dir", "c"));
+    await put(storage, "own.txt", "mine");
+    for (const name of ["a", "b", "dir/c"]) {
+      await assertRejectsWith(storage.openRead(USER, name), Status.FORBIDDEN, `openRead ${name}`);
+    }
+    assert.deepEqual(await names(storage), ["own.txt"]);
+    // An upload replaces the name: the other name's content stays as it was.
+    await put(storage, "a", "replaced");
+    assert.equal(await read(storage, "a"), "replaced");
+    // Removing unlinks only the name in the user's folder.
+    assert.equal((await storage.remove(USER, "b")).size, 6);
+    assert.equal((await storage.remove(USER, "dir/c")).size, 6);
+    assert.equal(await exists(join(home, "dir")), false);
+    assert.equal(await Deno.readTextFile(secret), "secret");
+    assert.equal((await Deno.lstat(secret)).nlink, 1);
+    // A file of the user's own whose extra link is gone is served again.
+    await Deno.link(join(home, "own.txt"), join(outside, "extra"));
+    await assertRejectsWith(storage.openRead(USER, "own.txt"), Status.FORBIDDEN, "openRead with an extra link");
+    await Deno.remove(join(outside, "extra"));
+    assert.equal(await read(storage, "own.txt"), "mine");
+  });
+});
+
+Deno.test("LocalStorage refuses to commit when the user's folder was replaced during the upload", async () => {
+  await withStorage(async ({ storage, root, home, outside }) => {
+    for (const name of ["a.txt", "sub/a.txt"]) {
+      const upload = await storage.beginUpload(USER, name);
+      await upload.write(encoder.encode("data"));
+      // Moved away and a link put in its place: to the moved folder itself, or to a folder outside.
+      const moved = join(outside, "moved");
+      await Deno.rename(home, moved);
+      await Deno.symlink(name === "a.txt" ? moved : outside, home);
+      await assertRejectsWith(upload.commit(), Status.FORBIDDEN, `commit ${name}`);
+      assert.deepEqual((await Array.fromAsync(Deno.readDir(outside))).map((entry) => entry.name), ["moved"]);
+      // Its own temporary file is removed where the old path still leads to it; else it stays in the moved folder.
+      assert.equal((await partials(moved)).length, name === "a.txt" ? 0 : 1, name);
+      await Deno.remove(home);
+      await Deno.rename(moved, home);
+    }
+    // Replaced by another real folder: not the folder the upload began in either.
+    const upload = await storage.beginUpload(USER, "a.txt");
+    await upload.write(encoder.encode("data"));
+    await Deno.rename(home, join(root, "old-home"));
+    await Deno.mkdir(join(home, PARTIAL_DIR), { recursive: true });
+    await assertRejectsWith(upload.commit(), Status.FORBIDDEN, "commit into another folder");
+    assert.deepEqual((await Array.fromAsync(Deno.readDir(home))).map((entry) => entry.name), [PARTIAL_DIR]);
+    assert.deepEqual(await partials(home), []);
+  });
+});
+
+Deno.test("LocalStorage neither moves in nor deletes a file that took the place of an upload's temporary file", async () => {
+  await withStorage(async ({ storage, home, outside }) => {
+    for (const ending of ["commit", "abort"] as const) {
+      const upload = await storage.beginUpload(USER, "a.txt");
+      await upload.write(encoder.encode("data"));
+      const [temp] = await partials(home);
+      // .dfos-partial swapped for a link to a folder outside that holds a file of the same name.
+      const bait = join(outside, "bait");
+      await Deno.mkdir(bait);
+      await Deno.writeTextFile(join(bait, temp), "outside");
+      await Deno.rename(join(home, PARTIAL_DIR), join(outside, "moved-partial"));
+      await Deno.symlink(bait, join(home, PARTIAL_DIR));
+      if (ending === "commit") await assertRejectsWith(upload.commit(), Status.FORBIDDEN, "commit");
+      else await upload.abort();
+      assert.equal(await Deno.readTextFile(join(bait, temp)), "outside", ending);
+      assert.equal(await exists(join(home, "a.txt")), false, ending);
+      await Deno.remove(join(home, PARTIAL_DIR));
+      await Deno.remove(outside, { recursive: true });
+      await Deno.mkdir(outside);
+    }
+    // The temporary file itself replaced, inside the real .dfos-partial.
+    const upload = await storage.beginUpload(USER, "a.txt");
+    await upload.write(encoder.encode("data"));
+    const [temp] = await partials(home);
+    await Deno.remove(join(home, PARTIAL_DIR, temp));
+    await Deno.writeTextFile(join(home, PARTIAL_DIR, temp), "someone else's");
+    await assertRejectsWith(upload.commit(), Status.FORBIDDEN, "commit of a replaced temporary file");
+    assert.equal(await Deno.readTextFile(join(home, PARTIAL_DIR, temp)), "someone else's");
+    assert.equal(await exists(join(home, "a.txt")), false);
+  });
+});

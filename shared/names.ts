@@ -83,17 +83,25 @@ export function userProblem(user: string): string | undefined {
   return nameProblem(user)?.replace(/^name/, "user name");
 }
 
+/** What {@linkcode printableName} escapes: C0, DEL, C1, "\\", and the bidi and line-breaking format characters. */
+// deno-lint-ignore no-control-regex
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\\\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
 /**
  * Returns a name safe to print on a terminal: control characters and
- * backslashes are written as escapes (`\x1b`, `\\`).
+ * backslashes are written as escapes (`\x1b`, `\\`), and so are the invisible
+ * characters that reorder or break a line of text (bidirectional marks,
+ * embeddings, overrides and isolates; line and paragraph separators: `\u202e`),
+ * which could make one name read as another ("Trojan Source").
  *
  * @param name Any string.
  * @returns The printable form.
  */
 export function printableName(name: string): string {
-  // deno-lint-ignore no-control-regex
-  return name.replace(/[\u0000-\u001f\u007f-\u009f\\]/g, (char) => {
+  return name.replace(UNPRINTABLE, (char) => {
     if (char === "\\") return "\\\\";
-    return `\\x${char.charCodeAt(0).toString(16).padStart(2, "0")}`;
+    const code = char.charCodeAt(0);
+    if (code > 0xff) return `\\u${code.toString(16).padStart(4, "0")}`;
+    return `\\x${code.toString(16).padStart(2, "0")}`;
   });
 }

@@ -137,13 +137,18 @@ Deno.test("printableName escapes control characters and backslashes", () => {
     ["\u009b", "\\x9b"],
     ["a\\b", "a\\\\b"],
     ["\\x1b", "\\\\x1b"], // a literal backslash cannot pass for an escape
+    ["evil\u202etxt.exe", "evil\\u202etxt.exe"], // a right-to-left override would show "evilexe.txt"
+    ["\u2066a\u2069\u200e\u200f\u061c", "\\u2066a\\u2069\\u200e\\u200f\\u061c"],
+    ["line\u2028para\u2029", "line\\u2028para\\u2029"],
+    ["\\u202e", "\\\\u202e"],
+    ["\u00e9\u200d\u{1f600}", "\u00e9\u200d\u{1f600}"], // a zero-width joiner (emoji sequences) stays
   ];
   for (const [name, printable] of cases) assert.equal(printableName(name), printable, JSON.stringify(name));
 });
 
-Deno.test("printableName leaves no control character in its output", () => {
+Deno.test("printableName leaves no control or bidi character in its output", () => {
   let all = "";
-  for (let code = 0; code < 0x100; code++) all += String.fromCharCode(code);
-  // deno-lint-ignore no-control-regex
-  assert.doesNotMatch(printableName(all), /[\u0000-\u001f\u007f-\u009f]/);
+  for (let code = 0; code < 0x3000; code++) all += String.fromCharCode(code);
+  const printable = printableName(all);
+  assert.doesNotMatch(printable, /[\p{Cc}\p{Bidi_Control}\u2028\u2029]/u);
 });
