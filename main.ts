@@ -15,6 +15,10 @@ import { type Command, exitCodeFor, parseCommandArgs, UsageError } from "./share
 /** The subcommands, each loaded only when it runs. */
 const COMMANDS: Record<string, { summary: string; load: () => Promise<{ command: Command }> }> = {
   serve: { summary: "run the server", load: () => import("./server/serve_command.ts") },
+  passwd: {
+    summary: "set a user's password in the users file, hashed",
+    load: () => import("./server/passwd_command.ts"),
+  },
   put: { summary: "upload a file (or standard input)", load: () => import("./client/put.ts") },
   get: { summary: "download a file (or to standard output)", load: () => import("./client/get.ts") },
   peek: { summary: "show the first bytes of a file", load: () => import("./client/peek.ts") },

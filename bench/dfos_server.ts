@@ -1,7 +1,8 @@
 /**
  * A dfos server for the benchmark: `main.ts serve` as a subprocess on
  * 127.0.0.1 (a free port, one user with a random password, its own storage
- * root and logs), stopped by its PID; and what the benchmark does with it:
+ * root and logs; TLS with a certificate made at start if asked), stopped by
+ * its PID; and what the benchmark does with it:
  * command lines for the `dfos` CLI, in-process clients, the server's memory.
  *
  * @module
@@ -22,6 +23,14 @@ export const BENCH_USER = "bench";
 /** How long a server gets to start accepting connections. */
 const START_TIMEOUT_MS = 30_000;
 
+/** A certificate and its key for a TLS server, as files. */
+export interface BenchCertificate {
+  /** The certificate (PEM), also what clients trust with `--ca`. */
+  certFile: string;
+  /** Its private key (PEM). */
+  keyFile: string;
+}
+
 /** Options for {@linkcode DfosServer.start}. */
 export interface DfosServerOptions {
   /** A folder of its own: the storage root, users file and logs go in it. */
@@ -30,6 +39,8 @@ export interface DfosServerOptions {
   processes: ProcessGroup;
   /** Flags added after the usual ones (`--max-connections 1200`). */
   extraArgs?: string[];
+  /** Serve TLS with this certificate (`--tls-cert`, `--tls-key`); clients then connect with `--tls --ca`. */
+  tls?: BenchCertificate;
 }
 
 /** A command line for the `dfos` CLI against one server. */
@@ -52,13 +63,16 @@ export class DfosServer {
   readonly port: number;
   /** Its storage root. */
   readonly root: string;
+  /** Its certificate when it serves TLS, else null. */
+  readonly tls: BenchCertificate | null;
   readonly #server: Server;
 
-  private constructor(server: Server, port: number, root: string, password: string) {
+  private constructor(server: Server, port: number, root: string, password: string, tls: BenchCertificate | null) {
     this.#server = server;
     this.port = port;
     this.root = root;
     this.password = password;
+    this.tls = tls;
   }
 
   /**
@@ -92,11 +106,12 @@ export class DfosServer {
       users,
       "--log",
       join(dir, "dfos-performance.log"),
+      ...(options.tls ? ["--tls-cert", options.tls.certFile, "--tls-key", options.tls.keyFile] : []),
       ...(options.extraArgs ?? []),
     ];
     const server = processes.startServer("dfos server", argv, { cwd: REPO, log: join(dir, "dfos-server.out") });
     await waitForAccept(port, START_TIMEOUT_MS, server);
-    return new DfosServer(server, port, root, password);
+    return new DfosServer(server, port, root, password, options.tls ?? null);
   }
 
   /** The server's command line. */
@@ -133,7 +148,12 @@ export class DfosServer {
   cli(args: string[]): CliCall {
     return {
       argv: [Deno.execPath(), "run", "-A", MAIN_TS, ...args],
-      env: { DFOS_SERVER: this.address, DFOS_USER: this.user, DFOS_PASSWORD: this.password },
+      env: {
+        DFOS_SERVER: this.address,
+        DFOS_USER: this.user,
+        DFOS_PASSWORD: this.password,
+        ...(this.tls ? { DFOS_TLS: "1", DFOS_CA: this.tls.certFile } : {}),
+      },
       cwd: REPO,
     };
   }
@@ -143,8 +163,9 @@ export class DfosServer {
    *
    * @returns The client.
    */
-  connect(): Promise<DfosClient> {
-    return DfosClient.connect({ server: this.address, user: this.user, password: this.password });
+  async connect(): Promise<DfosClient> {
+    const tls = this.tls ? { caCerts: [await Deno.readTextFile(this.tls.certFile)] } : false;
+    return await DfosClient.connect({ server: this.address, user: this.user, password: this.password, tls });
   }
 
   /**
@@ -182,6 +203,44 @@ export async function serveHasFlag(flag: string): Promise<boolean> {
     stderr: "null",
   }).output();
   return new RegExp(`(^|\\s)${flag}(\\s|=|$)`, "m").test(new TextDecoder().decode(stdout));
+}
+
+/**
+ * Makes a self-signed EC P-256 certificate for 127.0.0.1 and localhost, valid
+ * for a day, with openssl (`basicConstraints=critical,CA:FALSE`: Deno refuses
+ * a CA certificate as a server's).
+ *
+ * @param dir Where `server.pem` and `server.key` go.
+ * @returns The two files.
+ */
+export async function makeCertificate(dir: string): Promise<BenchCertificate> {
+  const certFile = join(dir, "server.pem");
+  const keyFile = join(dir, "server.key");
+  const args = [
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-days",
+    "1",
+    "-subj",
+    "/CN=localhost",
+    "-addext",
+    "subjectAltName=DNS:localhost,IP:127.0.0.1",
+    "-addext",
+    "basicConstraints=critical,CA:FALSE",
+    "-keyout",
+    keyFile,
+    "-out",
+    certFile,
+  ];
+  const { code, stderr } = await new Deno.Command("openssl", { args, stdin: "null", stdout: "null", stderr: "piped" })
+    .output();
+  if (code !== 0) throw new Error(`Cannot make a certificate with openssl: ${new TextDecoder().decode(stderr).trim()}`);
+  return { certFile, keyFile };
 }
 
 /**

@@ -1,6 +1,7 @@
 /**
  * The peers the benchmark compares: raw TCP with socat (the wire's limit),
- * an rsync daemon, OpenSSH sftp against a private sshd, and dfos. Each peer
+ * an rsync daemon, OpenSSH sftp against a private sshd, and dfos, in
+ * plaintext and over TLS. Each peer
  * starts its servers on 127.0.0.1 (free ports, stopped by PID at the end) and
  * moves one file in either direction with one whole client process.
  *
@@ -8,7 +9,7 @@
  */
 
 import { basename, join } from "node:path";
-import { BENCH_USER, DfosServer, randomHex } from "./dfos_server.ts";
+import { BENCH_USER, DfosServer, makeCertificate, randomHex } from "./dfos_server.ts";
 import { freePort, type ProcessGroup, type Server, waitForListener } from "./processes.ts";
 
 /** put = client to server, get = server to client. */
@@ -18,7 +19,7 @@ export type Direction = "put" | "get";
 export const DIRECTIONS: readonly Direction[] = ["put", "get"];
 
 /** The peers this module knows, in the order a round runs them. */
-export const PEER_IDS = ["socat", "rsync", "sftp", "dfos"] as const;
+export const PEER_IDS = ["socat", "rsync", "sftp", "dfos", "dfos-tls"] as const;
 
 /** One of {@linkcode PEER_IDS}. */
 export type PeerId = typeof PEER_IDS[number];
@@ -108,6 +109,8 @@ export function createPeer(id: PeerId, context: PeerContext, options: PeerOption
       return new SftpPeer(context, clientArgs);
     case "dfos":
       return new DfosPeer(context);
+    case "dfos-tls":
+      return new DfosPeer(context, { tls: true });
   }
 }
 
@@ -357,16 +360,33 @@ class SftpPeer implements Peer {
   }
 }
 
+/** Options for {@linkcode DfosPeer}. */
+export interface DfosPeerOptions {
+  /**
+   * Serve TLS (a self-signed EC P-256 certificate made at start) and connect
+   * with `--tls --ca` (as `DFOS_TLS`, `DFOS_CA`): the peer "dfos-tls".
+   *
+   * @default {false}
+   */
+  tls?: boolean;
+}
+
 /** dfos: `main.ts serve` as a subprocess, and the `main.ts put` / `get` command line as the client. */
 export class DfosPeer implements Peer {
-  readonly id = "dfos";
-  readonly label = "dfos (deno run -A main.ts)";
+  readonly id: "dfos" | "dfos-tls";
+  readonly label: string;
   readonly servers: string[][] = [];
   readonly #context: PeerContext;
+  readonly #tls: boolean;
   #server: DfosServer | null = null;
 
-  constructor(context: PeerContext) {
+  constructor(context: PeerContext, options: DfosPeerOptions = {}) {
     this.#context = context;
+    this.#tls = options.tls ?? false;
+    this.id = this.#tls ? "dfos-tls" : "dfos";
+    this.label = this.#tls
+      ? "dfos over TLS, EC P-256 certificate (deno run -A main.ts, --tls --ca)"
+      : "dfos (deno run -A main.ts)";
   }
 
   /** The running server (for in-process clients), once started. */
@@ -376,9 +396,10 @@ export class DfosPeer implements Peer {
   }
 
   async start(): Promise<void> {
-    const dir = join(this.#context.dir, "dfos");
+    const dir = join(this.#context.dir, this.id);
     await Deno.mkdir(dir, { recursive: true });
-    this.#server = await DfosServer.start({ dir, processes: this.#context.processes });
+    const tls = this.#tls ? await makeCertificate(dir) : undefined;
+    this.#server = await DfosServer.start({ dir, processes: this.#context.processes, tls });
     this.servers.push(this.#server.argv);
   }
 

@@ -13,7 +13,7 @@ import { PEER_IDS, type PeerId } from "./peers.ts";
 import { SECTION_IDS, type SectionId } from "./section.ts";
 
 /** The peers the transfer section measures by default. */
-export const DEFAULT_PEERS: readonly PeerId[] = ["socat", "rsync", "sftp", "dfos"];
+export const DEFAULT_PEERS: readonly PeerId[] = ["socat", "rsync", "sftp", "dfos", "dfos-tls"];
 /** Where the results of a full run go unless `--out` says otherwise. */
 export const DEFAULT_OUT = join(REPO, "bench", "results", "latest.json");
 
@@ -83,7 +83,7 @@ export const USAGE = `Usage: deno task bench [options]
 
 Measures dfos next to its peers on loopback, every transfer checked, and
 prints one table with each figure next to its target (issue 4):
-  transfer  1 GiB put and get, one client process each, next to socat, rsync and sftp
+  transfer  1 GiB put and get, one client process each, next to socat, rsync and sftp; dfos also over TLS
   memory    the server's peak RSS while 32 clients put and get 256 MiB files, then 64 MiB
   clients   32 client processes putting 4 MiB each, next to rsync; 64 streams next to one
   idle      1,000 authenticated idle connections: RSS each, and a put while they are held

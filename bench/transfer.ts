@@ -2,7 +2,9 @@
  * Section "transfer": how fast one whole `dfos put` or `dfos get` process
  * moves one large file over loopback, next to what a user would otherwise
  * pick: socat raw TCP (the limit of the wire), an rsync daemon and OpenSSH
- * sftp. Targets: dfos ahead of rsync and at least twice sftp, each direction.
+ * sftp; and dfos over TLS ("dfos-tls"), the encrypted figure to set beside
+ * sftp's. Targets: dfos (plaintext) ahead of rsync and at least twice sftp,
+ * each direction; dfos-tls has no target, its ratios to dfos and sftp are shown.
  *
  * The method is that of the peers harness (`shared/bench/peers/run.sh`, beside
  * this checkout):
@@ -14,14 +16,14 @@
  * - One untimed warm-up run per peer and direction, then RUNS rounds,
  *   interleaved (round 1 of every peer, then round 2, ...), so that a slow
  *   spell of the machine lands on several peers once, not on one peer thrice.
- * - Before each run: the previous copies are removed, `sync`, the source is
- *   read once into the page cache (for a get, the server's copy is a hard link
- *   to the source: no fresh data to write back), and the benchmark waits up to
- *   20 s for the CPUs to be quiet. After each run, the destination's SHA-256
+ * - Before each run: the previous copies are removed; for a get, the source is
+ *   copied to the server's folder (not hard-linked: dfos serves only files with
+ *   one link); `sync` writes everything back; the source is read once into the
+ *   page cache, and the benchmark waits up to 20 s for the CPUs to be quiet. After each run, the destination's SHA-256
  *   must equal the source's; a mismatch marks that peer and direction failed.
  *
  * Figures: median MB/s [min-max] (MB = 10^6 bytes, over wall time), and
- * dfos's ratio to every other peer in the same run.
+ * dfos's (and dfos-tls's) ratio to every other peer in the same run.
  *
  * @module
  */
@@ -130,7 +132,7 @@ async function measureOnce(series: Series, round: number, source: Source, contex
   try {
     await removeIfPresent(serverPath);
     await removeIfPresent(clientPath);
-    if (direction === "get") await Deno.link(source.path, serverPath);
+    if (direction === "get") await Deno.copyFile(source.path, serverPath);
     await syncFileSystems();
     await readIntoCache(source.path);
     const quiet = await waitForQuiet(QUIET_PERCENT, QUIET_WAIT_MS);
@@ -173,13 +175,17 @@ function seriesSummary(series: Series): Summary | null {
   return summarize(series.runs.map((run) => run.mbps));
 }
 
-/** dfos's median over every other peer's median in the same direction (only for dfos). */
+/**
+ * dfos's median over every other peer's median in the same direction (only
+ * for dfos and dfos-tls; dfos's own are to the other programs, not to itself over TLS).
+ */
 function ratios(series: Series, all: Series[]): Partial<Record<PeerId, number>> {
   const result: Partial<Record<PeerId, number>> = {};
   const own = seriesSummary(series);
-  if (series.peer.id !== "dfos" || own === null) return result;
+  if ((series.peer.id !== "dfos" && series.peer.id !== "dfos-tls") || own === null) return result;
   for (const other of all) {
-    if (other.peer.id === "dfos" || other.direction !== series.direction) continue;
+    if (other.peer.id === series.peer.id || other.direction !== series.direction) continue;
+    if (series.peer.id === "dfos" && other.peer.id === "dfos-tls") continue;
     const theirs = seriesSummary(other);
     if (theirs !== null) result[other.peer.id] = own.median / theirs.median;
   }
@@ -235,6 +241,22 @@ function rowsOf(all: Series[], sizeMiB: number): Row[] {
         figure: `${ratio.toFixed(2)}x (${Math.round(ours.median)} vs ${Math.round(theirs.median)} MB/s)`,
         judgement: judge(target, ratio),
         note: "medians of the same run",
+      });
+    }
+    // Encrypted next to encrypted: no target, but the figure issue 5 asks for.
+    const tls = all.find((one) => one.peer.id === "dfos-tls" && one.direction === direction);
+    const sftp = all.find((one) => one.peer.id === "sftp" && one.direction === direction);
+    const tlsSummary = tls && seriesSummary(tls);
+    const sftpSummary = sftp && seriesSummary(sftp);
+    if (tlsSummary && sftpSummary) {
+      rows.push({
+        section: "transfer",
+        what: `dfos-tls ${direction} / sftp ${direction}`,
+        figure: `${(tlsSummary.median / sftpSummary.median).toFixed(2)}x (${Math.round(tlsSummary.median)} vs ${
+          Math.round(sftpSummary.median)
+        } MB/s)`,
+        judgement: null,
+        note: "both encrypted; medians of the same run",
       });
     }
   }

@@ -16,9 +16,11 @@
 import { BodyReceiver, type BodySummary, sendBody } from "../shared/body.ts";
 import { Channel } from "../shared/channel.ts";
 import { type DigestAlgorithm, type ListEntry, type MessageOf, PROTOCOL_VERSION } from "../shared/messages.ts";
+import { SCRAM_SHA_256 } from "../shared/scram.ts";
 import { DfosError, Status } from "../shared/status.ts";
 import type { ClientMechanism } from "./auth/mechanism.ts";
 import { plainMechanism } from "./auth/plain.ts";
+import { scramMechanism } from "./auth/scram.ts";
 
 /** The client's name and version, as sent in HELLO. */
 export const CLIENT_AGENT = "dfos/0.1.0";
@@ -26,14 +28,55 @@ export const CLIENT_AGENT = "dfos/0.1.0";
 /** The port used when the server address names none. */
 export const DEFAULT_PORT = 5000;
 
+/** Milliseconds the TLS handshake may take by default before the client gives up. */
+export const DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS = 30_000;
+
+/** How to set up TLS, for {@linkcode ConnectOptions.tls}. */
+export interface ClientTlsOptions {
+  /**
+   * Certificates to trust (PEM), in addition to the default roots (Mozilla's,
+   * or the system's with `DENO_TLS_CA_STORE=system`, plus `DENO_CERT`): a
+   * server's self-signed certificate or the CA that signed it.
+   *
+   * @default {[]}
+   */
+  caCerts?: string[];
+  /**
+   * Milliseconds the TLS handshake may take before the connection is given up.
+   *
+   * @default {DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS}
+   */
+  handshakeTimeoutMs?: number;
+}
+
 /** Options for {@linkcode DfosClient.connect}. */
 export interface ConnectOptions {
-  /** `host:port`, `host`, or `[ipv6]:port`. */
+  /** `host:port`, `host`, or `[ipv6]:port`. The host is also the name the TLS certificate must carry. */
   server: string;
   /** The user to log in as. */
   user: string;
   /** The user's password. */
   password: string;
+  /**
+   * Connect with TLS: `true` trusts the default roots only, an object can add
+   * certificates to trust. A server whose certificate is not accepted is an
+   * error ({@linkcode TlsError}); there is never a fallback to plaintext.
+   *
+   * @default {false}
+   */
+  tls?: boolean | ClientTlsOptions;
+}
+
+/** The TLS handshake with the server failed, or the client did not accept its certificate. */
+export class TlsError extends Error {
+  /**
+   * @param message What failed and why.
+   * @param options The underlying error.
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "TlsError";
+  }
 }
 
 /** Options for {@linkcode DfosClient.put}. */
@@ -78,32 +121,46 @@ export class DfosClient {
   readonly user: string;
   /** What the server said it is (its WELCOME agent). */
   readonly serverAgent: string;
+  /** True when the connection is TLS. */
+  readonly tls: boolean;
   readonly #channel: Channel;
 
-  private constructor(channel: Channel, user: string, serverAgent: string) {
+  private constructor(channel: Channel, user: string, serverAgent: string, tls: boolean) {
     this.#channel = channel;
     this.user = user;
     this.serverAgent = serverAgent;
+    this.tls = tls;
   }
 
   /**
-   * Connects, says HELLO and logs in.
+   * Connects (with TLS if asked), says HELLO and logs in.
    *
-   * @param options Server address and credentials.
+   * @param options Server address, credentials and TLS.
    * @returns The logged-in client.
    * @throws {DfosError} `AUTH_FAILED` for a bad login, `VERSION` for a server
-   * that speaks another version; `Deno.errors.ConnectionRefused` and the like
-   * when the server cannot be reached.
+   * that speaks another version; {@linkcode TlsError} when the TLS handshake
+   * fails or the server's certificate is not accepted;
+   * `Deno.errors.ConnectionRefused` and the like when the server cannot be
+   * reached.
    */
   static async connect(options: ConnectOptions): Promise<DfosClient> {
     const { hostname, port } = parseServerAddress(options.server);
-    const conn = await Deno.connect({ hostname, port });
-    conn.setNoDelay(true);
+    const tls = options.tls === true ? {} : options.tls || null;
+    const tcp = await Deno.connect({ hostname, port });
+    // Before TLS starts: a TlsConn has no setNoDelay, and the socket keeps the option.
+    tcp.setNoDelay(true);
+    const conn = tls === null ? tcp : await secure(tcp, hostname, tls);
     const channel = new Channel(conn);
     try {
       await channel.send({ type: "hello", protocol: "dfos", version: PROTOCOL_VERSION, agent: CLIENT_AGENT });
-      const welcome = await channel.expect("welcome");
-      const mechanism = plainMechanism({ user: options.user, password: options.password });
+      const welcome = await channel.expect("welcome").catch((error) => {
+        throw tls === null && channel.broken ? notDfos(error) : error;
+      });
+      // SCRAM-SHA-256 whenever it is offered (the password never crosses the wire), else PLAIN.
+      const credentials = { user: options.user, password: options.password };
+      const mechanism = welcome.mechanisms.includes(SCRAM_SHA_256)
+        ? scramMechanism(credentials)
+        : plainMechanism(credentials);
       if (!welcome.mechanisms.includes(mechanism.name)) {
         throw new DfosError(
           Status.UNSUPPORTED,
@@ -111,7 +168,7 @@ export class DfosClient {
         );
       }
       const user = await login(channel, mechanism);
-      return new DfosClient(channel, user, welcome.agent);
+      return new DfosClient(channel, user, welcome.agent, tls !== null);
     } catch (error) {
       channel.abort();
       throw error;
@@ -205,6 +262,89 @@ export class DfosClient {
   /** Closes the connection. */
   async close(): Promise<void> {
     await this.#channel.close();
+  }
+}
+
+/**
+ * Runs the TLS handshake on a fresh TCP connection, within its timeout, and
+ * checks the server's certificate against `hostname`.
+ *
+ * @returns The TLS connection, handshake done.
+ * @throws {TlsError} when the handshake fails, the certificate is not
+ * accepted, or the time is up; the connection is closed then.
+ */
+async function secure(tcp: Deno.TcpConn, hostname: string, options: ClientTlsOptions): Promise<Deno.TlsConn> {
+  const timeoutMs = options.handshakeTimeoutMs ?? DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS;
+  let conn: Deno.TlsConn;
+  try {
+    conn = await Deno.startTls(tcp, { hostname, caCerts: options.caCerts ?? [] });
+  } catch (error) {
+    closeQuietly(tcp);
+    throw new TlsError(`TLS did not start: ${(error as Error).message}`, { cause: error });
+  }
+  let timedOut = false;
+  const timer = timeoutMs > 0
+    ? setTimeout(() => {
+      timedOut = true;
+      closeQuietly(conn);
+    }, timeoutMs)
+    : undefined;
+  try {
+    await conn.handshake();
+    return conn;
+  } catch (error) {
+    closeQuietly(conn);
+    if (timedOut) {
+      throw new TlsError(`TLS handshake timed out after ${timeoutMs / 1000} s (is the server serving TLS?)`, {
+        cause: error,
+      });
+    }
+    throw new TlsError(explainTlsFailure((error as Error).message), { cause: error });
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Turns rustls's reason for a failed handshake into a sentence that says what to do. */
+function explainTlsFailure(reason: string): string {
+  const certificate = /^invalid peer certificate: (.*)$/s.exec(reason);
+  if (certificate !== null) {
+    const why = certificate[1];
+    const hint = why === "UnknownIssuer"
+      ? "it is not signed by a trusted authority (UnknownIssuer); trust it, or the CA that signed it, with --ca FILE"
+      : why.startsWith("certificate not valid for name")
+      ? `it does not carry the name the client connected to: ${why}`
+      : why === "Expired"
+      ? "it has expired (Expired)"
+      : why === "CaUsedAsEndEntity"
+      ? "it is a CA certificate, not a server's (CaUsedAsEndEntity): the server needs one made with " +
+        "basicConstraints=critical,CA:FALSE"
+      : why;
+    return `the server's TLS certificate was not accepted: ${hint}`;
+  }
+  if (/corrupt message|InvalidContentType|unexpected EOF|UnexpectedEof|peer closed connection/i.test(reason)) {
+    return `TLS handshake failed: ${reason} (is the server serving TLS? a plaintext server needs no --tls)`;
+  }
+  return `TLS handshake failed: ${reason}`;
+}
+
+/**
+ * The error for a plaintext connection whose server did not answer HELLO with
+ * dfos frames: most likely a TLS server, which answers a plaintext client
+ * with a TLS alert and closes.
+ */
+function notDfos(error: unknown): Error {
+  const what = (error as Error).message === "Connection closed by the peer"
+    ? "the server closed the connection without answering HELLO"
+    : "the server did not answer HELLO in the dfos protocol";
+  return new Error(`${what} (is it serving TLS? then connect with --tls)`, { cause: error });
+}
+
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // Already closed.
   }
 }
 

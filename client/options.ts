@@ -1,13 +1,14 @@
 /**
- * The flags every client command takes (`--server`, `--user`), their
- * environment variables, and turning them into `ConnectOptions`.
+ * The flags every client command takes (`--server`, `--user`, `--tls`,
+ * `--ca`), their environment variables, and turning them into
+ * `ConnectOptions`.
  *
  * @module
  */
 
 import type { ParseArgsOptionsConfig } from "node:util";
 import { type ParsedArgs, UsageError } from "../shared/cli.ts";
-import { type ConnectOptions, DfosClient, parseServerAddress } from "./connection.ts";
+import { type ClientTlsOptions, type ConnectOptions, DfosClient, parseServerAddress } from "./connection.ts";
 import { readPassword } from "./password.ts";
 
 /** The server used when neither `--server` nor `DFOS_SERVER` names one. */
@@ -17,6 +18,8 @@ export const DEFAULT_SERVER = "127.0.0.1:5000";
 export const CLIENT_OPTIONS: ParseArgsOptionsConfig = {
   server: { type: "string", short: "s" },
   user: { type: "string", short: "u" },
+  tls: { type: "boolean" },
+  ca: { type: "string" },
 };
 
 /** The flag of commands that move a whole file: check it with SHA-256 rather than CRC-32. */
@@ -31,6 +34,11 @@ export const VERIFY_USAGE =
 export const CLIENT_OPTIONS_USAGE = `Connection:
   -s, --server HOST:PORT   server address (env DFOS_SERVER, default ${DEFAULT_SERVER})
   -u, --user NAME          user name (env DFOS_USER)
+      --tls                connect with TLS (env DFOS_TLS=1); the server's certificate must carry
+                           the HOST of --server and be signed by a trusted root; never falls back
+                           to plaintext
+      --ca FILE            also trust the certificates in FILE (PEM: the server's own, or its CA),
+                           besides the default roots; implies --tls (env DFOS_CA)
   password                 env DFOS_PASSWORD, else asked without echo on a terminal
   -v, --verbose            show error details
   -h, --help               show this help`;
@@ -50,8 +58,41 @@ export async function connectOptions(args: ParsedArgs): Promise<ConnectOptions> 
   }
   const user = (args.values.user as string | undefined) ?? Deno.env.get("DFOS_USER");
   if (!user) throw new UsageError("No user given: use --user NAME or set DFOS_USER");
+  const tls = await tlsOptions(args);
   const password = await readPassword(`Password for ${user}@${server}: `);
-  return { server, user, password };
+  return { server, user, password, tls };
+}
+
+/**
+ * Reads `--tls` / `DFOS_TLS` and `--ca` / `DFOS_CA` (which implies TLS).
+ *
+ * @returns The TLS options, or false for plaintext.
+ * @throws {UsageError} for a `DFOS_TLS` that is neither on nor off.
+ * @throws {Error} for a CA file that cannot be read or holds no certificate.
+ */
+async function tlsOptions(args: ParsedArgs): Promise<ClientTlsOptions | false> {
+  const ca = (args.values.ca as string | undefined) ?? (Deno.env.get("DFOS_CA") || undefined);
+  const tls = args.values.tls === true || envSwitch("DFOS_TLS") || ca !== undefined;
+  if (!tls) return false;
+  if (ca === undefined) return {};
+  let pem: string;
+  try {
+    pem = await Deno.readTextFile(ca);
+  } catch (error) {
+    throw new Error(`Cannot read the CA file "${ca}": ${(error as Error).message}`, { cause: error });
+  }
+  if (!pem.includes("-----BEGIN CERTIFICATE-----")) {
+    throw new Error(`Cannot use the CA file "${ca}": it holds no PEM certificate`);
+  }
+  return { caCerts: [pem] };
+}
+
+/** An on/off environment variable: 1, true, yes, on; or 0, false, no, off, empty, unset. */
+function envSwitch(name: string): boolean {
+  const value = (Deno.env.get(name) ?? "").trim().toLowerCase();
+  if (["1", "true", "yes", "on"].includes(value)) return true;
+  if (["", "0", "false", "no", "off"].includes(value)) return false;
+  throw new UsageError(`${name} takes 1 or 0, not "${Deno.env.get(name)}"`);
 }
 
 /**

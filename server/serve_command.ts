@@ -1,8 +1,8 @@
 /**
- * `dfos serve`: parses the server's flags, sets up logging, starts the
- * server and shuts it down on SIGINT or SIGTERM: the first signal drains
- * (requests in flight may finish for up to `--drain-timeout` seconds), a
- * second one stops at once.
+ * `dfos serve`: parses the server's flags, reads the TLS certificate and key
+ * if given, sets up logging, starts the server and shuts it down on SIGINT
+ * or SIGTERM: the first signal drains (requests in flight may finish for up
+ * to `--drain-timeout` seconds), a second one stops at once.
  *
  * @module
  */
@@ -16,6 +16,7 @@ import {
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_STATS_INTERVAL_MS,
   serve,
+  type ServeTlsOptions,
 } from "./server.ts";
 
 /** Seconds the requests in flight may take to finish after the first SIGINT or SIGTERM, by default. */
@@ -41,6 +42,9 @@ ROOT/<user>/ created on first login.
       --users FILE                 "user:password" lines, re-read when changed (default ./id_passwd.txt)
       --log FILE                   performance log, appended to (default ./server_performance.log)
       --fsync                      flush each upload to the disk before confirming it
+      --tls-cert FILE              serve TLS with this certificate chain (PEM; with --tls-key).
+                                   Clients then need --tls; there is no plaintext fallback
+      --tls-key FILE               the certificate's private key (PEM; with --tls-cert)
       --max-connections N          connections served at once; one more is told "Server busy" and
                                    closed (default ${DEFAULT_MAX_CONNECTIONS})
       --handshake-timeout SECONDS  time a new connection has to say HELLO and log in (default ${SHOWN.handshake};
@@ -65,6 +69,8 @@ logs its totals and exits 0. A second signal aborts everything at once.`,
     users: { type: "string" },
     log: { type: "string" },
     fsync: { type: "boolean" },
+    "tls-cert": { type: "string" },
+    "tls-key": { type: "string" },
     "max-connections": { type: "string" },
     "handshake-timeout": { type: "string" },
     "idle-timeout": { type: "string" },
@@ -86,6 +92,7 @@ logs its totals and exits 0. A second signal aborts everything at once.`,
     const idleTimeoutMs = secondsFlag(values["idle-timeout"], "idle-timeout", DEFAULT_IDLE_TIMEOUT_MS);
     const drainMs = secondsFlag(values["drain-timeout"], "drain-timeout", DEFAULT_DRAIN_TIMEOUT_SECONDS * 1000);
     const statsIntervalMs = secondsFlag(values["stats-interval"], "stats-interval", DEFAULT_STATS_INTERVAL_MS);
+    const tls = await readTlsFiles(values["tls-cert"] as string | undefined, values["tls-key"] as string | undefined);
     const closeLogs = await configureLogging({ file: (values.log as string | undefined) ?? "server_performance.log" });
     const server = await serve({
       hostname: (values.host as string | undefined) ?? "0.0.0.0",
@@ -97,19 +104,24 @@ logs its totals and exits 0. A second signal aborts everything at once.`,
       handshakeTimeoutMs,
       idleTimeoutMs,
       statsIntervalMs,
+      tls,
+    }).catch(async (error) => {
+      await closeLogs();
+      throw error;
     });
     const log = getLogger(["dfos", "server"]);
     let signals = 0;
     const stop = (signal: Deno.Signal) => {
       signals++;
+      // shutdown() stops listening before it returns: the log line that says so comes after.
       if (signals === 1) {
+        server.shutdown({ drainMs });
         log.info`${signal}: shutting down (transfers in flight have ${
           drainMs / 1000
         } s; a second signal stops at once)`;
-        server.shutdown({ drainMs });
       } else {
-        log.warn`${signal} again: aborting everything now`;
         server.shutdown();
+        log.warn`${signal} again: aborting everything now`;
       }
     };
     const onInterrupt = () => stop("SIGINT");
@@ -122,3 +134,33 @@ logs its totals and exits 0. A second signal aborts everything at once.`,
     await closeLogs();
   },
 };
+
+/**
+ * Reads `--tls-cert` and `--tls-key`: both or neither (a usage error
+ * otherwise). A file that cannot be read, or that holds no PEM certificate or
+ * key, is an error that names it.
+ */
+async function readTlsFiles(
+  certFile: string | undefined,
+  keyFile: string | undefined,
+): Promise<ServeTlsOptions | undefined> {
+  if (certFile === undefined && keyFile === undefined) return undefined;
+  if (certFile === undefined || keyFile === undefined) {
+    const [given, missing] = certFile === undefined ? ["--tls-key", "--tls-cert"] : ["--tls-cert", "--tls-key"];
+    throw new UsageError(`${given} needs ${missing}: TLS takes both a certificate and its key`);
+  }
+  const cert = await readPem(certFile, "certificate", /-----BEGIN CERTIFICATE-----/);
+  const key = await readPem(keyFile, "private key", /-----BEGIN [A-Z ]*PRIVATE KEY-----/);
+  return { cert, key };
+}
+
+async function readPem(path: string, what: string, marker: RegExp): Promise<string> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    throw new Error(`Cannot read the TLS ${what} file "${path}": ${(error as Error).message}`, { cause: error });
+  }
+  if (!marker.test(text)) throw new Error(`Cannot use the TLS ${what} file "${path}": it holds no PEM ${what}`);
+  return text;
+}

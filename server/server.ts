@@ -1,5 +1,6 @@
 /**
- * `serve()`: the dfos server. It listens, runs one `Session` per connection
+ * `serve()`: the dfos server. It listens (in plaintext, or TLS with
+ * `Deno.listenTls` when given a certificate), runs one `Session` per connection
  * on Deno's event loop (no thread or lock per transfer: one slow client never
  * stalls another), refuses connections over its cap with a BUSY error, logs
  * its totals every interval, and shuts down cleanly: at once, or letting the
@@ -17,10 +18,12 @@
  */
 
 import { getLogger, type Logger } from "@logtape/logtape";
+import { X509Certificate } from "node:crypto";
 import { FrameEncoderStream } from "../shared/frames.ts";
 import { encodeMessage, type MessageOf } from "../shared/messages.ts";
 import { Status } from "../shared/status.ts";
 import { PlainMechanism } from "./auth/plain.ts";
+import { ScramMechanism } from "./auth/scram.ts";
 import type { AuthMechanism } from "./auth/mechanism.ts";
 import { LocalStorage } from "./local_storage.ts";
 import { Session } from "./session.ts";
@@ -49,6 +52,18 @@ const REFUSAL_LINGER_MS = 1000;
 /** How long the accept loop waits after a failed accept (out of file descriptors) before it tries again. */
 const ACCEPT_RETRY_MS = 100;
 
+/** A certificate and its private key, for {@linkcode ServeOptions.tls}. */
+export interface ServeTlsOptions {
+  /**
+   * The certificate chain in PEM, the server's own certificate first. Deno's
+   * clients refuse a server certificate that says it is a CA: it needs
+   * `basicConstraints=critical,CA:FALSE`.
+   */
+  cert: string;
+  /** The certificate's private key in PEM (PKCS#8, SEC1 EC or PKCS#1 RSA). */
+  key: string;
+}
+
 /** Options for {@linkcode serve}. */
 export interface ServeOptions {
   /**
@@ -75,6 +90,11 @@ export interface ServeOptions {
   fsync?: boolean;
   /** Use this storage instead of the local disk under `root`. */
   storage?: Storage;
+  /**
+   * Serve TLS with this certificate (`Deno.listenTls`): every connection is
+   * TLS from its first byte, there is no plaintext fallback. Absent: plaintext.
+   */
+  tls?: ServeTlsOptions;
   /**
    * Connections served at once. One more is answered at once with an ERROR
    * (`BUSY`, "Server busy: N connections open; try again later") and closed.
@@ -129,6 +149,8 @@ export interface ShutdownOptions {
 export interface Server {
   /** The address it listens on. */
   readonly addr: Deno.NetAddr;
+  /** True when it serves TLS. */
+  readonly tls: boolean;
   /** The running totals. */
   readonly stats: ServerStats;
   /** Resolves once the server has shut down. */
@@ -148,8 +170,10 @@ export interface Server {
 /**
  * Starts a server.
  *
- * @param options Address, storage and credentials.
+ * @param options Address, storage, credentials and TLS certificate.
  * @returns The running server, once it listens.
+ * @throws {Error} when the users file cannot be read, the address cannot be
+ * listened on, or the TLS certificate and key cannot be used.
  */
 export async function serve(options: ServeOptions): Promise<Server> {
   const log = options.log ?? getLogger(["dfos", "server"]);
@@ -158,7 +182,10 @@ export async function serve(options: ServeOptions): Promise<Server> {
     throw new Error(`Cannot read users file "${options.users}": ${error.message}`, { cause: error });
   });
   const storage = options.storage ?? await LocalStorage.open(options.root, { fsync: options.fsync });
-  const mechanisms = new Map<string, AuthMechanism>([["PLAIN", new PlainMechanism(users)]]);
+  // Offered in this order: SCRAM-SHA-256 first (the password never crosses the wire), then PLAIN.
+  const mechanisms = new Map<string, AuthMechanism>(
+    [new ScramMechanism(users), new PlainMechanism(users)].map((mechanism) => [mechanism.name, mechanism]),
+  );
   const stats = new ServerStats();
   const report = new TotalsReport(stats);
   const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
@@ -169,24 +196,28 @@ export async function serve(options: ServeOptions): Promise<Server> {
   });
   const hostname = options.hostname ?? "0.0.0.0";
   const port = options.port ?? 5000;
-  let listener: Deno.TcpListener;
-  try {
-    listener = Deno.listen({ hostname, port });
-  } catch (error) {
-    throw new Error(`Cannot listen on ${hostname}:${port}: ${(error as Error).message}`, { cause: error });
-  }
+  const tls = options.tls !== undefined;
+  const listener = listen(hostname, port, options.tls);
   const addr = listener.addr as Deno.NetAddr;
-  log.info`Serving on ${addr.hostname}:${addr.port}, storage ${options.root}, ${count} users from ${options.users}`;
+  const where = `${addr.hostname}:${addr.port}`;
+  const serving = `storage ${options.root}, ${count} users from ${options.users}`;
+  if (options.tls !== undefined) {
+    log.info`Serving TLS on ${where}, ${serving}`;
+    for (const line of describeCertificate(options.tls.cert)) log[line.level]`${line.message}`;
+  } else {
+    log.info`Serving on ${where} (plaintext, no TLS), ${serving}`;
+  }
 
   const sessions = new Set<Session>();
   const running = new Set<Promise<void>>();
-  const refusing = new Map<Deno.TcpConn, Promise<void>>();
+  const refusing = new Map<Deno.Conn, Promise<void>>();
   const context = {
     storage,
     mechanisms,
     stats,
     log,
     agent: SERVER_AGENT,
+    tls,
     handshakeTimeoutMs: options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
     idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
   };
@@ -198,7 +229,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
 
   const accepting = (async () => {
     while (true) {
-      let conn: Deno.TcpConn;
+      let conn: Deno.TcpConn | Deno.TlsConn;
       try {
         conn = await listener.accept();
       } catch (error) {
@@ -220,7 +251,8 @@ export async function serve(options: ServeOptions): Promise<Server> {
         refusing.set(conn, refuse(conn, busyFrame).finally(() => refusing.delete(conn)));
         continue;
       }
-      conn.setNoDelay(true);
+      // A TlsConn has no setNoDelay; its TLS handshake is run by the session, within the handshake timeout.
+      if ("setNoDelay" in conn) conn.setNoDelay(true);
       const session = new Session(conn, context);
       sessions.add(session);
       const run: Promise<void> = session.run().finally(() => {
@@ -275,7 +307,73 @@ export async function serve(options: ServeOptions): Promise<Server> {
     })();
     return shuttingDown;
   };
-  return { addr, stats, finished, shutdown };
+  return { addr, tls, stats, finished, shutdown };
+}
+
+/**
+ * Listens with TLS when given a certificate, in plaintext otherwise. Accepting
+ * does not run the TLS handshake: the session does, on the connection's clock.
+ */
+function listen(
+  hostname: string,
+  port: number,
+  tls: ServeTlsOptions | undefined,
+): Deno.TcpListener | Deno.TlsListener {
+  if (tls === undefined) {
+    try {
+      return Deno.listen({ hostname, port });
+    } catch (error) {
+      throw new Error(`Cannot listen on ${hostname}:${port}: ${(error as Error).message}`, { cause: error });
+    }
+  }
+  try {
+    return Deno.listenTls({ hostname, port, cert: tls.cert, key: tls.key });
+  } catch (error) {
+    const message = (error as Error).message;
+    if (isAddressError(error)) {
+      throw new Error(`Cannot listen with TLS on ${hostname}:${port}: ${message}`, { cause: error });
+    }
+    const why = /KeyMismatch/.test(message) ? "the private key does not belong to the certificate" : message;
+    throw new Error(`Cannot use the TLS certificate and key: ${why}`, { cause: error });
+  }
+}
+
+function isAddressError(error: unknown): boolean {
+  return error instanceof Deno.errors.AddrInUse || error instanceof Deno.errors.AddrNotAvailable ||
+    error instanceof Deno.errors.PermissionDenied || error instanceof Deno.errors.NotCapable;
+}
+
+/**
+ * What the log says about the server's certificate at start-up: whom it names
+ * and until when, and a warning for one that clients will refuse (expired,
+ * not yet valid, or a CA certificate, which Deno's clients refuse as
+ * `CaUsedAsEndEntity`).
+ */
+function describeCertificate(pem: string): { level: "info" | "warn"; message: string }[] {
+  let certificate: X509Certificate;
+  try {
+    certificate = new X509Certificate(pem);
+  } catch (error) {
+    return [{ level: "warn", message: `Cannot read the TLS certificate's details: ${(error as Error).message}` }];
+  }
+  const names = certificate.subjectAltName ?? `no subjectAltName, subject ${certificate.subject}`;
+  const lines: { level: "info" | "warn"; message: string }[] = [
+    { level: "info", message: `TLS certificate for ${names}, valid until ${certificate.validToDate.toISOString()}` },
+  ];
+  const now = new Date();
+  if (certificate.validToDate < now) {
+    lines.push({ level: "warn", message: "The TLS certificate has expired: clients will refuse it" });
+  } else if (certificate.validFromDate > now) {
+    lines.push({ level: "warn", message: "The TLS certificate is not valid yet: clients will refuse it" });
+  }
+  if (certificate.ca) {
+    lines.push({
+      level: "warn",
+      message: "The TLS certificate is a CA certificate (basicConstraints CA:TRUE): clients will refuse it; " +
+        "make one with basicConstraints=critical,CA:FALSE",
+    });
+  }
+  return lines;
 }
 
 /** Encodes one message as the bytes of its frame, with the same encoder the sessions use. */
@@ -290,7 +388,7 @@ function frameBytes(message: MessageOf<"error">): Promise<Uint8Array> {
  * with unread bytes would make the kernel reset the connection, and the
  * client could lose the ERROR before reading it.
  */
-async function refuse(conn: Deno.TcpConn, frame: Uint8Array): Promise<void> {
+async function refuse(conn: Deno.Conn, frame: Uint8Array): Promise<void> {
   const timer = setTimeout(() => closeQuietly(conn), REFUSAL_LINGER_MS);
   try {
     for (let offset = 0; offset < frame.length;) offset += await conn.write(frame.subarray(offset));

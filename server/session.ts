@@ -3,7 +3,8 @@
  * version handshake, authentication (three attempts), then any number of
  * requests in turn, each dispatched through `HANDLERS`.
  *
- * One timer per session closes a connection that has not logged in within
+ * On a TLS server, the session first runs the TLS handshake. One timer per
+ * session closes a connection that has not completed TLS and logged in within
  * the handshake timeout, or that waits longer than the idle timeout for its
  * next request; the timer does not run while a request is served. When the
  * server drains, an idle session closes at once and a busy one after its
@@ -49,6 +50,13 @@ export interface SessionContext {
   log: Logger;
   /** The server's name and version, sent in WELCOME. */
   agent: string;
+  /**
+   * True when the connections are TLS (the server listens with
+   * `Deno.listenTls`; a server serves either TLS or plaintext, never both).
+   * Nothing is refused on it yet; it is there for what must not cross the
+   * wire in clear.
+   */
+  tls: boolean;
   /** Milliseconds from accept to the end of login before the connection is closed; 0 for no limit. */
   handshakeTimeoutMs: number;
   /** Milliseconds a logged-in connection may wait for its next request before it is closed; 0 for no limit. */
@@ -59,7 +67,13 @@ export interface SessionContext {
 export class Session {
   /** The client's address, `host:port`. */
   readonly remote: string;
+  /** True when the connection is TLS. */
+  readonly tls: boolean;
   readonly #channel: Channel;
+  /** The connection, while its TLS handshake is still to be run; null on plaintext. */
+  readonly #tlsConn: Deno.TlsConn | null;
+  /** True while the TLS handshake runs: nothing can be said to the client then, only the connection cut. */
+  #securing = false;
   readonly #context: SessionContext;
   readonly #opened = performance.now();
   #user: string | null = null;
@@ -83,6 +97,8 @@ export class Session {
     const addr = conn.remoteAddr as Deno.NetAddr;
     this.remote = `${addr.hostname}:${addr.port}`;
     this.#context = context;
+    this.tls = context.tls;
+    this.#tlsConn = context.tls ? conn as Deno.TlsConn : null;
     // Until login, nothing larger than a control frame is accepted.
     this.#channel = new Channel(conn, { maxFrameLength: MAX_CONTROL_LENGTH });
   }
@@ -96,7 +112,7 @@ export class Session {
       this.#closeNow(Status.BAD_REQUEST, HANDSHAKE_TIMED_OUT, "HANDSHAKE_TIMEOUT");
     });
     try {
-      if (await this.#handshake() && await this.#authenticate()) {
+      if (await this.#secure() && await this.#handshake() && await this.#authenticate()) {
         this.#channel.maxFrameLength = MAX_FRAME_LENGTH;
         await this.#serveRequests();
       }
@@ -141,6 +157,34 @@ export class Session {
     }
     this.#aborted = true;
     this.#channel.abort();
+  }
+
+  /**
+   * Runs the TLS handshake, on a TLS connection, within the handshake
+   * timeout. A client that fails it (a plaintext client, or one that refuses
+   * the certificate) is logged and closed: no ERROR can reach it.
+   *
+   * @returns True when the connection may go on (TLS done, or plaintext).
+   */
+  async #secure(): Promise<boolean> {
+    if (this.#tlsConn === null) return true;
+    this.#securing = true;
+    try {
+      await this.#tlsConn.handshake();
+      return true;
+    } catch (error) {
+      if (this.#closing === null && !this.#aborted) {
+        this.#context.stats.failure("TLS_HANDSHAKE");
+        this.#context.log.info`Connection from ${this.remote} closed: TLS handshake failed: ${
+          (error as Error).message
+        }`;
+        this.#closing = Promise.resolve();
+        this.#channel.abort();
+      }
+      return false;
+    } finally {
+      this.#securing = false;
+    }
   }
 
   async #handshake(): Promise<boolean> {
@@ -301,6 +345,13 @@ export class Session {
     if (this.#closing !== null) return;
     const { log, stats } = this.#context;
     if (failure !== undefined) stats.failure(failure);
+    if (this.#securing) {
+      // No ERROR can reach a client before TLS is set up: cut it off now.
+      log.info`Connection from ${this.remote} closed by the server during the TLS handshake: ${message}`;
+      this.#closing = Promise.resolve();
+      this.#channel.abort();
+      return;
+    }
     log.info`Connection from ${this.remote} closed by the server: ${message}`;
     this.#channel.send({ type: "error", code, message }).catch(() => {});
     this.#closing = this.#channel.close();

@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { UserFile } from "./users.ts";
+import { DEFAULT_ITERATIONS, deriveKeys, formatSecret, makeSecret, type ScramSecret } from "../shared/scram.ts";
+import { parseUserLine, UserFile } from "./users.ts";
+
+/** The warnings other than the one about each password stored in clear. */
+function others(warnings: string[]): string[] {
+  return warnings.filter((warning) => !warning.includes("is stored in clear"));
+}
 
 /** Runs `fn` with a users file holding `text` in a fresh temp folder, removed afterwards. */
 async function withUserFile(
@@ -18,7 +24,7 @@ async function withUserFile(
   }
 }
 
-Deno.test("UserFile parses user:password lines and skips blank and # lines", async () => {
+Deno.test("UserFile parses user:password lines, skips blank and # lines, warns about each password in clear", async () => {
   const text = [
     "# the users",
     "alice:secret",
@@ -28,11 +34,14 @@ Deno.test("UserFile parses user:password lines and skips blank and # lines", asy
     "bob:hunter2",
     "",
   ].join("\n");
-  await withUserFile(text, async (users, _path, warnings) => {
+  await withUserFile(text, async (users, path, warnings) => {
     assert.equal(await users.load(), 2);
     assert.equal(await users.verify("alice", "secret"), true);
     assert.equal(await users.verify("bob", "hunter2"), true);
-    assert.deepEqual(warnings, []);
+    assert.deepEqual(warnings, [
+      `${path}:2: the password of "alice" is stored in clear; "dfos passwd alice --users ${path}" stores it hashed`,
+      `${path}:6: the password of "bob" is stored in clear; "dfos passwd bob --users ${path}" stores it hashed`,
+    ]);
   });
 });
 
@@ -46,7 +55,7 @@ Deno.test("UserFile keeps every character after the first colon as the password"
     assert.equal(await users.verify("erin", " spaced "), true);
     assert.equal(await users.verify("erin", "spaced"), false);
     assert.equal(await users.verify("frank", "#not-a-comment"), true);
-    assert.deepEqual(warnings, []);
+    assert.deepEqual(others(warnings), []);
   });
 });
 
@@ -68,8 +77,9 @@ Deno.test("UserFile skips invalid user names and lines without a colon, with a w
     `${"x".repeat(65)}:pw`,
     "bob:hunter2",
   ].join("\n");
-  await withUserFile(text, async (users, path, warnings) => {
+  await withUserFile(text, async (users, path, allWarnings) => {
     assert.equal(await users.load(), 2);
+    const warnings = others(allWarnings);
     assert.equal(warnings.length, 5, warnings.join("\n"));
     assert.match(warnings[0], new RegExp(`${path.replaceAll(/[.\\]/g, "\\$&")}:2: user name starts with "."`));
     assert.match(warnings[1], /:3: user name is empty/);
@@ -87,8 +97,8 @@ Deno.test("UserFile warns about a repeated user and keeps the last line", async 
     assert.equal(await users.load(), 1);
     assert.equal(await users.verify("alice", "new"), true);
     assert.equal(await users.verify("alice", "old"), false);
-    assert.equal(warnings.length, 1);
-    assert.match(warnings[0], /appears again/);
+    assert.equal(others(warnings).length, 1);
+    assert.match(others(warnings)[0], /:2: user "alice" appears again; the last line wins/);
   });
 });
 
@@ -153,4 +163,149 @@ Deno.test("UserFile keeps the last good copy when the file disappears later", as
     assert.equal(await users.verify("alice", "secret"), true);
     assert.ok(warnings.some((warning) => warning.includes("keeping the last copy")), warnings.join("\n"));
   });
+});
+
+/** A hashed line for `user` with `password`, as `dfos passwd` writes it. */
+async function hashedLine(user: string, password: string, iterations = DEFAULT_ITERATIONS): Promise<string> {
+  return `${user}:${formatSecret(await makeSecret(password, iterations))}`;
+}
+
+Deno.test("UserFile reads hashed SCRAM-SHA-256 lines and checks passwords against them", async () => {
+  const text = [
+    "# hashed and in clear, side by side",
+    await hashedLine("alice", "secret"),
+    "bob:hunter2",
+    await hashedLine("carol", "pa:ss", 5000),
+  ].join("\n");
+  await withUserFile(text, async (users, _path, warnings) => {
+    assert.equal(await users.load(), 3);
+    assert.equal(await users.verify("alice", "secret"), true);
+    assert.equal(await users.verify("alice", "Secret"), false);
+    assert.equal(await users.verify("carol", "pa:ss"), true);
+    assert.equal(await users.verify("carol", "pa"), false);
+    assert.equal(await users.verify("bob", "hunter2"), true);
+    // Only the line in clear is warned about.
+    assert.equal(warnings.length, 1, warnings.join("\n"));
+    assert.match(warnings[0], /:3: the password of "bob" is stored in clear/);
+    const alice = await users.lookup("alice");
+    assert.equal(alice.known, true);
+    assert.equal(alice.secret.iterations, DEFAULT_ITERATIONS);
+    assert.equal((await users.lookup("carol")).secret.iterations, 5000);
+  });
+});
+
+Deno.test("UserFile skips malformed hashed lines with a warning each and keeps the others", async () => {
+  const good = formatSecret(await makeSecret("secret"));
+  const key = new Uint8Array(32).toBase64();
+  const text = [
+    `alice:${good}`,
+    "bob:SCRAM-SHA-256$",
+    `carol:SCRAM-SHA-256$4096:c2FsdA==$${key}`,
+    `dave:SCRAM-SHA-256$4096:c2FsdA==$${key.slice(4)}:${key}`,
+    `erin:SCRAM-SHA-256$100:c2FsdA==$${key}:${key}`,
+    `frank:SCRAM-SHA-256$4096:not base64$${key}:${key}`,
+    `grace:${good}`,
+  ].join("\n");
+  await withUserFile(text, async (users, path, warnings) => {
+    assert.equal(await users.load(), 2);
+    assert.equal(warnings.length, 5, warnings.join("\n"));
+    const at = (line: number) => `${path}:${line}: `.replaceAll(/[.\\$]/g, "\\$&");
+    assert.match(warnings[0], new RegExp(`^Skipping ${at(2)}stored password is not "SCRAM-SHA-256`));
+    assert.match(warnings[1], new RegExp(`^Skipping ${at(3)}stored password is not`));
+    assert.match(warnings[2], new RegExp(`^Skipping ${at(4)}stored password has keys of 29 and 32 bytes`));
+    assert.match(warnings[3], new RegExp(`^Skipping ${at(5)}stored password has 100 iterations: dfos takes 4096`));
+    assert.match(warnings[4], new RegExp(`^Skipping ${at(6)}`));
+    assert.equal(await users.verify("alice", "secret"), true);
+    assert.equal(await users.verify("grace", "secret"), true);
+    // A skipped line is not a password in clear either.
+    assert.equal(await users.verify("bob", "SCRAM-SHA-256$"), false);
+    assert.equal((await users.lookup("carol")).known, false);
+  });
+});
+
+Deno.test("UserFile warns about a password in clear once, not again at each reload", async () => {
+  await withUserFile("alice:secret\n", async (users, path, warnings) => {
+    assert.equal(await users.load(), 1);
+    assert.equal(warnings.length, 1);
+    // Reloaded with alice unchanged and bob added: only bob is new.
+    await Deno.writeTextFile(path, "alice:secret\nbob:hunter2\n");
+    await Deno.utime(path, new Date(), new Date(Date.now() + 5000));
+    assert.equal(await users.load(), 2);
+    assert.equal(warnings.length, 2, warnings.join("\n"));
+    assert.match(warnings[1], /:2: the password of "bob" is stored in clear/);
+    // A changed password in clear is a new line: warned about.
+    await Deno.writeTextFile(path, "alice:changed\nbob:hunter2\n");
+    await Deno.utime(path, new Date(), new Date(Date.now() + 10000));
+    assert.equal(await users.load(), 2);
+    assert.equal(warnings.length, 3, warnings.join("\n"));
+    assert.match(warnings[2], /:1: the password of "alice" is stored in clear/);
+  });
+});
+
+Deno.test("UserFile makes up a stable entry for an unknown user that never verifies", async () => {
+  await withUserFile(await hashedLine("alice", "secret"), async (users, path) => {
+    const first = await users.lookup("mallory");
+    const again = await users.lookup("mallory");
+    const other = await users.lookup("trudy");
+    assert.equal(first.known, false);
+    assert.deepEqual(first.secret, again.secret, "the same name gets the same made-up entry");
+    assert.equal(first.secret.salt.length, 16);
+    assert.equal(first.secret.iterations, DEFAULT_ITERATIONS);
+    assert.notDeepEqual(first.secret.salt, other.secret.salt);
+    assert.notDeepEqual(first.secret.storedKey, other.secret.storedKey);
+    // Another server process (another UserFile) makes up other entries.
+    const elsewhere = new UserFile(path);
+    assert.notDeepEqual((await elsewhere.lookup("mallory")).secret.salt, first.secret.salt);
+    assert.equal(await users.verify("mallory", "secret"), false);
+    assert.equal(await users.verify("mallory", ""), false);
+  });
+});
+
+Deno.test("UserFile gives a user in clear the salt it would make up for that name", async () => {
+  await withUserFile("alice:secret\n", async (users, path) => {
+    const known = await users.lookup("alice");
+    assert.equal(known.known, true);
+    const keys = await deriveKeys("secret", known.secret.salt, known.secret.iterations);
+    assert.deepEqual(keys.storedKey, known.secret.storedKey);
+    assert.deepEqual(keys.serverKey, known.secret.serverKey);
+    // Once alice is gone, her name gets a made-up entry with the very same salt and iterations.
+    await Deno.writeTextFile(path, "bob:hunter2\n");
+    await Deno.utime(path, new Date(), new Date(Date.now() + 5000));
+    const unknown = await users.lookup("alice");
+    assert.equal(unknown.known, false);
+    assert.deepEqual(unknown.secret.salt, known.secret.salt);
+    assert.equal(unknown.secret.iterations, known.secret.iterations);
+  });
+});
+
+Deno.test("UserFile gives unknown users and lines in clear the iteration count the file uses most", async () => {
+  const text = [
+    await hashedLine("a", "x", 8192),
+    await hashedLine("b", "x", 8192),
+    await hashedLine("c", "x", 4096),
+    "d:in-clear",
+  ].join("\n");
+  await withUserFile(text, async (users) => {
+    const secrets: ScramSecret[] = await Promise.all(["nobody", "d"].map(async (u) => (await users.lookup(u)).secret));
+    assert.deepEqual(secrets.map((secret) => secret.iterations), [8192, 8192]);
+    assert.equal(await users.verify("d", "in-clear"), true);
+  });
+});
+
+Deno.test("UserFile applies SASLprep to passwords: NFKC-equal passwords match", async () => {
+  await withUserFile("alice:\uFB01le\nbob:a\u00A0b\n", async (users) => {
+    assert.equal(await users.verify("alice", "file"), true);
+    assert.equal(await users.verify("alice", "\uFB01le"), true);
+    assert.equal(await users.verify("bob", "a b"), true);
+    assert.equal(await users.verify("bob", "ab"), false);
+  });
+});
+
+Deno.test("parseUserLine splits at the first colon and skips blank lines and comments", () => {
+  assert.deepEqual(parseUserLine("alice:pa:ss"), { user: "alice", value: "pa:ss" });
+  assert.deepEqual(parseUserLine("alice:"), { user: "alice", value: "" });
+  assert.equal(parseUserLine(""), null);
+  assert.equal(parseUserLine("   "), null);
+  assert.equal(parseUserLine("  # comment: with colon"), null);
+  assert.throws(() => parseUserLine("no-colon"), SyntaxError);
 });

@@ -1,7 +1,9 @@
 /**
  * What the end-to-end tests share: a real server started in-process on port 0
- * in a fresh temporary folder (`startServer()`), the real `dfos` command line
- * run as a subprocess (`runCli()`, `spawnCli()`), random data and SHA-256.
+ * in a fresh temporary folder (`startServer()`, TLS with `tls`), the real
+ * `dfos` command line run as a subprocess (`runCli()`, `spawnCli()`), TLS
+ * certificates made with openssl (`makeCertificate()`), random data and
+ * SHA-256.
  *
  * Internal to tests/: nothing here is part of dfos.
  *
@@ -52,7 +54,7 @@ export interface Fixture extends AsyncDisposable {
  * Starts a server on 127.0.0.1, port 0, in a fresh temporary folder with a
  * users file listing {@linkcode USERS}.
  *
- * @param options More options for `serve()` (limits, timeouts, a logger).
+ * @param options More options for `serve()` (limits, timeouts, a logger, a TLS certificate).
  * @returns The fixture; call `shutdown()` (or `await using`) when done.
  */
 export async function startServer(
@@ -299,4 +301,108 @@ export function closedPort(): number {
 /** Decodes bytes as UTF-8. */
 export function text(bytes: Uint8Array): string {
   return new TextDecoder().decode(bytes);
+}
+
+/** A certificate and its key, as files and as PEM text. */
+export interface Certificate {
+  /** The certificate file (PEM). */
+  certFile: string;
+  /** The private key file (PEM). */
+  keyFile: string;
+  /** The certificate, PEM. */
+  cert: string;
+  /** The private key, PEM. */
+  key: string;
+}
+
+/** Options for {@linkcode makeCertificate}. */
+export interface CertificateOptions {
+  /**
+   * The subjectAltName entries.
+   *
+   * @default {["DNS:localhost", "IP:127.0.0.1"]}
+   */
+  names?: string[];
+  /** Sign it with this CA (made with `ca: true`) instead of self-signing it. */
+  issuer?: Certificate;
+  /**
+   * Make a CA certificate (basicConstraints CA:TRUE, for signing others).
+   *
+   * @default {false}
+   */
+  ca?: boolean;
+}
+
+/**
+ * Makes an EC P-256 certificate valid for one day with openssl:
+ * self-signed (a server certificate Deno accepts, with
+ * `basicConstraints=critical,CA:FALSE`), signed by `issuer`, or a CA.
+ *
+ * @param dir Where the files go: `NAME.pem` and `NAME.key`.
+ * @param name The files' base name, also the certificate's CN.
+ * @param options Names, issuer, CA or not.
+ * @returns The files and their text.
+ */
+export async function makeCertificate(
+  dir: string,
+  name: string,
+  options: CertificateOptions = {},
+): Promise<Certificate> {
+  const certFile = join(dir, `${name}.pem`);
+  const keyFile = join(dir, `${name}.key`);
+  const names = options.names ?? ["DNS:localhost", "IP:127.0.0.1"];
+  const extensions = options.ca
+    ? ["basicConstraints=critical,CA:TRUE", "keyUsage=critical,keyCertSign,cRLSign"]
+    : [`subjectAltName=${names.join(",")}`, "basicConstraints=critical,CA:FALSE"];
+  const newKey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", keyFile];
+  if (options.issuer === undefined) {
+    await openssl([
+      "req",
+      "-x509",
+      ...newKey,
+      "-days",
+      "1",
+      "-subj",
+      `/CN=${name}`,
+      ...extensions.flatMap((extension) => ["-addext", extension]),
+      "-out",
+      certFile,
+    ]);
+  } else {
+    const request = join(dir, `${name}.csr`);
+    const extfile = join(dir, `${name}.ext`);
+    await openssl(["req", ...newKey, "-subj", `/CN=${name}`, "-out", request]);
+    await Deno.writeTextFile(extfile, extensions.join("\n") + "\n");
+    await openssl([
+      "x509",
+      "-req",
+      "-in",
+      request,
+      "-CA",
+      options.issuer.certFile,
+      "-CAkey",
+      options.issuer.keyFile,
+      "-set_serial",
+      `${Date.now()}`,
+      "-days",
+      "1",
+      "-extfile",
+      extfile,
+      "-out",
+      certFile,
+    ]);
+  }
+  return { certFile, keyFile, cert: await Deno.readTextFile(certFile), key: await Deno.readTextFile(keyFile) };
+}
+
+async function openssl(args: string[]): Promise<void> {
+  let output: Deno.CommandOutput;
+  try {
+    output = await new Deno.Command("openssl", { args, stdin: "null", stdout: "piped", stderr: "piped" }).output();
+  } catch (error) {
+    throw new Error(`Cannot run openssl (apt-get install -y openssl): ${(error as Error).message}`, { cause: error });
+  }
+  if (!output.success) {
+    throw new Error(`openssl ${args[0]} failed with status ${output.code}: ${text(output.stderr).trim()}`);
+  }
 }

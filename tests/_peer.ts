@@ -11,6 +11,7 @@
  */
 
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
+import { scramMechanism } from "../client/auth/scram.ts";
 import { Channel } from "../shared/channel.ts";
 import { FRAME_HEADER_BYTES } from "../shared/frames.ts";
 import { encodeMessage, type Message, type MessageOf, type MessageType } from "../shared/messages.ts";
@@ -48,12 +49,20 @@ export class Peer {
     return new Peer(conn);
   }
 
-  /** Opens a connection, says HELLO and logs in as `user`, checking WELCOME and AUTH-OK. */
+  /**
+   * Opens a connection, says HELLO and logs in as `user` with SCRAM-SHA-256
+   * (as the real client does), checking WELCOME, AUTH-OK and the server's signature.
+   */
   static async login(fx: Fixture, user = "alice"): Promise<Peer> {
     const peer = await Peer.open(fx);
     await peer.hello();
-    await peer.send({ type: "auth", mechanism: "PLAIN", data: plain(user, USERS[user]) });
-    strictEqual((await peer.expect("auth-ok")).user, user);
+    const scram = scramMechanism({ user, password: USERS[user] });
+    await peer.send({ type: "auth", mechanism: scram.name, data: await scram.start() });
+    const challenge = await peer.expect("auth-continue");
+    await peer.send({ type: "auth-response", data: await scram.step(challenge.data) });
+    const ok = await peer.expect("auth-ok");
+    strictEqual(ok.user, user);
+    await scram.finish(ok.data);
     return peer;
   }
 
@@ -67,10 +76,10 @@ export class Peer {
     return this.write(frameBytes(message));
   }
 
-  /** Says HELLO with `version`; for version 1, expects a WELCOME offering PLAIN. */
+  /** Says HELLO with `version`; for version 1, expects a WELCOME offering SCRAM-SHA-256, then PLAIN. */
   async hello(version = 1): Promise<void> {
     await this.send({ ...HELLO, version });
-    if (version === 1) deepStrictEqual((await this.expect("welcome")).mechanisms, ["PLAIN"]);
+    if (version === 1) deepStrictEqual((await this.expect("welcome")).mechanisms, ["SCRAM-SHA-256", "PLAIN"]);
   }
 
   /** The next message, which must be of one of `types` (an ERROR fails with its text). */

@@ -163,13 +163,14 @@ Deno.test("an idle logged-in connection is closed after --idle-timeout; one that
 });
 
 Deno.test("a slow upload that lasts longer than --idle-timeout is not cut, nor is a slow download", async () => {
-  await using fx = await startServer({ idleTimeoutMs: 200 });
+  // 500 ms leaves a loaded machine room between login and the PUT (which is an idle wait).
+  await using fx = await startServer({ idleTimeoutMs: 500 });
   const client = await connect(fx);
-  // 8 chunks 100 ms apart: 0.7 s of upload, more than three idle timeouts, without a pause as long as one.
+  // 8 chunks 250 ms apart: 1.75 s of upload, more than three idle timeouts, without a pause as long as one.
   const sent: Uint8Array[] = [];
   const started = performance.now();
-  await client.put("slow.bin", slowly(8, 64 * 1024 + 1, 100, sent));
-  ok(performance.now() - started > 600);
+  await client.put("slow.bin", slowly(8, 64 * 1024 + 1, 250, sent));
+  ok(performance.now() - started > 1700);
   const body = concat(sent);
   strictEqual(await sha256File(join(fx.root, "alice", "slow.bin")), sha256(body));
 

@@ -9,6 +9,12 @@
 export interface ClientMechanism {
   /** The mechanism's name, as offered in WELCOME. */
   readonly name: string;
+  /**
+   * True when the password itself is sent (PLAIN), which must then travel
+   * over TLS only; false when it never crosses the wire (SCRAM). Nothing
+   * reads it yet: it is where refusing such a mechanism without TLS hooks in.
+   */
+  readonly sendsPassword: boolean;
   /** Returns the first message, sent in AUTH. */
   start(): Promise<Uint8Array>;
   /**

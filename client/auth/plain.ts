@@ -1,5 +1,7 @@
 /**
  * PLAIN (RFC 4616) on the client: the user name and password in one message.
+ * The password crosses the wire, so PLAIN belongs on TLS connections only;
+ * the client uses it only when the server does not offer SCRAM-SHA-256.
  *
  * @module
  */
@@ -17,6 +19,7 @@ import type { ClientMechanism } from "./mechanism.ts";
 export function plainMechanism(credentials: PlainCredentials): ClientMechanism {
   return {
     name: "PLAIN",
+    sendsPassword: true,
     start: () => Promise.resolve(encodePlain(credentials)),
     step: () => Promise.reject(new DfosError(Status.BAD_REQUEST, "PLAIN takes no challenge, but the server sent one")),
     finish: () => Promise.resolve(),

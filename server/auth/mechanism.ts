@@ -30,6 +30,13 @@ export interface AuthExchange {
 export interface AuthMechanism {
   /** The name sent in WELCOME and AUTH, e.g. `"PLAIN"`. */
   readonly name: string;
+  /**
+   * True when the client sends the password itself (PLAIN), which must then
+   * travel over TLS only; false when the password never crosses the wire
+   * (SCRAM). Nothing reads it yet: it is where refusing such a mechanism on a
+   * connection without TLS hooks in.
+   */
+  readonly sendsPassword: boolean;
   /** Starts one attempt. */
   start(): AuthExchange;
 }

@@ -1,6 +1,8 @@
 /**
  * PLAIN (RFC 4616) on the server: one step, the password checked against the
- * users file in constant time.
+ * users file in constant time (hashed lines too: the password is derived
+ * with the line's salt and iterations). The password crosses the wire, so
+ * PLAIN belongs on TLS connections only.
  *
  * @module
  */
@@ -12,6 +14,7 @@ import type { AuthExchange, AuthMechanism, AuthStep } from "./mechanism.ts";
 /** The PLAIN mechanism, checking against a users file. */
 export class PlainMechanism implements AuthMechanism {
   readonly name = "PLAIN";
+  readonly sendsPassword = true;
   readonly #users: UserFile;
 
   /** @param users The credentials to check against. */
