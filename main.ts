@@ -2,7 +2,9 @@
  * The `dfos` command line: one entry point for the server and the client.
  * It only picks the subcommand, loads its module (so a command pays the
  * start-up cost of nothing it does not use), parses its flags and maps what
- * it throws to an exit code.
+ * it throws to an exit code. Each command drops the permissions it does not
+ * need before it runs, and `serve` runs the server in a sandbox of its own
+ * (docs/SECURITY.md, "The runtime's permissions").
  *
  *     deno run -A main.ts serve
  *     deno run -A main.ts put report.pdf
@@ -11,6 +13,7 @@
  */
 
 import { type Command, exitCodeFor, parseCommandArgs, UsageError } from "./shared/cli.ts";
+import { dropPermissions } from "./shared/command_permissions.ts";
 
 /** The subcommands, each loaded only when it runs. */
 const COMMANDS: Record<string, { summary: string; load: () => Promise<{ command: Command }> }> = {
@@ -35,7 +38,9 @@ Run "dfos COMMAND --help" for a command's options.
 Exit codes: 0 success, 1 failure, 2 usage error, 3 authentication failed, 4 remote file not found.`;
 
 /**
- * Runs the command line and returns the exit code.
+ * Runs the command line and returns the exit code. Before a command runs, the
+ * process gives up the permissions that command never needs
+ * (shared/command_permissions.ts), for good: call it once per process.
  *
  * @param args The arguments after the program name.
  * @returns The exit code.
@@ -59,6 +64,8 @@ export async function main(args: string[]): Promise<number> {
       console.log(command.usage);
       return 0;
     }
+    // Each command gives up what it never needs (shared/command_permissions.ts): put cannot write, ls cannot read.
+    dropPermissions(name);
     await command.run(parsed);
     return 0;
   } catch (error) {

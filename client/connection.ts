@@ -20,7 +20,7 @@ import { SCRAM_SHA_256 } from "../shared/scram.ts";
 import { DfosError, Status } from "../shared/status.ts";
 import type { ClientMechanism } from "./auth/mechanism.ts";
 import { plainMechanism } from "./auth/plain.ts";
-import { scramMechanism } from "./auth/scram.ts";
+import { type ScramCredentials, scramMechanism } from "./auth/scram.ts";
 
 /** The client's name and version, as sent in HELLO. */
 export const CLIENT_AGENT = "dfos/0.1.0";
@@ -156,18 +156,8 @@ export class DfosClient {
       const welcome = await channel.expect("welcome").catch((error) => {
         throw tls === null && channel.broken ? notDfos(error) : error;
       });
-      // SCRAM-SHA-256 whenever it is offered (the password never crosses the wire), else PLAIN.
       const credentials = { user: options.user, password: options.password };
-      const mechanism = welcome.mechanisms.includes(SCRAM_SHA_256)
-        ? scramMechanism(credentials)
-        : plainMechanism(credentials);
-      if (!welcome.mechanisms.includes(mechanism.name)) {
-        throw new DfosError(
-          Status.UNSUPPORTED,
-          `Cannot log in: the server offers ${welcome.mechanisms.join(", ") || "no mechanism"}, not ${mechanism.name}`,
-        );
-      }
-      const user = await login(channel, mechanism);
+      const user = await login(channel, chooseMechanism(welcome.mechanisms, credentials, tls !== null));
       return new DfosClient(channel, user, welcome.agent, tls !== null);
     } catch (error) {
       channel.abort();
@@ -188,7 +178,8 @@ export class DfosClient {
     const channel = this.#channel;
     const digest = options.digest ?? "crc32";
     const size = options.size ?? null;
-    await channel.send({ type: "put", name, size, digest });
+    // The request goes out with the body's first piece (one write for a small file).
+    await channel.send({ type: "put", name, size, digest }, { more: true });
     const refused = new AbortController();
     const reply = channel.expect("ok");
     reply.then(() => refused.abort(), (error) => refused.abort(error));
@@ -346,6 +337,37 @@ function closeQuietly(conn: Deno.Conn): void {
   } catch {
     // Already closed.
   }
+}
+
+/**
+ * Picks the mechanism to log in with: SCRAM-SHA-256 whenever it is offered
+ * (the password never crosses the wire), else PLAIN, but PLAIN only over TLS:
+ * the client never sends the password itself on a connection without TLS,
+ * whatever a server (a fake one, or a man in the middle) offers.
+ *
+ * @param offered The mechanisms in the server's WELCOME.
+ * @param credentials The user and password.
+ * @param tls True when the connection is TLS.
+ * @returns The mechanism, ready to start.
+ * @throws {DfosError} `UNSUPPORTED` when none can be used.
+ */
+function chooseMechanism(offered: string[], credentials: ScramCredentials, tls: boolean): ClientMechanism {
+  const candidates = [scramMechanism(credentials), plainMechanism(credentials)];
+  const usable = candidates.find((mechanism) => offered.includes(mechanism.name) && (tls || !mechanism.sendsPassword));
+  if (usable !== undefined) return usable;
+  if (candidates.some((mechanism) => offered.includes(mechanism.name))) {
+    throw new DfosError(
+      Status.UNSUPPORTED,
+      `Cannot log in: the server offers only ${offered.join(", ")}, which would send the password in clear on a ` +
+        `connection without TLS, and dfos will not send it (a dfos server always offers ${SCRAM_SHA_256}; PLAIN needs --tls)`,
+    );
+  }
+  throw new DfosError(
+    Status.UNSUPPORTED,
+    `Cannot log in: the server offers ${offered.join(", ") || "no mechanism"}, not ${
+      candidates.map((mechanism) => mechanism.name).join(" or ")
+    }`,
+  );
 }
 
 async function login(channel: Channel, mechanism: ClientMechanism): Promise<string> {

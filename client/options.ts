@@ -8,6 +8,7 @@
 
 import type { ParseArgsOptionsConfig } from "node:util";
 import { type ParsedArgs, UsageError } from "../shared/cli.ts";
+import { dropOptionPermissions } from "../shared/command_permissions.ts";
 import { type ClientTlsOptions, type ConnectOptions, DfosClient, parseServerAddress } from "./connection.ts";
 import { readPassword } from "./password.ts";
 
@@ -105,6 +106,8 @@ function envSwitch(name: string): boolean {
  */
 export async function withClient<T>(args: ParsedArgs, work: (client: DfosClient) => Promise<T>): Promise<T> {
   const options = await connectOptions(args);
+  // DFOS_* and the --ca file are read: what the command kept only for them goes (shared/command_permissions.ts).
+  dropOptionPermissions();
   let client: DfosClient;
   try {
     client = await DfosClient.connect(options);

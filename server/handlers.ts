@@ -15,8 +15,11 @@ import {
   type Message,
   type MessageOf,
 } from "../shared/messages.ts";
+import { nameProblem } from "../shared/names.ts";
+import { DfosError, Status } from "../shared/status.ts";
+import type { Quota } from "./quota.ts";
 import type { OperationKind } from "./stats.ts";
-import type { ReadHandle, Storage } from "./storage.ts";
+import type { ReadHandle, Storage, Upload } from "./storage.ts";
 
 /** What a handler is given. */
 export interface Request<T extends RequestType> {
@@ -28,6 +31,22 @@ export interface Request<T extends RequestType> {
   storage: Storage;
   /** The body that follows the request, for rows with `body: true`. */
   body: BodyReceiver | null;
+  /** The server's limits. */
+  limits: RequestLimits;
+}
+
+/** The server's limits, as the handlers apply them. */
+export interface RequestLimits {
+  /**
+   * The longest name an upload may create, in UTF-8 bytes; at most
+   * `MAX_NAME_BYTES`. Files of longer names, stored before the limit was
+   * lowered, can still be read, listed and deleted.
+   */
+  maxNameBytes: number;
+  /** Entries at most per LISTING page (it is also cut to fit a control frame). */
+  listPageEntries: number;
+  /** The per-user quota and the largest file. */
+  quota: Quota;
 }
 
 /** What a handler answers. */
@@ -55,7 +74,7 @@ export interface HandlerRow<T extends RequestType> {
   kind: (message: MessageOf<T>) => OperationKind;
 }
 
-/** Entries at most per LISTING page, whatever their size. */
+/** Entries at most per LISTING page by default, whatever their size. */
 export const LIST_PAGE_ENTRIES = 1000;
 
 /** Room kept free in a LISTING frame for the JSON around the entries. */
@@ -69,14 +88,32 @@ export const HANDLERS: { [T in RequestType]: HandlerRow<T> } = {
     body: true,
     writes: true,
     kind: () => "put",
-    async handle({ message, user, storage, body }) {
-      const upload = await storage.beginUpload(user, message.name);
+    async handle({ message, user, storage, body, limits }) {
+      const problem = nameProblem(message.name, limits.maxNameBytes);
+      if (problem) throw new DfosError(Status.BAD_NAME, `Cannot use name "${message.name}": ${problem}`);
+      // Refused at once, before any byte is taken, if the announced size does not fit.
+      const allowance = await limits.quota.reserve(user, message.name, message.size);
+      let upload: Upload;
       try {
+        upload = await storage.beginUpload(user, message.name);
+      } catch (error) {
+        allowance.release();
+        throw error;
+      }
+      try {
+        let received = 0;
         // Each piece's receive block is reused once written (or queued, held, by the upload): see Upload.write.
-        for await (const chunk of body!.chunks({ recycle: true })) await upload.write(chunk);
-        const info = await upload.commit();
+        for await (const chunk of body!.chunks({ recycle: true })) {
+          received += chunk.length;
+          allowance.receive(received); // an upload of unknown size is cut the moment it goes over
+          await upload.write(chunk);
+        }
+        // The last check of the quota is made with the file actually replaced, in the same step as the rename.
+        const info = await upload.commit({ admit: (replaced) => allowance.admit(replaced) });
+        allowance.committed();
         return { message: { type: "ok", name: info.name, size: info.size }, bytesIn: info.size };
       } catch (error) {
+        allowance.release(); // at once: another upload of the user's may need the bytes before the file is gone
         await upload.abort();
         throw error;
       }
@@ -100,8 +137,10 @@ export const HANDLERS: { [T in RequestType]: HandlerRow<T> } = {
     body: false,
     writes: true,
     kind: () => "rm",
-    async handle({ message, user, storage }) {
+    async handle({ message, user, storage, limits }) {
+      await limits.quota.ready(user); // the user's usage is counted before it changes
       const info = await storage.remove(user, message.name);
+      limits.quota.removed(user, info.size);
       return { message: { type: "ok", name: info.name, size: info.size } };
     },
   },
@@ -109,11 +148,11 @@ export const HANDLERS: { [T in RequestType]: HandlerRow<T> } = {
     body: false,
     writes: false,
     kind: () => "ls",
-    async handle({ message, user, storage }) {
+    async handle({ message, user, storage, limits }) {
       const page = await storage.list(user, {
         prefix: message.prefix,
         after: message.after,
-        limit: LIST_PAGE_ENTRIES,
+        limit: limits.listPageEntries,
       });
       // Keep the LISTING frame under the control-frame limit, whatever the names' lengths.
       const entries: ListEntry[] = [];

@@ -36,6 +36,8 @@
  * temporary path still names the upload's own file, and `abort` removes that
  * path only if it does: a link swapped in meanwhile would otherwise have the
  * rename move a file outside, or in from outside, or the removal delete one.
+ * The quota's last check (`CommitOptions.admit`) is made in the same
+ * synchronous step as the rename, with the size of the file it replaces.
  *
  * @module
  */
@@ -46,7 +48,7 @@ import type { ListEntry } from "../shared/messages.ts";
 import { nameProblem, RESERVED_PREFIX, userProblem } from "../shared/names.ts";
 import { DfosError, Status } from "../shared/status.ts";
 import { TempFile } from "../shared/temp_file.ts";
-import type { FileInfo, ListOptions, ListPage, ReadHandle, Storage, Upload } from "./storage.ts";
+import type { CommitOptions, FileInfo, ListOptions, ListPage, ReadHandle, Storage, Upload } from "./storage.ts";
 
 /** The folder, inside each user's folder, that holds uploads in progress. */
 export const PARTIAL_DIR = `${RESERVED_PREFIX}partial`;
@@ -116,7 +118,7 @@ export class LocalStorage implements Storage {
       temp,
       tempId,
       name,
-      commitTo: (path, tempId) => this.#commitPath([home, partial], name, path, tempId),
+      commitTo: (path, tempId, admit) => this.#commitPath([home, partial], name, { tempPath: path, tempId, admit }),
       fsync: this.#fsync,
       done: (self) => this.#uploads.delete(self),
     });
@@ -226,6 +228,50 @@ export class LocalStorage implements Storage {
     return { entries, next: more && entries.length > 0 ? entries[entries.length - 1].name : null };
   }
 
+  stat(user: string, name: string): Promise<FileInfo | null> {
+    return Promise.resolve().then(() => this.#stat(user, name));
+  }
+
+  #stat(user: string, name: string): FileInfo | null {
+    checkName(name);
+    let path: string;
+    try {
+      path = this.#existingPath(user, name).path;
+    } catch (error) {
+      if (error instanceof DfosError && error.code === Status.NOT_FOUND) return null;
+      throw error;
+    }
+    let info: Deno.FileInfo;
+    try {
+      info = Deno.lstatSync(path);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return null;
+      throw error;
+    }
+    return info.isFile ? { name, size: info.size, mtime: info.mtime?.getTime() ?? 0 } : null;
+  }
+
+  async usage(user: string): Promise<number> {
+    // What an upload's commit counts as replaced: every regular file, hard-linked or not, outside .dfos-partial.
+    let total = 0;
+    const walk = async (dir: string): Promise<void> => {
+      for await (const entry of Deno.readDir(dir)) {
+        if (entry.isSymlink || entry.name.startsWith(RESERVED_PREFIX)) continue;
+        const path = join(dir, entry.name);
+        let info: Deno.FileInfo;
+        try {
+          info = Deno.lstatSync(path);
+        } catch {
+          continue; // deleted meanwhile
+        }
+        if (info.isDirectory) await walk(path);
+        else if (info.isFile) total += info.size;
+      }
+    };
+    await walk(this.#userFolder(user).path);
+    return total;
+  }
+
   async abortUploads(): Promise<void> {
     await Promise.all([...this.#uploads].map((upload) => upload.abort()));
   }
@@ -259,9 +305,12 @@ export class LocalStorage implements Storage {
    * user's folder and .dfos-partial (`place`) must still be the very folders
    * the upload began in, and the temporary file still the upload's own: a
    * link swapped in for either while the body was arriving would make the
-   * rename move the wrong file, or move it outside.
+   * rename move the wrong file, or move it outside. `admit` is called with
+   * the size of the file replaced just before the rename, in the same
+   * synchronous step.
    */
-  #commitPath(place: Folder[], name: string, tempPath: string, tempId: FileId): string {
+  #commitPath(place: Folder[], name: string, commit: CommitStep): string {
+    const { tempPath, tempId } = commit;
     const [home] = place;
     const chain = [...place];
     checkPlace(chain, tempPath, tempId, name);
@@ -277,15 +326,19 @@ export class LocalStorage implements Storage {
       chain.push(folderAt(path, Deno.lstatSync(path), name, segments.slice(0, i + 1).join("/")));
     }
     const target = join(path, segments[segments.length - 1]);
+    let replaced = 0;
     try {
-      if (Deno.lstatSync(target).isDirectory) {
+      const existing = Deno.lstatSync(target);
+      if (existing.isDirectory) {
         throw new DfosError(Status.CONFLICT, `Cannot store "${name}": it is a folder`);
       }
+      if (existing.isFile) replaced = existing.size;
     } catch (error) {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
     }
     // The last look, just before the rename: every folder on both paths is still the one checked.
     checkPlace(chain, tempPath, tempId, name);
+    commit.admit?.(replaced);
     Deno.renameSync(tempPath, target);
     return target;
   }
@@ -305,13 +358,21 @@ interface Folder extends FileId {
   label: string;
 }
 
+/** What an upload's commit moves, and the check made just before it does. */
+interface CommitStep {
+  tempPath: string;
+  /** The temporary file's identity, taken when it was created. */
+  tempId: FileId;
+  admit?: (replaced: number) => void;
+}
+
 /** The options a {@linkcode LocalUpload} is made with. */
 interface LocalUploadParts {
   temp: TempFile;
   /** The temporary file's identity, taken when it was created. */
   tempId: FileId;
   name: string;
-  commitTo: (tempPath: string, tempId: FileId) => string;
+  commitTo: (tempPath: string, tempId: FileId, admit?: (replaced: number) => void) => string;
   fsync: boolean;
   done: (upload: LocalUpload) => void;
 }
@@ -329,14 +390,14 @@ class LocalUpload implements Upload {
     await this.#parts.temp.write(chunk);
   }
 
-  async commit(): Promise<FileInfo> {
+  async commit(options: CommitOptions = {}): Promise<FileInfo> {
     const { temp, name, fsync } = this.#parts;
     if (this.#settled) throw new DfosError(Status.ABORTED, `Upload of "${name}" was aborted`);
     try {
       // What this upload stored, taken before the rename: another upload to the same name may replace it at once.
       const info = await temp.stat();
       await temp.close(fsync);
-      const target = this.#parts.commitTo(temp.path, this.#parts.tempId);
+      const target = this.#parts.commitTo(temp.path, this.#parts.tempId, options.admit);
       this.#settle();
       if (fsync) await syncFolder(target);
       return { name, size: info.size, mtime: info.mtime?.getTime() ?? 0 };

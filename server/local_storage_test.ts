@@ -654,3 +654,57 @@ Deno.test("LocalStorage neither moves in nor deletes a file that took the place 
     assert.equal(await exists(join(home, "a.txt")), false);
   });
 });
+
+Deno.test("LocalStorage.usage sums the user's regular files, and neither links, special files nor uploads", async () => {
+  await withStorage(async ({ storage, home, outside }) => {
+    assert.equal(await storage.usage(USER), 0);
+    await put(storage, "a.txt", "12345");
+    await put(storage, "deep/er/b.txt", "123");
+    await Deno.writeTextFile(join(outside, "big.txt"), "x".repeat(1000));
+    await Deno.symlink(join(outside, "big.txt"), join(home, "link.txt"));
+    await Deno.symlink(outside, join(home, "linked-folder"));
+    const upload = await storage.beginUpload(USER, "pending.txt");
+    await upload.write(encoder.encode("x".repeat(100)));
+    assert.equal(await storage.usage(USER), 8);
+    await upload.abort();
+  });
+});
+
+Deno.test("LocalStorage.stat gives a regular file's facts, null for nothing, a folder or a link", async () => {
+  await withStorage(async ({ storage, home, outside }) => {
+    await put(storage, "a/b.txt", "12345");
+    assert.equal((await storage.stat(USER, "a/b.txt"))?.size, 5);
+    assert.equal(await storage.stat(USER, "a/none.txt"), null);
+    assert.equal(await storage.stat(USER, "none/b.txt"), null);
+    assert.equal(await storage.stat(USER, "a"), null);
+    await Deno.symlink(join(outside), join(home, "out"));
+    await Deno.symlink(join(home, "a", "b.txt"), join(home, "link.txt"));
+    assert.equal(await storage.stat(USER, "link.txt"), null);
+    await assertRejectsWith(storage.stat(USER, "out/x.txt"), Status.FORBIDDEN, "through a link");
+    await assertRejectsWith(storage.stat(USER, "a/b.txt/c"), Status.CONFLICT, "through a file");
+    await assertRejectsWith(storage.stat(USER, "../x"), Status.BAD_NAME, "bad name");
+  });
+});
+
+Deno.test("LocalStorage commit tells admit the size it replaces, and a refusal there keeps the old version", async () => {
+  await withStorage(async ({ storage, home }) => {
+    const seen: number[] = [];
+    const commit = async (text: string, admit: (replaced: number) => void) => {
+      const upload = await storage.beginUpload(USER, "a.txt");
+      await upload.write(encoder.encode(text));
+      return await upload.commit({ admit });
+    };
+    await commit("12345", (replaced) => seen.push(replaced));
+    await commit("123", (replaced) => seen.push(replaced));
+    assert.deepEqual(seen, [0, 5]);
+    await assertRejectsWith(
+      commit("1234567", () => {
+        throw new DfosError(Status.TOO_LARGE, "no room");
+      }),
+      Status.TOO_LARGE,
+      "refused by admit",
+    );
+    assert.equal(await read(storage, "a.txt"), "123");
+    assert.deepEqual(await partials(home), []);
+  });
+});

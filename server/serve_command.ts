@@ -8,14 +8,28 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { type Command, integerFlag, secondsFlag, UsageError } from "../shared/cli.ts";
+import { byteSizeFlag, type Command, integerFlag, secondsFlag, UsageError } from "../shared/cli.ts";
+import { MAX_CONTROL_LENGTH } from "../shared/messages.ts";
+import { MAX_NAME_BYTES } from "../shared/names.ts";
+import { LIST_PAGE_ENTRIES } from "./handlers.ts";
 import { configureLogging } from "./logging.ts";
+import {
+  DEFAULT_DELAY_BASE_MS,
+  DEFAULT_DELAY_MAX_MS,
+  DEFAULT_FREE_FAILURES,
+  DEFAULT_LOCKOUT_FAILURES,
+  DEFAULT_LOCKOUT_MS,
+  type LoginThrottleOptions,
+} from "./throttle.ts";
+import { serveInSandbox } from "./sandbox.ts";
 import {
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
   DEFAULT_IDLE_TIMEOUT_MS,
   DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_OP_TIMEOUT_MS,
   DEFAULT_STATS_INTERVAL_MS,
-  serve,
+  MIN_MAX_FRAME_BYTES,
+  type RequestLimitOptions,
   type ServeTlsOptions,
 } from "./server.ts";
 
@@ -26,6 +40,7 @@ export const DEFAULT_DRAIN_TIMEOUT_SECONDS = 30;
 const SHOWN = {
   handshake: DEFAULT_HANDSHAKE_TIMEOUT_MS / 1000,
   idle: DEFAULT_IDLE_TIMEOUT_MS / 1000,
+  op: DEFAULT_OP_TIMEOUT_MS / 1000,
   stats: DEFAULT_STATS_INTERVAL_MS / 1000,
 };
 
@@ -51,17 +66,40 @@ ROOT/<user>/ created on first login.
                                    0: no limit)
       --idle-timeout SECONDS       time a logged-in connection may wait between requests; it never runs
                                    while a request is served (default ${SHOWN.idle}; 0: no limit)
+      --op-timeout SECONDS         time a transfer may go without moving a byte either way (a client that stops
+                                   sending mid-upload or stops reading a download); it is then closed and its
+                                   upload dropped. Slow transfers that keep moving are never cut (default
+                                   ${SHOWN.op}; 0: no limit)
       --drain-timeout SECONDS      time the transfers in flight have to finish at shutdown (default ${DEFAULT_DRAIN_TIMEOUT_SECONDS})
+      --quota BYTES                bytes each user's files may take in all; an upload that would go over is
+                                   refused, at once when its size is known, and leaves nothing (default 0: no
+                                   quota)
+      --max-file-size BYTES        the largest file an upload may store (default 0: no limit)
+      --max-name BYTES             the longest name an upload may create, 1 to ${MAX_NAME_BYTES} (default ${MAX_NAME_BYTES})
+      --list-page N                entries at most per listing page (default ${LIST_PAGE_ENTRIES})
+      --max-frame BYTES            the largest frame a client may send but file data, ${MIN_MAX_FRAME_BYTES} to ${MAX_CONTROL_LENGTH};
+                                   before login, the largest of all (default ${MAX_CONTROL_LENGTH}). File data keeps
+                                   the protocol's frames of 1 MiB
       --stats-interval SECONDS     time between two totals lines in the log (default ${SHOWN.stats}; 0: only at
                                    shutdown)
+      --auth-free-failures N       failed logins from one address, or on one user name, answered at once
+                                   (default ${DEFAULT_FREE_FAILURES}); after them each answer, right password or wrong,
+                                   waits twice as long as the one before, from ${DEFAULT_DELAY_BASE_MS / 1000} s
+      --auth-max-delay SECONDS     the longest such wait, never more than half --handshake-timeout
+                                   (default ${DEFAULT_DELAY_MAX_MS / 1000}; 0: no delay)
+      --auth-lockout-failures N    failed logins that lock an address out: its logins are refused at once
+                                   (default ${DEFAULT_LOCKOUT_FAILURES}; 0: never). A user name is only delayed, never locked
+      --auth-lockout SECONDS       how long a lockout lasts, and failures are remembered after the last
+                                   (default ${DEFAULT_LOCKOUT_MS / 1000}; 0: no throttle at all)
   -v, --verbose                    show error details
   -h, --help                       show this help
 
-SECONDS may have a fraction ("0.5"). The first SIGINT or SIGTERM stops the
-server gracefully: it stops accepting, closes idle connections, lets the
-transfers in flight finish for up to --drain-timeout seconds, aborts what is
-left (an unfinished upload leaves the previous version and no temporary file),
-logs its totals and exits 0. A second signal aborts everything at once.`,
+SECONDS may have a fraction ("0.5"); BYTES may end in K, M, G or T (powers of
+1024: "512K", "10M", "2G"). The first SIGINT or SIGTERM stops the server
+gracefully: it stops accepting, closes idle connections, lets the transfers in
+flight finish for up to --drain-timeout seconds, aborts what is left (an
+unfinished upload leaves the previous version and no temporary file), logs its
+totals and exits 0. A second signal aborts everything at once.`,
   options: {
     host: { type: "string" },
     port: { type: "string" },
@@ -76,6 +114,16 @@ logs its totals and exits 0. A second signal aborts everything at once.`,
     "idle-timeout": { type: "string" },
     "drain-timeout": { type: "string" },
     "stats-interval": { type: "string" },
+    "op-timeout": { type: "string" },
+    quota: { type: "string" },
+    "max-file-size": { type: "string" },
+    "max-name": { type: "string" },
+    "list-page": { type: "string" },
+    "max-frame": { type: "string" },
+    "auth-free-failures": { type: "string" },
+    "auth-max-delay": { type: "string" },
+    "auth-lockout-failures": { type: "string" },
+    "auth-lockout": { type: "string" },
   },
   async run({ values, positionals }) {
     if (positionals.length > 0) throw new UsageError(`serve takes no arguments, got "${positionals[0]}"`);
@@ -92,9 +140,10 @@ logs its totals and exits 0. A second signal aborts everything at once.`,
     const idleTimeoutMs = secondsFlag(values["idle-timeout"], "idle-timeout", DEFAULT_IDLE_TIMEOUT_MS);
     const drainMs = secondsFlag(values["drain-timeout"], "drain-timeout", DEFAULT_DRAIN_TIMEOUT_SECONDS * 1000);
     const statsIntervalMs = secondsFlag(values["stats-interval"], "stats-interval", DEFAULT_STATS_INTERVAL_MS);
+    const limits = limitFlags(values);
     const tls = await readTlsFiles(values["tls-cert"] as string | undefined, values["tls-key"] as string | undefined);
     const closeLogs = await configureLogging({ file: (values.log as string | undefined) ?? "server_performance.log" });
-    const server = await serve({
+    const server = await serveInSandbox({
       hostname: (values.host as string | undefined) ?? "0.0.0.0",
       port,
       root: (values.root as string | undefined) ?? "server_storage",
@@ -104,7 +153,9 @@ logs its totals and exits 0. A second signal aborts everything at once.`,
       handshakeTimeoutMs,
       idleTimeoutMs,
       statsIntervalMs,
+      ...limits,
       tls,
+      loginThrottle: loginThrottleFlags(values),
     }).catch(async (error) => {
       await closeLogs();
       throw error;
@@ -134,6 +185,39 @@ logs its totals and exits 0. A second signal aborts everything at once.`,
     await closeLogs();
   },
 };
+
+/** Reads the `--auth-*` flags: what failed logins cost. */
+function loginThrottleFlags(values: Record<string, string | boolean | undefined>): LoginThrottleOptions {
+  return {
+    freeFailures: integerFlag(values["auth-free-failures"], "auth-free-failures", DEFAULT_FREE_FAILURES, [
+      0,
+      1_000_000,
+    ]),
+    delayMaxMs: secondsFlag(values["auth-max-delay"], "auth-max-delay", DEFAULT_DELAY_MAX_MS),
+    lockoutFailures: integerFlag(
+      values["auth-lockout-failures"],
+      "auth-lockout-failures",
+      DEFAULT_LOCKOUT_FAILURES,
+      [0, 1_000_000],
+    ),
+    lockoutMs: secondsFlag(values["auth-lockout"], "auth-lockout", DEFAULT_LOCKOUT_MS),
+  };
+}
+
+/** Reads the flags of the server's limits on requests: sizes, names, listing pages, the stall timeout. */
+function limitFlags(values: Record<string, string | boolean | undefined>): RequestLimitOptions {
+  return {
+    opTimeoutMs: secondsFlag(values["op-timeout"], "op-timeout", DEFAULT_OP_TIMEOUT_MS),
+    quotaBytes: byteSizeFlag(values.quota, "quota", 0),
+    maxFileBytes: byteSizeFlag(values["max-file-size"], "max-file-size", 0),
+    maxNameBytes: byteSizeFlag(values["max-name"], "max-name", MAX_NAME_BYTES, [1, MAX_NAME_BYTES]),
+    listPageEntries: integerFlag(values["list-page"], "list-page", LIST_PAGE_ENTRIES, [1, 1_000_000]),
+    maxFrameBytes: byteSizeFlag(values["max-frame"], "max-frame", MAX_CONTROL_LENGTH, [
+      MIN_MAX_FRAME_BYTES,
+      MAX_CONTROL_LENGTH,
+    ]),
+  };
+}
 
 /**
  * Reads `--tls-cert` and `--tls-key`: both or neither (a usage error

@@ -20,13 +20,17 @@
 import { getLogger, type Logger } from "@logtape/logtape";
 import { X509Certificate } from "node:crypto";
 import { FrameEncoderStream } from "../shared/frames.ts";
-import { encodeMessage, type MessageOf } from "../shared/messages.ts";
+import { encodeMessage, MAX_CONTROL_LENGTH, type MessageOf } from "../shared/messages.ts";
+import { MAX_NAME_BYTES } from "../shared/names.ts";
 import { Status } from "../shared/status.ts";
 import { PlainMechanism } from "./auth/plain.ts";
 import { ScramMechanism } from "./auth/scram.ts";
 import type { AuthMechanism } from "./auth/mechanism.ts";
+import { LIST_PAGE_ENTRIES } from "./handlers.ts";
 import { LocalStorage } from "./local_storage.ts";
+import { Quota } from "./quota.ts";
 import { Session } from "./session.ts";
+import { DEFAULT_DELAY_MAX_MS, LoginThrottle, type LoginThrottleOptions } from "./throttle.ts";
 import { ServerStats, TotalsReport } from "./stats.ts";
 import type { Storage } from "./storage.ts";
 import { UserFile } from "./users.ts";
@@ -42,6 +46,16 @@ export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 
 /** Milliseconds a logged-in connection may wait between requests by default. */
 export const DEFAULT_IDLE_TIMEOUT_MS = 300_000;
+
+/**
+ * Milliseconds a transfer may go without moving a message either way by
+ * default (a stall, not a total duration): a body moving at least one DATA
+ * frame (1 MiB at most) every two minutes, about 70 kbit/s, is never cut.
+ */
+export const DEFAULT_OP_TIMEOUT_MS = 120_000;
+
+/** The smallest limit on frames other than DATA: room for a request naming a file of 1024 bytes. */
+export const MIN_MAX_FRAME_BYTES = 4096;
 
 /** Milliseconds between two totals lines in the log by default. */
 export const DEFAULT_STATS_INTERVAL_MS = 60_000;
@@ -119,12 +133,69 @@ export interface ServeOptions {
    */
   idleTimeoutMs?: number;
   /**
+   * Milliseconds a transfer (an upload's body, a download's) may go without a
+   * message moving either way: a client that stops sending mid-body, or stops
+   * reading a download, is told ("Transfer stalled: ...") and closed, and its
+   * upload dropped. A slow transfer that keeps moving is never cut. 0 for no
+   * limit.
+   *
+   * @default {DEFAULT_OP_TIMEOUT_MS}
+   */
+  opTimeoutMs?: number;
+  /**
+   * The largest frame of any type but DATA taken from a client, from
+   * {@linkcode MIN_MAX_FRAME_BYTES} to `MAX_CONTROL_LENGTH` (64 KiB, the
+   * protocol's own limit). Before login it bounds every frame, checked from the
+   * header before anything is read; after login a larger request is refused
+   * with `TOO_LARGE` and the session goes on. DATA frames keep the protocol's
+   * size (1 MiB of payload), which every client sends.
+   *
+   * @default {MAX_CONTROL_LENGTH}
+   */
+  maxFrameBytes?: number;
+  /**
+   * The longest name an upload may create, in UTF-8 bytes, from 1 to
+   * `MAX_NAME_BYTES` (1024, the protocol's limit, which clients check too).
+   *
+   * @default {MAX_NAME_BYTES}
+   */
+  maxNameBytes?: number;
+  /**
+   * Entries at most per LISTING page (a page is also cut to fit a 64 KiB frame).
+   *
+   * @default {LIST_PAGE_ENTRIES}
+   */
+  listPageEntries?: number;
+  /**
+   * Bytes each user's files may take in all (server/quota.ts); an upload that
+   * would go over is refused, at once when its size is announced. 0 for no
+   * limit.
+   *
+   * @default {0}
+   */
+  quotaBytes?: number;
+  /**
+   * The largest file an upload may store, in bytes; 0 for no limit.
+   *
+   * @default {0}
+   */
+  maxFileBytes?: number;
+  /**
    * Milliseconds between two totals lines in the log (there is always one at
    * shutdown). 0 for none but that one.
    *
    * @default {DEFAULT_STATS_INTERVAL_MS}
    */
   statsIntervalMs?: number;
+  /**
+   * What failed logins cost (`LoginThrottle`): free failures, the growing
+   * delay of answers and its cap, the failures that lock an address out and
+   * for how long. The cap is cut to half the handshake timeout, so that a
+   * held answer to a right password still arrives in time.
+   *
+   * @default {{}} (the throttle's defaults: 5 free failures, 250 ms doubling to 8 s, 20 failures lock an address out for 15 min)
+   */
+  loginThrottle?: LoginThrottleOptions;
   /**
    * Where to log.
    *
@@ -181,8 +252,9 @@ export async function serve(options: ServeOptions): Promise<Server> {
   const count = await users.load().catch((error) => {
     throw new Error(`Cannot read users file "${options.users}": ${error.message}`, { cause: error });
   });
+  const limits = checkLimits(options);
   const storage = options.storage ?? await LocalStorage.open(options.root, { fsync: options.fsync });
-  // Offered in this order: SCRAM-SHA-256 first (the password never crosses the wire), then PLAIN.
+  // Offered in this order: SCRAM-SHA-256 first (the password never crosses the wire), then PLAIN (over TLS only).
   const mechanisms = new Map<string, AuthMechanism>(
     [new ScramMechanism(users), new PlainMechanism(users)].map((mechanism) => [mechanism.name, mechanism]),
   );
@@ -218,8 +290,16 @@ export async function serve(options: ServeOptions): Promise<Server> {
     log,
     agent: SERVER_AGENT,
     tls,
+    throttle: loginThrottle(options),
     handshakeTimeoutMs: options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
     idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+    opTimeoutMs: options.opTimeoutMs ?? DEFAULT_OP_TIMEOUT_MS,
+    maxControlLength: limits.maxFrameBytes,
+    limits: {
+      maxNameBytes: limits.maxNameBytes,
+      listPageEntries: limits.listPageEntries,
+      quota: new Quota(storage, { quotaBytes: limits.quotaBytes, maxFileBytes: limits.maxFileBytes }),
+    },
   };
   let stopping = false;
   const statsIntervalMs = options.statsIntervalMs ?? DEFAULT_STATS_INTERVAL_MS;
@@ -374,6 +454,47 @@ function describeCertificate(pem: string): { level: "info" | "warn"; message: st
     });
   }
   return lines;
+}
+
+/** The server's throttle of failed logins, its delay cut to half the handshake timeout. */
+function loginThrottle(options: ServeOptions): LoginThrottle {
+  const handshakeMs = options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+  const delayMaxMs = options.loginThrottle?.delayMaxMs ?? DEFAULT_DELAY_MAX_MS;
+  return new LoginThrottle({
+    ...options.loginThrottle,
+    delayMaxMs: handshakeMs > 0 ? Math.min(delayMaxMs, Math.floor(handshakeMs / 2)) : delayMaxMs,
+  });
+}
+
+/** The options of {@linkcode ServeOptions} that limit requests. */
+export type RequestLimitOptions = Pick<
+  ServeOptions,
+  "opTimeoutMs" | "maxFrameBytes" | "maxNameBytes" | "listPageEntries" | "quotaBytes" | "maxFileBytes"
+>;
+
+/** The limits of {@linkcode ServeOptions}, defaults filled in; a value out of its range is a `RangeError`. */
+function checkLimits(options: ServeOptions): Required<Omit<RequestLimitOptions, "opTimeoutMs">> {
+  const limits = {
+    maxFrameBytes: options.maxFrameBytes ?? MAX_CONTROL_LENGTH,
+    maxNameBytes: options.maxNameBytes ?? MAX_NAME_BYTES,
+    listPageEntries: options.listPageEntries ?? LIST_PAGE_ENTRIES,
+    quotaBytes: options.quotaBytes ?? 0,
+    maxFileBytes: options.maxFileBytes ?? 0,
+  };
+  const ranges: Record<keyof typeof limits, [number, number]> = {
+    maxFrameBytes: [MIN_MAX_FRAME_BYTES, MAX_CONTROL_LENGTH],
+    maxNameBytes: [1, MAX_NAME_BYTES],
+    listPageEntries: [1, Number.MAX_SAFE_INTEGER],
+    quotaBytes: [0, Number.MAX_SAFE_INTEGER],
+    maxFileBytes: [0, Number.MAX_SAFE_INTEGER],
+  };
+  for (const [key, [min, max]] of Object.entries(ranges) as [keyof typeof limits, [number, number]][]) {
+    const value = limits[key];
+    if (!Number.isSafeInteger(value) || value < min || value > max) {
+      throw new RangeError(`Cannot serve with ${key} ${value}: not a whole number from ${min} to ${max}`);
+    }
+  }
+  return limits;
 }
 
 /** Encodes one message as the bytes of its frame, with the same encoder the sessions use. */

@@ -6,7 +6,8 @@
  * On a TLS server, the session first runs the TLS handshake. One timer per
  * session closes a connection that has not completed TLS and logged in within
  * the handshake timeout, or that waits longer than the idle timeout for its
- * next request; the timer does not run while a request is served. When the
+ * next request; while a transfer is served, the same timer closes a
+ * connection on which nothing has moved for the op timeout (a stall). When the
  * server drains, an idle session closes at once and a busy one after its
  * request; either says why in an ERROR first.
  *
@@ -17,14 +18,15 @@ import type { Logger } from "@logtape/logtape";
 import { BodyReceiver, sendBody } from "../shared/body.ts";
 import { Channel } from "../shared/channel.ts";
 import { MAX_FRAME_LENGTH } from "../shared/frames.ts";
-import { MAX_CONTROL_LENGTH, type Message, type MessageOf, PROTOCOL_VERSION } from "../shared/messages.ts";
+import { type Message, type MessageOf, PROTOCOL_VERSION } from "../shared/messages.ts";
 import { printableName } from "../shared/names.ts";
 import { DfosError, Status, type StatusCode, statusName } from "../shared/status.ts";
 import type { AuthMechanism, AuthStep } from "./auth/mechanism.ts";
 import { errorReply } from "./errors.ts";
-import { HANDLERS, isRequestType, type Reply, type Request, type RequestType } from "./handlers.ts";
+import { HANDLERS, isRequestType, type Reply, type Request, type RequestLimits, type RequestType } from "./handlers.ts";
 import type { ServerStats } from "./stats.ts";
 import type { Storage } from "./storage.ts";
+import { addressKey, type LoginThrottle } from "./throttle.ts";
 
 /** Failed logins allowed on one connection before it is closed. */
 export const MAX_AUTH_ATTEMPTS = 3;
@@ -53,14 +55,28 @@ export interface SessionContext {
   /**
    * True when the connections are TLS (the server listens with
    * `Deno.listenTls`; a server serves either TLS or plaintext, never both).
-   * Nothing is refused on it yet; it is there for what must not cross the
-   * wire in clear.
+   * Without it, a mechanism that sends the password itself (PLAIN) is
+   * neither offered nor accepted.
    */
   tls: boolean;
+  /** Failed logins per address and user name: the delay of an answer, the lockout of an address. */
+  throttle: LoginThrottle;
   /** Milliseconds from accept to the end of login before the connection is closed; 0 for no limit. */
   handshakeTimeoutMs: number;
   /** Milliseconds a logged-in connection may wait for its next request before it is closed; 0 for no limit. */
   idleTimeoutMs: number;
+  /**
+   * Milliseconds a transfer (an upload's body, a download's) may go without a
+   * message moving either way before the connection is closed; 0 for no limit.
+   */
+  opTimeoutMs: number;
+  /**
+   * The largest frame of any type but DATA taken from the client (before
+   * login, the largest frame of all); at most `MAX_CONTROL_LENGTH`.
+   */
+  maxControlLength: number;
+  /** The limits the request handlers apply: name length, listing page, quota, largest file. */
+  limits: RequestLimits;
 }
 
 /** One client connection being served. */
@@ -75,6 +91,10 @@ export class Session {
   /** True while the TLS handshake runs: nothing can be said to the client then, only the connection cut. */
   #securing = false;
   readonly #context: SessionContext;
+  /** The client's address as the throttle counts it (an IPv6 address by its /64). */
+  readonly #address: string;
+  /** Ends the pause before a login's answer early, while one is under way. */
+  #wake: (() => void) | null = null;
   readonly #opened = performance.now();
   #user: string | null = null;
   #operations = 0;
@@ -96,11 +116,13 @@ export class Session {
   constructor(conn: Deno.Conn, context: SessionContext) {
     const addr = conn.remoteAddr as Deno.NetAddr;
     this.remote = `${addr.hostname}:${addr.port}`;
+    this.#address = addressKey(addr.hostname);
     this.#context = context;
     this.tls = context.tls;
     this.#tlsConn = context.tls ? conn as Deno.TlsConn : null;
     // Until login, nothing larger than a control frame is accepted.
-    this.#channel = new Channel(conn, { maxFrameLength: MAX_CONTROL_LENGTH });
+    const control = context.maxControlLength;
+    this.#channel = new Channel(conn, { maxFrameLength: control, maxControlLength: control });
   }
 
   /** Serves the connection until the client leaves or the session is aborted. Never rejects. */
@@ -156,6 +178,7 @@ export class Session {
       this.#context.log.warn`Connection from ${this.remote}: request in flight aborted by the shutdown`;
     }
     this.#aborted = true;
+    this.#wake?.();
     this.#channel.abort();
   }
 
@@ -203,46 +226,122 @@ export class Session {
       type: "welcome",
       version: PROTOCOL_VERSION,
       agent: this.#context.agent,
-      mechanisms: [...this.#context.mechanisms.keys()],
+      mechanisms: [...this.#context.mechanisms.keys()].filter((name) => this.#offered(name) !== undefined),
     });
     return true;
   }
 
+  /** The mechanism if this connection may use it: one that sends the password itself, only over TLS. */
+  #offered(name: string): AuthMechanism | undefined {
+    const mechanism = this.#context.mechanisms.get(name);
+    return mechanism !== undefined && (this.tls || !mechanism.sendsPassword) ? mechanism : undefined;
+  }
+
+  /**
+   * Up to three login attempts. Each answer is held as long as the throttle
+   * says, whether the password was right or wrong; an address locked out is
+   * refused at once, before any password is checked.
+   */
   async #authenticate(): Promise<boolean> {
-    const { mechanisms, log, stats, storage } = this.#context;
+    const { log, mechanisms, stats, storage, throttle } = this.#context;
     for (let attempt = 1; attempt <= MAX_AUTH_ATTEMPTS; attempt++) {
       const auth = await this.#channel.receive();
       if (auth === null) return false;
       if (auth.type !== "auth") {
         throw new DfosError(Status.AUTH_REQUIRED, `Cannot serve ${auth.type}: log in first`);
       }
-      const mechanism = mechanisms.get(auth.mechanism);
+      if (await this.#lockedOut()) return false;
+      const mechanism = this.#offered(auth.mechanism);
       const exchange = mechanism?.start();
       let step: AuthStep = exchange ? await exchange.step(auth.data) : { kind: "failure" };
       while (step.kind === "continue" && exchange) {
         await this.#channel.send({ type: "auth-continue", data: step.data });
         const response = await this.#channel.expect("auth-response");
+        // Again before the proof is checked: attempts begun in parallel stop here once the address is locked out.
+        if (await this.#lockedOut()) return false;
         step = await exchange.step(response.data);
       }
+      const name = step.kind === "continue" ? null : step.user ?? null;
+      const hold = throttle.delayFor(this.#address, name);
       if (step.kind === "success") {
         await storage.prepareUser(step.user);
+        if (!await this.#pause(hold)) return false;
+        throttle.success(this.#address);
         this.#user = step.user;
         await this.#channel.send({ type: "auth-ok", user: step.user, data: step.data });
-        log.info`Login of ${printableName(step.user)} from ${this.remote} (${auth.mechanism})`;
+        const held = hold > 0 ? `; answer held ${hold} ms` : "";
+        log.info`Login of ${printableName(step.user)} from ${this.remote} (${auth.mechanism}${held})`;
         return true;
       }
       stats.failure("AUTH_FAILED");
+      const outcome = throttle.failure(this.#address, name);
       const left = MAX_AUTH_ATTEMPTS - attempt;
-      const why = mechanism ? "unknown user or wrong password" : `mechanism "${auth.mechanism}" is not offered`;
-      log.warn`Failed login from ${this.remote} (${auth.mechanism}, attempt ${attempt} of ${MAX_AUTH_ATTEMPTS})`;
+      const why = mechanism
+        ? "unknown user or wrong password"
+        : mechanisms.get(auth.mechanism)?.sendsPassword
+        ? `mechanism "${auth.mechanism}" is not offered without TLS: it would send the password in clear`
+        : `mechanism "${auth.mechanism}" is not offered`;
+      const what = `${shownUser(auth.mechanism)}, attempt ${attempt} of ${MAX_AUTH_ATTEMPTS}`;
+      const counts = `${outcome.addressFailures} from ${this.#address}, ${outcome.nameFailures} on this name`;
+      log.warn`Failed login from ${this.remote} as ${shownUser(name)} (${what}; ${counts}; answer held ${hold} ms)`;
+      const lockoutSeconds = Math.ceil(throttle.lockoutMs / 1000);
+      let ending = left > 0 ? ` (${left} attempt${left === 1 ? "" : "s"} left)` : "; closing the connection";
+      if (outcome.lockout) {
+        stats.failure("AUTH_LOCKOUT");
+        const cause = `${outcome.addressFailures} failed logins, the last from ${this.remote} as ${shownUser(name)}`;
+        log.warn`Locking out ${this.#address} for ${lockoutSeconds} s after ${cause}`;
+        ending = `; too many failed logins from ${this.#address}: no login from there for ${lockoutSeconds} s; ` +
+          "closing the connection";
+      }
+      if (!await this.#pause(hold)) return false;
       await this.#channel.send({
         type: "error",
         code: Status.AUTH_FAILED,
-        message: `Authentication failed: ${why}` +
-          (left > 0 ? ` (${left} attempt${left === 1 ? "" : "s"} left)` : "; closing the connection"),
+        message: `Authentication failed: ${why}${ending}`,
       });
+      if (outcome.lockout) return false;
     }
     return false;
+  }
+
+  /**
+   * Refuses a login attempt from an address that is locked out, at once: the
+   * connection is then closed.
+   *
+   * @returns True when the attempt was refused.
+   */
+  async #lockedOut(): Promise<boolean> {
+    const { log, stats, throttle } = this.#context;
+    const ms = throttle.lockedFor(this.#address);
+    if (ms <= 0) return false;
+    const seconds = Math.ceil(ms / 1000);
+    stats.failure("AUTH_LOCKED_OUT");
+    log.info`Login from ${this.remote} refused: ${this.#address} is locked out for another ${seconds} s`;
+    await this.#channel.send({
+      type: "error",
+      code: Status.AUTH_FAILED,
+      message: `Cannot log in: too many failed logins from ${this.#address}; try again in ${seconds} s`,
+    });
+    return true;
+  }
+
+  /**
+   * Waits `ms` before a login's answer (0: not at all), on a timer: other
+   * connections go on meanwhile. A close or abort ends the wait early.
+   *
+   * @returns True when the session may go on (it is not being closed).
+   */
+  async #pause(ms: number): Promise<boolean> {
+    if (ms > 0 && this.#closing === null && !this.#aborted) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((resolve) => {
+        this.#wake = resolve;
+        timer = setTimeout(resolve, ms);
+      });
+      clearTimeout(timer);
+      this.#wake = null;
+    }
+    return this.#closing === null && !this.#aborted;
   }
 
   async #serveRequests(): Promise<void> {
@@ -284,14 +383,17 @@ export class Session {
 
   async #dispatch<T extends RequestType>(type: T, message: Request<T>["message"]): Promise<void> {
     const row = HANDLERS[type];
-    const { log, stats, storage } = this.#context;
+    const { log, stats, storage, limits } = this.#context;
     const kind = row.kind(message);
     const put = row.body ? message as MessageOf<"put"> : null;
     const body = put ? new BodyReceiver(this.#channel, { expectedSize: put.size, algorithm: put.digest }) : null;
     const started = performance.now();
+    // An upload's clock runs until its body has ended (END or ABORT): the commit after that is the server's work.
+    // The next request's idle clock replaces it.
+    if (body) this.#watchTransfer(() => body.finished);
     let reply: Reply;
     try {
-      reply = await row.handle({ message, user: this.#user!, storage, body });
+      reply = await row.handle({ message, user: this.#user!, storage, body, limits });
     } catch (error) {
       if (this.#channel.broken) throw error;
       await this.#sendError(error, kind, this.#name(message));
@@ -299,13 +401,16 @@ export class Session {
       await body?.discard();
       return;
     }
-    await this.#channel.send(reply.message);
+    // A reply with a body goes out with the body's first piece (one write for a small file).
+    await this.#channel.send(reply.message, { more: reply.body !== undefined });
     let bytesOut = 0;
     if (reply.body) {
+      this.#watchTransfer(() => false);
       try {
         const { handle, limit, algorithm } = reply.body;
         bytesOut = (await sendBody(this.#channel, handle.read(limit), { algorithm, sizeHint: limit })).size;
       } catch (error) {
+        if (this.#closing !== null) return; // the server closed the connection (a stalled transfer), and said why
         stats.failure("SEND_FAILED");
         log.error`${kind} of ${printableName(this.#name(message))} for ${this.#user} failed while sending: ${error}`;
         return;
@@ -330,6 +435,45 @@ export class Session {
     }
   }
 
+  /**
+   * Starts the clock of a transfer, on the session's one timer: if no
+   * message moves either way on the connection for the op timeout, the
+   * transfer has stalled (a client that stopped sending mid-body, or stopped
+   * reading a download), and the connection is closed with an ERROR that
+   * says so; the upload's temporary file goes with it. A slow transfer that
+   * keeps moving is never cut, however long it takes. The clock is looked at
+   * four times per timeout, so a stall is seen within 1.25 timeouts.
+   *
+   * @param serverBusy True while the server, not the client, is what the transfer waits for.
+   */
+  #watchTransfer(serverBusy: () => boolean): void {
+    const ms = this.#context.opTimeoutMs;
+    if (ms <= 0 || this.#closing !== null) return;
+    const moved = () => this.#channel.traffic.received + this.#channel.traffic.sent;
+    let seen = moved();
+    let movedAt = performance.now();
+    const look = () => {
+      if (this.#closing !== null) return;
+      const now = performance.now();
+      const count = moved();
+      if (count !== seen || serverBusy()) {
+        seen = count;
+        movedAt = now;
+      }
+      const left = movedAt + ms - now;
+      if (left <= 0) {
+        this.#closeNow(
+          Status.BAD_REQUEST,
+          `Transfer stalled: nothing moved for ${ms / 1000} s; connection closed`,
+          "STALL_TIMEOUT",
+        );
+        return;
+      }
+      this.#arm(Math.max(1, Math.min(left, ms / 4)), look);
+    };
+    this.#arm(Math.max(1, ms / 4), look);
+  }
+
   /** Sets the session's one timer to run `then` after `ms` (0: never), replacing what it was set to do. */
   #arm(ms: number, then: () => void): void {
     clearTimeout(this.#timer);
@@ -343,6 +487,7 @@ export class Session {
    */
   #closeNow(code: StatusCode, message: string, failure?: string): void {
     if (this.#closing !== null) return;
+    this.#wake?.(); // a login's answer held back is not sent: the client is told why it is closed instead
     const { log, stats } = this.#context;
     if (failure !== undefined) stats.failure(failure);
     if (this.#securing) {
@@ -390,4 +535,10 @@ function isConnectionLoss(error: unknown): boolean {
   return error instanceof Deno.errors.ConnectionReset || error instanceof Deno.errors.BrokenPipe ||
     error instanceof Deno.errors.BadResource || error instanceof Deno.errors.Interrupted ||
     error instanceof Deno.errors.UnexpectedEof;
+}
+
+/** A user name (or mechanism name) as the client sent it, for the log: escaped, and cut if long. */
+function shownUser(name: string | null): string {
+  if (name === null) return "-";
+  return name.length > 64 ? `${printableName(name.slice(0, 64))}...` : printableName(name);
 }

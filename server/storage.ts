@@ -47,10 +47,27 @@ export interface Upload {
    * @param chunk The next bytes of the body.
    */
   write(chunk: Uint8Array): Promise<void>;
-  /** Makes the upload the file's content, replacing any previous version at once. */
-  commit(): Promise<FileInfo>;
+  /**
+   * Makes the upload the file's content, replacing any previous version at once.
+   *
+   * @param options A last check (a quota's) made just before the replacement.
+   */
+  commit(options?: CommitOptions): Promise<FileInfo>;
   /** Drops the upload; the previous version, if any, stays. Safe after commit and twice. */
   abort(): Promise<void>;
+}
+
+/** Options for {@linkcode Upload.commit}. */
+export interface CommitOptions {
+  /**
+   * Called once, just before the upload replaces the file, with the size of
+   * the version it replaces: the regular file of that name, or 0 when there
+   * is none. Throwing refuses the commit: the upload is dropped and the
+   * previous version stays. No other change of the user's files by this
+   * storage comes between the call and the replacement (LocalStorage runs
+   * both in one synchronous step), so a quota checked here holds.
+   */
+  admit?: (replaced: number) => void;
 }
 
 /** Options for {@linkcode Storage.list}. */
@@ -83,6 +100,19 @@ export interface Storage {
   remove(user: string, name: string): Promise<FileInfo>;
   /** Lists the user's files, one page at a time. */
   list(user: string, options: ListOptions): Promise<ListPage>;
+  /**
+   * Returns the regular file `name`, or null when there is none (nothing of
+   * that name, or a folder, a link or a special file). Refuses a bad name, and
+   * a path through a link, as the other methods do.
+   */
+  stat(user: string, name: string): Promise<FileInfo | null>;
+  /**
+   * Returns the bytes the user's regular files take in all (their sizes,
+   * summed; uploads in progress are not counted). Counting may walk every
+   * file: the quota (server/quota.ts) asks once per user and keeps the sum
+   * up to date itself.
+   */
+  usage(user: string): Promise<number>;
   /** Aborts every upload still in progress (at shutdown). */
   abortUploads(): Promise<void>;
 }

@@ -49,22 +49,48 @@ const free = new Map<number, PooledBlock[]>();
 let freeBytes = 0;
 
 /**
- * Takes a block of `size` bytes, reused when one is free, and holds it for
- * the caller.
+ * Takes a block of at least `size` bytes, reused when one is free, and holds
+ * it for the caller.
  *
- * @param size The block's size in bytes.
+ * @param size The least size in bytes (a reused block may be larger).
  * @returns The block and the release of the caller's hold.
  */
 export function takeBlock(size: number): HeldBlock {
   if (size < MIN_POOLED_BYTES) return { bytes: new Uint8Array(size), release: NOTHING_TO_RELEASE };
-  let block = free.get(size)?.pop();
-  if (block) {
-    freeBytes -= size;
-  } else {
+  let block = takeFree(size);
+  if (!block) {
     block = { bytes: new Uint8Array(size), holders: 0 };
     blocks.set(block.bytes.buffer, block);
   }
   return { bytes: block.bytes, release: hold(block) };
+}
+
+/**
+ * A free block of `size` bytes, else the smallest larger one: sizes change
+ * with the number of transfers, and a larger block serves as well.
+ */
+function takeFree(size: number): PooledBlock | undefined {
+  let best = size;
+  if (!free.get(size)?.length) {
+    best = Infinity;
+    for (const [length, list] of free) if (length > size && length < best && list.length > 0) best = length;
+    if (best === Infinity) return undefined;
+  }
+  const block = free.get(best)!.pop()!;
+  freeBytes -= best;
+  return block;
+}
+
+/** Drops a free block of another size than `size` to make room, if there is one. */
+function evictOtherSize(size: number): boolean {
+  for (const [length, list] of free) {
+    if (length === size || list.length === 0) continue;
+    const block = list.shift()!;
+    blocks.delete(block.bytes.buffer);
+    freeBytes -= length;
+    return true;
+  }
+  return false;
 }
 
 /**
@@ -123,8 +149,9 @@ function hold(block: PooledBlock): () => void {
     released = true;
     if (--block.holders > 0) return;
     const size = block.bytes.length;
+    // The pool is full: blocks of a size no longer taken go first, else this one is forgotten and collected.
+    while (freeBytes + size > POOL_FREE_BYTES && evictOtherSize(size));
     if (freeBytes + size > POOL_FREE_BYTES) {
-      // The pool is full: forget the block and let it be collected.
       blocks.delete(block.bytes.buffer);
       return;
     }

@@ -86,3 +86,28 @@ Deno.test("The pool keeps at most POOL_FREE_BYTES of free blocks", () => {
   assert.equal(pooledFreeBytes(), before - size, "a free block is taken before a new one is made");
   reused.release();
 });
+
+Deno.test("takeBlock() serves a request from a larger free block when none of its size is free", () => {
+  const large = takeBlock(4 * SIZE);
+  large.release();
+  const smaller = takeBlock(2 * SIZE);
+  assert.equal(smaller.bytes.buffer, large.bytes.buffer);
+  assert.equal(smaller.bytes.length, 4 * SIZE);
+  smaller.release();
+});
+
+Deno.test("A full pool drops free blocks of a size no longer asked for before the one released", () => {
+  const old = 128 * 1024;
+  const current = 1024 * 1024;
+  const stale = Array.from({ length: POOL_FREE_BYTES / old }, () => takeBlock(old));
+  for (const block of stale) block.release();
+  const fresh = Array.from({ length: 4 }, () => takeBlock(current));
+  for (const block of fresh) block.release();
+  assert.ok(pooledFreeBytes() <= POOL_FREE_BYTES);
+  const again = takeBlock(current);
+  assert.ok(
+    fresh.some((block) => block.bytes.buffer === again.bytes.buffer),
+    "the blocks of the current size were kept",
+  );
+  again.release();
+});

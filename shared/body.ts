@@ -14,6 +14,9 @@ import type { DigestAlgorithm } from "./messages.ts";
 import { beginTransfer } from "./transfer_budget.ts";
 import { DfosError, Status } from "./status.ts";
 
+/** DATA pieces up to this size are sent together with the message that follows them. */
+const SMALL_PIECE_BYTES = 16 * 1024;
+
 /** What a body was: its length and check value. */
 export interface BodySummary {
   /** Bytes in the body. */
@@ -63,7 +66,8 @@ export async function sendBody(
       for (let offset = 0; offset < chunk.length; offset += MAX_DATA_PAYLOAD) {
         const piece = chunk.length <= MAX_DATA_PAYLOAD ? chunk : chunk.subarray(offset, offset + MAX_DATA_PAYLOAD);
         digest.update(piece);
-        await channel.send({ type: "data", chunk: piece });
+        // A small piece waits for what follows (the next piece, or END): one socket write for a small body.
+        await channel.send({ type: "data", chunk: piece }, { more: piece.length <= SMALL_PIECE_BYTES });
       }
       options.onProgress?.(digest.size);
     }

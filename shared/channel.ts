@@ -6,11 +6,13 @@
  * @module
  */
 
+import { releaseView } from "./block_pool.ts";
 import { connReadable } from "./conn_readable.ts";
 import { type Frame, FrameDecoderStream, FrameEncoderStream } from "./frames.ts";
 import {
   decodeMessage,
   encodeMessage,
+  MAX_CONTROL_LENGTH,
   type Message,
   MESSAGE_CODES,
   type MessageOf,
@@ -26,6 +28,13 @@ export interface ChannelOptions {
    * @default {MAX_FRAME_LENGTH}
    */
   maxFrameLength?: number;
+  /**
+   * The largest frame of any type but DATA accepted; see
+   * {@linkcode Channel.maxControlLength}.
+   *
+   * @default {MAX_CONTROL_LENGTH}
+   */
+  maxControlLength?: number;
 }
 
 /**
@@ -39,10 +48,15 @@ export class Channel {
   readonly #conn: Deno.Conn;
   readonly #decoder: FrameDecoderStream;
   readonly #reader: ReadableStreamDefaultReader<Frame>;
-  readonly #writer: WritableStreamDefaultWriter<Frame>;
+  readonly #writer: WritableStreamDefaultWriter<Frame | readonly Frame[]>;
+  /** Frames sent with `more`, waiting for the next send. */
+  #held: Frame[] = [];
   readonly #piped: Promise<void>;
   #closed = false;
   #broken = false;
+  #maxControlLength: number;
+  #received = 0;
+  #sent = 0;
 
   /**
    * Wraps a connection.
@@ -52,6 +66,7 @@ export class Channel {
    */
   constructor(conn: Deno.Conn, options: ChannelOptions = {}) {
     this.#conn = conn;
+    this.#maxControlLength = options.maxControlLength ?? MAX_CONTROL_LENGTH;
     // Body bytes are passed on as they arrive, never gathered into whole frames (no copy, no extra buffer).
     this.#decoder = new FrameDecoderStream({
       maxFrameLength: options.maxFrameLength,
@@ -60,7 +75,7 @@ export class Channel {
     this.#reader = connReadable(conn).pipeThrough(this.#decoder).getReader();
     const encoder = new FrameEncoderStream();
     this.#writer = encoder.writable.getWriter();
-    this.#piped = encoder.readable.pipeTo(conn.writable, { preventClose: true });
+    this.#piped = writeAll(encoder.readable, conn);
     // The failure surfaces to whoever writes next; it must not go unhandled here.
     this.#piped.catch(() => {});
   }
@@ -72,6 +87,30 @@ export class Channel {
 
   set maxFrameLength(value: number) {
     this.#decoder.maxFrameLength = value;
+  }
+
+  /**
+   * The largest frame of any type but DATA (type byte and payload) accepted
+   * from now on: a longer one is refused with `TOO_LARGE` once it has
+   * arrived, and the channel stays usable. The protocol's own limit,
+   * `MAX_CONTROL_LENGTH`, applies whatever this says; a frame longer than
+   * {@linkcode Channel.maxFrameLength} is refused before it is read.
+   */
+  get maxControlLength(): number {
+    return this.#maxControlLength;
+  }
+
+  set maxControlLength(value: number) {
+    this.#maxControlLength = value;
+  }
+
+  /**
+   * Messages received so far (a DATA frame may arrive as several pieces, each
+   * counted) and sent (counted once taken by the socket's queue, which waits
+   * while the peer does not read). A transfer that stalls stops changing them.
+   */
+  get traffic(): { received: number; sent: number } {
+    return { received: this.#received, sent: this.#sent };
   }
 
   /**
@@ -104,8 +143,17 @@ export class Channel {
       return null;
     }
     const frame = result.value;
+    this.#received++;
     let message: Message;
     try {
+      // Only a lower limit than the protocol's: decodeMessage applies that one itself.
+      const limit = this.#maxControlLength;
+      if (limit < MAX_CONTROL_LENGTH && frame.type !== MESSAGE_CODES.data && frame.payload.length + 1 > limit) {
+        throw new DfosError(
+          Status.TOO_LARGE,
+          `Cannot decode frame: length ${frame.payload.length + 1} exceeds the limit of ${limit}`,
+        );
+      }
       message = decodeMessage(frame);
     } catch (error) {
       frame.release?.();
@@ -139,10 +187,31 @@ export class Channel {
    * Sends a message. Resolves once the frame is queued behind the socket's
    * backpressure; a DATA chunk must not be changed until then.
    *
+   * With `more`, the frame is held (a DATA chunk must not change until the
+   * next send) and goes out with the next message sent without it, in the
+   * same socket write: for a reply followed at once by its
+   * body, and a small body's last piece followed by END. Without it, a small
+   * write after a small write can wait for the peer's delayed ACK (about 40
+   * ms) where Nagle's algorithm is on, as on Deno's TLS connections.
+   *
    * @param message The message.
+   * @param options `more`: another message follows at once.
    */
-  async send(message: Message): Promise<void> {
-    await this.#writer.write(encodeMessage(message));
+  async send(message: Message, options: { more?: boolean } = {}): Promise<void> {
+    const frame = encodeMessage(message);
+    if (options.more) {
+      this.#held.push(frame);
+      return;
+    }
+    if (this.#held.length === 0) {
+      await this.#writer.write(frame);
+      this.#sent++;
+      return;
+    }
+    const batch = [...this.#held, frame];
+    this.#held = [];
+    await this.#writer.write(batch);
+    this.#sent += batch.length;
   }
 
   /** Flushes what was sent, then closes the connection. Safe to call twice. */
@@ -150,6 +219,7 @@ export class Channel {
     if (this.#closed) return;
     this.#closed = true;
     try {
+      if (this.#held.length > 0) await this.#writer.write(this.#held.splice(0));
       await this.#writer.close();
       await this.#piped;
       // On TLS this sends close_notify, which `close()` alone may not get out before the process exits: the
@@ -171,5 +241,27 @@ export class Channel {
     }
     this.#reader.cancel().catch(() => {});
     this.#writer.abort().catch(() => {});
+  }
+}
+
+/**
+ * Writes the encoder's chunks to the connection, each in full, and then gives
+ * back the hold a chunk may carry (a file piece read into a pooled block:
+ * `fileChunks`), so the block is read into again only once the socket has
+ * taken its bytes. Leaves the connection open at the end. A write error
+ * cancels the encoder, which fails the next send.
+ */
+async function writeAll(chunks: ReadableStream<Uint8Array>, conn: Deno.Conn): Promise<void> {
+  const reader = chunks.getReader();
+  try {
+    while (true) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      for (let offset = 0; offset < value.length;) offset += await conn.write(value.subarray(offset));
+      releaseView(value);
+    }
+  } catch (error) {
+    await reader.cancel(error).catch(() => {});
+    throw error;
   }
 }

@@ -146,3 +146,44 @@ export function secondsFlag(value: string | boolean | undefined, flag: string, f
   }
   return Math.round(seconds * 1000);
 }
+
+/** The multipliers {@linkcode byteSizeFlag} takes: powers of 1024. */
+const BYTE_UNITS: Record<string, number> = { "": 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 };
+
+/**
+ * Reads a flag that is a number of bytes: a whole number, or a number (a
+ * fraction allowed) followed by `K`, `M`, `G` or `T` for KiB, MiB, GiB or TiB
+ * (powers of 1024; upper or lower case, `KiB`/`KB`/`B` spellings too).
+ *
+ * @param value The flag's text, or undefined when absent.
+ * @param flag The flag's name, for the message.
+ * @param fallback The value when absent.
+ * @param range Smallest and largest allowed, in bytes.
+ * @returns The number of bytes, rounded down to a whole byte.
+ *
+ * @example Usage
+ * ```ts
+ * import { byteSizeFlag } from "./cli.ts";
+ * console.assert(byteSizeFlag("10M", "quota", 0) === 10 * 1024 * 1024);
+ * console.assert(byteSizeFlag("512", "quota", 0) === 512);
+ * ```
+ */
+export function byteSizeFlag(
+  value: string | boolean | undefined,
+  flag: string,
+  fallback: number,
+  range: [number, number] = [0, Number.MAX_SAFE_INTEGER],
+): number {
+  if (value === undefined) return fallback;
+  const match = typeof value === "string" ? /^(\d+(?:\.\d+)?)([kmgt]?)(?:i?b)?$/i.exec(value) : null;
+  const unit = match ? BYTE_UNITS[match[2].toUpperCase()] : NaN;
+  // A fraction needs a unit ("1.5K"); plain bytes are whole.
+  const bytes = match && (unit > 1 || !match[1].includes(".")) ? Math.floor(Number(match[1]) * unit) : NaN;
+  if (!Number.isSafeInteger(bytes) || bytes < range[0] || bytes > range[1]) {
+    const bounds = range[0] === 0 && range[1] === Number.MAX_SAFE_INTEGER ? "" : ` from ${range[0]} to ${range[1]}`;
+    throw new UsageError(
+      `--${flag} takes a size in bytes${bounds} ("4096", or with K, M, G or T: "512K", "10M", "2G"), not "${value}"`,
+    );
+  }
+  return bytes;
+}

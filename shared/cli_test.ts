@@ -1,5 +1,5 @@
 import { strictEqual, throws } from "node:assert/strict";
-import { CommandFailure, exitCodeFor, integerFlag, secondsFlag, UsageError } from "./cli.ts";
+import { byteSizeFlag, CommandFailure, exitCodeFor, integerFlag, secondsFlag, UsageError } from "./cli.ts";
 import { DfosError, Status } from "./status.ts";
 
 Deno.test("secondsFlag() reads whole and fractional seconds as milliseconds", () => {
@@ -37,4 +37,40 @@ Deno.test("exitCodeFor() maps usage, login, missing-file and reported failures t
   strictEqual(exitCodeFor(new DfosError(Status.INTEGRITY, "no")), 1);
   strictEqual(exitCodeFor(new CommandFailure("2 of 3 files could not be deleted", 4)), 4);
   strictEqual(exitCodeFor(new Error("anything else")), 1);
+});
+
+Deno.test("byteSizeFlag() reads bytes with K, M, G and T as powers of 1024", () => {
+  strictEqual(byteSizeFlag(undefined, "quota", 7), 7);
+  strictEqual(byteSizeFlag("0", "quota", 7), 0);
+  strictEqual(byteSizeFlag("4096", "quota", 7), 4096);
+  strictEqual(byteSizeFlag("512K", "quota", 7), 512 * 1024);
+  strictEqual(byteSizeFlag("10M", "quota", 7), 10 * 1024 * 1024);
+  strictEqual(byteSizeFlag("2g", "quota", 7), 2 * 1024 ** 3);
+  strictEqual(byteSizeFlag("1T", "quota", 7), 1024 ** 4);
+  strictEqual(byteSizeFlag("1.5K", "quota", 7), 1536);
+  strictEqual(byteSizeFlag("10MiB", "quota", 7), 10 * 1024 * 1024);
+  strictEqual(byteSizeFlag("10MB", "quota", 7), 10 * 1024 * 1024);
+  strictEqual(byteSizeFlag("100B", "quota", 7), 100);
+});
+
+Deno.test("byteSizeFlag() refuses what is not a size in range, naming the flag and the value", () => {
+  for (const bad of ["-1", "x", "", "1.5", "10X", "1e3", " 1K", "K", "1K2", "8T", true]) {
+    throws(
+      () => byteSizeFlag(bad, "max-file-size", 7, [0, 4 * 1024 ** 4]),
+      (error) =>
+        error instanceof UsageError &&
+        error.message === `--max-file-size takes a size in bytes from 0 to ${4 * 1024 ** 4} ("4096", or with K, M, ` +
+            `G or T: "512K", "10M", "2G"), not "${bad}"`,
+      String(bad),
+    );
+  }
+  throws(
+    () => byteSizeFlag("2x", "quota", 7),
+    (error) =>
+      error instanceof UsageError &&
+      error.message === '--quota takes a size in bytes ("4096", or with K, M, G or T: "512K", "10M", "2G"), not "2x"',
+  );
+  throws(() => byteSizeFlag("1023", "max-frame", 7, [1024, 65536]), UsageError);
+  throws(() => byteSizeFlag("65K", "max-frame", 7, [1024, 65536]), UsageError);
+  strictEqual(byteSizeFlag("64K", "max-frame", 7, [1024, 65536]), 65536);
 });

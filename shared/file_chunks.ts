@@ -5,6 +5,7 @@
  * @module
  */
 
+import { handOver, takeBlock } from "./block_pool.ts";
 import { pieceBytes } from "./transfer_budget.ts";
 
 /** Anything with Deno's `read(buffer)` contract: a file, standard input. */
@@ -20,9 +21,11 @@ const SMALL_READ_BYTES = 64 * 1024;
 
 /**
  * Yields the bytes of `source` in chunks of `pieceBytes()` (1 MiB for a lone
- * transfer, smaller when many run at once; the last one shorter), each a new
- * buffer that is never written
- * again, so they can be queued for the socket without a copy. The next chunk
+ * transfer, smaller when many run at once; the last one shorter), each in a
+ * pooled block (shared/block_pool.ts) that is not read into again until the
+ * chunk's hold is given back with `releaseView` (the channel does, once the
+ * socket has taken the bytes), so they can be queued for the socket without a
+ * copy. The next chunk
  * is read while the caller works on the current one (one read in flight).
  *
  * @param source What to read.
@@ -32,17 +35,31 @@ export async function* fileChunks(source: ByteSource, limit = Infinity): AsyncGe
   let left = limit;
   const readNext = async (): Promise<Uint8Array | null> => {
     if (left <= 0) return null;
-    const chunk = new Uint8Array(Math.min(left, pieceBytes()));
+    const size = Math.min(left, pieceBytes());
+    const held = takeBlock(size);
     const readSync = left <= SMALL_READ_BYTES ? source.readSync?.bind(source) : undefined;
     let filled = 0;
-    while (filled < chunk.length) {
-      const n = readSync ? readSync(chunk.subarray(filled)) : await source.read(chunk.subarray(filled));
-      if (n === null) break;
-      filled += n;
+    try {
+      while (filled < size) {
+        const room = held.bytes.subarray(filled, size);
+        const n = readSync ? readSync(room) : await source.read(room);
+        if (n === null) break;
+        filled += n;
+      }
+    } catch (error) {
+      held.release();
+      throw error;
     }
-    left = filled < chunk.length ? 0 : left - filled;
-    if (filled === 0) return null;
-    return filled === chunk.length ? chunk : chunk.subarray(0, filled);
+    left = filled < size ? 0 : left - filled;
+    if (filled === 0) {
+      held.release();
+      return null;
+    }
+    // The chunk carries its own hold to whoever writes it out (the channel gives it back once the socket has
+    // taken the bytes); a consumer that never does just keeps the block from being reused.
+    const chunk = handOver(held.bytes.subarray(0, filled));
+    held.release();
+    return chunk;
   };
   let next = readNext();
   try {

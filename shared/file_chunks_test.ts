@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { releaseView } from "./block_pool.ts";
 import { fileChunks } from "./file_chunks.ts";
 import { MAX_DATA_PAYLOAD } from "./frames.ts";
 
@@ -19,7 +20,7 @@ async function withFile(fn: (file: Deno.FsFile) => Promise<void>): Promise<void>
   }
 }
 
-Deno.test("fileChunks yields the whole file in fresh chunks of at most one DATA payload", async () => {
+Deno.test("fileChunks yields the whole file in chunks of at most one DATA payload, none reused while held", async () => {
   await withFile(async (file) => {
     const chunks: Uint8Array[] = [];
     for await (const chunk of fileChunks(file)) chunks.push(chunk);
@@ -49,6 +50,26 @@ Deno.test("fileChunks lets its caller stop early without a read left running", a
     for await (const chunk of fileChunks(file)) {
       assert.equal(chunk.length, MAX_DATA_PAYLOAD);
       break;
+    }
+  });
+});
+
+Deno.test("fileChunks reads into a chunk's block again once its hold is given back", async () => {
+  await withFile(async (file) => {
+    const buffers: ArrayBufferLike[] = [];
+    const whole: number[] = [];
+    for await (const chunk of fileChunks(file)) {
+      buffers.push(chunk.buffer);
+      whole.push(...chunk.subarray(0, 16));
+      // As the channel does once the socket has taken the bytes.
+      releaseView(chunk);
+    }
+    assert.ok(new Set(buffers).size < buffers.length, "a block was read into again");
+    assert.equal(whole.length, 16 * 4);
+    for (let i = 0; i < 3; i++) {
+      assert.deepEqual(whole.slice(16 * i, 16 * i + 16), [
+        ...bytes.subarray(i * MAX_DATA_PAYLOAD, i * MAX_DATA_PAYLOAD + 16),
+      ]);
     }
   });
 });

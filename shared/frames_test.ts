@@ -112,6 +112,34 @@ Deno.test("FrameEncoderStream passes a payload above 16 KiB on as is, after its 
   assert.ok(chunks[1] === payload, "the payload should be the very same array, not a copy");
 });
 
+Deno.test("FrameEncoderStream puts a batch's small frames side by side in one chunk, around large payloads", async () => {
+  const small = [pattern(3, 1), pattern(100, 2), pattern(16 * 1024, 3)];
+  const large = pattern(16 * 1024 + 1, 4);
+  const batch: Frame[] = [
+    { type: 1, payload: small[0] },
+    { type: 2, payload: small[1] },
+    { type: 3, payload: large },
+    { type: 4, payload: small[2] },
+  ];
+  const chunks = await Array.fromAsync(ReadableStream.from([batch]).pipeThrough(new FrameEncoderStream()));
+  assert.equal(chunks.length, 3, "small frames and the large one's header / the large payload / the small frame after");
+  assert.ok(chunks[1] === large, "a large payload in a batch is not copied either");
+  assertBytes(
+    concat(chunks),
+    concat([
+      header(4, 1),
+      small[0],
+      header(101, 2),
+      small[1],
+      header(large.length + 1, 3),
+      large,
+      header(16 * 1024 + 1, 4),
+      small[2],
+    ]),
+  );
+  assertFrames(await decode(chunks), batch);
+});
+
 Deno.test("FrameEncoderStream rejects a type that is not a byte", async () => {
   for (const type of [-1, 256, 1.5, NaN]) {
     await assert.rejects(encode([{ type, payload: new Uint8Array(1) }]), RangeError, `type ${type}`);
@@ -322,4 +350,15 @@ Deno.test("FrameDecoderStream still checks a streamed frame's length before pass
     new FrameDecoderStream({ streamedTypes: new Set([0x20]) }),
   );
   await assert.rejects(Array.fromAsync(stream), RangeError);
+});
+
+Deno.test("FrameDecoderStream passes an empty frame of a streamed type on as one empty piece", async () => {
+  const bytes = concat([header(1, 0x20), header(1, 0x20), header(3, 0x20), pattern(2)]);
+  for (const chunks of [[bytes], [...bytes].map((byte) => new Uint8Array([byte]))]) {
+    const frames = await decode(chunks, new FrameDecoderStream({ streamedTypes: new Set([0x20]) }));
+    const pieces = frames.map((frame) => frame.payload.length);
+    assert.deepEqual(pieces.slice(0, 2), [0, 0], "one empty piece per empty frame");
+    assert.equal(pieces.slice(2).reduce((sum, n) => sum + n, 0), 2);
+    assert.ok(pieces.slice(2).every((n) => n > 0), "a non-empty frame's pieces are never empty");
+  }
 });

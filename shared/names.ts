@@ -32,6 +32,8 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
  * acceptable.
  *
  * @param name The name as given.
+ * @param maxBytes The longest name allowed, in UTF-8 bytes: a server may be
+ * set to allow less than {@linkcode MAX_NAME_BYTES}, never more.
  * @returns A phrase such as `segment ".." is not allowed`, or undefined.
  *
  * @example Usage
@@ -41,11 +43,12 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
  * console.assert(nameProblem("../etc/passwd") !== undefined);
  * ```
  */
-export function nameProblem(name: string): string | undefined {
+export function nameProblem(name: string, maxBytes: number = MAX_NAME_BYTES): string | undefined {
   if (name.length === 0) return "name is empty";
   if (!name.isWellFormed()) return "name is not valid Unicode";
   if (CONTROL.test(name)) return "name contains a control character";
-  if (encoder.encode(name).length > MAX_NAME_BYTES) return `name is longer than ${MAX_NAME_BYTES} bytes`;
+  const limit = Math.min(maxBytes, MAX_NAME_BYTES);
+  if (encoder.encode(name).length > limit) return `name is longer than ${limit} bytes`;
   if (name.includes("\\")) return 'name contains "\\" (use "/" between folders)';
   if (name.startsWith("/")) return 'name is absolute (it starts with "/")';
   if (name.normalize("NFC") !== name) return "name is not in Unicode normal form C";

@@ -152,3 +152,11 @@ Deno.test("printableName leaves no control or bidi character in its output", () 
   const printable = printableName(all);
   assert.doesNotMatch(printable, /[\p{Cc}\p{Bidi_Control}\u2028\u2029]/u);
 });
+
+Deno.test("nameProblem takes a lower byte limit, never a higher one", () => {
+  assert.equal(nameProblem("a".repeat(100), 100), undefined);
+  assert.equal(nameProblem("a".repeat(101), 100), "name is longer than 100 bytes");
+  assert.equal(nameProblem("é".repeat(51), 100), "name is longer than 100 bytes");
+  const long = Array.from({ length: 5 }, () => "a".repeat(250)).join("/");
+  assert.equal(nameProblem(long, 4096), `name is longer than ${MAX_NAME_BYTES} bytes`);
+});

@@ -26,8 +26,6 @@
  * @module
  */
 
-import { timingSafeEqual } from "node:crypto";
-
 /** The mechanism's SASL name. */
 export const SCRAM_SHA_256 = "SCRAM-SHA-256";
 
@@ -408,7 +406,12 @@ export function serverSignature(serverKey: Uint8Array, message: string): Promise
  * @returns True when they are equal.
  */
 export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && timingSafeEqual(a, b);
+  // Every byte is compared, whatever differs first. In plain JavaScript rather than node:crypto's
+  // timingSafeEqual: importing node:crypto costs a client command about 29 ms of start-up.
+  if (a.length !== b.length) return false;
+  let difference = 0;
+  for (let i = 0; i < a.length; i++) difference |= a[i] ^ b[i];
+  return difference === 0;
 }
 
 /**

@@ -15,7 +15,7 @@ export const Status = {
   VERSION: 3,
   /** A request other than HELLO or AUTH arrived before login. */
   AUTH_REQUIRED: 4,
-  /** Unknown user or wrong password (deliberately the same code). */
+  /** Unknown user or wrong password (deliberately the same code), or a login refused after too many failures. */
   AUTH_FAILED: 5,
   /** The named file does not exist. */
   NOT_FOUND: 6,

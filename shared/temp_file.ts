@@ -15,7 +15,7 @@ export const WRITE_BEHIND_BYTES = 8 * 1024 * 1024;
 
 /**
  * Bytes that may wait in all files' queues together: with many uploads at
- * once, each keeps about one chunk queued, so the server's memory does not
+ * once, one over the total waits for its own writes, so the server's memory does not
  * grow with the number of transfers (docs/PERFORMANCE.md).
  */
 export const WRITE_BEHIND_TOTAL_BYTES = 16 * 1024 * 1024;
@@ -90,8 +90,10 @@ export class TempFile {
     this.#queue.push({ done, size: chunk.length });
     this.#queuedBytes += chunk.length;
     queuedTotal += chunk.length;
+    // Over the process-wide total, a file waits for its own queue to drain, down to nothing: with many
+    // uploads at once, the others keep the disk busy meanwhile.
     while (
-      this.#queue.length > 1 &&
+      this.#queue.length > 0 &&
       (this.#queuedBytes > WRITE_BEHIND_BYTES || queuedTotal > WRITE_BEHIND_TOTAL_BYTES)
     ) {
       await this.#settleOldest();

@@ -33,13 +33,16 @@ export interface Closed {
 /** A connection driven by hand. */
 export class Peer {
   /** The socket. */
-  readonly conn: Deno.TcpConn;
+  readonly conn: Deno.TcpConn | Deno.TlsConn;
   /** Messages in (and out, through the real encoder, where a test wants that). */
   readonly channel: Channel;
+  /** True for a TLS connection ({@linkcode Peer.openTls}). */
+  readonly tls: boolean;
 
-  private constructor(conn: Deno.TcpConn) {
+  private constructor(conn: Deno.TcpConn | Deno.TlsConn, tls = false) {
     this.conn = conn;
     this.channel = new Channel(conn);
+    this.tls = tls;
   }
 
   /** Opens a connection to the fixture's server and says nothing. */
@@ -47,6 +50,32 @@ export class Peer {
     const conn = await Deno.connect({ hostname: "127.0.0.1", port: fx.port });
     conn.setNoDelay(true); // each frame is a write of its own: do not wait for ACKs between them
     return new Peer(conn);
+  }
+
+  /**
+   * Opens a TLS connection to the fixture's TLS server (as `127.0.0.1`),
+   * trusting `caCert`, and runs the TLS handshake; says nothing.
+   */
+  static async openTls(fx: Fixture, caCert: string): Promise<Peer> {
+    const conn = await Deno.connectTls({ hostname: "127.0.0.1", port: fx.port, caCerts: [caCert] });
+    await conn.handshake();
+    return new Peer(conn, true);
+  }
+
+  /**
+   * Tries a SCRAM-SHA-256 login as `user` with `password` (after HELLO), as
+   * the real client does, and returns how it ended: AUTH-OK (whose signature
+   * is checked) or the ERROR.
+   */
+  async scram(user: string, password: string): Promise<MessageOf<"auth-ok"> | MessageOf<"error">> {
+    const scram = scramMechanism({ user, password });
+    await this.send({ type: "auth", mechanism: scram.name, data: await scram.start() });
+    const challenge = await this.expect("auth-continue", "error");
+    if (challenge.type === "error") return challenge;
+    await this.send({ type: "auth-response", data: await scram.step(challenge.data) });
+    const end = await this.expect("auth-ok", "error");
+    if (end.type === "auth-ok") await scram.finish(end.data);
+    return end;
   }
 
   /**
@@ -76,10 +105,14 @@ export class Peer {
     return this.write(frameBytes(message));
   }
 
-  /** Says HELLO with `version`; for version 1, expects a WELCOME offering SCRAM-SHA-256, then PLAIN. */
+  /**
+   * Says HELLO with `version`; for version 1, expects a WELCOME offering
+   * SCRAM-SHA-256, and PLAIN after it on TLS only.
+   */
   async hello(version = 1): Promise<void> {
     await this.send({ ...HELLO, version });
-    if (version === 1) deepStrictEqual((await this.expect("welcome")).mechanisms, ["SCRAM-SHA-256", "PLAIN"]);
+    const offered = this.tls ? ["SCRAM-SHA-256", "PLAIN"] : ["SCRAM-SHA-256"];
+    if (version === 1) deepStrictEqual((await this.expect("welcome")).mechanisms, offered);
   }
 
   /** The next message, which must be of one of `types` (an ERROR fails with its text). */

@@ -11,6 +11,15 @@ import { DfosClient } from "../client/connection.ts";
 import { Channel } from "../shared/channel.ts";
 import type { MessageOf } from "../shared/messages.ts";
 import {
+  authMessage,
+  formatServerFinal,
+  formatServerFirst,
+  makeSecret,
+  parseClientFinal,
+  parseClientFirst,
+  serverSignature,
+} from "../shared/scram.ts";
+import {
   type CliResult,
   closedPort,
   type Fixture,
@@ -366,7 +375,29 @@ Deno.test("dfos get of a missing remote exits 4 and leaves the local file untouc
   deepStrictEqual(await listDir(fx.local), ["precious.txt"], "no temporary file left");
 });
 
-/** A one-connection fake server that logs anyone in and answers one GET with `answer`. */
+/**
+ * Logs a fixture user in with SCRAM-SHA-256 as a real server would, from the
+ * password (the client checks the signature), without checking the proof.
+ */
+async function fakeLogin(channel: Channel): Promise<void> {
+  const first = parseClientFirst(text((await channel.expect("auth")).data));
+  const secret = await makeSecret(USERS[first.user] ?? "");
+  const serverFirst = formatServerFirst({
+    nonce: `${first.nonce}fake`,
+    salt: secret.salt,
+    iterations: secret.iterations,
+  });
+  await channel.send({ type: "auth-continue", data: new TextEncoder().encode(serverFirst) });
+  const final = parseClientFinal(text((await channel.expect("auth-response")).data));
+  const signature = await serverSignature(secret.serverKey, authMessage(first.bare, serverFirst, final.withoutProof));
+  await channel.send({
+    type: "auth-ok",
+    user: first.user,
+    data: new TextEncoder().encode(formatServerFinal(signature)),
+  });
+}
+
+/** A one-connection fake server that logs any fixture user in and answers one GET with `answer`. */
 function fakeServer(
   answer: (channel: Channel, request: MessageOf<"get">) => Promise<void>,
 ): { port: number; served: Promise<void> } {
@@ -378,9 +409,8 @@ function fakeServer(
     const channel = new Channel(conn);
     try {
       await channel.expect("hello");
-      await channel.send({ type: "welcome", version: 1, agent: "fake/1", mechanisms: ["PLAIN"] });
-      await channel.expect("auth");
-      await channel.send({ type: "auth-ok", user: "alice", data: new Uint8Array(0) });
+      await channel.send({ type: "welcome", version: 1, agent: "fake/1", mechanisms: ["SCRAM-SHA-256"] });
+      await fakeLogin(channel);
       await answer(channel, await channel.expect("get"));
       while (await channel.receive().catch(() => null) !== null) {
         // wait for the client to leave

@@ -1,14 +1,15 @@
 /**
  * End-to-end test of the compiled `dfos` binary, built with the flags of the
- * "compile" task in deno.json. `deno compile` needs a `denort` runtime, which
+ * "compile" task in deno.json: its client against a server, and its own
+ * server, which must run in its sandbox. `deno compile` needs a `denort` runtime, which
  * cannot be downloaded here: the test runs only when `DENORT_BIN` names one.
  *
  * @module
  */
 
-import { match, strictEqual } from "node:assert/strict";
+import { match, ok, strictEqual } from "node:assert/strict";
 import { join } from "node:path";
-import { PROJECT_DIR, randomBytes, sha256, sha256File, startServer, text } from "./_fixture.ts";
+import { PROJECT_DIR, randomBytes, sha256, sha256File, startServer, text, waitFor } from "./_fixture.ts";
 
 const DENORT_BIN = Deno.env.get("DENORT_BIN");
 
@@ -51,7 +52,7 @@ async function run(
 Deno.test({
   name: DENORT_BIN === undefined
     ? "compiled binary round trip (skipped: set DENORT_BIN to a denort binary)"
-    : "compiled binary prints its help and does a put/get round trip",
+    : "compiled binary prints its help, does a put/get round trip and serves from its sandbox",
   ignore: DENORT_BIN === undefined,
   async fn() {
     await using fx = await startServer();
@@ -75,5 +76,36 @@ Deno.test({
     strictEqual(get.code, 0, get.stderr);
     strictEqual(await sha256File(target), sha256(data));
     strictEqual(await sha256File(join(fx.root, "alice", "compiled", "up.bin")), sha256(data));
+
+    // The binary's own server runs in its sandbox: the worker's module is in the binary (--include) and workers may
+    // have permissions of their own (--unstable-worker-options).
+    const root = join(fx.dir, "compiled-root");
+    const log = join(fx.dir, "compiled.log");
+    const server = new Deno.Command(binary, {
+      args: ["serve", "--host", "127.0.0.1", "--port", "0", "--root", root, "--users", fx.users, "--log", log],
+      cwd: fx.dir,
+      env: { RUST_BACKTRACE: "0", NO_COLOR: "1" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    let stdout = "";
+    const reading = (async () => {
+      for await (const chunk of server.stdout.pipeThrough(new TextDecoderStream())) stdout += chunk;
+    })();
+    const stderr = new Response(server.stderr).text();
+    try {
+      await waitFor(() => /Serving on 127\.0\.0\.1:\d+/.test(stdout), "the compiled server to listen", 15_000);
+      const sandbox = `Sandbox: net 127.0.0.1:0; read ${root}, ${fx.users}; write ${root}; sys systemMemoryInfo;`;
+      ok(stdout.includes(sandbox), stdout);
+      const port = /Serving on 127\.0\.0\.1:(\d+)/.exec(stdout)![1];
+      const toCompiled = await run(binary, ["put", source, "up.bin"], { ...env, DFOS_SERVER: `127.0.0.1:${port}` });
+      strictEqual(toCompiled.code, 0, toCompiled.stderr);
+      strictEqual(await sha256File(join(root, "alice", "up.bin")), sha256(data));
+    } finally {
+      server.kill("SIGTERM");
+    }
+    const [status] = await Promise.all([server.status, reading, stderr]);
+    strictEqual(status.code, 0, stdout + await stderr);
   },
 });

@@ -1,7 +1,9 @@
 /**
  * End-to-end tests of the server's limits on a real server started
- * in-process: the connection cap, the handshake timeout and the idle timeout,
- * with short limits so that each takes a fraction of a second.
+ * in-process: the connection cap, the handshake timeout, the idle timeout and
+ * the stall timeout of transfers (`--op-timeout`), with short limits so that
+ * each takes a fraction of a second or two. The limits on what an upload may
+ * take are in quota_test.ts.
  *
  * @module
  */
@@ -187,4 +189,109 @@ Deno.test("a slow upload that lasts longer than --idle-timeout is not cut, nor i
   strictEqual(sha256(concat(parts)), sha256(big));
   deepStrictEqual(await listDir(join(fx.root, "alice", ".dfos-partial")), []);
   await client.close();
+});
+
+const STALLED = "Transfer stalled: nothing moved for 0.6 s; connection closed";
+
+Deno.test("an upload that stops moving for --op-timeout is aborted: told, closed, and nothing left behind", async () => {
+  await using fx = await startServer({ opTimeoutMs: 600 });
+  const peer = await Peer.login(fx);
+  const old = randomBytes(1000);
+  await peer.put("kept.bin", old);
+  // A body of 10 KB is announced, 4 KB of it sent, then nothing.
+  await peer.send({ type: "put", name: "kept.bin", size: 10_000, digest: "crc32" });
+  await peer.send({ type: "data", chunk: randomBytes(4000) });
+  const started = performance.now();
+  const { messages, at } = await peer.untilClosed(5000);
+  deepStrictEqual(messages, [{ type: "error", code: Status.BAD_REQUEST, message: STALLED }]);
+  // At 0.6 s to 0.75 s by the server's clock; the upper bound leaves a loaded machine room.
+  ok(at - started >= 500 && at - started < 4000, `closed after ${(at - started).toFixed(0)} ms`);
+  peer.abort();
+  await waitFor(async () => (await listDir(join(fx.root, "alice", ".dfos-partial"))).length === 0, "no temporary");
+  strictEqual(await sha256File(join(fx.root, "alice", "kept.bin")), sha256(old));
+  strictEqual(fx.server.stats.snapshot().failures.STALL_TIMEOUT, 1);
+
+  // A client that stalls after its upload was refused, while the rest of its body is being dropped, goes the same way.
+  const refused = await Peer.login(fx);
+  await refused.send({ type: "put", name: "bad//name", size: 10_000, digest: "crc32" });
+  await refused.expectError(Status.BAD_NAME);
+  await refused.send({ type: "data", chunk: randomBytes(4000) });
+  deepStrictEqual((await refused.untilClosed(5000)).messages, [{
+    type: "error",
+    code: Status.BAD_REQUEST,
+    message: STALLED,
+  }]);
+  refused.abort();
+  strictEqual(fx.server.stats.snapshot().failures.STALL_TIMEOUT, 2);
+});
+
+Deno.test("a download whose client stops reading for --op-timeout is aborted and its connection closed", async () => {
+  await using fx = await startServer({ opTimeoutMs: 600 });
+  const peer = await Peer.login(fx);
+  // Far more than the socket buffers on both sides hold: the server's sends must wait on the client.
+  await Deno.writeFile(join(fx.root, "alice", "big.bin"), randomBytes(48 * 1024 * 1024));
+  await peer.send({ type: "get", name: "big.bin", limit: null, digest: "crc32" });
+  // Nothing is read: the server fills the buffers, waits, and gives up.
+  await waitFor(() => fx.server.stats.snapshot().failures.STALL_TIMEOUT === 1, "the stall to be seen", 10_000);
+  await waitFor(() => fx.server.stats.snapshot().activeConnections === 0, "the connection to be closed", 5000);
+  strictEqual(fx.server.stats.snapshot().failures.SEND_FAILED, undefined); // a stall, not a failure of the server
+  peer.abort();
+  // The server is none the worse: the file can be fetched whole by a client that reads.
+  const client = await connect(fx);
+  strictEqual((await download(client, "big.bin")).length, 48 * 1024 * 1024);
+  await client.close();
+});
+
+Deno.test("a transfer slower in all than --op-timeout, but never still for that long, is not cut", async () => {
+  await using fx = await startServer({ opTimeoutMs: 1000 });
+  const client = await connect(fx);
+  // 10 chunks 200 ms apart, size unknown: 1.8 s of upload, nearly twice the timeout.
+  const sent: Uint8Array[] = [];
+  let started = performance.now();
+  await client.put("slow.bin", slowly(10, 32 * 1024, 200, sent), { size: null });
+  ok(performance.now() - started > 1700);
+  strictEqual(await sha256File(join(fx.root, "alice", "slow.bin")), sha256(concat(sent)));
+
+  // A download read in bursts with pauses of 400 ms: the server waits on a full socket, again and again.
+  const big = randomBytes(16 * 1024 * 1024);
+  await Deno.writeFile(join(fx.root, "alice", "big.bin"), big);
+  started = performance.now();
+  const { body } = await client.get("big.bin");
+  const parts: Uint8Array[] = [];
+  let sinceRest = 0;
+  for await (const chunk of body.chunks()) {
+    parts.push(chunk.slice());
+    sinceRest += chunk.length;
+    if (sinceRest >= 2 * 1024 * 1024) {
+      sinceRest = 0;
+      await delay(400);
+    }
+  }
+  ok(performance.now() - started > 1500, `the download took ${(performance.now() - started).toFixed(0)} ms`);
+  strictEqual(sha256(concat(parts)), sha256(big));
+  strictEqual(fx.server.stats.snapshot().failures.STALL_TIMEOUT, undefined);
+  await client.close();
+});
+
+Deno.test("a client that trickles its login one byte at a time is cut at the handshake deadline, not kept", async () => {
+  await using fx = await startServer({ handshakeTimeoutMs: 1000 });
+  const peer = await Peer.open(fx);
+  const started = performance.now();
+  // HELLO and an AUTH, one byte every 150 ms: some 15 s of bytes, each well within any per-read timeout.
+  const bytes = concat([
+    frameBytes(HELLO),
+    frameBytes({ type: "auth", mechanism: "SCRAM-SHA-256", data: new TextEncoder().encode("n,,n=alice,r=abc") }),
+  ]);
+  const trickling = (async () => {
+    for (const byte of bytes) {
+      await peer.write(new Uint8Array([byte]));
+      await delay(150);
+    }
+    return "sent it all";
+  })().catch(() => "stopped by the close");
+  const { messages, at } = await peer.untilClosed(8000);
+  deepStrictEqual(messages.at(-1), { type: "error", code: Status.BAD_REQUEST, message: "Handshake timed out" });
+  ok(at - started >= 900 && at - started < 4000, `closed after ${(at - started).toFixed(0)} ms`);
+  strictEqual(await trickling, "stopped by the close");
+  peer.abort();
 });

@@ -11,8 +11,8 @@ export interface ClientMechanism {
   readonly name: string;
   /**
    * True when the password itself is sent (PLAIN), which must then travel
-   * over TLS only; false when it never crosses the wire (SCRAM). Nothing
-   * reads it yet: it is where refusing such a mechanism without TLS hooks in.
+   * over TLS only; false when it never crosses the wire (SCRAM). The client
+   * never uses such a mechanism on a connection without TLS.
    */
   readonly sendsPassword: boolean;
   /** Returns the first message, sent in AUTH. */

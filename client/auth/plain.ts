@@ -1,7 +1,7 @@
 /**
  * PLAIN (RFC 4616) on the client: the user name and password in one message.
- * The password crosses the wire, so PLAIN belongs on TLS connections only;
- * the client uses it only when the server does not offer SCRAM-SHA-256.
+ * The password crosses the wire, so the client uses PLAIN only on a TLS
+ * connection, and only when the server does not offer SCRAM-SHA-256.
  *
  * @module
  */

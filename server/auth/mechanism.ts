@@ -13,7 +13,11 @@
 export type AuthStep =
   | { kind: "continue"; data: Uint8Array }
   | { kind: "success"; user: string; data: Uint8Array }
-  | { kind: "failure" };
+  | {
+    kind: "failure";
+    /** The user name the client tried, known or not, once the exchange got that far (for the throttle and the log). */
+    user?: string;
+  };
 
 /** One authentication attempt in progress. */
 export interface AuthExchange {
@@ -33,8 +37,8 @@ export interface AuthMechanism {
   /**
    * True when the client sends the password itself (PLAIN), which must then
    * travel over TLS only; false when the password never crosses the wire
-   * (SCRAM). Nothing reads it yet: it is where refusing such a mechanism on a
-   * connection without TLS hooks in.
+   * (SCRAM). The server neither offers nor accepts such a mechanism on a
+   * connection without TLS.
    */
   readonly sendsPassword: boolean;
   /** Starts one attempt. */

@@ -2,7 +2,7 @@
  * PLAIN (RFC 4616) on the server: one step, the password checked against the
  * users file in constant time (hashed lines too: the password is derived
  * with the line's salt and iterations). The password crosses the wire, so
- * PLAIN belongs on TLS connections only.
+ * the server offers PLAIN on TLS connections only (`sendsPassword`).
  *
  * @module
  */
@@ -28,7 +28,9 @@ export class PlainMechanism implements AuthMechanism {
         const credentials = decodePlain(data);
         if (credentials === null) return { kind: "failure" };
         const ok = await this.#users.verify(credentials.user, credentials.password);
-        return ok ? { kind: "success", user: credentials.user, data: new Uint8Array(0) } : { kind: "failure" };
+        return ok
+          ? { kind: "success", user: credentials.user, data: new Uint8Array(0) }
+          : { kind: "failure", user: credentials.user };
       },
     };
   }

@@ -140,7 +140,7 @@ class ScramExchange implements AuthExchange {
     // Both computed whatever the outcome: a made-up user costs what a real one does.
     const valid = await verifyClientProof(first.storedKey, message, final.proof);
     const signature = await serverSignature(first.serverKey, message);
-    if (!valid || !first.known) return { kind: "failure" };
+    if (!valid || !first.known) return { kind: "failure", user: first.user };
     return { kind: "success", user: first.user, data: encoder.encode(formatServerFinal(signature)) };
   }
 }
