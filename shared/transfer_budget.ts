@@ -11,7 +11,7 @@
 import { MAX_DATA_PAYLOAD } from "./frames.ts";
 
 /** Memory all bodies in flight together may hold in their pipelines. */
-export const TRANSFER_BUDGET_BYTES = 32 * 1024 * 1024;
+export const TRANSFER_BUDGET_BYTES = 64 * 1024 * 1024;
 
 /** Buffers one body holds at once: the one being handled, one read ahead, one queued, one in flight. */
 const BUFFERS_PER_TRANSFER = 4;

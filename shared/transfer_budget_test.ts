@@ -7,7 +7,7 @@ Deno.test("pieceBytes is 1 MiB for a lone transfer and shrinks as transfers are 
   assert.equal(pieceBytes(), 1 << 20);
   while (activeTransfers() < before + 32) ends.push(beginTransfer());
   assert.ok(pieceBytes() * 4 * activeTransfers() <= TRANSFER_BUDGET_BYTES, "32 transfers stay within the budget");
-  assert.equal(pieceBytes(), 256 * 1024);
+  assert.equal(pieceBytes(), 512 * 1024);
   while (activeTransfers() < before + 2000) ends.push(beginTransfer());
   assert.equal(pieceBytes(), 64 * 1024);
   for (const end of ends) end();
