@@ -10,6 +10,7 @@
  * @module
  */
 
+import { configure, type LogRecord, reset } from "@logtape/logtape";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -405,4 +406,21 @@ async function openssl(args: string[]): Promise<void> {
   if (!output.success) {
     throw new Error(`openssl ${args[0]} failed with status ${output.code}: ${text(output.stderr).trim()}`);
   }
+}
+
+/** Collects the `dfos-test` loggers' lines in memory, for one test (`await using log = await memoryLog()`). */
+export async function memoryLog(): Promise<{ lines: () => string[]; [Symbol.asyncDispose]: () => Promise<void> }> {
+  const records: LogRecord[] = [];
+  await configure({
+    reset: true,
+    sinks: { memory: (record) => records.push(record) },
+    loggers: [
+      { category: ["dfos-test"], lowestLevel: "info", sinks: ["memory"] },
+      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["memory"] },
+    ],
+  });
+  return {
+    lines: () => records.map((record) => record.message.map(String).join("")),
+    [Symbol.asyncDispose]: reset,
+  };
 }

@@ -8,13 +8,23 @@
 
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
 import { join } from "node:path";
-import { configure, getLogger, type LogRecord, reset } from "@logtape/logtape";
+import { getLogger } from "@logtape/logtape";
 import { Channel } from "../shared/channel.ts";
 import type { Message } from "../shared/messages.ts";
 import type { ServeOptions } from "../server/server.ts";
 import { Status } from "../shared/status.ts";
 import { formatSecret, makeSecret, parseClientFirst } from "../shared/scram.ts";
-import { type CliResult, type Fixture, listDir, MAIN, makeCertificate, runCli, startServer, text } from "./_fixture.ts";
+import {
+  type CliResult,
+  type Fixture,
+  listDir,
+  MAIN,
+  makeCertificate,
+  memoryLog,
+  runCli,
+  startServer,
+  text,
+} from "./_fixture.ts";
 import { Peer, plain } from "./_peer.ts";
 
 const encoder = new TextEncoder();
@@ -47,23 +57,6 @@ async function startTlsServer(options: Omit<ServeOptions, "hostname" | "port" | 
 /** Runs `dfos ls` as `user` with `password` against the fixture. */
 function ls(fx: Fixture, user: string, password: string): Promise<CliResult> {
   return runCli(["ls"], { env: fx.envFor(user, password) });
-}
-
-/** Collects the `dfos-test` loggers' lines in memory, for one test. */
-async function memoryLog(): Promise<{ lines: () => string[]; [Symbol.asyncDispose]: () => Promise<void> }> {
-  const records: LogRecord[] = [];
-  await configure({
-    reset: true,
-    sinks: { memory: (record) => records.push(record) },
-    loggers: [
-      { category: ["dfos-test"], lowestLevel: "info", sinks: ["memory"] },
-      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["memory"] },
-    ],
-  });
-  return {
-    lines: () => records.map((record) => record.message.map(String).join("")),
-    [Symbol.asyncDispose]: reset,
-  };
 }
 
 Deno.test("dfos logs in with SCRAM-SHA-256 as users stored in clear and hashed", async () => {

@@ -8,27 +8,10 @@
 
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
 import { join } from "node:path";
-import { configure, getLogger, type LogRecord, reset } from "@logtape/logtape";
+import { getLogger } from "@logtape/logtape";
 import { DfosClient } from "../client/connection.ts";
-import { randomBytes, sha256, sha256File, startServer, USERS, waitFor } from "./_fixture.ts";
+import { memoryLog, randomBytes, sha256, sha256File, startServer, USERS, waitFor } from "./_fixture.ts";
 import { concat, once } from "./_peer.ts";
-
-/** Collects the records of the `dfos-test` loggers in memory, for one test. */
-async function memoryLog(): Promise<{ lines: () => string[]; [Symbol.asyncDispose]: () => Promise<void> }> {
-  const records: LogRecord[] = [];
-  await configure({
-    reset: true,
-    sinks: { memory: (record) => records.push(record) },
-    loggers: [
-      { category: ["dfos-test"], lowestLevel: "info", sinks: ["memory"] },
-      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["memory"] },
-    ],
-  });
-  return {
-    lines: () => records.map((record) => record.message.map(String).join("")),
-    [Symbol.asyncDispose]: reset,
-  };
-}
 
 Deno.test("100 concurrent clients each get back exactly what they put, and the log adds up", async () => {
   await using log = await memoryLog();

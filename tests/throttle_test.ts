@@ -17,10 +17,10 @@
 
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
 import net from "node:net";
-import { configure, getLogger, type LogRecord, reset } from "@logtape/logtape";
+import { getLogger } from "@logtape/logtape";
 import type { LoginThrottleOptions } from "../server/throttle.ts";
 import { Status } from "../shared/status.ts";
-import { type Fixture, runCli, startServer } from "./_fixture.ts";
+import { type Fixture, memoryLog, runCli, startServer } from "./_fixture.ts";
 import { Peer } from "./_peer.ts";
 
 /** Small settings: 2 free failures, then 200 ms, 400 ms (the cap); 5 failures lock an address out for a minute. */
@@ -31,23 +31,6 @@ const SMALL: LoginThrottleOptions = {
   lockoutFailures: 5,
   lockoutMs: 60_000,
 };
-
-/** Collects the `dfos-test` loggers' lines in memory, for one test. */
-async function memoryLog(): Promise<{ lines: () => string[]; [Symbol.asyncDispose]: () => Promise<void> }> {
-  const records: LogRecord[] = [];
-  await configure({
-    reset: true,
-    sinks: { memory: (record) => records.push(record) },
-    loggers: [
-      { category: ["dfos-test"], lowestLevel: "info", sinks: ["memory"] },
-      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["memory"] },
-    ],
-  });
-  return {
-    lines: () => records.map((record) => record.message.map(String).join("")),
-    [Symbol.asyncDispose]: reset,
-  };
-}
 
 /** A relay on 127.0.0.1 whose connections reach the fixture's server from `from`, another loopback address. */
 interface Relay extends AsyncDisposable {
