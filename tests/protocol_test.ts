@@ -215,6 +215,18 @@ Deno.test("server answers an unknown or malformed message after login with an ER
   peer.abort();
 });
 
+Deno.test("server refuses DATA outside a body, even an empty frame, and closes", async () => {
+  await using fx = await startServer();
+  for (const chunk of [new Uint8Array(0), new Uint8Array([1, 2, 3])]) {
+    const peer = await Peer.login(fx, "alice");
+    await peer.write(rawFrame(0x20, chunk));
+    await peer.send({ type: "list", prefix: "", after: "" });
+    strictEqual(await peer.expectError(Status.BAD_REQUEST), "Unexpected data outside a body");
+    deepStrictEqual((await peer.untilClosed()).messages, [], "the request behind it is not served");
+    peer.abort();
+  }
+});
+
 Deno.test("an upload cut off mid-body leaves the previous version and no temporary file", async () => {
   await using fx = await startServer();
   const v1 = randomBytes(300_000);
