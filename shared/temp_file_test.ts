@@ -81,3 +81,21 @@ Deno.test("TempFile holds the pooled blocks of queued writes until they are writ
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("TempFile without write-behind has every chunk written by the time write() returns", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = join(dir, "t.part");
+    const temp = await TempFile.create(path, { writeBehind: false });
+    let size = 0;
+    for (let i = 0; i < 4; i++) {
+      await temp.write(chunk(1 << 20, i));
+      size += 1 << 20;
+      assert.equal(Deno.statSync(path).size, size, "nothing is left queued");
+    }
+    await temp.moveTo(join(dir, "final"));
+    assert.equal(Deno.statSync(join(dir, "final")).size, size);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
