@@ -424,3 +424,51 @@ export async function memoryLog(): Promise<{ lines: () => string[]; [Symbol.asyn
     [Symbol.asyncDispose]: reset,
   };
 }
+
+/** What {@linkcode watchServe} reports of a `dfos serve` subprocess. */
+export interface ServeWatch {
+  /** The port it listens on. */
+  port: number;
+  /** Everything it printed on standard output so far. */
+  output(): string;
+  /** Resolves once it has ended and its output is read: its status and standard error. */
+  ended: Promise<{ status: Deno.CommandStatus; stderr: string }>;
+}
+
+/**
+ * Reads a `dfos serve` subprocess's output (listening on 127.0.0.1) and waits
+ * until it says its port. If it does not within `timeoutMs`, kills it and
+ * throws with what it printed.
+ *
+ * @param child The process, with piped standard output and error.
+ * @param timeoutMs How long to wait for the "Serving on" line.
+ */
+export async function watchServe(child: Deno.ChildProcess, timeoutMs = 15_000): Promise<ServeWatch> {
+  let stdout = "";
+  const reading = (async () => {
+    for await (const text of child.stdout.pipeThrough(new TextDecoderStream())) stdout += text;
+  })();
+  const stderrText = new Response(child.stderr).text();
+  const ended = Promise.all([child.status, reading, stderrText]).then(([status, , stderr]) => ({ status, stderr }));
+  let port = 0;
+  try {
+    await waitFor(
+      () => {
+        const found = /Serving on 127\.0\.0\.1:(\d+)/.exec(stdout);
+        if (found) port = Number(found[1]);
+        return found !== null;
+      },
+      "dfos serve to listen",
+      timeoutMs,
+    );
+  } catch (error) {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // It has ended already.
+    }
+    const { stderr } = await ended;
+    throw new Error(`${(error as Error).message}\n${stdout}${stderr}`);
+  }
+  return { port, output: () => stdout, ended };
+}

@@ -33,7 +33,7 @@ import {
   startServer,
   text,
   USERS,
-  waitFor,
+  watchServe,
 } from "./_fixture.ts";
 
 const PROBE = new URL("./_sandbox_probe.ts", import.meta.url);
@@ -180,33 +180,7 @@ async function startServe(fx: { dir: string; root: string; users: string; log: s
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  let stdout = "";
-  const reading = (async () => {
-    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) stdout += chunk;
-  })();
-  const stderr = new Response(child.stderr).text();
-  const ended = Promise.all([child.status, reading, stderr]).then(([status, , stderr]) => ({ status, stderr }));
-  let port = 0;
-  try {
-    await waitFor(
-      () => {
-        const found = /Serving on 127\.0\.0\.1:(\d+)/.exec(stdout);
-        if (found) port = Number(found[1]);
-        return found !== null;
-      },
-      "dfos serve to listen",
-      15_000,
-    );
-  } catch (error) {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // It has ended already.
-    }
-    const { stderr } = await ended;
-    throw new Error(`${(error as Error).message}\n${stdout}${stderr}`);
-  }
-  return { child, port, output: () => stdout, ended };
+  return { child, ...await watchServe(child) };
 }
 
 Deno.test("dfos serve runs with exactly the permission set of deno task serve and serves a round trip", async () => {

@@ -11,7 +11,17 @@ import { deepStrictEqual, match, ok, rejects, strictEqual } from "node:assert/st
 import { join } from "node:path";
 import { DfosClient } from "../client/connection.ts";
 import { DfosError, Status } from "../shared/status.ts";
-import { listDir, randomBytes, sha256, sha256File, spawnCli, startServer, USERS, waitFor } from "./_fixture.ts";
+import {
+  listDir,
+  randomBytes,
+  sha256,
+  sha256File,
+  spawnCli,
+  startServer,
+  USERS,
+  waitFor,
+  watchServe,
+} from "./_fixture.ts";
 import { gatedBody, once, Peer } from "./_peer.ts";
 
 const MiB = 1024 * 1024;
@@ -174,28 +184,8 @@ async function startServeProcess(args: string[]): Promise<ServeProcess> {
     cwd: dir,
   });
   await child.stdin.close();
-  let stdout = "";
-  const reading = (async () => {
-    for await (const text of child.stdout.pipeThrough(new TextDecoderStream())) stdout += text;
-  })();
-  const stderr = new Response(child.stderr).text();
-  const ended = Promise.all([child.status, reading, stderr]).then(([status]) => status);
-  let port = 0;
-  try {
-    await waitFor(
-      () => {
-        const found = /Serving on 127\.0\.0\.1:(\d+)/.exec(stdout);
-        if (found) port = Number(found[1]);
-        return found !== null;
-      },
-      "dfos serve to listen",
-      15_000,
-    );
-  } catch (error) {
-    child.kill("SIGKILL");
-    await ended;
-    throw error;
-  }
+  const watch = await watchServe(child);
+  const ended = watch.ended.then(({ status }) => status);
   const stop = async () => {
     try {
       child.kill("SIGKILL");
@@ -207,11 +197,11 @@ async function startServeProcess(args: string[]): Promise<ServeProcess> {
   };
   return {
     child,
-    address: `127.0.0.1:${port}`,
-    port,
+    address: `127.0.0.1:${watch.port}`,
+    port: watch.port,
     root,
     log,
-    output: () => stdout,
+    output: watch.output,
     ended,
     [Symbol.asyncDispose]: stop,
   };
