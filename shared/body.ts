@@ -9,13 +9,10 @@
 
 import type { Channel } from "./channel.ts";
 import { type BodyDigest, createDigest } from "./digest.ts";
-import { MAX_DATA_PAYLOAD } from "./frames.ts";
+import { COALESCE_LIMIT, MAX_DATA_PAYLOAD } from "./frames.ts";
 import type { DigestAlgorithm } from "./messages.ts";
 import { beginTransfer } from "./transfer_budget.ts";
 import { DfosError, Status } from "./status.ts";
-
-/** DATA pieces up to this size are sent together with the message that follows them. */
-const SMALL_PIECE_BYTES = 16 * 1024;
 
 /** What a body was: its length and check value. */
 export interface BodySummary {
@@ -67,7 +64,7 @@ export async function sendBody(
         const piece = chunk.length <= MAX_DATA_PAYLOAD ? chunk : chunk.subarray(offset, offset + MAX_DATA_PAYLOAD);
         digest.update(piece);
         // A small piece waits for what follows (the next piece, or END): one socket write for a small body.
-        await channel.send({ type: "data", chunk: piece }, { more: piece.length <= SMALL_PIECE_BYTES });
+        await channel.send({ type: "data", chunk: piece }, { more: piece.length <= COALESCE_LIMIT });
       }
       options.onProgress?.(digest.size);
     }

@@ -34,8 +34,11 @@ export const MAX_FRAME_LENGTH = MAX_DATA_PAYLOAD + 1;
  */
 const ENCODER_QUEUE_BYTES = 64 * 1024;
 
-/** Payloads up to this size are copied behind their header into one chunk. */
-const COALESCE_LIMIT = 16 * 1024;
+/**
+ * Payloads up to this size are copied behind their header into one chunk; a body sends its pieces up to this size
+ * together with the message that follows them (they are copied either way).
+ */
+export const COALESCE_LIMIT = 16 * 1024;
 
 /** One frame: a type byte and its payload. */
 export interface Frame {

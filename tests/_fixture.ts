@@ -14,6 +14,7 @@ import { configure, type LogRecord, reset } from "@logtape/logtape";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { DfosClient } from "../client/connection.ts";
 import { serve, type ServeOptions, type Server } from "../server/server.ts";
 
 /** The project's `main.ts`, as an absolute path. */
@@ -471,4 +472,9 @@ export async function watchServe(child: Deno.ChildProcess, timeoutMs = 15_000): 
     throw new Error(`${(error as Error).message}\n${stdout}${stderr}`);
   }
   return { port, output: () => stdout, ended };
+}
+
+/** An in-process client logged in to the server at `fx.address` as `user` (plaintext, SCRAM), with its test password. */
+export function connect(fx: { address: string }, user = "alice"): Promise<DfosClient> {
+  return DfosClient.connect({ server: fx.address, user, password: USERS[user] });
 }

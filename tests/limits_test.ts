@@ -12,23 +12,8 @@ import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
 import { join } from "node:path";
 import { DfosClient } from "../client/connection.ts";
 import { DfosError, Status } from "../shared/status.ts";
-import {
-  delay,
-  type Fixture,
-  listDir,
-  randomBytes,
-  runCli,
-  sha256,
-  sha256File,
-  startServer,
-  USERS,
-  waitFor,
-} from "./_fixture.ts";
+import { connect, delay, listDir, randomBytes, runCli, sha256, sha256File, startServer, waitFor } from "./_fixture.ts";
 import { concat, frameBytes, HELLO, once, Peer } from "./_peer.ts";
-
-function connect(fx: Fixture, user = "alice"): Promise<DfosClient> {
-  return DfosClient.connect({ server: fx.address, user, password: USERS[user] });
-}
 
 /** Yields `count` fresh chunks of `size` random bytes, `pauseMs` apart; `sent` collects them. */
 async function* slowly(count: number, size: number, pauseMs: number, sent: Uint8Array[]): AsyncGenerator<Uint8Array> {

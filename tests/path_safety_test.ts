@@ -18,6 +18,7 @@ import { DfosError, Status, type StatusCode, statusName } from "../shared/status
 import { PARTIAL_DIR } from "../server/local_storage.ts";
 import {
   closedPort,
+  connect,
   delay,
   type Fixture,
   listDir,
@@ -26,7 +27,6 @@ import {
   sha256,
   startServer,
   text,
-  USERS,
   waitFor,
 } from "./_fixture.ts";
 import { once } from "./_peer.ts";
@@ -88,10 +88,6 @@ async function plantBait(fx: Fixture): Promise<string> {
 // Talking to the server
 
 /** Logs `user` in with the in-process client, which sends names exactly as given (no checks, no NFC). */
-function connect(fx: Fixture, user = "alice"): Promise<DfosClient> {
-  return DfosClient.connect({ server: fx.address, user, password: USERS[user] });
-}
-
 /** "OK", or the status name the server refused with. */
 async function outcome(operation: () => Promise<unknown>): Promise<string> {
   try {

@@ -12,11 +12,11 @@
 
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { join } from "node:path";
-import { DfosClient } from "../client/connection.ts";
 import { MESSAGE_CODES } from "../shared/messages.ts";
 import { DfosError, Status } from "../shared/status.ts";
 import {
   closedPort,
+  connect,
   delay,
   type Fixture,
   listDir,
@@ -30,10 +30,6 @@ import {
   waitFor,
 } from "./_fixture.ts";
 import { concat, frameBytes, HELLO, once, Peer, rawFrame } from "./_peer.ts";
-
-function connect(fx: Fixture, user = "alice"): Promise<DfosClient> {
-  return DfosClient.connect({ server: fx.address, user, password: USERS[user] });
-}
 
 /** The refusal a promise ends with: its status code and message. */
 async function refusal(promise: Promise<unknown>): Promise<{ code: number; message: string }> {

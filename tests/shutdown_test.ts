@@ -9,9 +9,9 @@
 
 import { deepStrictEqual, match, ok, rejects, strictEqual } from "node:assert/strict";
 import { join } from "node:path";
-import { DfosClient } from "../client/connection.ts";
 import { DfosError, Status } from "../shared/status.ts";
 import {
+  connect,
   listDir,
   randomBytes,
   sha256,
@@ -27,10 +27,6 @@ import { gatedBody, once, Peer } from "./_peer.ts";
 const MiB = 1024 * 1024;
 
 const SHUTTING_DOWN = { type: "error", code: Status.BUSY, message: "Server shutting down" };
-
-function connect(fx: { address: string }, user = "alice"): Promise<DfosClient> {
-  return DfosClient.connect({ server: fx.address, user, password: USERS[user] });
-}
 
 /** The sizes of alice's upload temporaries under `root`. */
 async function partSizes(root: string): Promise<number[]> {
