@@ -52,11 +52,15 @@ export async function idleSection(context: SectionContext): Promise<SectionResul
   const { connections, batch } = settings.idle;
   const ownLimit = await openFilesLimit("self");
   const capFlag = await serveHasFlag("--max-connections");
+  // All of the idle connections come from one address, as one user: their caps are raised to the total's.
+  const perFlags = await serveHasFlag("--max-connections-per-user")
+    ? ["--max-connections-per-address", "--max-connections-per-user"]
+    : [];
   const cap = Math.max(1200, connections + 200);
   const server = await DfosServer.start({
     dir,
     processes,
-    extraArgs: capFlag ? ["--max-connections", `${cap}`] : [],
+    extraArgs: capFlag ? ["--max-connections", `${cap}`, ...perFlags.flatMap((flag) => [flag, `${cap}`])] : [],
   });
   const serverLimit = await openFilesLimit(server.pid);
   const limitNote = limitWarning(connections, ownLimit, serverLimit);

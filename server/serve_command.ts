@@ -11,6 +11,7 @@ import { getLogger } from "@logtape/logtape";
 import { byteSizeFlag, type Command, integerFlag, secondsFlag, UsageError } from "../shared/cli.ts";
 import { MAX_CONTROL_LENGTH } from "../shared/messages.ts";
 import { MAX_NAME_BYTES } from "../shared/names.ts";
+import { defaultPerAddress, defaultPerUser } from "./connection_caps.ts";
 import { LIST_PAGE_ENTRIES } from "./handlers.ts";
 import { configureLogging } from "./logging.ts";
 import {
@@ -62,13 +63,18 @@ ROOT/<user>/ created on first login.
       --tls-key FILE               the certificate's private key (PEM; with --tls-cert)
       --max-connections N          connections served at once; one more is told "Server busy" and
                                    closed (default ${DEFAULT_MAX_CONNECTIONS})
+      --max-connections-per-address N
+                                   connections served at once from one address (an IPv6 address by its /64),
+                                   logged in or not (default: half of --max-connections)
+      --max-connections-per-user N logged-in connections served at once for one user; one more login is told
+                                   "Server busy" (default: a quarter of --max-connections)
       --handshake-timeout SECONDS  time a new connection has to say HELLO and log in (default ${SHOWN.handshake};
                                    0: no limit)
       --idle-timeout SECONDS       time a logged-in connection may wait between requests; it never runs
                                    while a request is served (default ${SHOWN.idle}; 0: no limit)
-      --op-timeout SECONDS         time a transfer may go without moving a byte either way (a client that stops
-                                   sending mid-upload or stops reading a download); it is then closed and its
-                                   upload dropped. Slow transfers that keep moving are never cut (default
+      --op-timeout SECONDS         time a request may go without moving a byte either way (a client that stops
+                                   sending mid-upload or stops reading a download or its replies); it is then
+                                   closed and its upload dropped. Slow transfers that keep moving are never cut (default
                                    ${SHOWN.op}; 0: no limit)
       --drain-timeout SECONDS      time the transfers in flight have to finish at shutdown (default ${DEFAULT_DRAIN_TIMEOUT_SECONDS})
       --quota BYTES                bytes each user's files may take in all; an upload that would go over is
@@ -110,6 +116,8 @@ totals and exits 0. A second signal aborts everything at once.`,
     "tls-cert": { type: "string" },
     "tls-key": { type: "string" },
     "max-connections": { type: "string" },
+    "max-connections-per-address": { type: "string" },
+    "max-connections-per-user": { type: "string" },
     "handshake-timeout": { type: "string" },
     "idle-timeout": { type: "string" },
     "drain-timeout": { type: "string" },
@@ -132,6 +140,18 @@ totals and exits 0. A second signal aborts everything at once.`,
       1,
       1_000_000,
     ]);
+    const perAddress = integerFlag(
+      values["max-connections-per-address"],
+      "max-connections-per-address",
+      defaultPerAddress(maxConnections),
+      [1, maxConnections],
+    );
+    const perUser = integerFlag(
+      values["max-connections-per-user"],
+      "max-connections-per-user",
+      defaultPerUser(maxConnections),
+      [1, maxConnections],
+    );
     const handshakeTimeoutMs = secondsFlag(
       values["handshake-timeout"],
       "handshake-timeout",
@@ -150,6 +170,8 @@ totals and exits 0. A second signal aborts everything at once.`,
       users: (values.users as string | undefined) ?? "id_passwd.txt",
       fsync: values.fsync === true,
       maxConnections,
+      maxConnectionsPerAddress: perAddress,
+      maxConnectionsPerUser: perUser,
       handshakeTimeoutMs,
       idleTimeoutMs,
       statsIntervalMs,

@@ -28,9 +28,10 @@ import { ScramMechanism } from "./auth/scram.ts";
 import type { AuthMechanism } from "./auth/mechanism.ts";
 import { LIST_PAGE_ENTRIES } from "./handlers.ts";
 import { LocalStorage } from "./local_storage.ts";
+import { ConnectionCaps, defaultPerAddress, defaultPerUser } from "./connection_caps.ts";
 import { Quota } from "./quota.ts";
 import { Session } from "./session.ts";
-import { DEFAULT_DELAY_MAX_MS, LoginThrottle, type LoginThrottleOptions } from "./throttle.ts";
+import { addressKey, DEFAULT_DELAY_MAX_MS, LoginThrottle, type LoginThrottleOptions } from "./throttle.ts";
 import { ServerStats, TotalsReport } from "./stats.ts";
 import type { Storage } from "./storage.ts";
 import { UserFile } from "./users.ts";
@@ -117,6 +118,22 @@ export interface ServeOptions {
    */
   maxConnections?: number;
   /**
+   * Connections served at once from one client address (an IPv6 address
+   * counts by its /64), logged in or not; one more is answered at once with
+   * an ERROR (`BUSY`) and closed. At most `maxConnections`.
+   *
+   * @default {half of maxConnections}
+   */
+  maxConnectionsPerAddress?: number;
+  /**
+   * Logged-in connections served at once for one user; one more login is
+   * answered with an ERROR (`BUSY`) instead of AUTH-OK, and closed. At most
+   * `maxConnections`.
+   *
+   * @default {a quarter of maxConnections}
+   */
+  maxConnectionsPerUser?: number;
+  /**
    * Milliseconds a connection has to complete HELLO and login, from the
    * moment it is accepted; then it is told ("Handshake timed out") and
    * closed. 0 for no limit.
@@ -133,11 +150,11 @@ export interface ServeOptions {
    */
   idleTimeoutMs?: number;
   /**
-   * Milliseconds a transfer (an upload's body, a download's) may go without a
-   * message moving either way: a client that stops sending mid-body, or stops
-   * reading a download, is told ("Transfer stalled: ...") and closed, and its
-   * upload dropped. A slow transfer that keeps moving is never cut. 0 for no
-   * limit.
+   * Milliseconds a request (an upload's body, a download's, any reply) may go
+   * without a message moving either way: a client that stops sending
+   * mid-body, or stops reading a download or its replies, is told
+   * ("Transfer stalled: ...") and closed, and its upload dropped. A slow
+   * transfer that keeps moving is never cut. 0 for no limit.
    *
    * @default {DEFAULT_OP_TIMEOUT_MS}
    */
@@ -261,10 +278,10 @@ export async function serve(options: ServeOptions): Promise<Server> {
   const stats = new ServerStats();
   const report = new TotalsReport(stats);
   const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
-  const busyFrame = await frameBytes({
-    type: "error",
-    code: Status.BUSY,
-    message: `Server busy: ${maxConnections} connections open; try again later`,
+  const caps = new ConnectionCaps({
+    total: maxConnections,
+    perAddress: options.maxConnectionsPerAddress ?? defaultPerAddress(maxConnections),
+    perUser: options.maxConnectionsPerUser ?? defaultPerUser(maxConnections),
   });
   const hostname = options.hostname ?? "0.0.0.0";
   const port = options.port ?? 5000;
@@ -291,6 +308,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
     agent: SERVER_AGENT,
     tls,
     throttle: loginThrottle(options),
+    caps,
     handshakeTimeoutMs: options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
     idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
     opTimeoutMs: options.opTimeoutMs ?? DEFAULT_OP_TIMEOUT_MS,
@@ -324,11 +342,13 @@ export async function serve(options: ServeOptions): Promise<Server> {
         closeQuietly(conn);
         return;
       }
-      if (sessions.size >= maxConnections) {
-        const { hostname, port } = conn.remoteAddr;
+      const { hostname, port } = conn.remoteAddr as Deno.NetAddr;
+      const address = addressKey(hostname);
+      const busy = caps.open(address);
+      if (busy !== null) {
         stats.failure("BUSY");
-        log.warn`Connection from ${hostname}:${port} refused: ${sessions.size} connections open`;
-        refusing.set(conn, refuse(conn, busyFrame).finally(() => refusing.delete(conn)));
+        log.warn`Connection from ${hostname}:${port} refused: ${busy}`;
+        refusing.set(conn, refuse(conn, busy).finally(() => refusing.delete(conn)));
         continue;
       }
       // A TlsConn has no setNoDelay; its TLS handshake is run by the session, within the handshake timeout.
@@ -336,6 +356,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
       const session = new Session(conn, context);
       sessions.add(session);
       const run: Promise<void> = session.run().finally(() => {
+        caps.close(address);
         sessions.delete(session);
         running.delete(run);
       });
@@ -504,14 +525,15 @@ function frameBytes(message: MessageOf<"error">): Promise<Uint8Array> {
 }
 
 /**
- * Sends a connection over the cap its ERROR, then reads and drops what the
+ * Sends a connection over a cap its ERROR (BUSY, with `busy` as its message), then reads and drops what the
  * client sends (its HELLO) until it hangs up, for a second at most. Closing
  * with unread bytes would make the kernel reset the connection, and the
  * client could lose the ERROR before reading it.
  */
-async function refuse(conn: Deno.Conn, frame: Uint8Array): Promise<void> {
+async function refuse(conn: Deno.Conn, busy: string): Promise<void> {
   const timer = setTimeout(() => closeQuietly(conn), REFUSAL_LINGER_MS);
   try {
+    const frame = await frameBytes({ type: "error", code: Status.BUSY, message: busy });
     for (let offset = 0; offset < frame.length;) offset += await conn.write(frame.subarray(offset));
     await conn.closeWrite();
     const scratch = new Uint8Array(4096);

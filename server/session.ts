@@ -22,6 +22,7 @@ import { type Message, type MessageOf, PROTOCOL_VERSION } from "../shared/messag
 import { printableName } from "../shared/names.ts";
 import { DfosError, Status, type StatusCode, statusName } from "../shared/status.ts";
 import type { AuthMechanism, AuthStep } from "./auth/mechanism.ts";
+import type { ConnectionCaps } from "./connection_caps.ts";
 import { errorReply } from "./errors.ts";
 import { HANDLERS, isRequestType, type Reply, type Request, type RequestLimits, type RequestType } from "./handlers.ts";
 import type { ServerStats } from "./stats.ts";
@@ -61,13 +62,16 @@ export interface SessionContext {
   tls: boolean;
   /** Failed logins per address and user name: the delay of an answer, the lockout of an address. */
   throttle: LoginThrottle;
+  /** Connections open per address and per user (the server counts the addresses; a session, its user). */
+  caps: ConnectionCaps;
   /** Milliseconds from accept to the end of login before the connection is closed; 0 for no limit. */
   handshakeTimeoutMs: number;
   /** Milliseconds a logged-in connection may wait for its next request before it is closed; 0 for no limit. */
   idleTimeoutMs: number;
   /**
-   * Milliseconds a transfer (an upload's body, a download's) may go without a
-   * message moving either way before the connection is closed; 0 for no limit.
+   * Milliseconds a request (an upload's body, a download's, a reply) may go
+   * without a message moving either way before the connection is closed; 0
+   * for no limit.
    */
   opTimeoutMs: number;
   /**
@@ -106,6 +110,8 @@ export class Session {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #draining = false;
   #aborted = false;
+  /** While a request is served: true while the server, not the client, is what it waits for. */
+  #working: () => boolean = () => false;
   /** Set once the connection is being closed; the session then only waits for it. */
   #closing: Promise<void> | null = null;
 
@@ -140,14 +146,19 @@ export class Session {
       }
     } catch (error) {
       // Once the server closes the connection on purpose, what fails next is only a consequence.
-      if (this.#closing === null && !this.#aborted) await this.#refuse(error);
+      if (this.#closing === null && !this.#aborted) {
+        this.#arm(CLOSE_GRACE_MS, () => this.#channel.abort()); // the last word has as long as a close
+        await this.#refuse(error);
+      }
     } finally {
       if (this.#closing === null) {
-        clearTimeout(this.#timer);
         this.#closing = this.#channel.close();
+        // A client that does not take what is left to send within the grace is cut off: a close never hangs.
+        this.#arm(CLOSE_GRACE_MS, () => this.#channel.abort());
       }
       await this.#closing;
       clearTimeout(this.#timer);
+      if (this.#user !== null) this.#context.caps.logout(this.#user);
       stats.connectionClosed();
       const seconds = (performance.now() - this.#opened) / 1000;
       log.info`Connection from ${this.remote} closed: user ${this.#user ?? "-"}, ${
@@ -267,7 +278,7 @@ export class Session {
         await storage.prepareUser(step.user);
         if (!await this.#pause(hold)) return false;
         throttle.success(this.#address);
-        this.#user = step.user;
+        if (!await this.#admit(step.user)) return false;
         await this.#channel.send({ type: "auth-ok", user: step.user, data: step.data });
         const held = hold > 0 ? `; answer held ${hold} ms` : "";
         log.info`Login of ${printableName(step.user)} from ${this.remote} (${auth.mechanism}${held})`;
@@ -301,6 +312,24 @@ export class Session {
       });
       if (outcome.lockout) return false;
     }
+    return false;
+  }
+
+  /**
+   * Counts a logged-in connection for `user` against the per-user cap; one
+   * over it is told BUSY instead of AUTH-OK, and closed.
+   *
+   * @returns True when the user's connection may go on.
+   */
+  async #admit(user: string): Promise<boolean> {
+    const busy = this.#context.caps.login(user);
+    if (busy === null) {
+      this.#user = user;
+      return true;
+    }
+    this.#context.stats.failure("BUSY");
+    this.#context.log.warn`Login of ${printableName(user)} from ${this.remote} refused: ${busy}`;
+    await this.#channel.send({ type: "error", code: Status.BUSY, message: busy });
     return false;
   }
 
@@ -361,6 +390,8 @@ export class Session {
         message = await this.#channel.receive();
       } catch (error) {
         if (this.#channel.broken) throw error;
+        this.#phase = "busy";
+        this.#watchTransfer(() => false);
         await this.#sendError(error); // a well-framed message of an unknown type or shape
         continue;
       } finally {
@@ -370,6 +401,9 @@ export class Session {
       }
       // Closed meanwhile (idle, or draining: then the client was told BUSY, which answers this request).
       if (message === null || this.#closing !== null) return;
+      // Until the next request is awaited, the op clock runs: a client that does not take its reply is cut off.
+      this.#working = () => false;
+      this.#watchTransfer(() => this.#working());
       if (!isRequestType(message.type)) {
         if (message.type === "data" || message.type === "end" || message.type === "abort") {
           throw new DfosError(Status.BAD_REQUEST, `Unexpected ${message.type} outside a body`);
@@ -386,26 +420,29 @@ export class Session {
     const { log, stats, storage, limits } = this.#context;
     const kind = row.kind(message);
     const put = row.body ? message as MessageOf<"put"> : null;
-    const body = put ? new BodyReceiver(this.#channel, { expectedSize: put.size, algorithm: put.digest }) : null;
+    const body = put
+      ? new BodyReceiver(this.#channel, { expectedSize: put.size, algorithm: put.digest, senderMayFail: false })
+      : null;
     const started = performance.now();
-    // An upload's clock runs until its body has ended (END or ABORT): the commit after that is the server's work.
-    // The next request's idle clock replaces it.
-    if (body) this.#watchTransfer(() => body.finished);
+    // The request's clock (#serveRequests) stops while the server works: the handler, once an upload's body has
+    // ended (END or ABORT). It runs while the client is to send a body or take a reply.
+    this.#working = body === null ? () => true : () => body.finished;
     let reply: Reply;
     try {
       reply = await row.handle({ message, user: this.#user!, storage, body, limits });
     } catch (error) {
+      this.#working = () => false;
       if (this.#channel.broken) throw error;
       await this.#sendError(error, kind, this.#name(message));
       // Answer at once, then drop the rest of the body so the next request is read in turn.
       await body?.discard();
       return;
     }
+    this.#working = () => false;
     // A reply with a body goes out with the body's first piece (one write for a small file).
     await this.#channel.send(reply.message, { more: reply.body !== undefined });
     let bytesOut = 0;
     if (reply.body) {
-      this.#watchTransfer(() => false);
       try {
         const { handle, limit, algorithm } = reply.body;
         bytesOut = (await sendBody(this.#channel, handle.read(limit), { algorithm, sizeHint: limit })).size;
@@ -436,11 +473,11 @@ export class Session {
   }
 
   /**
-   * Starts the clock of a transfer, on the session's one timer: if no
-   * message moves either way on the connection for the op timeout, the
-   * transfer has stalled (a client that stopped sending mid-body, or stopped
-   * reading a download), and the connection is closed with an ERROR that
-   * says so; the upload's temporary file goes with it. A slow transfer that
+   * Starts the clock of a request, on the session's one timer: if no message
+   * moves either way on the connection for the op timeout, the request has
+   * stalled (a client that stopped sending mid-body, or stopped reading a
+   * download or its replies), and the connection is closed with an ERROR that
+   * says so; an upload's temporary file goes with it. A slow transfer that
    * keeps moving is never cut, however long it takes. The clock is looked at
    * four times per timeout, so a stall is seen within 1.25 timeouts.
    *

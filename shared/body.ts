@@ -92,6 +92,15 @@ export interface BodyReceiverOptions {
   expectedSize?: number | null;
   /** Called after each DATA frame with the bytes received so far. */
   onProgress?: (received: number) => void;
+  /**
+   * Whether the sender may end the body with an ERROR: a server may (it
+   * explains why it stops sending a download), a client may not (it gives up
+   * an upload with ABORT), so a server receives with false and an ERROR in an
+   * upload is refused as `BAD_REQUEST`, its text never taken as the server's.
+   *
+   * @default {true}
+   */
+  senderMayFail?: boolean;
 }
 
 /**
@@ -132,7 +141,8 @@ export class BodyReceiver {
    * Yields the body's bytes in order, in the pieces they arrived in (a DATA
    * frame may come in several). Throws `DfosError` `INTEGRITY` when the
    * END frame disagrees with the bytes, `ABORTED` when the sender gave up,
-   * `BAD_REQUEST` for any other message in the middle of a body.
+   * `BAD_REQUEST` for any other message in the middle of a body (an ERROR
+   * too, unless the sender may fail: {@linkcode BodyReceiverOptions.senderMayFail}).
    *
    * By default each piece stays valid for good. With `recycle`, a piece is
    * valid only until the next one is asked for (or the loop ends): its
@@ -212,7 +222,7 @@ export class BodyReceiver {
       throw new DfosError(Status.ABORTED, "Connection closed in the middle of a body");
     }
     if (message.type === "data" || message.type === "end" || message.type === "abort") return message;
-    if (message.type === "error") {
+    if (message.type === "error" && this.#options.senderMayFail !== false) {
       this.#finished = true;
       throw new DfosError(message.code, message.message);
     }

@@ -35,7 +35,7 @@ async function download(client: DfosClient, name: string): Promise<Uint8Array> {
 const BUSY_MESSAGE = "Server busy: 3 connections open; try again later";
 
 Deno.test("a client over --max-connections gets BUSY at once, and a place that frees up is taken again", async () => {
-  await using fx = await startServer({ maxConnections: 3 });
+  await using fx = await startServer({ maxConnections: 3, maxConnectionsPerAddress: 3, maxConnectionsPerUser: 3 });
   // Three held: two logged in, one that has not even said HELLO. The cap counts open connections.
   const held = [await connect(fx), await connect(fx, "bob")];
   const silent = await Peer.open(fx);

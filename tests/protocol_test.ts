@@ -9,6 +9,7 @@
 import { crc32 } from "node:zlib";
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
 import { join } from "node:path";
+import { getLogger } from "@logtape/logtape";
 import { DfosClient } from "../client/connection.ts";
 import type { BodySummary } from "../shared/body.ts";
 import type { Message, MessageOf } from "../shared/messages.ts";
@@ -16,6 +17,7 @@ import { Status } from "../shared/status.ts";
 import {
   type Fixture,
   listDir,
+  memoryLog,
   randomBytes,
   runCli,
   sha256,
@@ -312,6 +314,24 @@ Deno.test("a body whose END disagrees is refused with INTEGRITY and the connecti
   strictEqual(sha256(await peer.get("f")), sha256(v1));
   await peer.put("f", v2);
   strictEqual(sha256(await peer.get("f")), sha256(v2));
+  peer.abort();
+});
+
+Deno.test("a client's ERROR inside an upload is refused as BAD_REQUEST, never taken as the server's reply", async () => {
+  await using log = await memoryLog();
+  await using fx = await startServer({ log: getLogger(["dfos-test", "server"]) });
+  const v1 = randomBytes(1000);
+  const peer = await Peer.login(fx, "alice");
+  await peer.put("f", v1);
+  const forged = "Login of alice from 203.0.113.9";
+  await peer.send({ type: "put", name: "f", size: 2000, digest: "sha256" });
+  await peer.send({ type: "data", chunk: randomBytes(500) });
+  await peer.send({ type: "error", code: Status.NOT_FOUND, message: forged });
+  strictEqual(await peer.expectError(Status.BAD_REQUEST), "Unexpected error message inside a body");
+  ok(log.lines().every((line) => !line.includes(forged)), "the client's text is not in the log");
+  // Nothing was stored, and the connection goes on.
+  deepStrictEqual(await listDir(partialDir(fx)), []);
+  strictEqual(sha256(await peer.get("f")), sha256(v1));
   peer.abort();
 });
 
