@@ -64,6 +64,9 @@ export const DEFAULT_STATS_INTERVAL_MS = 60_000;
 /** How long a refused connection is kept, at most, to read what the client sent before it is closed. */
 const REFUSAL_LINGER_MS = 1000;
 
+/** Refused connections kept at most to be told why; past this, one more is closed at once, untold. */
+const MAX_REFUSING = 256;
+
 /** How long the accept loop waits after a failed accept (out of file descriptors) before it tries again. */
 const ACCEPT_RETRY_MS = 100;
 
@@ -348,7 +351,8 @@ export async function serve(options: ServeOptions): Promise<Server> {
       if (busy !== null) {
         stats.failure("BUSY");
         log.warn`Connection from ${hostname}:${port} refused: ${busy}`;
-        refusing.set(conn, refuse(conn, busy).finally(() => refusing.delete(conn)));
+        if (refusing.size >= MAX_REFUSING) closeQuietly(conn); // a flood of connections: no ERROR for each
+        else refusing.set(conn, refuse(conn, busy).finally(() => refusing.delete(conn)));
         continue;
       }
       // A TlsConn has no setNoDelay; its TLS handshake is run by the session, within the handshake timeout.
