@@ -71,6 +71,8 @@ export class Channel {
     this.#decoder = new FrameDecoderStream({
       maxFrameLength: options.maxFrameLength,
       streamedTypes: new Set([MESSAGE_CODES.data]),
+      // A control frame over the protocol's limit is dropped as it arrives, never held: refused below.
+      maxGatheredLength: MAX_CONTROL_LENGTH,
     });
     this.#reader = connReadable(conn).pipeThrough(this.#decoder).getReader();
     const encoder = new FrameEncoderStream();
@@ -147,12 +149,10 @@ export class Channel {
     let message: Message;
     try {
       // Only a lower limit than the protocol's: decodeMessage applies that one itself.
-      const limit = this.#maxControlLength;
-      if (limit < MAX_CONTROL_LENGTH && frame.type !== MESSAGE_CODES.data && frame.payload.length + 1 > limit) {
-        throw new DfosError(
-          Status.TOO_LARGE,
-          `Cannot decode frame: length ${frame.payload.length + 1} exceeds the limit of ${limit}`,
-        );
+      const limit = Math.min(this.#maxControlLength, MAX_CONTROL_LENGTH);
+      const length = frame.tooLong ?? frame.payload.length + 1;
+      if (frame.type !== MESSAGE_CODES.data && length > limit) {
+        throw new DfosError(Status.TOO_LARGE, `Cannot decode frame: length ${length} exceeds the limit of ${limit}`);
       }
       message = decodeMessage(frame);
     } catch (error) {

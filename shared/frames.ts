@@ -52,6 +52,12 @@ export interface Frame {
    * call it once the payload is no longer needed. Not calling it is safe.
    */
   release?: () => void;
+  /**
+   * Set by the decoder on a frame of a gathered type longer than its
+   * `maxGatheredLength`: the frame's `length`. Its payload was read and
+   * dropped as it arrived, never held, and `payload` is empty.
+   */
+  tooLong?: number;
 }
 
 /**
@@ -149,6 +155,16 @@ export interface FrameDecoderStreamOptions {
    * @default {none}
    */
   streamedTypes?: ReadonlySet<number>;
+  /**
+   * The largest `length` of a frame of a type not streamed (one that is
+   * gathered into one buffer). A longer one, if within `maxFrameLength`, is
+   * not an error: its payload is read and dropped as it arrives, without a
+   * buffer, and the frame is passed on empty, with
+   * {@linkcode Frame.tooLong} set, for the receiver to refuse.
+   *
+   * @default {maxFrameLength}
+   */
+  maxGatheredLength?: number;
 }
 
 /**
@@ -179,7 +195,10 @@ export class FrameDecoderStream extends TransformStream<Uint8Array, Frame> {
   #payload: Uint8Array | null = null;
   #payloadFilled = 0;
   #type = 0;
+  /** The length of the current frame when its payload is being dropped (over the gathered limit), else 0. */
+  #dropping = 0;
   readonly #streamedTypes: ReadonlySet<number>;
+  readonly #maxGatheredLength: number;
 
   /**
    * Creates a decoder.
@@ -204,6 +223,7 @@ export class FrameDecoderStream extends TransformStream<Uint8Array, Frame> {
     });
     this.#maxFrameLength = checkLimit(options.maxFrameLength ?? MAX_FRAME_LENGTH);
     this.#streamedTypes = options.streamedTypes ?? new Set();
+    this.#maxGatheredLength = checkLimit(options.maxGatheredLength ?? 0xffffffff);
   }
 
   /** The largest frame length accepted from now on. */
@@ -223,6 +243,18 @@ export class FrameDecoderStream extends TransformStream<Uint8Array, Frame> {
         continue;
       }
       const payloadLength = this.#payloadLength;
+      if (this.#dropping > 0) {
+        const take = Math.min(payloadLength - this.#payloadFilled, chunk.length - offset);
+        this.#payloadFilled += take;
+        offset += take;
+        if (this.#payloadFilled === payloadLength) {
+          controller.enqueue({ type: this.#type, payload: new Uint8Array(0), tooLong: this.#dropping });
+          this.#dropping = 0;
+          this.#payloadFilled = 0;
+          this.#payloadLength = null;
+        }
+        continue;
+      }
       if (this.#streamedTypes.has(this.#type)) {
         // Pass on what this chunk holds of the payload, as a view; the rest comes with the next chunks.
         const take = Math.min(payloadLength - this.#payloadFilled, chunk.length - offset);
@@ -289,6 +321,7 @@ export class FrameDecoderStream extends TransformStream<Uint8Array, Frame> {
       throw new RangeError(`Cannot decode frame: length ${length} exceeds the limit of ${this.#maxFrameLength}`);
     }
     this.#payloadLength = length - 1;
+    if (length > this.#maxGatheredLength && !this.#streamedTypes.has(this.#type)) this.#dropping = length;
     return offset;
   }
 }

@@ -362,3 +362,23 @@ Deno.test("FrameDecoderStream passes an empty frame of a streamed type on as one
     assert.ok(pieces.slice(2).every((n) => n > 0), "a non-empty frame's pieces are never empty");
   }
 });
+
+Deno.test("FrameDecoderStream drops a gathered frame over maxGatheredLength as it arrives, and passes it on empty", async () => {
+  // A 1 MiB control frame sent in 4 KiB pieces, then a small one: nothing of the large one is held.
+  const large = pattern(MAX_DATA_PAYLOAD);
+  const bytes = concat([header(large.length + 1, 3), large, header(3, 4), pattern(2)]);
+  const chunks: Uint8Array[] = [];
+  for (let offset = 0; offset < bytes.length; offset += 4096) chunks.push(bytes.subarray(offset, offset + 4096));
+  const options = { maxGatheredLength: 64 * 1024, streamedTypes: new Set([0x20]) };
+  const frames = await decode(chunks, new FrameDecoderStream(options));
+  assert.deepEqual(frames, [
+    { type: 3, payload: new Uint8Array(0), tooLong: large.length + 1 },
+    { type: 4, payload: pattern(2) },
+  ]);
+  // Streamed types are not gathered, so the limit is not theirs; a frame at the limit is gathered as before.
+  const data = concat([header(70_001, 0x20), pattern(70_000), header(64 * 1024, 5), pattern(64 * 1024 - 1)]);
+  const passed = await decode([data.subarray(0, 100), data.subarray(100)], new FrameDecoderStream(options));
+  assert.equal(passed.filter((frame) => frame.type === 0x20).reduce((sum, f) => sum + f.payload.length, 0), 70_000);
+  assertBytes(passed.at(-1)!.payload, pattern(64 * 1024 - 1));
+  assert.equal(passed.at(-1)!.tooLong, undefined);
+});
