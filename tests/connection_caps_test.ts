@@ -136,3 +136,27 @@ function firstFrameType(port: number, from: string): Promise<number> {
     });
   });
 }
+
+Deno.test("a flood of connections over the cap is refused without holding a socket for each", async () => {
+  await using fx = await startServer({ maxConnections: 1 });
+  const held = await Peer.open(fx);
+  const flood: Deno.TcpConn[] = [];
+  try {
+    await waitFor(() => fx.server.stats.snapshot().activeConnections === 1, "one connection open");
+    const before = openFiles();
+    // 400 connections that neither read nor hang up: each refused one the server lingers on holds a socket.
+    for (let i = 0; i < 400; i++) flood.push(await Deno.connect({ hostname: "127.0.0.1", port: fx.port }));
+    await waitFor(() => fx.server.stats.snapshot().failures.BUSY === 400, "all 400 refused");
+    const grown = openFiles() - before;
+    // The test's own 400 sockets, and at most 256 of the server's while it tells the refused why.
+    ok(grown <= 400 + 256 + 16, `${grown} files opened by 400 refused connections`);
+  } finally {
+    for (const conn of flood) conn.close();
+    held.abort();
+  }
+});
+
+/** Files this process has open now. */
+function openFiles(): number {
+  return [...Deno.readDirSync("/proc/self/fd")].length;
+}
