@@ -28,9 +28,10 @@ import { ScramMechanism } from "./auth/scram.ts";
 import type { AuthMechanism } from "./auth/mechanism.ts";
 import { LIST_PAGE_ENTRIES } from "./handlers.ts";
 import { LocalStorage } from "./local_storage.ts";
+import type { LogCounters } from "./log_counters.ts";
 import { Quota } from "./quota.ts";
 import { Session } from "./session.ts";
-import { DEFAULT_DELAY_MAX_MS, LoginThrottle, type LoginThrottleOptions } from "./throttle.ts";
+import { addressKey, DEFAULT_DELAY_MAX_MS, LoginThrottle, type LoginThrottleOptions } from "./throttle.ts";
 import { ServerStats, TotalsReport } from "./stats.ts";
 import type { Storage } from "./storage.ts";
 import { UserFile } from "./users.ts";
@@ -202,6 +203,8 @@ export interface ServeOptions {
    * @default {getLogger(["dfos", "server"])}
    */
   log?: Logger;
+  /** What the log lost (records dropped or suppressed), for the totals line; nothing is said when omitted. */
+  logCounters?: LogCounters;
 }
 
 /** Options for {@linkcode Server.shutdown}. */
@@ -259,7 +262,8 @@ export async function serve(options: ServeOptions): Promise<Server> {
     [new ScramMechanism(users), new PlainMechanism(users)].map((mechanism) => [mechanism.name, mechanism]),
   );
   const stats = new ServerStats();
-  const report = new TotalsReport(stats);
+  const logCounters = options.logCounters;
+  const report = new TotalsReport(stats, { logLosses: () => logCounters?.describe() ?? "" });
   const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
   const busyFrame = await frameBytes({
     type: "error",
@@ -324,16 +328,18 @@ export async function serve(options: ServeOptions): Promise<Server> {
         closeQuietly(conn);
         return;
       }
+      // The connection's records carry its address: the log limits and summarises them per address.
+      const address = addressKey(conn.remoteAddr.hostname);
       if (sessions.size >= maxConnections) {
         const { hostname, port } = conn.remoteAddr;
         stats.failure("BUSY");
-        log.warn`Connection from ${hostname}:${port} refused: ${sessions.size} connections open`;
+        log.with({ address }).warn`Connection from ${hostname}:${port} refused: ${sessions.size} connections open`;
         refusing.set(conn, refuse(conn, busyFrame).finally(() => refusing.delete(conn)));
         continue;
       }
       // A TlsConn has no setNoDelay; its TLS handshake is run by the session, within the handshake timeout.
       if ("setNoDelay" in conn) conn.setNoDelay(true);
-      const session = new Session(conn, context);
+      const session = new Session(conn, { ...context, log: log.with({ address }) });
       sessions.add(session);
       const run: Promise<void> = session.run().finally(() => {
         sessions.delete(session);
