@@ -15,7 +15,7 @@ import {
   type Message,
   type MessageOf,
 } from "../shared/messages.ts";
-import { nameProblem } from "../shared/names.ts";
+import { excerpt, nameProblem } from "../shared/names.ts";
 import { DfosError, Status } from "../shared/status.ts";
 import type { Quota } from "./quota.ts";
 import type { OperationKind } from "./stats.ts";
@@ -90,7 +90,7 @@ export const HANDLERS: { [T in RequestType]: HandlerRow<T> } = {
     kind: () => "put",
     async handle({ message, user, storage, body, limits }) {
       const problem = nameProblem(message.name, limits.maxNameBytes);
-      if (problem) throw new DfosError(Status.BAD_NAME, `Cannot use name "${message.name}": ${problem}`);
+      if (problem) throw new DfosError(Status.BAD_NAME, `Cannot use name "${excerpt(message.name)}": ${problem}`);
       // Refused at once, before any byte is taken, if the announced size does not fit.
       const allowance = await limits.quota.reserve(user, message.name, message.size);
       let upload: Upload;

@@ -27,7 +27,16 @@
 
 import { getLogger, type LogLevel } from "@logtape/logtape";
 import { basename, dirname, join, resolve } from "node:path";
+import { LogCounters } from "./log_counters.ts";
+import { DEFAULT_LOG_LIMIT } from "./log_limiter.ts";
 import type { ServeOptions, ShutdownOptions } from "./server.ts";
+
+/**
+ * The most log records on their way from the worker to this thread at once;
+ * past it the worker drops records and counts them ("queue full"). A quarter
+ * is kept for the server's own records (those without an address).
+ */
+export const LOG_RECORDS_IN_FLIGHT = 1000;
 
 /** The worker that runs the server: `server/sandbox_worker.ts` (the compile task must `--include` it). */
 export const SANDBOX_WORKER: URL = new URL("./sandbox_worker.ts", import.meta.url);
@@ -81,21 +90,36 @@ export interface SandboxOptions {
    * @default {SANDBOX_WORKER}
    */
   entry?: URL;
+  /**
+   * Where the worker counts the log records it drops or suppresses, and the
+   * records in flight; the same counters as the log's sinks
+   * (`configureLogging()`), so that the totals line says what the log lost.
+   *
+   * @default {new LogCounters()}
+   */
+  logCounters?: LogCounters;
+  /**
+   * Log records let through per client address per 10 s (`AddressLimiter`,
+   * server/log_limiter.ts); 0 for no limit.
+   *
+   * @default {DEFAULT_LOG_LIMIT}
+   */
+  logLimit?: number;
 }
 
-/** A log record as the worker forwards it: every value already rendered as text. */
+/** A log record as the worker forwards it: every value already rendered as text, escaped and cut (`renderLogValue`). */
 export interface ForwardedLogRecord {
   /** The logger's category. */
   category: string[];
   /** Its level. */
   level: LogLevel;
-  /** Text and values, interleaved; values rendered with `Deno.inspect` unless strings. */
+  /** Text and values, interleaved; values rendered with `renderLogValue` (server/log_format.ts). */
   message: string[];
   /** The template, its parts joined with `{}`. */
   rawMessage: string;
   /** Milliseconds since the epoch, when the worker logged it. */
   timestamp: number;
-  /** Properties, rendered like the values. */
+  /** Properties, rendered like the values; `address` for a record of a client's connection. */
   properties: Record<string, string>;
 }
 
@@ -108,6 +132,15 @@ export type ToSandbox =
     permissions: SandboxPermissions;
     /** An `Int32Array` word the worker sets to 1 once `shutdown()` has closed the listener. */
     stopped: SharedArrayBuffer;
+    /** How the worker forwards its log. */
+    log: {
+      /** `LogCounters.buffer`: records in flight, dropped, suppressed. */
+      counters: SharedArrayBuffer;
+      /** The most records in flight ({@linkcode LOG_RECORDS_IN_FLIGHT}). */
+      maxInFlight: number;
+      /** Records per client address per 10 s; 0 for no limit. */
+      limit: number;
+    };
   }
   | { type: "shutdown"; options: ShutdownOptions };
 
@@ -152,16 +185,17 @@ export function sandboxPermissions(options: ServeOptions): SandboxPermissions {
 /**
  * Starts `serve()` in a Worker with {@linkcode sandboxPermissions}.
  * Its log records are passed on to this thread's loggers (so the log has one
- * writer), and its errors become this call's: a users file that cannot be
+ * writer), at most {@linkcode LOG_RECORDS_IN_FLIGHT} at a time and at most
+ * `logLimit` per client address per 10 s; and its errors become this call's: a users file that cannot be
  * read, an address in use, a certificate and key that do not match.
  *
- * @param options The server's options: plain data only (no `storage` or `log`).
- * @param sandbox The worker's module.
+ * @param options The server's options: plain data only (no `storage`, `log` or `logCounters`).
+ * @param sandbox The worker's module, the log's counters and its per-address limit.
  * @returns The running server, once it listens.
  * @throws {Error} when this process lacks a permission the sandbox needs, or the server cannot start.
  */
 export async function serveInSandbox(options: ServeOptions, sandbox: SandboxOptions = {}): Promise<SandboxedServer> {
-  if (options.storage !== undefined || options.log !== undefined) {
+  if (options.storage !== undefined || options.log !== undefined || options.logCounters !== undefined) {
     throw new TypeError("Cannot run the server in a sandbox with a storage or logger of this thread");
   }
   const permissions = sandboxPermissions(options);
@@ -178,6 +212,7 @@ export async function serveInSandbox(options: ServeOptions, sandbox: SandboxOpti
     throw new Error(`Cannot start the server's sandbox: ${(error as Error).message}`, { cause: error });
   }
   const stopped = new Int32Array(new SharedArrayBuffer(4));
+  const counters = sandbox.logCounters ?? new LogCounters();
   const started = Promise.withResolvers<{ addr: Deno.NetAddr; tls: boolean }>();
   const finished = Promise.withResolvers<void>();
   // A failure at start-up is reported by `started`; `finished` must not add an unhandled rejection then.
@@ -189,8 +224,13 @@ export async function serveInSandbox(options: ServeOptions, sandbox: SandboxOpti
   };
   worker.onmessage = (event: MessageEvent<FromSandbox>) => {
     const message = event.data;
-    if (message.type === "log") emitForwarded(message.record);
-    else if (message.type === "listening") started.resolve(message);
+    if (message.type === "log") {
+      try {
+        emitForwarded(message.record);
+      } finally {
+        counters.settle();
+      }
+    } else if (message.type === "listening") started.resolve(message);
     else if (message.type === "failed") fail(revive(message.error));
     else if (message.type === "finished") {
       worker.terminate();
@@ -204,7 +244,17 @@ export async function serveInSandbox(options: ServeOptions, sandbox: SandboxOpti
   worker.onmessageerror = () => fail(new Error("Cannot read a message from the server's worker"));
   try {
     worker.postMessage(
-      { type: "start", options, permissions, stopped: stopped.buffer as SharedArrayBuffer } satisfies ToSandbox,
+      {
+        type: "start",
+        options,
+        permissions,
+        stopped: stopped.buffer as SharedArrayBuffer,
+        log: {
+          counters: counters.buffer,
+          maxInFlight: LOG_RECORDS_IN_FLIGHT,
+          limit: sandbox.logLimit ?? DEFAULT_LOG_LIMIT,
+        },
+      } satisfies ToSandbox,
     );
   } catch (error) {
     worker.terminate();
@@ -278,6 +328,7 @@ function revive(error: { name: string; message: string; stack?: string }): Error
   return revived;
 }
 
+/** Logs a record of the worker's here; the sinks format it again, which leaves its rendered values as they are. */
 function emitForwarded(record: ForwardedLogRecord): void {
   getLogger(record.category).emit({
     level: record.level,

@@ -5,10 +5,20 @@
  * records to the process, shuts the server down when told to, and says when
  * it has finished.
  *
+ * The log is bounded here, where records are made: each value is escaped and
+ * cut as the log's formatter would (`renderLogValue`), a client address's
+ * records beyond its limit are suppressed and summarised (`AddressLimiter`),
+ * and no more than `maxInFlight` records are posted and not yet taken by the
+ * process: past that they are dropped and counted, and a line says how many
+ * once there is room.
+ *
  * @module
  */
 
 import { configure, getLogger, type LogRecord, type Sink } from "@logtape/logtape";
+import { LogCounters } from "./log_counters.ts";
+import { renderLogValue } from "./log_format.ts";
+import { AddressLimiter } from "./log_limiter.ts";
 import type { ForwardedLogRecord, FromSandbox, SandboxPermissions, ToSandbox } from "./sandbox.ts";
 import { serve, type ServeOptions, type Server } from "./server.ts";
 
@@ -32,13 +42,24 @@ const NEVER_IN_FULL: Deno.PermissionDescriptor[] = [
   { name: "import" },
 ];
 
+/** How often windows that are over are summarised, and a note of dropped records retried. */
+const SWEEP_INTERVAL_MS = 1000;
+
 let server: Server | null = null;
 let stopped: Int32Array | null = null;
+let counters = new LogCounters();
+let maxInFlight = 0;
+let limiter = new AddressLimiter();
+/** Records dropped because too many were in flight, since a line said so. */
+let unreported = 0;
 
 scope.onmessage = (event) => {
   const message = event.data;
   if (message.type === "start") {
     stopped = new Int32Array(message.stopped);
+    counters = new LogCounters(message.log.counters);
+    maxInFlight = message.log.maxInFlight;
+    limiter = new AddressLimiter({ limit: message.log.limit });
     start(message.options, message.permissions).catch((error) => fail(error));
   } else if (message.type === "shutdown" && server !== null) {
     // shutdown() closes the listener before it returns: then the process may say so.
@@ -63,10 +84,17 @@ async function start(options: ServeOptions, permissions: SandboxPermissions): Pr
   log.info`Sandbox: net ${permissions.net.join(", ")}; read ${permissions.read.join(", ")}; write ${
     permissions.write.join(", ")
   }${sys}; nothing else`;
-  server = await serve(options);
-  const { hostname, port, transport } = server.addr;
-  scope.postMessage({ type: "listening", addr: { hostname, port, transport }, tls: server.tls });
-  await server.finished;
+  const sweeping = setInterval(sweep, SWEEP_INTERVAL_MS);
+  Deno.unrefTimer(sweeping);
+  try {
+    server = await serve({ ...options, logCounters: counters });
+    const { hostname, port, transport } = server.addr;
+    scope.postMessage({ type: "listening", addr: { hostname, port, transport }, tls: server.tls });
+    await server.finished;
+  } finally {
+    clearInterval(sweeping);
+    sweep(true);
+  }
   scope.postMessage({ type: "finished" });
 }
 
@@ -96,19 +124,65 @@ function fail(error: unknown): void {
   scope.postMessage({ type: "failed", error: { name, message, stack } });
 }
 
-/** Sends each record to the process, its values rendered here as the log's formatter would. */
+/**
+ * Sends each record to the process, its values rendered here as the log's
+ * formatter would; unless its address has had its share of this window.
+ */
 const forwardingSink: Sink = (record: LogRecord) => {
+  const address = record.properties.address;
+  if (!limiter.admit(typeof address === "string" ? address : undefined)) {
+    counters.suppress(1);
+    return;
+  }
+  forward(record);
+};
+
+/** Posts a record unless too many are in flight (then it is dropped and counted); a connection's get 3/4 of them. */
+function forward(record: LogRecord): void {
+  const limit = record.properties.address === undefined ? maxInFlight : Math.floor(maxInFlight * 3 / 4);
+  if (unreported > 0 && counters.reserve(limit)) {
+    post(serverRecord("warning", `${unreported} log records dropped (queue full: the process is behind)`));
+    unreported = 0;
+  }
+  if (!counters.reserve(limit)) {
+    unreported++;
+    counters.drop("queue full");
+    return;
+  }
+  post(record);
+}
+
+function post(record: LogRecord): void {
   const forwarded: ForwardedLogRecord = {
     category: [...record.category],
     level: record.level,
-    message: record.message.map(render),
+    message: record.message.map((part, index) => index % 2 === 0 ? String(part) : renderLogValue(part)),
     rawMessage: typeof record.rawMessage === "string" ? record.rawMessage : record.rawMessage.join("{}"),
     timestamp: record.timestamp,
-    properties: Object.fromEntries(Object.entries(record.properties).map(([key, value]) => [key, render(value)])),
+    properties: Object.fromEntries(
+      Object.entries(record.properties).map(([key, value]) => [key, renderLogValue(value)]),
+    ),
   };
   scope.postMessage({ type: "log", record: forwarded });
-};
+}
 
-function render(value: unknown): string {
-  return typeof value === "string" ? value : Deno.inspect(value);
+/** Summarises the windows that are over (all of them at the end), and says what was dropped if there is room. */
+function sweep(all = false): void {
+  for (const { line } of limiter.sweep(all)) forward(serverRecord("info", line));
+  if (unreported > 0 && counters.reserve(maxInFlight)) {
+    post(serverRecord("warning", `${unreported} log records dropped (queue full: the process is behind)`));
+    unreported = 0;
+  }
+}
+
+/** A record of the server's own (no address), with a fixed text. */
+function serverRecord(level: LogRecord["level"], text: string): LogRecord {
+  return {
+    category: ["dfos", "server"],
+    level,
+    message: [text],
+    rawMessage: text,
+    timestamp: Date.now(),
+    properties: {},
+  };
 }

@@ -13,6 +13,8 @@ import { MAX_CONTROL_LENGTH } from "../shared/messages.ts";
 import { MAX_NAME_BYTES } from "../shared/names.ts";
 import { defaultPerAddress, defaultPerUser } from "./connection_caps.ts";
 import { LIST_PAGE_ENTRIES } from "./handlers.ts";
+import { LogCounters } from "./log_counters.ts";
+import { DEFAULT_LOG_LIMIT, DEFAULT_LOG_WINDOW_MS } from "./log_limiter.ts";
 import { configureLogging } from "./logging.ts";
 import {
   DEFAULT_DELAY_BASE_MS,
@@ -57,6 +59,10 @@ ROOT/<user>/ created on first login.
       --root DIR                   storage root (default ./server_storage)
       --users FILE                 "user:password" lines, re-read when changed (default ./id_passwd.txt)
       --log FILE                   performance log, appended to (default ./server_performance.log)
+      --log-limit N                log lines per client address per ${
+    DEFAULT_LOG_WINDOW_MS / 1000
+  } s; the rest are counted and
+                                   summarised in one line (default ${DEFAULT_LOG_LIMIT}; 0: no limit)
       --fsync                      flush each upload to the disk before confirming it
       --tls-cert FILE              serve TLS with this certificate chain (PEM; with --tls-key).
                                    Clients then need --tls; there is no plaintext fallback
@@ -112,6 +118,7 @@ totals and exits 0. A second signal aborts everything at once.`,
     root: { type: "string" },
     users: { type: "string" },
     log: { type: "string" },
+    "log-limit": { type: "string" },
     fsync: { type: "boolean" },
     "tls-cert": { type: "string" },
     "tls-key": { type: "string" },
@@ -161,8 +168,14 @@ totals and exits 0. A second signal aborts everything at once.`,
     const drainMs = secondsFlag(values["drain-timeout"], "drain-timeout", DEFAULT_DRAIN_TIMEOUT_SECONDS * 1000);
     const statsIntervalMs = secondsFlag(values["stats-interval"], "stats-interval", DEFAULT_STATS_INTERVAL_MS);
     const limits = limitFlags(values);
+    const logLimit = integerFlag(values["log-limit"], "log-limit", DEFAULT_LOG_LIMIT, [0, 1_000_000]);
     const tls = await readTlsFiles(values["tls-cert"] as string | undefined, values["tls-key"] as string | undefined);
-    const closeLogs = await configureLogging({ file: (values.log as string | undefined) ?? "server_performance.log" });
+    // One set of counters: the sinks count what they drop, the server's worker what it drops and suppresses.
+    const logCounters = new LogCounters();
+    const closeLogs = await configureLogging({
+      file: (values.log as string | undefined) ?? "server_performance.log",
+      counters: logCounters,
+    });
     const server = await serveInSandbox({
       hostname: (values.host as string | undefined) ?? "0.0.0.0",
       port,
@@ -178,7 +191,7 @@ totals and exits 0. A second signal aborts everything at once.`,
       ...limits,
       tls,
       loginThrottle: loginThrottleFlags(values),
-    }).catch(async (error) => {
+    }, { logCounters, logLimit }).catch(async (error) => {
       await closeLogs();
       throw error;
     });

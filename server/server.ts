@@ -29,6 +29,7 @@ import type { AuthMechanism } from "./auth/mechanism.ts";
 import { LIST_PAGE_ENTRIES } from "./handlers.ts";
 import { LocalStorage } from "./local_storage.ts";
 import { ConnectionCaps, defaultPerAddress, defaultPerUser } from "./connection_caps.ts";
+import type { LogCounters } from "./log_counters.ts";
 import { Quota } from "./quota.ts";
 import { Session } from "./session.ts";
 import { addressKey, DEFAULT_DELAY_MAX_MS, LoginThrottle, type LoginThrottleOptions } from "./throttle.ts";
@@ -222,6 +223,8 @@ export interface ServeOptions {
    * @default {getLogger(["dfos", "server"])}
    */
   log?: Logger;
+  /** What the log lost (records dropped or suppressed), for the totals line; nothing is said when omitted. */
+  logCounters?: LogCounters;
 }
 
 /** Options for {@linkcode Server.shutdown}. */
@@ -279,7 +282,8 @@ export async function serve(options: ServeOptions): Promise<Server> {
     [new ScramMechanism(users), new PlainMechanism(users)].map((mechanism) => [mechanism.name, mechanism]),
   );
   const stats = new ServerStats();
-  const report = new TotalsReport(stats);
+  const logCounters = options.logCounters;
+  const report = new TotalsReport(stats, { logLosses: () => logCounters?.describe() ?? "" });
   const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
   const caps = new ConnectionCaps({
     total: maxConnections,
@@ -346,18 +350,19 @@ export async function serve(options: ServeOptions): Promise<Server> {
         return;
       }
       const { hostname, port } = conn.remoteAddr as Deno.NetAddr;
+      // The connection's records carry its address: the log limits and summarises them per address.
       const address = addressKey(hostname);
       const busy = caps.open(address);
       if (busy !== null) {
         stats.failure("BUSY");
-        log.warn`Connection from ${hostname}:${port} refused: ${busy}`;
+        log.with({ address }).warn`Connection from ${hostname}:${port} refused: ${busy}`;
         if (refusing.size >= MAX_REFUSING) closeQuietly(conn); // a flood of connections: no ERROR for each
         else refusing.set(conn, refuse(conn, busy).finally(() => refusing.delete(conn)));
         continue;
       }
       // A TlsConn has no setNoDelay; its TLS handshake is run by the session, within the handshake timeout.
       if ("setNoDelay" in conn) conn.setNoDelay(true);
-      const session = new Session(conn, context);
+      const session = new Session(conn, { ...context, log: log.with({ address }) });
       sessions.add(session);
       const run: Promise<void> = session.run().finally(() => {
         caps.close(address);

@@ -19,7 +19,7 @@ import { BodyReceiver, sendBody } from "../shared/body.ts";
 import { Channel } from "../shared/channel.ts";
 import { MAX_FRAME_LENGTH } from "../shared/frames.ts";
 import { type Message, type MessageOf, PROTOCOL_VERSION } from "../shared/messages.ts";
-import { printableName } from "../shared/names.ts";
+import { excerpt, printableName } from "../shared/names.ts";
 import { DfosError, Status, type StatusCode, statusName } from "../shared/status.ts";
 import type { AuthMechanism, AuthStep } from "./auth/mechanism.ts";
 import type { ConnectionCaps } from "./connection_caps.ts";
@@ -547,7 +547,7 @@ export class Session {
   async #sendError(error: unknown, kind?: string, name?: string): Promise<void> {
     const { message, unexpected } = errorReply(error);
     this.#context.stats.failure(statusName(message.code));
-    const what = kind ? `${kind} of ${printableName(name ?? "")} for ${this.#user}` : `request from ${this.remote}`;
+    const what = kind ? `${kind} of ${excerpt(name ?? "")} for ${this.#user}` : `request from ${this.remote}`;
     if (unexpected) this.#context.log.error`${what} failed: ${error}`;
     else this.#context.log.info`${what} refused: ${message.message}`;
     await this.#channel.send(message);
@@ -577,5 +577,5 @@ function isConnectionLoss(error: unknown): boolean {
 /** A user name (or mechanism name) as the client sent it, for the log: escaped, and cut if long. */
 function shownUser(name: string | null): string {
   if (name === null) return "-";
-  return name.length > 64 ? `${printableName(name.slice(0, 64))}...` : printableName(name);
+  return excerpt(name, 64);
 }

@@ -137,6 +137,13 @@ export interface TotalsReportOptions {
    * @default {performance.now}
    */
   now?: () => number;
+  /**
+   * Says what the log lost (`LogCounters.describe()`, server/log_counters.ts):
+   * its text, when not empty, ends the line.
+   *
+   * @default {() => ""}
+   */
+  logLosses?: () => string;
 }
 
 /**
@@ -156,6 +163,7 @@ export class TotalsReport {
   readonly #stats: ServerStats;
   readonly #figures: () => ProcessFigures;
   readonly #now: () => number;
+  readonly #logLosses: () => string;
   #lastAt: number;
   #lastCpuSeconds: number;
 
@@ -169,6 +177,7 @@ export class TotalsReport {
     this.#stats = stats;
     this.#figures = options.figures ?? processFigures;
     this.#now = options.now ?? (() => performance.now());
+    this.#logLosses = options.logLosses ?? (() => "");
     const figures = this.#figures();
     this.#lastAt = this.#now();
     this.#lastCpuSeconds = figures.cpuUserSeconds + figures.cpuSystemSeconds;
@@ -194,11 +203,13 @@ export class TotalsReport {
     const memory = figures.systemMemoryUsed === null || figures.systemMemoryTotal === null
       ? "unknown (no --allow-sys)"
       : `${mebibytes(figures.systemMemoryUsed, 0)} of ${mebibytes(figures.systemMemoryTotal, 0)} MiB used`;
+    const losses = this.#logLosses();
     return `${totals.connections} connections (${totals.activeConnections} active, peak ${totals.peakConnections}); ` +
       `operations ${operations}; ${totals.bytesIn} bytes in, ${totals.bytesOut} bytes out; ` +
       `failures ${failures || "none"}; CPU ${figures.cpuUserSeconds.toFixed(2)} s user, ` +
       `${figures.cpuSystemSeconds.toFixed(2)} s system, ${share.toFixed(1)}% of one core over the last ` +
-      `${wallSeconds.toFixed(1)} s; RSS ${mebibytes(figures.rss, 1)} MiB; system memory ${memory}`;
+      `${wallSeconds.toFixed(1)} s; RSS ${mebibytes(figures.rss, 1)} MiB; system memory ${memory}` +
+      (losses === "" ? "" : `; ${losses}`);
   }
 }
 

@@ -18,6 +18,7 @@ import {
   type MessageOf,
   type MessageType,
 } from "./messages.ts";
+import { printableText } from "./names.ts";
 import { DfosError, Status } from "./status.ts";
 
 /** Options for {@linkcode Channel}. */
@@ -179,7 +180,8 @@ export class Channel {
       throw new DfosError(Status.BAD_REQUEST, "Connection closed by the peer");
     }
     if ((types as MessageType[]).includes(message.type)) return message as MessageOf<T>;
-    if (message.type === "error") throw new DfosError(message.code, message.message);
+    // The peer's text, printed or logged as the reason: escaped if it holds anything raw (a server's ESC, a newline).
+    if (message.type === "error") throw new DfosError(message.code, printableText(message.message));
     throw new DfosError(Status.BAD_REQUEST, `Unexpected ${message.type} message (expected ${types.join(" or ")})`);
   }
 

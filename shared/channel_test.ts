@@ -76,3 +76,25 @@ Deno.test("Channel gives back a handed-over chunk's hold once the socket has tak
     far.close();
   }
 });
+
+Deno.test("Channel.expect() turns a peer's ERROR into a DfosError whose text holds nothing raw to print", async () => {
+  const [sender, receiver] = await channelPair();
+  try {
+    await sender.send({ type: "error", code: 1, message: "Refused\n\x1b]0;pwned\x07\x1b[2J \u202eevil" });
+    await sender.send({
+      type: "error",
+      code: 1,
+      message: 'Cannot use name "a\\x1b": name contains a control character',
+    });
+    await assert.rejects(receiver.expect("ok"), (error: Error) => {
+      assert.equal(error.message, "Refused\\x0a\\x1b]0;pwned\\x07\\x1b[2J \\u202eevil");
+      return true;
+    });
+    await assert.rejects(receiver.expect("ok"), (error: Error) => {
+      assert.equal(error.message, 'Cannot use name "a\\x1b": name contains a control character', "escaped once only");
+      return true;
+    });
+  } finally {
+    await Promise.all([sender.close(), receiver.close()]);
+  }
+});

@@ -10,6 +10,7 @@
  */
 
 import { type Frame, MAX_DATA_PAYLOAD } from "./frames.ts";
+import { excerpt } from "./names.ts";
 import { DfosError, isStatusCode, Status, type StatusCode } from "./status.ts";
 
 /** The protocol version this code speaks. */
@@ -180,7 +181,7 @@ export function decodeMessage(frame: Frame): Message {
   const fields = MESSAGE_FIELDS[type];
   const record = json as Record<string, unknown>;
   for (const key of Object.keys(record)) {
-    if (!Object.hasOwn(fields, key)) throw badShape(type, `unknown field "${key}"`);
+    if (!Object.hasOwn(fields, key)) throw badShape(type, `unknown field "${excerpt(key)}"`);
   }
   const message: Record<string, unknown> = { type };
   for (const [field, kind] of Object.entries(fields)) {

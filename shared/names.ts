@@ -1,7 +1,8 @@
 /**
  * The rules for remote file names and user names, in one place for both
  * sides: the client checks before it connects, the server before it touches
- * the disk.
+ * the disk. And how any text a peer sent is printed: escaped
+ * (`printableName`), or cut to an escaped excerpt (`excerpt`).
  *
  * A remote name is relative and `/`-separated, like an object key: `a.txt`,
  * `notes/2026/today.txt`.
@@ -86,19 +87,39 @@ export function userProblem(user: string): string | undefined {
   return nameProblem(user)?.replace(/^name/, "user name");
 }
 
-/** What {@linkcode printableName} escapes: C0, DEL, C1, "\\", and the bidi and line-breaking format characters. */
+/**
+ * What {@linkcode printableName} escapes: C0, DEL, C1, "\\", the bidi and
+ * line-breaking format characters, and lone surrogates (half of a character,
+ * which an encoder turns into U+FFFD). With the `u` flag a surrogate pair is
+ * one character and stays.
+ */
+const UNPRINTABLE =
+  // deno-lint-ignore no-control-regex
+  /[\u0000-\u001f\u007f-\u009f\\\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]/gu;
+
+/** The same characters without "\\": text holding none of them is printed as it is by {@linkcode printableText}. */
 // deno-lint-ignore no-control-regex
-const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\\\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+const RAW = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]/u;
 
 /**
- * Returns a name safe to print on a terminal: control characters and
- * backslashes are written as escapes (`\x1b`, `\\`), and so are the invisible
- * characters that reorder or break a line of text (bidirectional marks,
- * embeddings, overrides and isolates; line and paragraph separators: `\u202e`),
- * which could make one name read as another ("Trojan Source").
+ * Returns text safe to print on a terminal or write as one line of a log:
+ * control characters and backslashes are written as escapes (`\x1b`, `\\`),
+ * and so are the invisible characters that reorder or break a line of text
+ * (bidirectional marks, embeddings, overrides and isolates; line and
+ * paragraph separators: `\u202e`), which could make one name read as another
+ * ("Trojan Source"), and lone surrogates. This is dfos's one escaping
+ * function: `ls` prints names through it, the log every value of a record
+ * (server/log_format.ts), the client every message a server sends
+ * ({@linkcode printableText}), and {@linkcode excerpt} cuts text with it.
  *
- * @param name Any string.
- * @returns The printable form.
+ * @param name Any string: a name, or any other text a peer sent.
+ * @returns The printable form: no newline, carriage return, C0, C1, DEL or bidi control.
+ *
+ * @example Usage
+ * ```ts
+ * import { printableName } from "./names.ts";
+ * console.assert(printableName("a\nb\x1b[2J") === "a\\x0ab\\x1b[2J");
+ * ```
  */
 export function printableName(name: string): string {
   return name.replace(UNPRINTABLE, (char) => {
@@ -107,4 +128,59 @@ export function printableName(name: string): string {
     if (code > 0xff) return `\\u${code.toString(16).padStart(4, "0")}`;
     return `\\x${code.toString(16).padStart(2, "0")}`;
   });
+}
+
+/**
+ * {@linkcode printableName} for text that may already hold its escapes (a
+ * message that quotes a name escaped before): text with nothing to escape but
+ * backslashes is returned as it is, anything else goes through
+ * `printableName` whole. Either way the result has no character that
+ * `printableName` would escape other than backslashes.
+ *
+ * @param text Any string.
+ * @returns `text`, or `printableName(text)`.
+ *
+ * @example Usage
+ * ```ts
+ * import { printableText } from "./names.ts";
+ * console.assert(printableText('name "a\\x1b" refused') === 'name "a\\x1b" refused');
+ * console.assert(printableText("a\nb") === "a\\x0ab");
+ * ```
+ */
+export function printableText(text: string): string {
+  return RAW.test(text) ? printableName(text) : text;
+}
+
+/** How many characters of a peer's text {@linkcode excerpt} shows by default. */
+export const EXCERPT_CHARS = 100;
+
+/**
+ * Cuts text a peer sent to a short printable excerpt, for a log line or an
+ * error message: at most `maxChars` characters once escaped
+ * ({@linkcode printableName}), never half an escape or half a character, then
+ * `... (N more characters)` when anything was cut (N counts UTF-16 code units
+ * of the original). Only what is shown is read: a 60 KB text costs what 100
+ * characters do.
+ *
+ * @param text Any string.
+ * @param maxChars The longest excerpt, before the note of what was cut.
+ * @returns The excerpt.
+ *
+ * @example Usage
+ * ```ts
+ * import { excerpt } from "./names.ts";
+ * console.assert(excerpt("x".repeat(60_000), 3) === "xxx... (59997 more characters)");
+ * console.assert(excerpt("a\nb") === "a\\x0ab");
+ * ```
+ */
+export function excerpt(text: string, maxChars: number = EXCERPT_CHARS): string {
+  let shown = "";
+  let used = 0;
+  for (const char of text) {
+    const piece = printableName(char);
+    if (shown.length + piece.length > maxChars) break;
+    shown += piece;
+    used += char.length;
+  }
+  return used === text.length ? shown : `${shown}... (${text.length - used} more characters)`;
 }

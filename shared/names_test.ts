@@ -1,5 +1,14 @@
 import assert from "node:assert/strict";
-import { MAX_NAME_BYTES, MAX_SEGMENT_BYTES, MAX_USER_BYTES, nameProblem, printableName, userProblem } from "./names.ts";
+import {
+  excerpt,
+  MAX_NAME_BYTES,
+  MAX_SEGMENT_BYTES,
+  MAX_USER_BYTES,
+  nameProblem,
+  printableName,
+  printableText,
+  userProblem,
+} from "./names.ts";
 
 const encoder = new TextEncoder();
 
@@ -159,4 +168,51 @@ Deno.test("nameProblem takes a lower byte limit, never a higher one", () => {
   assert.equal(nameProblem("é".repeat(51), 100), "name is longer than 100 bytes");
   const long = Array.from({ length: 5 }, () => "a".repeat(250)).join("/");
   assert.equal(nameProblem(long, 4096), `name is longer than ${MAX_NAME_BYTES} bytes`);
+});
+
+Deno.test("printableName escapes lone surrogates and keeps surrogate pairs", () => {
+  assert.equal(printableName("a\ud800b\udfff"), "a\\ud800b\\udfff");
+  assert.equal(printableName("\u{1f600}"), "\u{1f600}");
+  assert.equal(printableName("\u{1f600}".slice(0, 1)), "\\ud83d");
+});
+
+Deno.test("printableText leaves escaped text as it is and escapes text with anything raw, whole", () => {
+  const cases: [string, string][] = [
+    [
+      'Cannot use name "a\\x1b": name contains a control character',
+      'Cannot use name "a\\x1b": name contains a control character',
+    ],
+    ["plain \\ backslash", "plain \\ backslash"],
+    ["a\nLogin of alice", "a\\x0aLogin of alice"],
+    ["a\\x1b and \x1b", "a\\\\x1b and \\x1b"], // anything raw: every backslash escaped too, so none is ambiguous
+    ["\u202eevil", "\\u202eevil"],
+  ];
+  for (const [text, printable] of cases) assert.equal(printableText(text), printable, JSON.stringify(text));
+});
+
+Deno.test("printableText and printableName leave no raw control, bidi control or lone surrogate, whatever the input", () => {
+  let all = "";
+  for (let code = 0; code < 0x10000; code++) all += String.fromCharCode(code);
+  for (const escaped of [printableName(all), printableText(all)]) {
+    assert.doesNotMatch(escaped, /[\p{Cc}\p{Bidi_Control}\u2028\u2029]/u);
+    assert.ok(escaped.isWellFormed());
+  }
+});
+
+Deno.test("excerpt cuts a peer's text to a short escaped excerpt and says how much was cut", () => {
+  assert.equal(excerpt("short"), "short");
+  assert.equal(excerpt("x".repeat(60_000)), `${"x".repeat(100)}... (59900 more characters)`);
+  assert.equal(excerpt("a\nb\x1b[2J", 100), "a\\x0ab\\x1b[2J");
+  // Never half an escape: "\x1b" takes 4 characters, and does not fit in the last 2.
+  assert.equal(excerpt(`${"x".repeat(98)}\x1b!`, 100), `${"x".repeat(98)}... (2 more characters)`);
+  // Never half a character: the emoji is two UTF-16 code units.
+  assert.equal(excerpt(`${"x".repeat(99)}\u{1f600}`, 100), `${"x".repeat(99)}... (2 more characters)`);
+  assert.equal(excerpt("", 10), "");
+});
+
+Deno.test("excerpt of 60 KB of hostile text holds no raw character and stays short", () => {
+  const hostile = "\x1b]0;pwned\x07\n2026-01-01 [INF] Login of alice\r\n\u202e".repeat(1000);
+  const cut = excerpt(hostile);
+  assert.ok(cut.length <= 100 + " ... (NNNNN more characters)".length, cut);
+  assert.doesNotMatch(cut, /[\p{Cc}\p{Bidi_Control}]/u);
 });

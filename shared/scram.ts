@@ -26,6 +26,8 @@
  * @module
  */
 
+import { excerpt } from "./names.ts";
+
 /** The mechanism's SASL name. */
 export const SCRAM_SHA_256 = "SCRAM-SHA-256";
 
@@ -169,7 +171,7 @@ export function unescapeSaslName(text: string): string {
   return text.replace(/=(3D|2C|.{0,2})/g, (escape, code: string) => {
     if (code === "3D") return "=";
     if (code === "2C") return ",";
-    throw new SyntaxError(`user name has "${escape}": "=" must start "=3D" or "=2C"`);
+    throw new SyntaxError(`user name has "${excerpt(escape)}": "=" must start "=3D" or "=2C"`);
   });
 }
 
@@ -204,10 +206,10 @@ export function parseClientFirst(text: string): ClientFirst {
   const [flag, authzid, ...bareParts] = text.split(",");
   if (bareParts.length === 0) throw new SyntaxError('client-first message has no gs2 header ("n,,")');
   if (flag !== "n" && flag !== "y" && !/^p=[A-Za-z0-9.-]+$/.test(flag)) {
-    throw new SyntaxError(`client-first message starts with "${flag}", not "n", "y" or "p=NAME"`);
+    throw new SyntaxError(`client-first message starts with "${excerpt(flag)}", not "n", "y" or "p=NAME"`);
   }
   if (authzid !== "" && !authzid.startsWith("a=")) {
-    throw new SyntaxError(`client-first message has "${authzid}" where "a=" or nothing belongs`);
+    throw new SyntaxError(`client-first message has "${excerpt(authzid)}" where "a=" or nothing belongs`);
   }
   const bare = bareParts.join(",");
   if (bareParts[0].startsWith("m=")) throw new SyntaxError('client-first message asks for an extension ("m=")');
@@ -472,7 +474,9 @@ export function parseSecret(text: string): ScramSecret {
  */
 function attribute(part: string | undefined, name: string, where: string): string {
   if (part === undefined || !part.startsWith(`${name}=`)) {
-    throw new SyntaxError(`${where} has ${part === undefined ? "nothing" : `"${part}"`} where "${name}=" belongs`);
+    throw new SyntaxError(
+      `${where} has ${part === undefined ? "nothing" : `"${excerpt(part)}"`} where "${name}=" belongs`,
+    );
   }
   return part.slice(name.length + 1);
 }
@@ -487,7 +491,7 @@ function checkNonce(nonce: string, where: string): void {
 /** Extensions (`x=value`) are allowed and ignored; anything else in their place is refused. */
 function checkExtensions(parts: string[], where: string): void {
   const bad = parts.find((part) => !/^[A-Za-z]=/.test(part));
-  if (bad !== undefined) throw new SyntaxError(`${where} has "${bad}" where an extension ("x=...") belongs`);
+  if (bad !== undefined) throw new SyntaxError(`${where} has "${excerpt(bad)}" where an extension ("x=...") belongs`);
 }
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;

@@ -27,6 +27,7 @@ import {
   serverSignature,
   verifyClientProof,
 } from "../../shared/scram.ts";
+import { excerpt } from "../../shared/names.ts";
 import { DfosError, Status } from "../../shared/status.ts";
 import type { UserFile } from "../users.ts";
 import type { AuthExchange, AuthMechanism, AuthStep } from "./mechanism.ts";
@@ -100,12 +101,14 @@ class ScramExchange implements AuthExchange {
     if (first.channelBinding.startsWith("p=")) {
       throw new DfosError(
         Status.UNSUPPORTED,
-        `Cannot log in with ${SCRAM_SHA_256}: channel binding ("${first.channelBinding}") is not supported; ` +
+        `Cannot log in with ${SCRAM_SHA_256}: channel binding ("${excerpt(first.channelBinding)}") is not supported; ` +
           'start with "n,,"',
       );
     }
     if (first.authzid !== "" && first.authzid !== first.user) {
-      throw refusal(`logging in as one user ("${first.user}") for another ("${first.authzid}") is not supported`);
+      throw refusal(
+        `logging in as one user ("${excerpt(first.user)}") for another ("${excerpt(first.authzid)}") is not supported`,
+      );
     }
     const { secret, known } = await this.#users.lookup(first.user);
     const nonce = first.nonce + this.#serverNonce;
