@@ -126,11 +126,16 @@ function fail(error: unknown): void {
 
 /**
  * Sends each record to the process, its values rendered here as the log's
- * formatter would; unless its address has had its share of this window.
+ * formatter would; unless its address has had its share of this window. A
+ * logged-in user's own work (an info record with a `user` and no `refused`:
+ * a login, an operation, a close) is the performance log and is not limited:
+ * its pace is the server's. Refusals, warnings and errors are, as is all
+ * that a connection logs before it logs in.
  */
 const forwardingSink: Sink = (record: LogRecord) => {
-  const address = record.properties.address;
-  if (!limiter.admit(typeof address === "string" ? address : undefined)) {
+  const { address, user, refused } = record.properties;
+  const work = record.level === "info" && user !== undefined && refused === undefined;
+  if (!work && !limiter.admit(typeof address === "string" ? address : undefined)) {
     counters.suppress(1);
     return;
   }

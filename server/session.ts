@@ -94,7 +94,8 @@ export class Session {
   readonly #tlsConn: Deno.TlsConn | null;
   /** True while the TLS handshake runs: nothing can be said to the client then, only the connection cut. */
   #securing = false;
-  readonly #context: SessionContext;
+  /** What the server's sessions share; once logged in, its log's records carry the user (`log.with`). */
+  #context: SessionContext;
   /** The client's address as the throttle counts it (an IPv6 address by its /64). */
   readonly #address: string;
   /** Ends the pause before a login's answer early, while one is under way. */
@@ -325,6 +326,8 @@ export class Session {
     const busy = this.#context.caps.login(user);
     if (busy === null) {
       this.#user = user;
+      // The log's per-address limit passes a logged-in user's own work (server/log_limiter.ts), not refusals.
+      this.#context = { ...this.#context, log: this.#context.log.with({ user }) };
       return true;
     }
     this.#context.stats.failure("BUSY");
@@ -549,7 +552,7 @@ export class Session {
     this.#context.stats.failure(statusName(message.code));
     const what = kind ? `${kind} of ${excerpt(name ?? "")} for ${this.#user}` : `request from ${this.remote}`;
     if (unexpected) this.#context.log.error`${what} failed: ${error}`;
-    else this.#context.log.info`${what} refused: ${message.message}`;
+    else this.#context.log.with({ refused: true }).info`${what} refused: ${message.message}`;
     await this.#channel.send(message);
   }
 

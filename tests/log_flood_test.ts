@@ -12,6 +12,7 @@
 
 import { ok, strictEqual } from "node:assert/strict";
 import { join } from "node:path";
+import { DfosClient } from "../client/connection.ts";
 import { delay, spawnCli, USERS, waitFor } from "./_fixture.ts";
 import { frameBytes, HELLO, rawFrame } from "./_peer.ts";
 import { MESSAGE_CODES } from "../shared/messages.ts";
@@ -304,4 +305,32 @@ Deno.test("with a console nobody reads, a flood costs console lines, not memory,
   console.log(`unread console: log ${log.length} bytes; exit ${took.toFixed(0)} ms after SIGTERM`);
   ok(/Shut down\. Totals: .*log records dropped \d+ \(.*console slow \d+/.test(log), "the totals say what was lost");
   ok(rssPeak < rssBefore + 200 * MiB, `RSS went from ${rssBefore / MiB} to ${rssPeak / MiB} MiB`);
+});
+
+Deno.test("a logged-in user's own work is all in the performance log, while its refused requests are summarised", async () => {
+  await using served = await startServe([], new LineWatch("console"));
+  const client = await DfosClient.connect({ server: `127.0.0.1:${served.port}`, user: "alice", password: USERS.alice });
+  try {
+    const body = new Uint8Array(100);
+    for (let i = 0; i < 60; i++) {
+      await client.put(
+        `f${i}`,
+        (async function* () {
+          yield body;
+        })(),
+        { size: body.length },
+      );
+    }
+    for (let i = 0; i < 60; i++) await client.remove(`missing-${i}`).catch(() => {});
+  } finally {
+    await client.close();
+  }
+  served.child.kill("SIGTERM");
+  ok(await endsWithin(served, 20_000), "dfos serve did not end within 20 s of SIGTERM");
+  const log = await checkLogFile(served.log);
+  const puts = log.split("\n").filter((line) => / put user=alice name=f\d+ bytes=100 /.test(line));
+  strictEqual(puts.length, 60, "every upload has its performance line");
+  const refused = log.split("\n").filter((line) => /rm of missing-\d+ for alice refused/.test(line));
+  ok(refused.length > 0 && refused.length <= 20, `${refused.length} refusals logged one by one`);
+  ok(/more records from 127\.0\.0\.1 suppressed in the last \d+ s/.test(log), "the rest summarised");
 });
