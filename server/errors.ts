@@ -27,7 +27,7 @@ export function errorReply(error: unknown): ErrorReply {
   if (error instanceof DfosError) {
     return { message: { type: "error", code: error.code, message: error.message }, unexpected: false };
   }
-  if (error instanceof Error && /ENOSPC|No space left/i.test(error.message)) {
+  if (isNoSpace(error)) {
     return {
       message: { type: "error", code: Status.INTERNAL, message: "The server has no space left to store the file" },
       unexpected: true,
@@ -37,4 +37,9 @@ export function errorReply(error: unknown): ErrorReply {
     message: { type: "error", code: Status.INTERNAL, message: "Internal server error (details are in the server log)" },
     unexpected: true,
   };
+}
+
+/** True for the error of a write that found the disk full (`ENOSPC`). */
+export function isNoSpace(error: unknown): boolean {
+  return error instanceof Error && /ENOSPC|No space left/i.test(error.message);
 }

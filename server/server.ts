@@ -310,6 +310,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
   const context = {
     storage,
     mechanisms,
+    users,
     stats,
     log,
     agent: SERVER_AGENT,

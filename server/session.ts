@@ -1,7 +1,8 @@
 /**
  * `Session`: one client connection on the server, from HELLO to close:
  * version handshake, authentication (three attempts), then any number of
- * requests in turn, each dispatched through `HANDLERS`.
+ * requests in turn, each dispatched through `HANDLERS`, as long as the user
+ * stays in the users file unchanged.
  *
  * On a TLS server, the session first runs the TLS handshake. One timer per
  * session closes a connection that has not completed TLS and logged in within
@@ -23,11 +24,12 @@ import { excerpt, printableName } from "../shared/names.ts";
 import { DfosError, Status, type StatusCode, statusName } from "../shared/status.ts";
 import type { AuthMechanism, AuthStep } from "./auth/mechanism.ts";
 import type { ConnectionCaps } from "./connection_caps.ts";
-import { errorReply } from "./errors.ts";
+import { errorReply, isNoSpace } from "./errors.ts";
 import { HANDLERS, isRequestType, type Reply, type Request, type RequestLimits, type RequestType } from "./handlers.ts";
 import type { ServerStats } from "./stats.ts";
 import type { Storage } from "./storage.ts";
-import { addressKey, type LoginThrottle } from "./throttle.ts";
+import { addressKey, type FailureOutcome, type LoginSlot, type LoginThrottle } from "./throttle.ts";
+import type { UserFile } from "./users.ts";
 
 /** Failed logins allowed on one connection before it is closed. */
 export const MAX_AUTH_ATTEMPTS = 3;
@@ -47,6 +49,8 @@ export interface SessionContext {
   storage: Storage;
   /** The mechanisms offered, by name. */
   mechanisms: ReadonlyMap<string, AuthMechanism>;
+  /** The users file the mechanisms check against: a session whose user is removed or changed there ends. */
+  users: UserFile;
   /** The server's totals. */
   stats: ServerStats;
   /** Where to log. */
@@ -60,7 +64,10 @@ export interface SessionContext {
    * neither offered nor accepted.
    */
   tls: boolean;
-  /** Failed logins per address and user name: the delay of an answer, the lockout of an address. */
+  /**
+   * Failed logins per address and user name: the delay of an answer, the
+   * lockout of an address, and the slots in which an address's passwords are checked.
+   */
   throttle: LoginThrottle;
   /** Connections open per address and per user (the server counts the addresses; a session, its user). */
   caps: ConnectionCaps;
@@ -98,10 +105,12 @@ export class Session {
   #context: SessionContext;
   /** The client's address as the throttle counts it (an IPv6 address by its /64). */
   readonly #address: string;
-  /** Ends the pause before a login's answer early, while one is under way. */
+  /** Ends a login's waits early (a slot, the PBKDF2 queue, a held answer), while one is under way. */
   #wake: (() => void) | null = null;
   readonly #opened = performance.now();
   #user: string | null = null;
+  /** What the user's login was checked against: a request after it changed in the users file ends the session. */
+  #credential = "";
   #operations = 0;
   #bytesIn = 0;
   #bytesOut = 0;
@@ -250,70 +259,140 @@ export class Session {
   }
 
   /**
-   * Up to three login attempts. Each answer is held as long as the throttle
-   * says, whether the password was right or wrong; an address locked out is
-   * refused at once, before any password is checked.
+   * Up to three login attempts. Each step that may check a password runs in
+   * a slot of the throttle (so parallel attempts from one address are
+   * checked at most as often as its lockout allows); each answer is held as
+   * long as the throttle says, whether the password was right or wrong; an
+   * address locked out is refused at once, before any password is checked.
+   * Every refused attempt counts as a failure, a malformed one (a message
+   * that is not AUTH, a bad SCRAM message, an unoffered mechanism) included:
+   * a protocol error during login is no free retry.
    */
   async #authenticate(): Promise<boolean> {
-    const { log, mechanisms, stats, storage, throttle } = this.#context;
-    for (let attempt = 1; attempt <= MAX_AUTH_ATTEMPTS; attempt++) {
-      const auth = await this.#channel.receive();
-      if (auth === null) return false;
-      if (auth.type !== "auth") {
-        throw new DfosError(Status.AUTH_REQUIRED, `Cannot serve ${auth.type}: log in first`);
+    const { log, mechanisms, stats, throttle } = this.#context;
+    // Ends every wait of the login (a slot, the PBKDF2 queue, a held answer) when the connection is closed.
+    const login = new AbortController();
+    this.#wake = () => login.abort();
+    try {
+      for (let attempt = 1; attempt <= MAX_AUTH_ATTEMPTS; attempt++) {
+        /** The user name tried, once the exchange has named one. */
+        let name: string | null = null;
+        let slot: LoginSlot | null = null;
+        let step: AuthStep;
+        let auth: MessageOf<"auth">;
+        let mechanism: AuthMechanism | undefined;
+        try {
+          const received = await this.#channel.receive();
+          if (received === null) return false;
+          if (await this.#lockedOut()) return false;
+          if (received.type !== "auth") {
+            throw new DfosError(Status.AUTH_REQUIRED, `Cannot serve ${received.type}: log in first`);
+          }
+          auth = received;
+          mechanism = this.#offered(auth.mechanism);
+          const exchange = mechanism?.start();
+          if (exchange === undefined) {
+            step = { kind: "failure" };
+          } else {
+            let data = auth.data;
+            while (true) {
+              slot = await throttle.reserve(this.#address, login.signal);
+              // Locked out: by an attempt that failed while this one waited for its slot, perhaps.
+              if (slot === null) {
+                await this.#lockedOut();
+                return false;
+              }
+              step = await exchange.step(data, login.signal);
+              if (step.user !== undefined) name = step.user;
+              if (step.kind !== "continue") break;
+              slot.release(); // a challenge checks nothing
+              await this.#channel.send({ type: "auth-continue", data: step.data });
+              const response = await this.#channel.receive();
+              if (response === null) return false; // given up: no password was checked, nothing to count
+              if (response.type !== "auth-response") {
+                throw new DfosError(Status.BAD_REQUEST, `Unexpected ${response.type} message (expected auth-response)`);
+              }
+              data = response.data;
+            }
+          }
+        } catch (error) {
+          if (this.#closing !== null || this.#aborted || login.signal.aborted || isConnectionLoss(error)) {
+            slot?.release(); // cut short, not refused: nothing was checked, or nobody is left to answer
+          } else {
+            // Counted like a wrong password; why it was refused is logged once, where the connection is closed.
+            const outcome = slot?.held ? slot.failure(name) : throttle.failure(this.#address, name);
+            const counts = `${outcome.addressFailures} from ${this.#address}, ${outcome.nameFailures} on this name`;
+            log.warn`Failed login from ${this.remote} as ${
+              shownUser(name)
+            } (malformed, attempt ${attempt} of ${MAX_AUTH_ATTEMPTS}; ${counts})`;
+            if (outcome.lockout) this.#logLockout(outcome, name);
+          }
+          throw error;
+        }
+        const hold = throttle.delayFor(this.#address, name);
+        if (step.kind === "success") {
+          slot!.success(step.user);
+          await this.#prepareUser(step.user);
+          if (!await this.#pause(hold, login.signal)) return false;
+          if (!await this.#admit(step.user)) return false;
+          this.#credential = step.credential;
+          await this.#channel.send({ type: "auth-ok", user: step.user, data: step.data });
+          const held = hold > 0 ? `; answer held ${hold} ms` : "";
+          log.info`Login of ${printableName(step.user)} from ${this.remote} (${auth.mechanism}${held})`;
+          return true;
+        }
+        stats.failure("AUTH_FAILED");
+        const outcome = slot?.held ? slot.failure(name) : throttle.failure(this.#address, name);
+        const left = MAX_AUTH_ATTEMPTS - attempt;
+        const why = mechanism
+          ? "unknown user or wrong password"
+          : mechanisms.get(auth.mechanism)?.sendsPassword
+          ? `mechanism "${auth.mechanism}" is not offered without TLS: it would send the password in clear`
+          : `mechanism "${auth.mechanism}" is not offered`;
+        const what = `${shownUser(auth.mechanism)}, attempt ${attempt} of ${MAX_AUTH_ATTEMPTS}`;
+        const counts = `${outcome.addressFailures} from ${this.#address}, ${outcome.nameFailures} on this name`;
+        log.warn`Failed login from ${this.remote} as ${shownUser(name)} (${what}; ${counts}; answer held ${hold} ms)`;
+        const lockoutSeconds = Math.ceil(throttle.lockoutMs / 1000);
+        let ending = left > 0 ? ` (${left} attempt${left === 1 ? "" : "s"} left)` : "; closing the connection";
+        if (outcome.lockout) {
+          this.#logLockout(outcome, name);
+          ending = `; too many failed logins from ${this.#address}: no login from there for ${lockoutSeconds} s; ` +
+            "closing the connection";
+        }
+        if (!await this.#pause(hold, login.signal)) return false;
+        await this.#channel.send({
+          type: "error",
+          code: Status.AUTH_FAILED,
+          message: `Authentication failed: ${why}${ending}`,
+        });
+        if (outcome.lockout) return false;
       }
-      if (await this.#lockedOut()) return false;
-      const mechanism = this.#offered(auth.mechanism);
-      const exchange = mechanism?.start();
-      let step: AuthStep = exchange ? await exchange.step(auth.data) : { kind: "failure" };
-      while (step.kind === "continue" && exchange) {
-        await this.#channel.send({ type: "auth-continue", data: step.data });
-        const response = await this.#channel.expect("auth-response");
-        // Again before the proof is checked: attempts begun in parallel stop here once the address is locked out.
-        if (await this.#lockedOut()) return false;
-        step = await exchange.step(response.data);
-      }
-      const name = step.kind === "continue" ? null : step.user ?? null;
-      const hold = throttle.delayFor(this.#address, name);
-      if (step.kind === "success") {
-        await storage.prepareUser(step.user);
-        if (!await this.#pause(hold)) return false;
-        throttle.success(this.#address);
-        if (!await this.#admit(step.user)) return false;
-        await this.#channel.send({ type: "auth-ok", user: step.user, data: step.data });
-        const held = hold > 0 ? `; answer held ${hold} ms` : "";
-        log.info`Login of ${printableName(step.user)} from ${this.remote} (${auth.mechanism}${held})`;
-        return true;
-      }
-      stats.failure("AUTH_FAILED");
-      const outcome = throttle.failure(this.#address, name);
-      const left = MAX_AUTH_ATTEMPTS - attempt;
-      const why = mechanism
-        ? "unknown user or wrong password"
-        : mechanisms.get(auth.mechanism)?.sendsPassword
-        ? `mechanism "${auth.mechanism}" is not offered without TLS: it would send the password in clear`
-        : `mechanism "${auth.mechanism}" is not offered`;
-      const what = `${shownUser(auth.mechanism)}, attempt ${attempt} of ${MAX_AUTH_ATTEMPTS}`;
-      const counts = `${outcome.addressFailures} from ${this.#address}, ${outcome.nameFailures} on this name`;
-      log.warn`Failed login from ${this.remote} as ${shownUser(name)} (${what}; ${counts}; answer held ${hold} ms)`;
-      const lockoutSeconds = Math.ceil(throttle.lockoutMs / 1000);
-      let ending = left > 0 ? ` (${left} attempt${left === 1 ? "" : "s"} left)` : "; closing the connection";
-      if (outcome.lockout) {
-        stats.failure("AUTH_LOCKOUT");
-        const cause = `${outcome.addressFailures} failed logins, the last from ${this.remote} as ${shownUser(name)}`;
-        log.warn`Locking out ${this.#address} for ${lockoutSeconds} s after ${cause}`;
-        ending = `; too many failed logins from ${this.#address}: no login from there for ${lockoutSeconds} s; ` +
-          "closing the connection";
-      }
-      if (!await this.#pause(hold)) return false;
-      await this.#channel.send({
-        type: "error",
-        code: Status.AUTH_FAILED,
-        message: `Authentication failed: ${why}${ending}`,
-      });
-      if (outcome.lockout) return false;
+      return false;
+    } finally {
+      this.#wake = null;
     }
-    return false;
+  }
+
+  /** Logs the start of a lockout of the session's address. */
+  #logLockout(outcome: FailureOutcome, name: string | null): void {
+    const { log, stats, throttle } = this.#context;
+    stats.failure("AUTH_LOCKOUT");
+    const cause = `${outcome.addressFailures} failed logins, the last from ${this.remote} as ${shownUser(name)}`;
+    log.warn`Locking out ${this.#address} for ${Math.ceil(throttle.lockoutMs / 1000)} s after ${cause}`;
+  }
+
+  /**
+   * Makes the user's folder, on a first login. A full disk refuses the login
+   * with a message that says so (it is not an upload that failed).
+   */
+  async #prepareUser(user: string): Promise<void> {
+    try {
+      await this.#context.storage.prepareUser(user);
+    } catch (error) {
+      if (!isNoSpace(error)) throw error;
+      this.#context.log.error`Cannot create the folder of ${printableName(user)}: ${error}`;
+      throw new DfosError(Status.INTERNAL, "Cannot log in: the server has no space left to create the user's folder");
+    }
   }
 
   /**
@@ -359,21 +438,41 @@ export class Session {
 
   /**
    * Waits `ms` before a login's answer (0: not at all), on a timer: other
-   * connections go on meanwhile. A close or abort ends the wait early.
+   * connections go on meanwhile. A close or abort (`signal`) ends the wait early.
    *
    * @returns True when the session may go on (it is not being closed).
    */
-  async #pause(ms: number): Promise<boolean> {
-    if (ms > 0 && this.#closing === null && !this.#aborted) {
+  async #pause(ms: number, signal: AbortSignal): Promise<boolean> {
+    if (ms > 0 && this.#closing === null && !this.#aborted && !signal.aborted) {
       let timer: ReturnType<typeof setTimeout> | undefined;
+      let onAbort: (() => void) | undefined;
       await new Promise<void>((resolve) => {
-        this.#wake = resolve;
+        onAbort = resolve;
+        signal.addEventListener("abort", onAbort, { once: true });
         timer = setTimeout(resolve, ms);
       });
       clearTimeout(timer);
-      this.#wake = null;
+      signal.removeEventListener("abort", onAbort!);
     }
     return this.#closing === null && !this.#aborted;
+  }
+
+  /**
+   * Ends the session if its user has been removed from the users file, or
+   * its password changed, since it logged in. The file is looked at once a
+   * second at most, not at every request.
+   *
+   * @returns True when the session may go on.
+   */
+  async #stillValid(): Promise<boolean> {
+    const user = this.#user!;
+    if (await this.#context.users.holds(user, this.#credential)) return true;
+    this.#closeNow(
+      Status.AUTH_REQUIRED,
+      `Cannot serve the request: user "${printableName(user)}" was removed or changed its password; log in again`,
+      "USER_CHANGED",
+    );
+    return false;
   }
 
   async #serveRequests(): Promise<void> {
@@ -404,6 +503,7 @@ export class Session {
       }
       // Closed meanwhile (idle, or draining: then the client was told BUSY, which answers this request).
       if (message === null || this.#closing !== null) return;
+      if (!await this.#stillValid()) return; // the user was removed or changed meanwhile
       // Until the next request is awaited, the op clock runs: a client that does not take its reply is cut off.
       this.#working = () => false;
       this.#watchTransfer(() => this.#working());

@@ -1,12 +1,15 @@
 /**
  * `LoginThrottle`: what failed logins cost, per client address and per user
- * name. It is bookkeeping only, with an injectable clock: the session asks
- * it how long to hold an answer and whether an address is locked out, and
- * tells it how each attempt ended. It sets no timer and blocks nothing; the
- * session holds its own answer with a timer, so other connections go on.
+ * name. It is bookkeeping with an injectable clock: the session asks it how
+ * long to hold an answer and whether an address is locked out, reserves a
+ * slot before each step of a login that may check a password, and tells it
+ * how each step ended. It sets no timer; the session holds its own answer
+ * with a timer, so other connections go on.
  *
  * - Every failed login counts against the client's address
- *   ({@linkcode addressKey}) and against the user name it tried. The
+ *   ({@linkcode addressKey}) and against the user name it tried (none for a
+ *   malformed attempt). Every refused attempt is a failure: a wrong password,
+ *   an unknown user, an unoffered mechanism, a malformed message. The
  *   throttle is never told whether that name exists: an unknown user and a
  *   wrong password cost the same, by construction.
  * - Once either key has `freeFailures` failures, the answer to each further
@@ -19,10 +22,17 @@
  *   is checked. A user name is never locked out, so failures from elsewhere
  *   cannot keep its owner out: from another address, the right password
  *   still logs in (after the name's delay).
+ * - A password is checked only in a slot ({@linkcode LoginThrottle.reserve}):
+ *   an address's failures plus its checks in flight never exceed
+ *   `lockoutFailures`, so attempts sent in parallel are checked at most that
+ *   many times per window; the others wait for a slot, and are refused once
+ *   the lockout begins.
  * - A key's failures are forgotten `lockoutMs` after the last one (or when its
  *   lockout ends, if later); `lockoutMs` 0 turns the throttle off. A login
- *   forgets its address's failures, not its name's (they may come from
- *   someone else).
+ *   forgets only what it proves: the failures its address made on the same
+ *   user name. It never ends a lockout, never forgets other names' failures
+ *   (a login as one's own account must not buy guesses at another's), and
+ *   never the name's failures from elsewhere.
  * - At most `maxKeys` addresses and as many names are tracked: when one more
  *   comes, expired entries go first, else the one whose last failure is the
  *   oldest. Memory stays bounded whatever a distributed attack sends.
@@ -64,6 +74,13 @@ export const DEFAULT_MAX_KEYS = 100_000;
 
 /** Characters of a user name that count: longer names share an entry with their first ones. */
 const NAME_KEY_LENGTH = 256;
+
+/**
+ * Names whose failures an address entry keeps apart, so that a login can
+ * forget its own name's; failures on further names stay in the address's
+ * count, and no login forgets them.
+ */
+const NAMES_PER_ADDRESS = 32;
 
 /** Options for {@linkcode LoginThrottle}. */
 export interface LoginThrottleOptions {
@@ -130,6 +147,68 @@ interface Entry {
   last: number;
   /** Until when the key is locked out (addresses only; 0: not locked). */
   lockedUntil: number;
+  /** Of an address: its failures per user name tried (at most `NAMES_PER_ADDRESS` names). */
+  byName?: Map<string, number>;
+}
+
+/** An address's password checks under way, and the attempts waiting for one to end. */
+interface InFlight {
+  count: number;
+  waiters: Set<() => void>;
+}
+
+/**
+ * The right to check one password for an address, from
+ * {@linkcode LoginThrottle.reserve}. Settle it once the check is done: as a
+ * failure, a success, or neither (the step checked nothing, or the
+ * connection went away before it could). Only the first settlement frees
+ * the slot; `failure()` counts a failure every time it is called.
+ */
+export class LoginSlot {
+  readonly #throttle: LoginThrottle;
+  readonly #address: string;
+  #held = true;
+
+  /** @internal Made by {@linkcode LoginThrottle.reserve} only. */
+  constructor(throttle: LoginThrottle, address: string) {
+    this.#throttle = throttle;
+    this.#address = address;
+  }
+
+  /** True until the slot is settled. */
+  get held(): boolean {
+    return this.#held;
+  }
+
+  /** Frees the slot without counting anything. Safe to call again. */
+  release(): void {
+    if (!this.#held) return;
+    this.#held = false;
+    this.#throttle.freeSlot(this.#address);
+  }
+
+  /**
+   * Counts a failed login and frees the slot.
+   *
+   * @param name The user name tried, or null when the attempt never named one.
+   * @returns Whether this failure started a lockout, and the counts.
+   */
+  failure(name: string | null): FailureOutcome {
+    // Counted before the slot is freed: an attempt waiting for it then sees the failure.
+    const outcome = this.#throttle.failure(this.#address, name);
+    this.release();
+    return outcome;
+  }
+
+  /**
+   * Notes a successful login as `name` ({@linkcode LoginThrottle.success}) and frees the slot.
+   *
+   * @param name The user who logged in.
+   */
+  success(name: string): void {
+    this.#throttle.success(this.#address, name);
+    this.release();
+  }
 }
 
 /** Counts failed logins per address and per user name, and says what they cost. */
@@ -145,6 +224,8 @@ export class LoginThrottle {
   readonly #addresses = new Map<string, Entry>();
   /** By user name; in the order of their last failure, oldest first. */
   readonly #names = new Map<string, Entry>();
+  /** By address key: checks under way (an entry only while there is one, or a waiter). */
+  readonly #inFlight = new Map<string, InFlight>();
 
   /** @param options Thresholds, delays, lockout, memory bound and clock. */
   constructor(options: LoginThrottleOptions = {}) {
@@ -194,6 +275,66 @@ export class LoginThrottle {
   }
 
   /**
+   * Waits until the address may have one more password checked, and reserves
+   * that check: its failures plus its checks under way stay below
+   * `lockoutFailures` (without a lockout, a slot is granted at once). Waits
+   * for a check under way to end when there is no room; an address locked
+   * out meanwhile gets no slot.
+   *
+   * @param address The client's address key.
+   * @param signal Ends the wait (the connection is closing): the promise then rejects with its reason.
+   * @returns The slot, or null when the address is locked out ({@linkcode lockedFor}).
+   */
+  async reserve(address: string, signal?: AbortSignal): Promise<LoginSlot | null> {
+    while (true) {
+      signal?.throwIfAborted();
+      if (this.lockedFor(address) > 0) return null;
+      const inFlight = this.#inFlight.get(address) ?? { count: 0, waiters: new Set() };
+      const failures = this.#get(this.#addresses, address)?.count ?? 0;
+      if (this.#lockoutFailures <= 0 || this.#lockoutMs <= 0 || failures + inFlight.count < this.#lockoutFailures) {
+        inFlight.count++;
+        this.#inFlight.set(address, inFlight);
+        return new LoginSlot(this, address);
+      }
+      // No room: wait for a check under way to end (a success makes room, failures may start the lockout).
+      this.#inFlight.set(address, inFlight);
+      await new Promise<void>((resolve, reject) => {
+        const onAbort = () => {
+          inFlight.waiters.delete(wake);
+          this.#forget(address, inFlight);
+          reject(signal!.reason);
+        };
+        const wake = () => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve();
+        };
+        inFlight.waiters.add(wake);
+        signal?.addEventListener("abort", onAbort, { once: true });
+      });
+    }
+  }
+
+  /** Checks under way for the address (for tests and the log). */
+  checking(address: string): number {
+    return this.#inFlight.get(address)?.count ?? 0;
+  }
+
+  /** @internal Called by {@linkcode LoginSlot}: one check for the address has ended; the waiters look again. */
+  freeSlot(address: string): void {
+    const inFlight = this.#inFlight.get(address);
+    if (inFlight === undefined) return;
+    inFlight.count--;
+    const waiters = [...inFlight.waiters];
+    inFlight.waiters.clear();
+    this.#forget(address, inFlight);
+    for (const wake of waiters) wake();
+  }
+
+  #forget(address: string, inFlight: InFlight): void {
+    if (inFlight.count <= 0 && inFlight.waiters.size === 0) this.#inFlight.delete(address);
+  }
+
+  /**
    * Counts a failed login against the address and the name.
    *
    * @param address The client's address key.
@@ -208,18 +349,35 @@ export class LoginThrottle {
       entry.lockedUntil = now + this.#lockoutMs;
       lockout = this.#lockoutMs > 0;
     }
+    if (name !== null) {
+      const byName = entry.byName ??= new Map();
+      const key = nameKey(name);
+      if (byName.has(key) || byName.size < NAMES_PER_ADDRESS) byName.set(key, (byName.get(key) ?? 0) + 1);
+    }
     const nameFailures = name === null ? 0 : this.#count(this.#names, nameKey(name), now).count;
     return { lockout, addressFailures: entry.count, nameFailures };
   }
 
   /**
-   * Notes a successful login: the address's failures are forgotten. The
-   * name's are kept until they expire, as they may come from elsewhere.
+   * Notes a successful login as `name`: the failures this address made on
+   * that name are forgotten, as the login proves they were its owner's
+   * typos. Nothing else is: not the address's failures on other names (a
+   * login as one's own account must not buy more guesses at another's), not
+   * a lockout under way, and not the name's failures from elsewhere.
    *
    * @param address The client's address key.
+   * @param name The user who logged in.
    */
-  success(address: string): void {
-    this.#addresses.delete(address);
+  success(address: string, name: string): void {
+    const now = this.#now();
+    const entry = this.#get(this.#addresses, address);
+    if (entry === undefined || entry.lockedUntil > now) return;
+    const key = nameKey(name);
+    const own = entry.byName?.get(key) ?? 0;
+    if (own === 0) return;
+    entry.byName!.delete(key);
+    entry.count -= own;
+    if (entry.count <= 0) this.#addresses.delete(address);
   }
 
   #delay(count: number): number {

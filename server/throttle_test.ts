@@ -1,5 +1,5 @@
-import { deepStrictEqual, strictEqual } from "node:assert/strict";
-import { addressKey, LoginThrottle, type LoginThrottleOptions } from "./throttle.ts";
+import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
+import { addressKey, LoginSlot, LoginThrottle, type LoginThrottleOptions } from "./throttle.ts";
 
 /** A throttle on a clock the test moves by hand. */
 function fakeClock(options: LoginThrottleOptions = {}): { throttle: LoginThrottle; advance(ms: number): void } {
@@ -81,13 +81,67 @@ Deno.test("LoginThrottle forgets a key's failures a lockout window after the las
   deepStrictEqual(throttle.size, { addresses: 0, names: 0 }, "expired entries are dropped when looked at");
 });
 
-Deno.test("LoginThrottle forgets an address's failures at a login, not the name's", () => {
+Deno.test("LoginThrottle forgets at a login only the address's failures on that name, not the name's", () => {
   const { throttle } = fakeClock(SMALL);
   for (let i = 0; i < 4; i++) throttle.failure("192.0.2.1", "alice");
-  throttle.success("192.0.2.1");
+  throttle.success("192.0.2.1", "alice");
   strictEqual(throttle.delayFor("192.0.2.1", null), 0);
   strictEqual(throttle.delayFor("192.0.2.1", "alice"), 400, "the name's failures may be someone else's");
   strictEqual(throttle.failure("192.0.2.1", "bob").addressFailures, 1);
+});
+
+Deno.test("LoginThrottle: a login as one's own account forgets no guesses at another's, nor a lockout", () => {
+  const { throttle } = fakeClock(SMALL); // 6 failures lock an address out
+  for (let i = 0; i < 5; i++) throttle.failure("192.0.2.1", "bob");
+  throttle.failure("192.0.2.1", "mallory"); // a typo on the attacker's own account: the sixth failure
+  strictEqual(throttle.lockedFor("192.0.2.1"), 60_000);
+  throttle.success("192.0.2.1", "mallory");
+  strictEqual(throttle.lockedFor("192.0.2.1"), 60_000, "the lockout stands");
+  strictEqual(throttle.delayFor("192.0.2.1", null), 500);
+
+  const other = fakeClock(SMALL).throttle;
+  for (let i = 0; i < 4; i++) other.failure("192.0.2.1", "bob");
+  other.failure("192.0.2.1", "mallory");
+  other.success("192.0.2.1", "mallory"); // forgets the typo, not the guesses at bob
+  deepStrictEqual(other.failure("192.0.2.1", "bob"), { lockout: false, addressFailures: 5, nameFailures: 5 });
+  strictEqual(other.failure("192.0.2.1", "bob").lockout, true);
+});
+
+Deno.test("LoginThrottle.reserve: failures plus checks under way never exceed the lockout's count", async () => {
+  const { throttle } = fakeClock(SMALL); // 6 failures lock an address out
+  const slots = await Promise.all(Array.from({ length: 6 }, () => throttle.reserve("192.0.2.1")));
+  strictEqual(throttle.checking("192.0.2.1"), 6);
+  // A seventh waits for one of the six to end...
+  let granted = false;
+  const waiting = throttle.reserve("192.0.2.1").then((slot) => (granted = true, slot));
+  await Promise.resolve();
+  strictEqual(granted, false);
+  // ...a success makes room for it...
+  slots[0]!.success("alice");
+  const seventh = await waiting;
+  ok(seventh instanceof LoginSlot);
+  // ...and once the failures lock the address out, those waiting get no slot.
+  const eighth = throttle.reserve("192.0.2.1");
+  for (const slot of [...slots.slice(1), seventh]) slot!.failure("bob");
+  strictEqual(await eighth, null);
+  strictEqual(throttle.lockedFor("192.0.2.1"), 60_000);
+  strictEqual(throttle.checking("192.0.2.1"), 0);
+  // Another address is not held up.
+  const elsewhere = await throttle.reserve("192.0.2.2");
+  elsewhere!.release();
+  elsewhere!.release(); // settling twice frees one slot
+  strictEqual(throttle.checking("192.0.2.2"), 0);
+});
+
+Deno.test("LoginThrottle.reserve gives up waiting when its signal is aborted", async () => {
+  const { throttle } = fakeClock({ ...SMALL, lockoutFailures: 1 });
+  const slot = await throttle.reserve("192.0.2.1");
+  const controller = new AbortController();
+  const waiting = throttle.reserve("192.0.2.1", controller.signal);
+  controller.abort(new Error("closing"));
+  await rejects(waiting, /closing/);
+  slot!.release();
+  strictEqual(throttle.checking("192.0.2.1"), 0);
 });
 
 Deno.test("LoginThrottle with a lockout window of 0 remembers nothing", () => {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { DEFAULT_ITERATIONS, deriveKeys, formatSecret, makeSecret, type ScramSecret } from "../shared/scram.ts";
+import { DEFAULT_ITERATIONS, deriveKeys, formatSecret, makeSecret } from "../shared/scram.ts";
 import { parseUserLine, UserFile } from "./users.ts";
 
 /** The warnings other than the one about each password stored in clear. */
@@ -36,8 +36,8 @@ Deno.test("UserFile parses user:password lines, skips blank and # lines, warns a
   ].join("\n");
   await withUserFile(text, async (users, path, warnings) => {
     assert.equal(await users.load(), 2);
-    assert.equal(await users.verify("alice", "secret"), true);
-    assert.equal(await users.verify("bob", "hunter2"), true);
+    assert.ok(await users.verify("alice", "secret"));
+    assert.ok(await users.verify("bob", "hunter2"));
     assert.deepEqual(warnings, [
       `${path}:2: the password of "alice" is stored in clear; "dfos passwd alice --users ${path}" stores it hashed`,
       `${path}:6: the password of "bob" is stored in clear; "dfos passwd bob --users ${path}" stores it hashed`,
@@ -49,12 +49,12 @@ Deno.test("UserFile keeps every character after the first colon as the password"
   const text = "carol:pa:ss:word\ndave::\nerin: spaced \nfrank:#not-a-comment\n";
   await withUserFile(text, async (users, _path, warnings) => {
     assert.equal(await users.load(), 4);
-    assert.equal(await users.verify("carol", "pa:ss:word"), true);
-    assert.equal(await users.verify("carol", "pa"), false);
-    assert.equal(await users.verify("dave", ":"), true);
-    assert.equal(await users.verify("erin", " spaced "), true);
-    assert.equal(await users.verify("erin", "spaced"), false);
-    assert.equal(await users.verify("frank", "#not-a-comment"), true);
+    assert.ok(await users.verify("carol", "pa:ss:word"));
+    assert.equal(await users.verify("carol", "pa"), null);
+    assert.ok(await users.verify("dave", ":"));
+    assert.ok(await users.verify("erin", " spaced "));
+    assert.equal(await users.verify("erin", "spaced"), null);
+    assert.ok(await users.verify("frank", "#not-a-comment"));
     assert.deepEqual(others(warnings), []);
   });
 });
@@ -62,8 +62,8 @@ Deno.test("UserFile keeps every character after the first colon as the password"
 Deno.test("UserFile reads Windows line endings", async () => {
   await withUserFile("alice:secret\r\nbob:hunter2\r\n", async (users) => {
     assert.equal(await users.load(), 2);
-    assert.equal(await users.verify("alice", "secret"), true);
-    assert.equal(await users.verify("bob", "hunter2"), true);
+    assert.ok(await users.verify("alice", "secret"));
+    assert.ok(await users.verify("bob", "hunter2"));
   });
 });
 
@@ -86,37 +86,37 @@ Deno.test("UserFile skips invalid user names and lines without a colon, with a w
     assert.match(warnings[2], /:4: expected "user:password"/);
     assert.match(warnings[3], /:5: /);
     assert.match(warnings[4], /:6: user name is longer than 64 bytes/);
-    assert.equal(await users.verify(".hidden", "pw"), false);
-    assert.equal(await users.verify("", "nouser"), false);
-    assert.equal(await users.verify("bob", "hunter2"), true);
+    assert.equal(await users.verify(".hidden", "pw"), null);
+    assert.equal(await users.verify("", "nouser"), null);
+    assert.ok(await users.verify("bob", "hunter2"));
   });
 });
 
 Deno.test("UserFile warns about a repeated user and keeps the last line", async () => {
   await withUserFile("alice:old\nalice:new\n", async (users, _path, warnings) => {
     assert.equal(await users.load(), 1);
-    assert.equal(await users.verify("alice", "new"), true);
-    assert.equal(await users.verify("alice", "old"), false);
+    assert.ok(await users.verify("alice", "new"));
+    assert.equal(await users.verify("alice", "old"), null);
     assert.equal(others(warnings).length, 1);
     assert.match(others(warnings)[0], /:2: user "alice" appears again; the last line wins/);
   });
 });
 
-Deno.test("UserFile.verify is true only for a known user with the right password", async () => {
+Deno.test("UserFile.verify gives a credential only for a known user with the right password", async () => {
   await withUserFile("alice:secret\n", async (users) => {
-    assert.equal(await users.verify("alice", "secret"), true);
-    assert.equal(await users.verify("alice", "Secret"), false);
-    assert.equal(await users.verify("alice", "secret "), false);
-    assert.equal(await users.verify("alice", ""), false);
-    assert.equal(await users.verify("Alice", "secret"), false);
-    assert.equal(await users.verify("mallory", "secret"), false);
-    assert.equal(await users.verify("", ""), false);
+    assert.ok(await users.verify("alice", "secret"));
+    assert.equal(await users.verify("alice", "Secret"), null);
+    assert.equal(await users.verify("alice", "secret "), null);
+    assert.equal(await users.verify("alice", ""), null);
+    assert.equal(await users.verify("Alice", "secret"), null);
+    assert.equal(await users.verify("mallory", "secret"), null);
+    assert.equal(await users.verify("", ""), null);
   });
 });
 
 Deno.test("UserFile re-reads the file after it changes", async () => {
   await withUserFile("alice:secret\n", async (users, path) => {
-    assert.equal(await users.verify("alice", "secret"), true);
+    assert.ok(await users.verify("alice", "secret"));
     const before = await Deno.stat(path);
 
     // New content of another size, and an mtime that is surely different.
@@ -126,22 +126,22 @@ Deno.test("UserFile re-reads the file after it changes", async () => {
     assert.notEqual(after.size, before.size);
     assert.notEqual(after.mtime?.getTime(), before.mtime?.getTime());
 
-    assert.equal(await users.verify("alice", "secret"), false);
-    assert.equal(await users.verify("alice", "changed"), true);
-    assert.equal(await users.verify("bob", "hunter2"), true);
+    assert.equal(await users.verify("alice", "secret"), null);
+    assert.ok(await users.verify("alice", "changed"));
+    assert.ok(await users.verify("bob", "hunter2"));
     assert.equal(await users.load(), 2);
   });
 });
 
 Deno.test("UserFile re-reads a file replaced by another of the same size", async () => {
   await withUserFile("alice:secret1\n", async (users, path) => {
-    assert.equal(await users.verify("alice", "secret1"), true);
+    assert.ok(await users.verify("alice", "secret1"));
     // Written beside it and renamed over it, as editors do: same size, new inode.
     const next = `${path}.new`;
     await Deno.writeTextFile(next, "alice:secret2\n");
     await Deno.rename(next, path);
-    assert.equal(await users.verify("alice", "secret1"), false);
-    assert.equal(await users.verify("alice", "secret2"), true);
+    assert.equal(await users.verify("alice", "secret1"), null);
+    assert.ok(await users.verify("alice", "secret2"));
   });
 });
 
@@ -160,7 +160,7 @@ Deno.test("UserFile keeps the last good copy when the file disappears later", as
     assert.equal(await users.load(), 1);
     await Deno.remove(path);
     assert.equal(await users.load(), 1);
-    assert.equal(await users.verify("alice", "secret"), true);
+    assert.ok(await users.verify("alice", "secret"));
     assert.ok(warnings.some((warning) => warning.includes("keeping the last copy")), warnings.join("\n"));
   });
 });
@@ -179,11 +179,11 @@ Deno.test("UserFile reads hashed SCRAM-SHA-256 lines and checks passwords agains
   ].join("\n");
   await withUserFile(text, async (users, _path, warnings) => {
     assert.equal(await users.load(), 3);
-    assert.equal(await users.verify("alice", "secret"), true);
-    assert.equal(await users.verify("alice", "Secret"), false);
-    assert.equal(await users.verify("carol", "pa:ss"), true);
-    assert.equal(await users.verify("carol", "pa"), false);
-    assert.equal(await users.verify("bob", "hunter2"), true);
+    assert.ok(await users.verify("alice", "secret"));
+    assert.equal(await users.verify("alice", "Secret"), null);
+    assert.ok(await users.verify("carol", "pa:ss"));
+    assert.equal(await users.verify("carol", "pa"), null);
+    assert.ok(await users.verify("bob", "hunter2"));
     // Only the line in clear is warned about.
     assert.equal(warnings.length, 1, warnings.join("\n"));
     assert.match(warnings[0], /:3: the password of "bob" is stored in clear/);
@@ -215,10 +215,10 @@ Deno.test("UserFile skips malformed hashed lines with a warning each and keeps t
     assert.match(warnings[2], new RegExp(`^Skipping ${at(4)}stored password has keys of 29 and 32 bytes`));
     assert.match(warnings[3], new RegExp(`^Skipping ${at(5)}stored password has 100 iterations: dfos takes 4096`));
     assert.match(warnings[4], new RegExp(`^Skipping ${at(6)}`));
-    assert.equal(await users.verify("alice", "secret"), true);
-    assert.equal(await users.verify("grace", "secret"), true);
+    assert.ok(await users.verify("alice", "secret"));
+    assert.ok(await users.verify("grace", "secret"));
     // A skipped line is not a password in clear either.
-    assert.equal(await users.verify("bob", "SCRAM-SHA-256$"), false);
+    assert.equal(await users.verify("bob", "SCRAM-SHA-256$"), null);
     assert.equal((await users.lookup("carol")).known, false);
   });
 });
@@ -256,8 +256,8 @@ Deno.test("UserFile makes up a stable entry for an unknown user that never verif
     // Another server process (another UserFile) makes up other entries.
     const elsewhere = new UserFile(path);
     assert.notDeepEqual((await elsewhere.lookup("mallory")).secret.salt, first.secret.salt);
-    assert.equal(await users.verify("mallory", "secret"), false);
-    assert.equal(await users.verify("mallory", ""), false);
+    assert.equal(await users.verify("mallory", "secret"), null);
+    assert.equal(await users.verify("mallory", ""), null);
   });
 });
 
@@ -278,26 +278,46 @@ Deno.test("UserFile gives a user in clear the salt it would make up for that nam
   });
 });
 
-Deno.test("UserFile gives unknown users and lines in clear the iteration count the file uses most", async () => {
+Deno.test("UserFile draws an unknown name's shape from the hashed lines, as often as each occurs", async () => {
+  // Shapes: 4096 iterations (1 line), 8192 (2 lines), 20000 with a 24-byte salt (1 line).
+  const odd = { ...await makeSecret("x", 20_000), salt: crypto.getRandomValues(new Uint8Array(24)) };
   const text = [
-    await hashedLine("a", "x", 8192),
+    await hashedLine("a", "x", 4096),
     await hashedLine("b", "x", 8192),
-    await hashedLine("c", "x", 4096),
+    await hashedLine("c", "x", 8192),
+    `e:${formatSecret(odd)}`,
     "d:in-clear",
   ].join("\n");
   await withUserFile(text, async (users) => {
-    const secrets: ScramSecret[] = await Promise.all(["nobody", "d"].map(async (u) => (await users.lookup(u)).secret));
-    assert.deepEqual(secrets.map((secret) => secret.iterations), [8192, 8192]);
-    assert.equal(await users.verify("d", "in-clear"), true);
+    const seen = new Map<string, number>();
+    for (let i = 0; i < 400; i++) {
+      const { secret, known } = await users.lookup(`nobody-${i}`);
+      assert.equal(known, false);
+      const shape = `${secret.iterations}/${secret.salt.length}`;
+      seen.set(shape, (seen.get(shape) ?? 0) + 1);
+      const again = await users.lookup(`nobody-${i}`);
+      assert.deepEqual(again.secret, secret, "the same name gets the same answer");
+    }
+    assert.deepEqual([...seen.keys()].sort(), ["20000/24", "4096/16", "8192/16"]);
+    // About 100, 200, 100 of 400: far from each bound below.
+    assert.ok(seen.get("4096/16")! > 50 && seen.get("20000/24")! > 50 && seen.get("8192/16")! > 140, [...seen].join());
+    // A line in clear has the shape and salt its name would have as an unknown user, whatever the file's counts.
+    const clear = await users.lookup("d");
+    assert.equal(clear.known, true);
+    assert.ok(await users.verify("d", "in-clear"));
+    await Deno.writeTextFile(users.path, text.replace("d:in-clear", ""));
+    const gone = await users.lookup("d");
+    assert.equal(gone.known, false);
+    assert.deepEqual([gone.secret.iterations, gone.secret.salt], [clear.secret.iterations, clear.secret.salt]);
   });
 });
 
 Deno.test("UserFile applies SASLprep to passwords: NFKC-equal passwords match", async () => {
   await withUserFile("alice:\uFB01le\nbob:a\u00A0b\n", async (users) => {
-    assert.equal(await users.verify("alice", "file"), true);
-    assert.equal(await users.verify("alice", "\uFB01le"), true);
-    assert.equal(await users.verify("bob", "a b"), true);
-    assert.equal(await users.verify("bob", "ab"), false);
+    assert.ok(await users.verify("alice", "file"));
+    assert.ok(await users.verify("alice", "\uFB01le"));
+    assert.ok(await users.verify("bob", "a b"));
+    assert.equal(await users.verify("bob", "ab"), null);
   });
 });
 
@@ -308,4 +328,18 @@ Deno.test("parseUserLine splits at the first colon and skips blank lines and com
   assert.equal(parseUserLine("   "), null);
   assert.equal(parseUserLine("  # comment: with colon"), null);
   assert.throws(() => parseUserLine("no-colon"), SyntaxError);
+});
+
+Deno.test("UserFile.holds is true while the user's line stays, false once it is removed or changed", async () => {
+  await withUserFile("alice:secret\nbob:hunter2\n", async (users, path) => {
+    const alice = (await users.lookup("alice")).credential;
+    const bob = await users.verify("bob", "hunter2");
+    assert.ok(bob !== null);
+    assert.equal(await users.holds("alice", alice), true);
+    assert.equal(await users.holds("mallory", (await users.lookup("mallory")).credential), false);
+    await Deno.writeTextFile(path, "bob:changed\n# alice removed\n");
+    assert.equal(await users.holds("alice", alice, 0), false);
+    assert.equal(await users.holds("bob", bob, 0), false);
+    assert.equal(await users.holds("bob", (await users.lookup("bob")).credential, 0), true);
+  });
 });

@@ -46,7 +46,7 @@ export class Peer {
   }
 
   /** Opens a connection to the fixture's server and says nothing. */
-  static async open(fx: Fixture): Promise<Peer> {
+  static async open(fx: Pick<Fixture, "port">): Promise<Peer> {
     const conn = await Deno.connect({ hostname: "127.0.0.1", port: fx.port });
     conn.setNoDelay(true); // each frame is a write of its own: do not wait for ACKs between them
     return new Peer(conn);

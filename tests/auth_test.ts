@@ -13,6 +13,7 @@ import { Channel } from "../shared/channel.ts";
 import type { Message } from "../shared/messages.ts";
 import type { ServeOptions } from "../server/server.ts";
 import { Status } from "../shared/status.ts";
+import { scramMechanism } from "../client/auth/scram.ts";
 import { formatSecret, makeSecret, parseClientFirst } from "../shared/scram.ts";
 import {
   type CliResult,
@@ -24,6 +25,7 @@ import {
   runCli,
   startServer,
   text,
+  USERS,
 } from "./_fixture.ts";
 import { Peer, plain } from "./_peer.ts";
 
@@ -192,6 +194,90 @@ async function failureTimes(fx: Fixture, cert: string): Promise<Record<string, n
   }
   return Object.fromEntries(Object.entries(times).map(([key, values]) => [key, median(values)]));
 }
+
+/** A hashed line for `user` with made-up keys (no password logs in), `iterations` and a salt of `saltBytes`. */
+function madeUpLine(user: string, iterations: number, saltBytes = 16): string {
+  const bytes = (n: number) => crypto.getRandomValues(new Uint8Array(n));
+  return `${user}:${
+    formatSecret({ iterations, salt: bytes(saltBytes), storedKey: bytes(32), serverKey: bytes(32) })
+  }\n`;
+}
+
+Deno.test("server gives unknown users challenges shaped like real ones, whatever the file's iteration counts", async () => {
+  await using fx = await startServer();
+  // Hashed users with three shapes; one of them (20000 iterations, a 24-byte salt) is a single user's.
+  const lines = [madeUpLine("h1", 4096), madeUpLine("h2", 8192), madeUpLine("h3", 8192), madeUpLine("odd", 20_000, 24)];
+  await Deno.writeTextFile(fx.users, lines.join(""), { append: true });
+  const challenge = async (user: string) => {
+    const peer = await Peer.open(fx);
+    try {
+      await peer.hello();
+      const [, salt, iterations] = (await scramChallenge(peer, user, "abc")).split(",");
+      return `${iterations} salt of ${Uint8Array.fromBase64(salt.slice(2)).length} bytes`;
+    } finally {
+      peer.abort();
+    }
+  };
+  const real = new Set(await Promise.all(["h1", "h2", "odd", "alice"].map(challenge)));
+  const unknown = new Map<string, number>();
+  for (let i = 0; i < 120; i += 10) {
+    const shapes = await Promise.all(Array.from({ length: 10 }, (_, j) => challenge(`nobody-${i + j}`)));
+    for (const shape of shapes) unknown.set(shape, (unknown.get(shape) ?? 0) + 1);
+  }
+  deepStrictEqual([...unknown.keys()].sort(), [...real].sort(), "unknown names show every real shape, and no other");
+  ok(unknown.get("i=20000 salt of 24 bytes")! >= 10, `the odd user's shape is no rarer: ${[...unknown].join(", ")}`);
+  strictEqual(await challenge("nobody-7"), await challenge("nobody-7"), "the same name gets the same answer");
+});
+
+Deno.test("removing a user or changing its password ends its sessions at their next request", async () => {
+  await using fx = await startServer();
+  const alice = await Peer.login(fx, "alice");
+  const bob = await Peer.login(fx, "bob");
+  const carol = await Peer.login(fx, "carol");
+  // A login under way: dave has his challenge when his line goes.
+  await Deno.writeTextFile(fx.users, `dave:${formatSecret(await makeSecret("durian"))}\n`, { append: true });
+  const dave = await Peer.open(fx);
+  await dave.hello();
+  const scram = scramMechanism({ user: "dave", password: "durian" });
+  await dave.send({ type: "auth", mechanism: scram.name, data: await scram.start() });
+  const daveProof = await scram.step((await dave.expect("auth-continue")).data);
+
+  // alice and dave are removed, bob's password changes; carol's line stays as it was.
+  await Deno.writeTextFile(fx.users, `bob:new-banana\ncarol:${USERS.carol}\n`);
+  await dave.send({ type: "auth-response", data: daveProof });
+  strictEqual(
+    await dave.expectError(Status.AUTH_FAILED),
+    "Authentication failed: unknown user or wrong password (2 attempts left)",
+  );
+  dave.abort();
+
+  for (const [peer, user] of [[alice, "alice"], [bob, "bob"]] as const) {
+    // The file is looked at once a second at most: the session ends within a few requests.
+    const started = performance.now();
+    let end: Message | null = null;
+    while (end === null && performance.now() - started < 5_000) {
+      await peer.send({ type: "list", prefix: "", after: "" });
+      const reply = await peer.expect("listing", "error");
+      if (reply.type === "error") end = reply;
+      else await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    deepStrictEqual(end, {
+      type: "error",
+      code: Status.AUTH_REQUIRED,
+      message: `Cannot serve the request: user "${user}" was removed or changed its password; log in again`,
+    });
+    deepStrictEqual((await peer.untilClosed()).messages, [], `${user}'s connection is closed`);
+    peer.abort();
+  }
+  deepStrictEqual(await carol.names(), [], "carol goes on");
+  carol.abort();
+  const oldBob = await Peer.open(fx);
+  await oldBob.hello();
+  strictEqual((await oldBob.scram("bob", "banana")).type, "error", "bob's old password no longer logs in");
+  oldBob.abort();
+  const cli = await runCli(["ls"], { env: fx.envFor("bob", "new-banana") });
+  strictEqual(cli.code, 0, cli.stderr);
+});
 
 Deno.test("server takes as long to fail an unknown user as a wrong password (PLAIN and SCRAM)", async () => {
   // Over TLS, where PLAIN is offered; with the throttle off: its delays are the same for both, but would swamp the work.

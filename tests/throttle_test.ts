@@ -18,10 +18,13 @@
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
 import net from "node:net";
 import { getLogger } from "@logtape/logtape";
+import { scramMechanism } from "../client/auth/scram.ts";
 import type { LoginThrottleOptions } from "../server/throttle.ts";
+import { KEY_DERIVATION_LIMIT, KEY_DERIVATIONS } from "../server/users.ts";
+import { formatSecret } from "../shared/scram.ts";
 import { Status } from "../shared/status.ts";
-import { type Fixture, memoryLog, runCli, startServer } from "./_fixture.ts";
-import { Peer } from "./_peer.ts";
+import { type Fixture, makeCertificate, memoryLog, runCli, startServer } from "./_fixture.ts";
+import { frameBytes, Peer, plain } from "./_peer.ts";
 
 /** Small settings: 2 free failures, then 200 ms, 400 ms (the cap); 5 failures lock an address out for a minute. */
 const SMALL: LoginThrottleOptions = {
@@ -207,6 +210,194 @@ Deno.test("throttle: a held answer blocks nothing else, and a shutdown does not 
   ok(end instanceof Error, `the held answer was sent: ${JSON.stringify(end)}`);
   match(end.message, /the connection was closed/);
   held.abort();
+});
+
+const encoder = new TextEncoder();
+
+/** A wrong proof for a server-first challenge: the AUTH-RESPONSE's bytes. */
+function wrongProof(serverFirst: Uint8Array): Uint8Array {
+  const nonce = new TextDecoder().decode(serverFirst).split(",")[0].slice(2);
+  const proof = new Uint8Array(32).fill(7).toBase64();
+  return frameBytes({ type: "auth-response", data: encoder.encode(`c=biws,r=${nonce},p=${proof}`) });
+}
+
+Deno.test("throttle: 300 proofs sent at once from one address: at most the limit checked, no login after the lockout", async () => {
+  await using log = await memoryLog();
+  await using fx = await startServer({
+    log: getLogger(["dfos-test", "server"]),
+    loginThrottle: { freeFailures: 1000, lockoutFailures: 20, lockoutMs: 60_000 },
+    handshakeTimeoutMs: 60_000,
+  });
+  const right = 150; // alice's right password, in the middle of 299 wrong ones
+  const peers = await Promise.all(Array.from({ length: 300 }, async (_, i) => {
+    const peer = await Peer.open(fx);
+    await peer.hello();
+    const scram = scramMechanism({ user: "alice", password: i === right ? "apple" : `guess-${i}` });
+    await peer.send({ type: "auth", mechanism: scram.name, data: await scram.start() });
+    const challenge = (await peer.expect("auth-continue")).data;
+    const proof = i === right
+      ? frameBytes({ type: "auth-response", data: await scram.step(challenge) })
+      : wrongProof(challenge);
+    return { peer, proof };
+  }));
+  // Every challenge is out; now all the proofs at once.
+  await Promise.all(peers.map(({ peer, proof }) => peer.write(proof)));
+  const ends = await Promise.all(peers.map(({ peer }) => peer.expect("auth-ok", "error")));
+  for (const { peer } of peers) peer.abort();
+
+  const { failures } = fx.server.stats.snapshot();
+  ok(failures.AUTH_FAILED <= 20, `${failures.AUTH_FAILED} proofs were checked and failed; the limit is 20`);
+  strictEqual(failures.AUTH_LOCKOUT, 1);
+  const lines = log.lines();
+  const lockedAt = lines.findIndex((line) => line.startsWith("Locking out 127.0.0.1"));
+  const loginAt = lines.findIndex((line) => line.startsWith("Login of alice"));
+  ok(lockedAt >= 0, "the address was locked out");
+  ok(loginAt < lockedAt, `a login came after the lockout began:\n${lines.join("\n")}`);
+  const refused = ends.filter((end) => end.type === "error" && end.message.startsWith("Cannot log in: too many"));
+  strictEqual(refused.length + failures.AUTH_FAILED + (loginAt >= 0 ? 1 : 0), 300, "every proof was answered");
+});
+
+Deno.test("throttle: logins as one's own account never reset the lockout earned guessing another's", async () => {
+  await using fx = await startServer({ loginThrottle: { ...SMALL, freeFailures: 100 } }); // 5 failures lock out
+  const answers: string[] = [];
+  for (let round = 0; round < 4; round++) {
+    for (let i = 0; i < 4; i++) {
+      const { end } = await attempt(fx, "bob", `guess-${round}-${i}`);
+      answers.push(end.type === "error" ? end.message : "logged in as bob");
+    }
+    const own = await attempt(fx, "alice", "apple"); // the attacker's own account
+    answers.push(own.end.type === "error" ? own.end.message : "logged in as alice");
+  }
+  const { failures } = fx.server.stats.snapshot();
+  strictEqual(
+    failures.AUTH_FAILED,
+    5,
+    `guesses checked: ${failures.AUTH_FAILED}, the limit is 5\n${answers.join("\n")}`,
+  );
+  strictEqual(failures.AUTH_LOCKOUT, 1);
+  strictEqual(answers[4], "logged in as alice", "a login before the lockout is fine");
+  match(answers[5], /no login from there for 60 s; closing the connection$/);
+  for (const answer of answers.slice(6)) match(answer, /^Cannot log in: too many failed logins from 127\.0\.0\.1/);
+});
+
+Deno.test("throttle: every refused login counts, malformed or not: no free retries", async () => {
+  await using fx = await startServer({ loginThrottle: { ...SMALL, freeFailures: 100 } }); // 5 failures lock out
+  const scram = "SCRAM-SHA-256";
+  const tries: [string, (peer: Peer) => Promise<void>, number, string | RegExp][] = [
+    [
+      "a SCRAM client-first that is not one",
+      async (peer) => {
+        await peer.send({ type: "auth", mechanism: scram, data: encoder.encode("hello") });
+      },
+      Status.BAD_REQUEST,
+      /^Cannot log in with SCRAM-SHA-256: /,
+    ],
+    [
+      "a SCRAM message that is not UTF-8",
+      async (peer) => {
+        await peer.send({ type: "auth", mechanism: scram, data: new Uint8Array([0x6e, 0x2c, 0x2c, 0xff, 0xfe]) });
+      },
+      Status.BAD_REQUEST,
+      "Cannot log in with SCRAM-SHA-256: message is not UTF-8",
+    ],
+    [
+      "a malformed client-final",
+      async (peer) => {
+        await peer.send({ type: "auth", mechanism: scram, data: encoder.encode("n,,n=bob,r=abc") });
+        await peer.expect("auth-continue");
+        await peer.send({ type: "auth-response", data: encoder.encode("c=biws,r=abc") });
+      },
+      Status.BAD_REQUEST,
+      /^Cannot log in with SCRAM-SHA-256: /,
+    ],
+    [
+      "another message in place of AUTH-RESPONSE",
+      async (peer) => {
+        await peer.send({ type: "auth", mechanism: scram, data: encoder.encode("n,,n=bob,r=abc") });
+        await peer.expect("auth-continue");
+        await peer.send({ type: "list", prefix: "", after: "" });
+      },
+      Status.BAD_REQUEST,
+      /auth-response/,
+    ],
+    [
+      "a request before login",
+      async (peer) => {
+        await peer.send({ type: "list", prefix: "", after: "" });
+      },
+      Status.AUTH_REQUIRED,
+      "Cannot serve list: log in first",
+    ],
+  ];
+  for (const [what, send, code, message] of tries) {
+    const peer = await Peer.open(fx);
+    await peer.hello();
+    await send(peer);
+    const closed = await peer.untilClosed();
+    peer.abort();
+    strictEqual(closed.messages.length, 1, `${what}: ${JSON.stringify(closed.messages)}`);
+    const error = closed.messages[0];
+    ok(error.type === "error" && error.code === code, `${what}: ${JSON.stringify(error)}`);
+    if (typeof message === "string") strictEqual(error.message, message, what);
+    else match(error.message, message, what);
+  }
+  // Five refused logins: the address is locked out, and the right password no longer gets in.
+  const { end } = await attempt(fx, "bob", "banana");
+  ok(end.type === "error", `bob logged in after 5 malformed logins: ${JSON.stringify(end)}`);
+  match(end.message, /^Cannot log in: too many failed logins from 127\.0\.0\.1; try again in \d+ s$/);
+  strictEqual(fx.server.stats.snapshot().failures.AUTH_LOCKOUT, 1);
+});
+
+Deno.test("throttle: 40 PLAIN logins at once over TLS with a costly hash: PBKDF2 bounded, counted, others still served", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "dfos_test_" });
+  const { cert, key } = await makeCertificate(dir, "server").finally(() => Deno.remove(dir, { recursive: true }));
+  // No delays (they would only make the test slow); the default lockout: 20 failures.
+  await using fx = await startServer({
+    tls: { cert, key },
+    handshakeTimeoutMs: 60_000,
+    loginThrottle: { freeFailures: 1000 },
+  });
+  await using other = await relay(fx, "127.0.0.2");
+  // A user hashed with 1,000,000 iterations (made-up keys: no password logs in as heavy).
+  const heavy = {
+    iterations: 1_000_000,
+    salt: crypto.getRandomValues(new Uint8Array(16)),
+    storedKey: crypto.getRandomValues(new Uint8Array(32)),
+    serverKey: crypto.getRandomValues(new Uint8Array(32)),
+  };
+  await Deno.writeTextFile(fx.users, `heavy:${formatSecret(heavy)}\n`, { append: true });
+
+  let peak = 0;
+  const sampler = setInterval(() => peak = Math.max(peak, KEY_DERIVATIONS.active), 2);
+  try {
+    const flood = Array.from({ length: 40 }, async (_, i) => {
+      const peer = await Peer.openTls(fx, cert);
+      try {
+        await peer.hello();
+        await peer.send({ type: "auth", mechanism: "PLAIN", data: plain("heavy", `guess-${i}`) });
+        return await peer.expect("error");
+      } finally {
+        peer.abort();
+      }
+    });
+    // Meanwhile, from another address, bob logs in (SCRAM: no PBKDF2 at login) and lists his files.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const started = performance.now();
+    const bob = await Peer.openTls(other.fixture, cert);
+    await bob.hello();
+    strictEqual((await bob.scram("bob", "banana")).type, "auth-ok");
+    const bobMs = performance.now() - started;
+    bob.abort();
+    const ends = await Promise.all(flood);
+    ok(bobMs < 5_000, `bob's login took ${bobMs.toFixed(0)} ms during the flood`);
+    ok(ends.every((end) => end.code === Status.AUTH_FAILED), JSON.stringify(ends));
+  } finally {
+    clearInterval(sampler);
+  }
+  ok(peak <= KEY_DERIVATION_LIMIT, `${peak} PBKDF2 derivations ran at once; the limit is ${KEY_DERIVATION_LIMIT}`);
+  const { failures } = fx.server.stats.snapshot();
+  ok(failures.AUTH_FAILED <= 20, `${failures.AUTH_FAILED} PLAIN passwords were derived; the address's limit is 20`);
+  strictEqual(failures.AUTH_LOCKOUT, 1);
 });
 
 Deno.test("dfos serve checks its --auth-* flags", async () => {

@@ -11,8 +11,22 @@
 
 /** The result of one step of an exchange. */
 export type AuthStep =
-  | { kind: "continue"; data: Uint8Array }
-  | { kind: "success"; user: string; data: Uint8Array }
+  | {
+    kind: "continue";
+    data: Uint8Array;
+    /** The user name the client tried, known or not, once the exchange got that far (for the throttle and the log). */
+    user?: string;
+  }
+  | {
+    kind: "success";
+    user: string;
+    data: Uint8Array;
+    /**
+     * What the login was checked against (`UserSecret.credential`): the
+     * session ends once the user's line no longer says the same.
+     */
+    credential: string;
+  }
   | {
     kind: "failure";
     /** The user name the client tried, known or not, once the exchange got that far (for the throttle and the log). */
@@ -22,12 +36,14 @@ export type AuthStep =
 /** One authentication attempt in progress. */
 export interface AuthExchange {
   /**
-   * Takes the client's next message.
+   * Takes the client's next message. A malformed one is refused with a
+   * `DfosError` (the session counts it as a failed login).
    *
    * @param data The client's message.
+   * @param signal Aborted when the connection is closing: a step waiting for its turn at costly work gives up.
    * @returns What to answer.
    */
-  step(data: Uint8Array): Promise<AuthStep>;
+  step(data: Uint8Array, signal?: AbortSignal): Promise<AuthStep>;
 }
 
 /** A mechanism the server offers, by its SASL name. */

@@ -1,8 +1,9 @@
 /**
  * PLAIN (RFC 4616) on the server: one step, the password checked against the
  * users file in constant time (hashed lines too: the password is derived
- * with the line's salt and iterations). The password crosses the wire, so
- * the server offers PLAIN on TLS connections only (`sendsPassword`).
+ * with the line's salt and iterations, in the turn of the process's bounded
+ * PBKDF2 queue, `KEY_DERIVATIONS`). The password crosses the wire, so the
+ * server offers PLAIN on TLS connections only (`sendsPassword`).
  *
  * @module
  */
@@ -24,12 +25,12 @@ export class PlainMechanism implements AuthMechanism {
 
   start(): AuthExchange {
     return {
-      step: async (data): Promise<AuthStep> => {
+      step: async (data, signal): Promise<AuthStep> => {
         const credentials = decodePlain(data);
         if (credentials === null) return { kind: "failure" };
-        const ok = await this.#users.verify(credentials.user, credentials.password);
-        return ok
-          ? { kind: "success", user: credentials.user, data: new Uint8Array(0) }
+        const credential = await this.#users.verify(credentials.user, credentials.password, signal);
+        return credential !== null
+          ? { kind: "success", user: credentials.user, data: new Uint8Array(0), credential }
           : { kind: "failure", user: credentials.user };
       },
     };

@@ -9,9 +9,10 @@
  *
  * An unknown user gets the same two steps with a made-up salt and keys
  * (`UserFile.lookup`), so nothing but the final failure, identical to a wrong
- * password's, tells it apart. A malformed message, a channel binding request
- * (`p=`) or another authorization identity is refused as a protocol error,
- * whatever the user: that says nothing about who exists.
+ * password's, tells it apart. A user removed from the users file, or whose
+ * password changed, between the two steps fails too. A malformed message, a
+ * channel binding request (`p=`) or another authorization identity is refused
+ * as a protocol error, whatever the user: that says nothing about who exists.
  *
  * @module
  */
@@ -72,6 +73,7 @@ class ScramExchange implements AuthExchange {
   #first: {
     user: string;
     known: boolean;
+    credential: string;
     gs2Header: string;
     nonce: string;
     bare: string;
@@ -92,9 +94,10 @@ class ScramExchange implements AuthExchange {
   }
 
   async #clientFirst(data: Uint8Array): Promise<AuthStep> {
+    const text = utf8(data);
     let first;
     try {
-      first = parseClientFirst(utf8(data));
+      first = parseClientFirst(text);
     } catch (error) {
       throw refusal((error as Error).message);
     }
@@ -110,12 +113,13 @@ class ScramExchange implements AuthExchange {
         `logging in as one user ("${excerpt(first.user)}") for another ("${excerpt(first.authzid)}") is not supported`,
       );
     }
-    const { secret, known } = await this.#users.lookup(first.user);
+    const { secret, known, credential } = await this.#users.lookup(first.user);
     const nonce = first.nonce + this.#serverNonce;
     const serverFirst = formatServerFirst({ nonce, salt: secret.salt, iterations: secret.iterations });
     this.#first = {
       user: first.user,
       known,
+      credential,
       gs2Header: first.gs2Header,
       nonce,
       bare: first.bare,
@@ -123,15 +127,16 @@ class ScramExchange implements AuthExchange {
       storedKey: secret.storedKey,
       serverKey: secret.serverKey,
     };
-    return { kind: "continue", data: encoder.encode(serverFirst) };
+    return { kind: "continue", data: encoder.encode(serverFirst), user: first.user };
   }
 
   async #clientFinal(data: Uint8Array): Promise<AuthStep> {
     this.#done = true;
     const first = this.#first!;
+    const text = utf8(data);
     let final;
     try {
-      final = parseClientFinal(utf8(data));
+      final = parseClientFinal(text);
     } catch (error) {
       throw refusal((error as Error).message);
     }
@@ -144,7 +149,10 @@ class ScramExchange implements AuthExchange {
     const valid = await verifyClientProof(first.storedKey, message, final.proof);
     const signature = await serverSignature(first.serverKey, message);
     if (!valid || !first.known) return { kind: "failure", user: first.user };
-    return { kind: "success", user: first.user, data: encoder.encode(formatServerFinal(signature)) };
+    // The file is looked at again: a user removed or changed since the challenge no longer logs in.
+    if (!await this.#users.holds(first.user, first.credential, 0)) return { kind: "failure", user: first.user };
+    const { user, credential } = first;
+    return { kind: "success", user, data: encoder.encode(formatServerFinal(signature)), credential };
   }
 }
 

@@ -130,10 +130,14 @@ Deno.test("ScramMechanism refuses channel binding, other identities and malforme
     );
     await refused(["n,,n=user,r=abc", "c=biws,r=abc"], Status.BAD_REQUEST, /no proof/);
   });
-  // Not UTF-8 at all.
+  // Not UTF-8 at all, in either message: said once, without the prefix twice.
   await withUsers([await rfcLine()], async (users) => {
+    const notUtf8 = { message: "Cannot log in with SCRAM-SHA-256: message is not UTF-8" };
     const exchange = new ScramMechanism(users).start();
-    await assert.rejects(exchange.step(new Uint8Array([0x6e, 0x2c, 0x2c, 0xff])), /message is not UTF-8/);
+    await assert.rejects(exchange.step(new Uint8Array([0x6e, 0x2c, 0x2c, 0xff])), notUtf8);
+    const second = new ScramMechanism(users).start();
+    await second.step(encoder.encode("n,,n=user,r=abc"));
+    await assert.rejects(second.step(new Uint8Array([0x63, 0x3d, 0xff])), notUtf8);
   });
 });
 
