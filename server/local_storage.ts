@@ -45,7 +45,7 @@
 import { join } from "node:path";
 import { fileChunks } from "../shared/file_chunks.ts";
 import type { ListEntry } from "../shared/messages.ts";
-import { nameProblem, RESERVED_PREFIX, userProblem } from "../shared/names.ts";
+import { isReserved, nameProblem, RESERVED_PREFIX, userProblem } from "../shared/names.ts";
 import { DfosError, Status } from "../shared/status.ts";
 import { TempFile } from "../shared/temp_file.ts";
 import type { CommitOptions, FileInfo, ListOptions, ListPage, ReadHandle, Storage, Upload } from "./storage.ts";
@@ -189,7 +189,7 @@ export class LocalStorage implements Storage {
     const walk = async (dir: string, prefix: string): Promise<boolean> => {
       const children: { key: string; name: string; isDirectory: boolean }[] = [];
       for await (const entry of Deno.readDir(dir)) {
-        if (entry.isSymlink || entry.name.startsWith(RESERVED_PREFIX)) continue;
+        if (entry.isSymlink || isReserved(entry.name)) continue;
         if (!entry.isFile && !entry.isDirectory) continue;
         const name = prefix + entry.name;
         children.push({ key: entry.isDirectory ? name + "/" : name, name, isDirectory: entry.isDirectory });
@@ -256,7 +256,7 @@ export class LocalStorage implements Storage {
     let total = 0;
     const walk = async (dir: string): Promise<void> => {
       for await (const entry of Deno.readDir(dir)) {
-        if (entry.isSymlink || entry.name.startsWith(RESERVED_PREFIX)) continue;
+        if (entry.isSymlink || isReserved(entry.name)) continue;
         const path = join(dir, entry.name);
         let info: Deno.FileInfo;
         try {
