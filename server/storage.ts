@@ -98,7 +98,15 @@ export interface Storage {
   openRead(user: string, name: string): Promise<ReadHandle>;
   /** Deletes `name`; returns what it was. */
   remove(user: string, name: string): Promise<FileInfo>;
-  /** Lists the user's files, one page at a time. */
+  /**
+   * Lists the user's files, one page at a time. A full listing should cost
+   * about one walk of the user's files whatever its page count: a page starts
+   * after `after`, which an implementation can resume from (S3's
+   * ListObjectsV2 takes it as `StartAfter`; LocalStorage keeps the walk that
+   * made the previous page, and resumes it when the next request starts after
+   * any entry of that page). A folder or file that goes while a listing is
+   * under way is left out, never an error.
+   */
   list(user: string, options: ListOptions): Promise<ListPage>;
   /**
    * Returns the regular file `name`, or null when there is none (nothing of
