@@ -57,7 +57,26 @@ import type { ListEntry } from "../shared/messages.ts";
 import { isReserved, nameProblem, RESERVED_PREFIX, userProblem } from "../shared/names.ts";
 import { DfosError, Status } from "../shared/status.ts";
 import { TempFile } from "../shared/temp_file.ts";
-import type { CommitOptions, FileInfo, ListOptions, ListPage, ReadHandle, Storage, Upload } from "./storage.ts";
+import {
+  type CommitChange,
+  type CommitOptions,
+  type FileInfo,
+  footprint,
+  type ListOptions,
+  type ListPage,
+  type ReadHandle,
+  type Removed,
+  type Storage,
+  type Upload,
+  type Usage,
+} from "./storage.ts";
+
+/**
+ * The block the quota counts in: the allocation unit of most local file
+ * systems (ext4, XFS, btrfs, APFS and NTFS by default). Not the root's
+ * `blksize`, which is a preferred I/O size (NFS gives 1 MiB there).
+ */
+export const BLOCK_BYTES = 4096;
 
 /** The folder, inside each user's folder, that holds uploads in progress. */
 export const PARTIAL_DIR = `${RESERVED_PREFIX}partial`;
@@ -77,6 +96,8 @@ export interface LocalStorageOptions {
 export class LocalStorage implements Storage {
   /** The root, as a real path with no symbolic links in it. */
   readonly root: string;
+  /** The quota counts files in blocks of 4 KiB, and a folder as one (`footprint`). */
+  readonly blockSize = BLOCK_BYTES;
   readonly #fsync: boolean;
   readonly #uploads = new Set<LocalUpload>();
   readonly #listings = new SuspendedListings();
@@ -172,26 +193,28 @@ export class LocalStorage implements Storage {
     }
   }
 
-  remove(user: string, name: string): Promise<FileInfo> {
+  remove(user: string, name: string): Promise<Removed> {
     return Promise.resolve().then(() => this.#remove(user, name));
   }
 
-  #remove(user: string, name: string): FileInfo {
+  #remove(user: string, name: string): Removed {
     checkName(name);
     const { path, folders } = this.#existingPath(user, name);
     // A hard-linked file may be removed: unlinking this name leaves the other name's data alone.
     const info = lstatFile(path, name);
     Deno.removeSync(path);
     // Folders exist only to hold files: drop the ones this left empty, each still the folder walked above.
+    let pruned = 0;
     for (let depth = folders.length - 1; depth > 0; depth--) {
       try {
         recheckFolders(folders.slice(0, depth + 1), name);
         Deno.removeSync(folders[depth].path);
+        pruned++;
       } catch {
         break; // not empty, already gone, or replaced
       }
     }
-    return { name, size: info.size, mtime: info.mtime?.getTime() ?? 0 };
+    return { name, size: info.size, mtime: info.mtime?.getTime() ?? 0, folders: pruned };
   }
 
   async list(user: string, options: ListOptions): Promise<ListPage> {
@@ -231,25 +254,34 @@ export class LocalStorage implements Storage {
     return info.isFile ? { name, size: info.size, mtime: info.mtime?.getTime() ?? 0 } : null;
   }
 
-  async usage(user: string): Promise<number> {
-    // What an upload's commit counts as replaced: every regular file, hard-linked or not, outside .dfos-partial.
-    let total = 0;
+  async usage(user: string): Promise<Usage> {
+    // What the quota counts: every regular file (hard-linked or not) and folder, outside .dfos-partial.
+    const usage = { bytes: 0, entries: 0 };
     const walk = async (dir: string): Promise<void> => {
-      for await (const entry of Deno.readDir(dir)) {
-        if (entry.isSymlink || isReserved(entry.name)) continue;
-        const path = join(dir, entry.name);
-        let info: Deno.FileInfo;
-        try {
-          info = Deno.lstatSync(path);
-        } catch {
-          continue; // deleted meanwhile
+      const children: string[] = [];
+      try {
+        for await (const entry of Deno.readDir(dir)) {
+          if (!entry.isSymlink && !isReserved(entry.name)) children.push(entry.name);
         }
-        if (info.isDirectory) await walk(path);
-        else if (info.isFile) total += info.size;
+      } catch (error) {
+        if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory) return;
+        throw error;
+      }
+      for (const child of children) {
+        const path = join(dir, child);
+        const info = lstatOrNull(path);
+        if (info?.isDirectory) {
+          usage.bytes += BLOCK_BYTES;
+          usage.entries++;
+          await walk(path);
+        } else if (info?.isFile) {
+          usage.bytes += footprint(info.size, BLOCK_BYTES);
+          usage.entries++;
+        }
       }
     };
     await walk(this.#userFolder(user).path);
-    return total;
+    return usage;
   }
 
   async abortUploads(): Promise<void> {
@@ -296,31 +328,45 @@ export class LocalStorage implements Storage {
     checkPlace(chain, tempPath, tempId, name);
     const segments = name.split("/");
     let path = home.path;
-    for (let i = 0; i < segments.length - 1; i++) {
-      path = join(path, segments[i]);
-      try {
-        Deno.mkdirSync(path, { mode: 0o750 });
-      } catch (error) {
-        if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
-      }
-      chain.push(folderAt(path, Deno.lstatSync(path), name, segments.slice(0, i + 1).join("/")));
-    }
-    const target = join(path, segments[segments.length - 1]);
-    let replaced = 0;
+    // Folders this commit creates: removed again, deepest first, if it does not go through.
+    const created: string[] = [];
     try {
-      const existing = Deno.lstatSync(target);
-      if (existing.isDirectory) {
-        throw new DfosError(Status.CONFLICT, `Cannot store "${name}": it is a folder`);
+      for (let i = 0; i < segments.length - 1; i++) {
+        path = join(path, segments[i]);
+        try {
+          Deno.mkdirSync(path, { mode: 0o750 });
+          created.push(path);
+        } catch (error) {
+          if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+        }
+        chain.push(folderAt(path, Deno.lstatSync(path), name, segments.slice(0, i + 1).join("/")));
       }
-      if (existing.isFile) replaced = existing.size;
+      const target = join(path, segments[segments.length - 1]);
+      let replaced: number | null = null;
+      try {
+        const existing = Deno.lstatSync(target);
+        if (existing.isDirectory) {
+          throw new DfosError(Status.CONFLICT, `Cannot store "${name}": it is a folder`);
+        }
+        if (existing.isFile) replaced = existing.size;
+      } catch (error) {
+        if (!(error instanceof Deno.errors.NotFound)) throw error;
+      }
+      // The last look, just before the rename: every folder on both paths is still the one checked.
+      checkPlace(chain, tempPath, tempId, name);
+      commit.admit?.({ replaced, folders: created.length });
+      Deno.renameSync(tempPath, target);
+      return target;
     } catch (error) {
-      if (!(error instanceof Deno.errors.NotFound)) throw error;
+      for (const folder of created.reverse()) {
+        try {
+          Deno.removeSync(folder);
+        } catch {
+          break; // not empty: something else went in meanwhile
+        }
+      }
+      throw error;
     }
-    // The last look, just before the rename: every folder on both paths is still the one checked.
-    checkPlace(chain, tempPath, tempId, name);
-    commit.admit?.(replaced);
-    Deno.renameSync(tempPath, target);
-    return target;
   }
 }
 
@@ -343,7 +389,7 @@ interface CommitStep {
   tempPath: string;
   /** The temporary file's identity, taken when it was created. */
   tempId: FileId;
-  admit?: (replaced: number) => void;
+  admit?: (change: CommitChange) => void;
 }
 
 /** The options a {@linkcode LocalUpload} is made with. */
@@ -352,7 +398,7 @@ interface LocalUploadParts {
   /** The temporary file's identity, taken when it was created. */
   tempId: FileId;
   name: string;
-  commitTo: (tempPath: string, tempId: FileId, admit?: (replaced: number) => void) => string;
+  commitTo: (tempPath: string, tempId: FileId, admit?: (change: CommitChange) => void) => string;
   fsync: boolean;
   done: (upload: LocalUpload) => void;
 }
