@@ -181,7 +181,10 @@ export class Quota {
     const account = this.#accounts.get(user);
     if (account === undefined) return;
     const blockSize = this.#storage.blockSize;
-    account.used.bytes = Math.max(0, account.used.bytes - footprint(removed.size, blockSize) - removed.folders * blockSize);
+    account.used.bytes = Math.max(
+      0,
+      account.used.bytes - footprint(removed.size, blockSize) - removed.folders * blockSize,
+    );
     account.used.entries = Math.max(0, account.used.entries - 1 - removed.folders);
     account.claims.get(removed.name)?.revoke();
   }
@@ -368,7 +371,11 @@ class QuotaAllowance implements Allowance {
     };
     let message: string | null = null;
     if (quota.quotaBytes > 0 && more.bytes > 0 && more.bytes > free.bytes) {
-      message = refusal(amount.bytes, Math.max(0, free.bytes) + this.#held.bytes, `quota of ${bytes(quota.quotaBytes)}`);
+      message = refusal(
+        amount.bytes,
+        Math.max(0, free.bytes) + this.#held.bytes,
+        `quota of ${bytes(quota.quotaBytes)}`,
+      );
     } else if (quota.quotaEntries > 0 && more.entries > 0 && more.entries > free.entries) {
       message = `Cannot store "${this.#parts.name}": ${user} has reached the limit of ${quota.quotaEntries} files ` +
         `and folders`;
