@@ -37,7 +37,9 @@
  * path only if it does: a link swapped in meanwhile would otherwise have the
  * rename move a file outside, or in from outside, or the removal delete one.
  * The quota's last check (`CommitOptions.admit`) is made in the same
- * synchronous step as the rename, with the size of the file it replaces.
+ * synchronous step as the rename, with the size of the file it replaces and
+ * the number of folders the commit created; a refused commit removes them.
+ * `usage` counts as `du` would in blocks of {@linkcode BLOCK_BYTES}.
  *
  * A listing is one sorted walk, suspended between pages: each folder is read
  * once, when the walk reaches it, and each file `lstat`ed when its page is
