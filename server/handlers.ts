@@ -108,8 +108,8 @@ export const HANDLERS: { [T in RequestType]: HandlerRow<T> } = {
           allowance.receive(received); // an upload of unknown size is cut the moment it goes over
           await upload.write(chunk);
         }
-        // The last check of the quota is made with the file actually replaced, in the same step as the rename.
-        const info = await upload.commit({ admit: (replaced) => allowance.admit(replaced) });
+        // The last check of the quota: the file actually replaced and the folders created, in the same step as the rename.
+        const info = await upload.commit({ admit: (change) => allowance.admit(change) });
         allowance.committed();
         return { message: { type: "ok", name: info.name, size: info.size }, bytesIn: info.size };
       } catch (error) {
@@ -140,7 +140,7 @@ export const HANDLERS: { [T in RequestType]: HandlerRow<T> } = {
     async handle({ message, user, storage, limits }) {
       await limits.quota.ready(user); // the user's usage is counted before it changes
       const info = await storage.remove(user, message.name);
-      limits.quota.removed(user, info.size);
+      limits.quota.removed(user, info);
       return { message: { type: "ok", name: info.name, size: info.size } };
     },
   },

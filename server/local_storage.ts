@@ -37,7 +37,18 @@
  * path only if it does: a link swapped in meanwhile would otherwise have the
  * rename move a file outside, or in from outside, or the removal delete one.
  * The quota's last check (`CommitOptions.admit`) is made in the same
- * synchronous step as the rename, with the size of the file it replaces.
+ * synchronous step as the rename, with the size of the file it replaces and
+ * the number of folders the commit created; a refused commit removes them.
+ * `usage` counts as `du` would in blocks of {@linkcode BLOCK_BYTES}.
+ *
+ * A listing is one sorted walk, suspended between pages: each folder is read
+ * once, when the walk reaches it, and each file `lstat`ed when its page is
+ * made, so a listing of many pages costs about one walk. The walks kept for
+ * their next page are bounded in number, in the names they hold and in time
+ * (`SuspendedListings`); a page whose walk is not kept walks afresh from its
+ * `after`, skipping the folders before it. A file added to a folder the walk
+ * has read is not in that listing; one removed before its page, or a folder
+ * removed before the walk reaches it, is left out.
  *
  * @module
  */
@@ -45,10 +56,29 @@
 import { join } from "node:path";
 import { fileChunks } from "../shared/file_chunks.ts";
 import type { ListEntry } from "../shared/messages.ts";
-import { nameProblem, RESERVED_PREFIX, userProblem } from "../shared/names.ts";
+import { isReserved, nameProblem, RESERVED_PREFIX, userProblem } from "../shared/names.ts";
 import { DfosError, Status } from "../shared/status.ts";
 import { TempFile } from "../shared/temp_file.ts";
-import type { CommitOptions, FileInfo, ListOptions, ListPage, ReadHandle, Storage, Upload } from "./storage.ts";
+import {
+  type CommitChange,
+  type CommitOptions,
+  type FileInfo,
+  footprint,
+  type ListOptions,
+  type ListPage,
+  type ReadHandle,
+  type Removed,
+  type Storage,
+  type Upload,
+  type Usage,
+} from "./storage.ts";
+
+/**
+ * The block the quota counts in: the allocation unit of most local file
+ * systems (ext4, XFS, btrfs, APFS and NTFS by default). Not the root's
+ * `blksize`, which is a preferred I/O size (NFS gives 1 MiB there).
+ */
+export const BLOCK_BYTES = 4096;
 
 /** The folder, inside each user's folder, that holds uploads in progress. */
 export const PARTIAL_DIR = `${RESERVED_PREFIX}partial`;
@@ -68,8 +98,11 @@ export interface LocalStorageOptions {
 export class LocalStorage implements Storage {
   /** The root, as a real path with no symbolic links in it. */
   readonly root: string;
+  /** The quota counts files in blocks of 4 KiB, and a folder as one (`footprint`). */
+  readonly blockSize = BLOCK_BYTES;
   readonly #fsync: boolean;
   readonly #uploads = new Set<LocalUpload>();
+  readonly #listings = new SuspendedListings();
 
   private constructor(root: string, options: LocalStorageOptions) {
     this.root = root;
@@ -162,70 +195,42 @@ export class LocalStorage implements Storage {
     }
   }
 
-  remove(user: string, name: string): Promise<FileInfo> {
+  remove(user: string, name: string): Promise<Removed> {
     return Promise.resolve().then(() => this.#remove(user, name));
   }
 
-  #remove(user: string, name: string): FileInfo {
+  #remove(user: string, name: string): Removed {
     checkName(name);
     const { path, folders } = this.#existingPath(user, name);
     // A hard-linked file may be removed: unlinking this name leaves the other name's data alone.
     const info = lstatFile(path, name);
     Deno.removeSync(path);
     // Folders exist only to hold files: drop the ones this left empty, each still the folder walked above.
+    let pruned = 0;
     for (let depth = folders.length - 1; depth > 0; depth--) {
       try {
         recheckFolders(folders.slice(0, depth + 1), name);
         Deno.removeSync(folders[depth].path);
+        pruned++;
       } catch {
         break; // not empty, already gone, or replaced
       }
     }
-    return { name, size: info.size, mtime: info.mtime?.getTime() ?? 0 };
+    return { name, size: info.size, mtime: info.mtime?.getTime() ?? 0, folders: pruned };
   }
 
   async list(user: string, options: ListOptions): Promise<ListPage> {
-    const entries: ListEntry[] = [];
-    const walk = async (dir: string, prefix: string): Promise<boolean> => {
-      const children: { key: string; name: string; isDirectory: boolean }[] = [];
-      for await (const entry of Deno.readDir(dir)) {
-        if (entry.isSymlink || entry.name.startsWith(RESERVED_PREFIX)) continue;
-        if (!entry.isFile && !entry.isDirectory) continue;
-        const name = prefix + entry.name;
-        children.push({ key: entry.isDirectory ? name + "/" : name, name, isDirectory: entry.isDirectory });
-      }
-      children.sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
-      for (const child of children) {
-        if (child.isDirectory) {
-          if (!subtreeMayMatch(child.key, options)) continue;
-          // Looked at again just before it is read: a folder swapped for a link meanwhile is skipped.
-          const path = join(dir, child.name.slice(prefix.length));
-          let info: Deno.FileInfo;
-          try {
-            info = Deno.lstatSync(path);
-          } catch {
-            continue; // deleted while listing
-          }
-          if (info.isSymlink || !info.isDirectory) continue;
-          if (await walk(path, child.key)) return true;
-          continue;
-        }
-        if (!child.name.startsWith(options.prefix) || child.name <= options.after) continue;
-        let info: Deno.FileInfo;
-        try {
-          info = Deno.lstatSync(join(dir, child.name.slice(prefix.length)));
-        } catch {
-          continue; // deleted while listing
-        }
-        // A hard-linked file is not served (its other name may be outside), so it is not listed either.
-        if (!info.isFile || (info.nlink ?? 1) > 1) continue;
-        if (entries.length === options.limit) return true;
-        entries.push({ name: child.name, size: info.size, mtime: info.mtime?.getTime() ?? 0 });
-      }
-      return false;
-    };
-    const more = await walk(this.#userFolder(user).path, "");
-    return { entries, next: more && entries.length > 0 ? entries[entries.length - 1].name : null };
+    const home = this.#userFolder(user).path;
+    // A first page always walks afresh; a later one resumes the walk that made the page before, if it is kept.
+    let walk = options.after === "" ? null : this.#listings.take(user, options);
+    if (walk === null) {
+      const tally: WalkTally = { held: 0 };
+      walk = new ListingWalk(user, options.prefix, sortedEntries(home, "", options, tally), tally);
+    }
+    const page = await walk.page(options.after, options.limit);
+    // Kept even after its last page: the handler may send fewer entries than the page has, to fit a frame.
+    if (page.entries.length > 0) this.#listings.keep(walk);
+    return page;
   }
 
   stat(user: string, name: string): Promise<FileInfo | null> {
@@ -251,25 +256,34 @@ export class LocalStorage implements Storage {
     return info.isFile ? { name, size: info.size, mtime: info.mtime?.getTime() ?? 0 } : null;
   }
 
-  async usage(user: string): Promise<number> {
-    // What an upload's commit counts as replaced: every regular file, hard-linked or not, outside .dfos-partial.
-    let total = 0;
+  async usage(user: string): Promise<Usage> {
+    // What the quota counts: every regular file (hard-linked or not) and folder, outside .dfos-partial.
+    const usage = { bytes: 0, entries: 0 };
     const walk = async (dir: string): Promise<void> => {
-      for await (const entry of Deno.readDir(dir)) {
-        if (entry.isSymlink || entry.name.startsWith(RESERVED_PREFIX)) continue;
-        const path = join(dir, entry.name);
-        let info: Deno.FileInfo;
-        try {
-          info = Deno.lstatSync(path);
-        } catch {
-          continue; // deleted meanwhile
+      const children: string[] = [];
+      try {
+        for await (const entry of Deno.readDir(dir)) {
+          if (!entry.isSymlink && !isReserved(entry.name)) children.push(entry.name);
         }
-        if (info.isDirectory) await walk(path);
-        else if (info.isFile) total += info.size;
+      } catch (error) {
+        if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory) return;
+        throw error;
+      }
+      for (const child of children) {
+        const path = join(dir, child);
+        const info = lstatOrNull(path);
+        if (info?.isDirectory) {
+          usage.bytes += BLOCK_BYTES;
+          usage.entries++;
+          await walk(path);
+        } else if (info?.isFile) {
+          usage.bytes += footprint(info.size, BLOCK_BYTES);
+          usage.entries++;
+        }
       }
     };
     await walk(this.#userFolder(user).path);
-    return total;
+    return usage;
   }
 
   async abortUploads(): Promise<void> {
@@ -316,31 +330,45 @@ export class LocalStorage implements Storage {
     checkPlace(chain, tempPath, tempId, name);
     const segments = name.split("/");
     let path = home.path;
-    for (let i = 0; i < segments.length - 1; i++) {
-      path = join(path, segments[i]);
-      try {
-        Deno.mkdirSync(path, { mode: 0o750 });
-      } catch (error) {
-        if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
-      }
-      chain.push(folderAt(path, Deno.lstatSync(path), name, segments.slice(0, i + 1).join("/")));
-    }
-    const target = join(path, segments[segments.length - 1]);
-    let replaced = 0;
+    // Folders this commit creates: removed again, deepest first, if it does not go through.
+    const created: string[] = [];
     try {
-      const existing = Deno.lstatSync(target);
-      if (existing.isDirectory) {
-        throw new DfosError(Status.CONFLICT, `Cannot store "${name}": it is a folder`);
+      for (let i = 0; i < segments.length - 1; i++) {
+        path = join(path, segments[i]);
+        try {
+          Deno.mkdirSync(path, { mode: 0o750 });
+          created.push(path);
+        } catch (error) {
+          if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+        }
+        chain.push(folderAt(path, Deno.lstatSync(path), name, segments.slice(0, i + 1).join("/")));
       }
-      if (existing.isFile) replaced = existing.size;
+      const target = join(path, segments[segments.length - 1]);
+      let replaced: number | null = null;
+      try {
+        const existing = Deno.lstatSync(target);
+        if (existing.isDirectory) {
+          throw new DfosError(Status.CONFLICT, `Cannot store "${name}": it is a folder`);
+        }
+        if (existing.isFile) replaced = existing.size;
+      } catch (error) {
+        if (!(error instanceof Deno.errors.NotFound)) throw error;
+      }
+      // The last look, just before the rename: every folder on both paths is still the one checked.
+      checkPlace(chain, tempPath, tempId, name);
+      commit.admit?.({ replaced, folders: created.length });
+      Deno.renameSync(tempPath, target);
+      return target;
     } catch (error) {
-      if (!(error instanceof Deno.errors.NotFound)) throw error;
+      for (const folder of created.reverse()) {
+        try {
+          Deno.removeSync(folder);
+        } catch {
+          break; // not empty: something else went in meanwhile
+        }
+      }
+      throw error;
     }
-    // The last look, just before the rename: every folder on both paths is still the one checked.
-    checkPlace(chain, tempPath, tempId, name);
-    commit.admit?.(replaced);
-    Deno.renameSync(tempPath, target);
-    return target;
   }
 }
 
@@ -363,7 +391,7 @@ interface CommitStep {
   tempPath: string;
   /** The temporary file's identity, taken when it was created. */
   tempId: FileId;
-  admit?: (replaced: number) => void;
+  admit?: (change: CommitChange) => void;
 }
 
 /** The options a {@linkcode LocalUpload} is made with. */
@@ -372,7 +400,7 @@ interface LocalUploadParts {
   /** The temporary file's identity, taken when it was created. */
   tempId: FileId;
   name: string;
-  commitTo: (tempPath: string, tempId: FileId, admit?: (replaced: number) => void) => string;
+  commitTo: (tempPath: string, tempId: FileId, admit?: (change: CommitChange) => void) => string;
   fsync: boolean;
   done: (upload: LocalUpload) => void;
 }
@@ -545,8 +573,173 @@ async function syncFolder(target: string): Promise<void> {
   }
 }
 
+/** Listings kept between pages, at most this many at once (the least recently used goes first). */
+const MAX_KEPT_LISTINGS = 64;
+
+/** Names at most held by the listings kept, together: a walk holds the names of the folders it is in. */
+const MAX_KEPT_NAMES = 1_000_000;
+
+/** A listing not resumed for this long is dropped; its next page walks afresh to where it was. */
+const LISTING_IDLE_MS = 60_000;
+
+/** What a listing's walk holds and costs. */
+interface WalkTally {
+  /** Names held by the walk: those of every folder it is in, read but not yet walked past. */
+  held: number;
+}
+
+/**
+ * Every listed file under `dir` whose name is on the requested pages, in
+ * name order (JavaScript string order of the whole name, a folder's names
+ * sorting as if each ended in "/"). Each folder is read once, when the walk
+ * reaches it, and each file is `lstat`ed just before it is yielded. A folder
+ * that is gone (or no longer a folder) when the walk reaches it is skipped,
+ * and so is a file that is gone by its turn: a listing racing an `rm` that
+ * prunes folders lists what is still there and never fails.
+ */
+async function* sortedEntries(
+  dir: string,
+  prefix: string,
+  options: { prefix: string; after: string },
+  tally: WalkTally,
+): AsyncGenerator<ListEntry> {
+  // Each child as its name, a folder's with "/" after it: sorting these sorts the whole names.
+  const children: string[] = [];
+  try {
+    for await (const entry of Deno.readDir(dir)) {
+      if (entry.isSymlink || isReserved(entry.name)) continue;
+      if (entry.isDirectory) children.push(entry.name + "/");
+      else if (entry.isFile) children.push(entry.name);
+    }
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory) return;
+    throw error;
+  }
+  children.sort((a, b) => a < b ? -1 : a > b ? 1 : 0);
+  tally.held += children.length;
+  try {
+    for (const child of children) {
+      const key = prefix + child;
+      if (child.endsWith("/")) {
+        if (!subtreeMayMatch(key, options)) continue;
+        // Looked at again just before it is read: a folder swapped for a link meanwhile is skipped.
+        const path = join(dir, child.slice(0, -1));
+        const info = lstatOrNull(path);
+        if (info === null || info.isSymlink || !info.isDirectory) continue;
+        yield* sortedEntries(path, key, options, tally);
+        continue;
+      }
+      if (!key.startsWith(options.prefix) || key <= options.after) continue;
+      const info = lstatOrNull(join(dir, child));
+      // A hard-linked file is not served (its other name may be outside), so it is not listed either.
+      if (info === null || !info.isFile || (info.nlink ?? 1) > 1) continue;
+      yield { name: key, size: info.size, mtime: info.mtime?.getTime() ?? 0 };
+    }
+  } finally {
+    tally.held -= children.length;
+  }
+}
+
+/** `lstat`s a path; null when it is gone. */
+function lstatOrNull(path: string): Deno.FileInfo | null {
+  try {
+    return Deno.lstatSync(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory) return null;
+    throw error;
+  }
+}
+
+/**
+ * One listing, from its first page to its last: a sorted walk suspended
+ * between pages. It keeps the entries of the page it made last (and one
+ * more, to know whether there is a next page), because the request handler
+ * may send fewer than asked to fit a frame: the next request may start
+ * after any of them.
+ */
+class ListingWalk {
+  readonly user: string;
+  readonly prefix: string;
+  readonly tally: WalkTally;
+  /** When it last made a page (`performance.now()`). */
+  usedAt = 0;
+  readonly #entries: AsyncGenerator<ListEntry>;
+  /** Entries made and not yet known to be delivered, in order. */
+  #ready: ListEntry[] = [];
+  #done = false;
+
+  constructor(user: string, prefix: string, entries: AsyncGenerator<ListEntry>, tally: WalkTally) {
+    this.user = user;
+    this.prefix = prefix;
+    this.#entries = entries;
+    this.tally = tally;
+  }
+
+  /** True when a request for the page after `after` continues this listing. */
+  resumes(after: string): boolean {
+    return this.#ready.some((entry) => entry.name === after);
+  }
+
+  /** The page of at most `limit` entries after `after`: the ones kept from the last page first. */
+  async page(after: string, limit: number): Promise<ListPage> {
+    const delivered = this.#ready.findIndex((entry) => entry.name > after);
+    this.#ready = delivered === -1 ? [] : this.#ready.slice(delivered);
+    while (!this.#done && this.#ready.length <= limit) {
+      const next = await this.#entries.next();
+      if (next.done) this.#done = true;
+      else this.#ready.push(next.value);
+    }
+    this.usedAt = performance.now();
+    const entries = this.#ready.slice(0, limit);
+    const more = this.#ready.length > limit;
+    return { entries, next: more && entries.length > 0 ? entries[entries.length - 1].name : null };
+  }
+
+  /** Ends the walk (its folders' names are let go). */
+  drop(): void {
+    this.#entries.return(undefined).catch(() => {});
+  }
+}
+
+/**
+ * The listings kept between their pages, bounded in number, in the names
+ * they hold and in time. A listing is taken out while it makes a page, so two
+ * requests never share one; a request that finds none walks afresh from its
+ * `after` (skipping the folders before it), which is what every page cost
+ * before listings were kept.
+ */
+class SuspendedListings {
+  readonly #kept: ListingWalk[] = [];
+
+  /** Takes out the listing that `options` continues, or returns null. */
+  take(user: string, options: ListOptions): ListingWalk | null {
+    this.#expire();
+    const index = this.#kept.findIndex((walk) =>
+      walk.user === user && walk.prefix === options.prefix && walk.resumes(options.after)
+    );
+    return index === -1 ? null : this.#kept.splice(index, 1)[0];
+  }
+
+  /** Keeps a listing for its next page; drops the oldest beyond the bounds. */
+  keep(walk: ListingWalk): void {
+    this.#kept.push(walk);
+    this.#expire();
+    let names = this.#kept.reduce((sum, kept) => sum + kept.tally.held, 0);
+    while (this.#kept.length > MAX_KEPT_LISTINGS || (names > MAX_KEPT_NAMES && this.#kept.length > 0)) {
+      const oldest = this.#kept.shift()!;
+      names -= oldest.tally.held;
+      oldest.drop();
+    }
+  }
+
+  #expire(): void {
+    const now = performance.now();
+    while (this.#kept.length > 0 && now - this.#kept[0].usedAt > LISTING_IDLE_MS) this.#kept.shift()!.drop();
+  }
+}
+
 /** True when some name under the folder `key` (ending in "/") can be on the requested page. */
-function subtreeMayMatch(key: string, options: ListOptions): boolean {
+function subtreeMayMatch(key: string, options: { prefix: string; after: string }): boolean {
   const { prefix, after } = options;
   if (!key.startsWith(prefix) && !prefix.startsWith(key)) return false;
   // Every name below the folder starts with `key`; if `after` is beyond all of them, skip it.

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DfosError, Status, type StatusCode, statusName } from "../shared/status.ts";
-import { LocalStorage, PARTIAL_DIR } from "./local_storage.ts";
-import type { ListOptions } from "./storage.ts";
+import { BLOCK_BYTES, LocalStorage, PARTIAL_DIR } from "./local_storage.ts";
+import type { CommitChange, ListOptions } from "./storage.ts";
 
 const USER = "alice";
 const encoder = new TextEncoder();
@@ -655,18 +655,23 @@ Deno.test("LocalStorage neither moves in nor deletes a file that took the place 
   });
 });
 
-Deno.test("LocalStorage.usage sums the user's regular files, and neither links, special files nor uploads", async () => {
+Deno.test("LocalStorage.usage counts files and folders as du does, and neither links, special files nor uploads", async () => {
   await withStorage(async ({ storage, home, outside }) => {
-    assert.equal(await storage.usage(USER), 0);
+    assert.deepEqual(await storage.usage(USER), { bytes: 0, entries: 0 });
     await put(storage, "a.txt", "12345");
-    await put(storage, "deep/er/b.txt", "123");
+    await put(storage, "deep/er/b.txt", "x".repeat(BLOCK_BYTES + 1));
+    await put(storage, "empty.txt", "");
     await Deno.writeTextFile(join(outside, "big.txt"), "x".repeat(1000));
     await Deno.symlink(join(outside, "big.txt"), join(home, "link.txt"));
     await Deno.symlink(outside, join(home, "linked-folder"));
     const upload = await storage.beginUpload(USER, "pending.txt");
     await upload.write(encoder.encode("x".repeat(100)));
-    assert.equal(await storage.usage(USER), 8);
+    // a.txt and empty.txt one block each, b.txt two, the folders deep and deep/er one each.
+    assert.deepEqual(await storage.usage(USER), { bytes: 6 * BLOCK_BYTES, entries: 5 });
     await upload.abort();
+    // An rm says how many folders it pruned.
+    assert.equal((await storage.remove(USER, "deep/er/b.txt")).folders, 2);
+    assert.deepEqual(await storage.usage(USER), { bytes: 2 * BLOCK_BYTES, entries: 2 });
   });
 });
 
@@ -686,25 +691,50 @@ Deno.test("LocalStorage.stat gives a regular file's facts, null for nothing, a f
   });
 });
 
-Deno.test("LocalStorage commit tells admit the size it replaces, and a refusal there keeps the old version", async () => {
+Deno.test("LocalStorage commit tells admit the file it replaces and the folders it creates; a refusal there leaves nothing", async () => {
   await withStorage(async ({ storage, home }) => {
-    const seen: number[] = [];
-    const commit = async (text: string, admit: (replaced: number) => void) => {
-      const upload = await storage.beginUpload(USER, "a.txt");
+    const seen: CommitChange[] = [];
+    const commit = async (name: string, text: string, admit: (change: CommitChange) => void) => {
+      const upload = await storage.beginUpload(USER, name);
       await upload.write(encoder.encode(text));
       return await upload.commit({ admit });
     };
-    await commit("12345", (replaced) => seen.push(replaced));
-    await commit("123", (replaced) => seen.push(replaced));
-    assert.deepEqual(seen, [0, 5]);
-    await assertRejectsWith(
-      commit("1234567", () => {
-        throw new DfosError(Status.TOO_LARGE, "no room");
-      }),
-      Status.TOO_LARGE,
-      "refused by admit",
-    );
+    await commit("a.txt", "12345", (change) => seen.push(change));
+    await commit("a.txt", "123", (change) => seen.push(change));
+    await commit("b/c/d.txt", "", (change) => seen.push(change));
+    await commit("b/e.txt", "", (change) => seen.push(change));
+    assert.deepEqual(seen, [
+      { replaced: null, folders: 0 },
+      { replaced: 5, folders: 0 },
+      { replaced: null, folders: 2 },
+      { replaced: null, folders: 0 },
+    ]);
+    const refuse = () => {
+      throw new DfosError(Status.TOO_LARGE, "no room");
+    };
+    await assertRejectsWith(commit("a.txt", "1234567", refuse), Status.TOO_LARGE, "refused by admit");
     assert.equal(await read(storage, "a.txt"), "123");
+    // The folders made for a refused commit are gone again.
+    await assertRejectsWith(commit("x/y/z.txt", "1", refuse), Status.TOO_LARGE, "refused by admit");
+    await assertRejectsWith(commit("b/f/g.txt", "1", refuse), Status.TOO_LARGE, "refused by admit");
+    assert.equal(await exists(join(home, "x")), false);
+    assert.equal(await exists(join(home, "b", "f")), false);
+    assert.equal(await exists(join(home, "b", "c")), true);
     assert.deepEqual(await partials(home), []);
+  });
+});
+
+Deno.test("LocalStorage refuses reserved names in any case, which a case-insensitive file system would take for .dfos-partial", async () => {
+  await withStorage(async ({ storage, home }) => {
+    for (const name of [".DFOS-partial/x", ".Dfos-Partial", "a/.dFoS-x", ".dfo\u017f-partial/x"]) {
+      await putExpectingRefusal(storage, name, "x", Status.BAD_NAME);
+      await assertRejectsWith(storage.openRead(USER, name), Status.BAD_NAME, name);
+      await assertRejectsWith(storage.remove(USER, name), Status.BAD_NAME, name);
+    }
+    // Entries so named (planted on the disk) are the server's own: neither listed nor counted.
+    await Deno.mkdir(join(home, ".DFOS-x"));
+    await Deno.writeTextFile(join(home, ".DFOS-x", "f"), "x");
+    assert.deepEqual(await names(storage), []);
+    assert.deepEqual(await storage.usage(USER), { bytes: 0, entries: 0 });
   });
 });

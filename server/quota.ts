@@ -1,38 +1,62 @@
 /**
- * `Quota`: what an upload may take. Two limits, both off by default: the
- * largest file, and the bytes each user's files may take in all.
+ * `Quota`: what an upload may take. Three limits, all off by default: the
+ * largest file; the bytes each user's files may take on disk; and how many
+ * files and folders each user may have.
  *
- * The per-user sum is asked of the storage (`Storage.usage`) once per user,
- * at the first upload or delete that needs it, and kept up to date from then
- * on: a commit adds the new file's size less the one it replaced, a delete
- * takes the deleted size off. Uploads in progress hold a reservation: an
- * upload of announced size reserves what it would add (its size less the
- * file it replaces) before it takes a byte, and is refused at once if that
- * does not fit; one of unknown size reserves as its bytes arrive, and is cut
- * the moment it does not fit. The commit makes the last check, with the size
- * of the file actually replaced (`CommitOptions.admit`), in the same step as
- * the replacement. Several connections of one user share one account, and
- * every check and update is synchronous, so two uploads racing for the last
- * bytes cannot both get them.
+ * The bytes are counted as `du` counts them (`footprint` in storage.ts): each
+ * file its size rounded up to whole blocks, at least one block even when
+ * empty, and each folder one block; so empty files and folders are not free,
+ * and the number of files and folders (inodes) is bounded as well.
+ *
+ * The per-user sums are asked of the storage (`Storage.usage`) once per user,
+ * at the first upload or delete that needs them, and kept up to date from
+ * then on: a commit adds the new file and the folders it created less the
+ * file it replaced, a delete takes off the file and the folders it pruned.
+ *
+ * Uploads in progress hold a reservation, because their temporary files take
+ * room too: an upload holds its whole footprint and one entry (announced, at
+ * once, before it takes a byte; unknown, growing as its bytes arrive), and is
+ * refused or cut the moment that does not fit. One exception keeps a full
+ * quota usable: the upload that replaces a file may count that file as its
+ * own (the "credit"), but only one upload in progress per file holds that
+ * credit (a claim on the name). The credit ends when the file goes (an `rm`,
+ * or another upload's commit replacing it): the upload then holds its whole
+ * footprint, which the file's going has just freed. So the uploads in
+ * progress never take more than the quota leaves free, plus at most one copy
+ * of each file they replace. The commit makes the last check, with the file
+ * actually replaced and the folders created (`CommitOptions.admit`), in the
+ * same step as the replacement. Several connections of one user share one
+ * account, and every check and update is synchronous, so two uploads racing
+ * for the last bytes cannot both get them.
  *
  * What this does not see: files changed under the storage root by anything
  * but this server after it counted them (the count is made afresh at every
- * start), and other server processes sharing the root.
+ * start), other server processes sharing the root, and what a file system
+ * takes beyond its blocks (a large folder's own blocks, extent trees).
  *
  * @module
  */
 
 import { DfosError, Status } from "../shared/status.ts";
-import type { Storage } from "./storage.ts";
+import { type CommitChange, footprint, type Removed, type Storage } from "./storage.ts";
+
+/** Bytes of quota per file or folder allowed by default: ext4's default bytes-per-inode ratio. */
+export const QUOTA_BYTES_PER_ENTRY = 16 * 1024;
 
 /** Options for {@linkcode Quota}. */
 export interface QuotaOptions {
   /**
-   * The bytes each user's files may take in all; 0 for no limit.
+   * The bytes each user's files may take on disk in all; 0 for no limit.
    *
    * @default {0}
    */
   quotaBytes?: number;
+  /**
+   * The files and folders each user may have in all; 0 for no limit.
+   *
+   * @default {quotaBytes / QUOTA_BYTES_PER_ENTRY, at least 1; 0 without quotaBytes}
+   */
+  quotaEntries?: number;
   /**
    * The largest file an upload may store, in bytes; 0 for no limit.
    *
@@ -55,25 +79,35 @@ export interface Allowance {
    * The last check, just before the upload replaces the file; pass it as
    * `CommitOptions.admit`. Throws `TOO_LARGE` when the upload no longer fits.
    *
-   * @param replaced The size of the file the upload replaces (0 for none).
+   * @param change The file the commit replaces and the folders it creates.
    */
-  admit(replaced: number): void;
+  admit(change: CommitChange): void;
   /** Counts the committed upload in the user's usage. Call once the commit has succeeded. */
   committed(): void;
   /** Gives back what the upload held, unless it was committed. Safe to call twice. */
   release(): void;
 }
 
-/** One user's account: bytes stored, and bytes held by uploads in progress. */
+/** What a user's files take, or what uploads hold: bytes on disk, and files and folders. */
+export interface Amount {
+  bytes: number;
+  entries: number;
+}
+
+/** One user's account: what is stored, what uploads in progress hold, and which of them replaces what. */
 interface Account {
-  used: number;
-  reserved: number;
+  used: Amount;
+  reserved: Amount;
+  /** The upload in progress credited with each stored file it replaces, by name. */
+  claims: Map<string, QuotaAllowance>;
 }
 
 /** The per-user quota and the largest file, as the request handlers apply them. */
 export class Quota {
   /** The bytes each user's files may take; 0 for no limit. */
   readonly quotaBytes: number;
+  /** The files and folders each user may have; 0 for no limit. */
+  readonly quotaEntries: number;
   /** The largest file; 0 for no limit. */
   readonly maxFileBytes: number;
   readonly #storage: Storage;
@@ -88,13 +122,17 @@ export class Quota {
   constructor(storage: Storage, options: QuotaOptions = {}) {
     this.#storage = storage;
     this.quotaBytes = options.quotaBytes ?? 0;
+    this.quotaEntries = options.quotaEntries ??
+      (this.quotaBytes > 0 ? Math.max(1, Math.floor(this.quotaBytes / QUOTA_BYTES_PER_ENTRY)) : 0);
     this.maxFileBytes = options.maxFileBytes ?? 0;
   }
 
   /**
    * Admits an upload to `name`, or refuses it at once (`TOO_LARGE`) when its
-   * announced size is over the largest file or would take the user over the
-   * quota. Replacing a file counts only the difference.
+   * announced size is over the largest file, or it would take the user over
+   * the quota: its footprint (at least one block, whatever its size) and one
+   * entry, less the file it replaces if no other upload in progress counts
+   * that file already.
    *
    * @param user The user.
    * @param name The remote name (checked by the storage).
@@ -111,19 +149,13 @@ export class Quota {
         }`,
       );
     }
-    if (this.quotaBytes === 0) return new FileSizeAllowance(name, this.maxFileBytes);
+    if (this.quotaBytes === 0 && this.quotaEntries === 0) return new FileSizeAllowance(name, this.maxFileBytes);
     const account = await this.#account(user);
-    // The file it would replace, if any: an upload adds only what it has over that.
-    const existing = (await this.#storage.stat(user, name))?.size ?? 0;
-    const allowance = new QuotaAllowance({
-      quotaBytes: this.quotaBytes,
-      maxFileBytes: this.maxFileBytes,
-      account,
-      user,
-      name,
-      credit: existing,
-    });
-    if (size !== null) allowance.hold(size - existing);
+    // The file it would replace, if any: the first upload to claim it counts it as its own until it goes.
+    const existing = await this.#storage.stat(user, name);
+    const allowance = new QuotaAllowance({ quota: this, blockSize: this.#storage.blockSize, account, user, name });
+    if (existing !== null) allowance.claim(existing.size);
+    allowance.expect(size ?? 0);
     return allowance;
   }
 
@@ -134,29 +166,38 @@ export class Quota {
    * @param user The user.
    */
   async ready(user: string): Promise<void> {
-    if (this.quotaBytes > 0) await this.#account(user);
+    if (this.quotaBytes > 0 || this.quotaEntries > 0) await this.#account(user);
   }
 
   /**
-   * Counts a deleted file. Call after {@linkcode Quota.ready} and the delete.
+   * Counts a deleted file and the folders it pruned. Call after
+   * {@linkcode Quota.ready} and the delete. An upload credited with the
+   * file now holds its whole footprint (the file's room is free for it).
    *
    * @param user The user.
-   * @param size The deleted file's size.
+   * @param removed What the delete removed.
    */
-  removed(user: string, size: number): void {
+  removed(user: string, removed: Removed): void {
     const account = this.#accounts.get(user);
-    if (account !== undefined) account.used = Math.max(0, account.used - size);
+    if (account === undefined) return;
+    const blockSize = this.#storage.blockSize;
+    account.used.bytes = Math.max(
+      0,
+      account.used.bytes - footprint(removed.size, blockSize) - removed.folders * blockSize,
+    );
+    account.used.entries = Math.max(0, account.used.entries - 1 - removed.folders);
+    account.claims.get(removed.name)?.revoke();
   }
 
   /**
-   * The bytes the user's files take as counted, and those held by uploads
-   * in progress; null when not counted (no quota, or nothing asked yet).
+   * What the user's files take as counted, and what uploads in progress
+   * hold; null when not counted (no quota, or nothing asked yet).
    *
    * @param user The user.
    */
-  usage(user: string): { used: number; reserved: number } | null {
+  usage(user: string): { used: Amount; reserved: Amount } | null {
     const account = this.#accounts.get(user);
-    return account === undefined ? null : { ...account };
+    return account === undefined ? null : { used: { ...account.used }, reserved: { ...account.reserved } };
   }
 
   async #account(user: string): Promise<Account> {
@@ -165,7 +206,7 @@ export class Quota {
     let counting = this.#counting.get(user);
     if (counting === undefined) {
       counting = this.#storage.usage(user).then((used) => {
-        const account = { used, reserved: 0 };
+        const account = { used: { ...used }, reserved: { bytes: 0, entries: 0 }, claims: new Map() };
         this.#accounts.set(user, account);
         return account;
       }).finally(() => this.#counting.delete(user));
@@ -198,93 +239,165 @@ class FileSizeAllowance implements Allowance {
 
 /** What a {@linkcode QuotaAllowance} is made with. */
 interface QuotaAllowanceParts {
-  quotaBytes: number;
-  maxFileBytes: number;
+  quota: Quota;
+  blockSize: number;
   /** The user's account, shared by all the user's uploads. */
   account: Account;
   user: string;
   name: string;
-  /** The size of the file the upload replaces, as seen at its start. */
-  credit: number;
 }
 
 /**
  * The allowance of an upload counted against a quota. It holds, in the
- * account's `reserved`, what the upload would add: its bytes less the file it
- * replaces, never less than 0.
+ * account's `reserved`, what its temporary file takes (its footprint and one
+ * entry), less the file it replaces while it holds the claim on that file.
  */
 class QuotaAllowance implements Allowance {
   readonly #parts: QuotaAllowanceParts;
-  /** Bytes held in the account's `reserved`. */
-  #held = 0;
-  #received = 0;
-  /** What the commit adds to the account's `used` (negative when the new version is smaller). */
-  #charge = 0;
+  /** What it holds in the account's `reserved`. */
+  #held: Amount = { bytes: 0, entries: 0 };
+  /** The file it replaces, counted as its own while it holds the claim on the name. */
+  #credit: Amount = { bytes: 0, entries: 0 };
+  /** The bytes it will store, as far as known: the announced size, then what has arrived. */
+  #size = 0;
+  /** What the commit adds to the account's `used` (negative when it frees room). */
+  #charge: Amount = { bytes: 0, entries: 0 };
   #done = false;
 
   constructor(parts: QuotaAllowanceParts) {
     this.#parts = parts;
   }
 
+  /** Counts the file of `size` it replaces as its own, unless another upload in progress does. */
+  claim(size: number): void {
+    const { account, name, blockSize } = this.#parts;
+    if (account.claims.has(name)) return;
+    account.claims.set(name, this);
+    this.#credit = { bytes: footprint(size, blockSize), entries: 1 };
+  }
+
   /**
-   * Holds `bytes` in all (nothing more when that many are held already), or
-   * throws `TOO_LARGE`, and then gives back what it held at once: another
-   * upload of the user's may be asking for the bytes in the same turn of the
-   * event loop, before the refused upload has unwound.
+   * Ends the credit: the file it replaces has gone (removed, or replaced by
+   * another upload). What it held less is taken without a check: the file's
+   * going freed at least as much.
    */
-  hold(bytes: number, refusal = (free: number) => this.#overQuota(bytes, free)): void {
-    if (bytes <= this.#held) return;
-    const { quotaBytes, account } = this.#parts;
-    const more = bytes - this.#held;
-    // Tested and taken in one synchronous step: no other upload's check comes in between.
-    const free = quotaBytes - account.used - account.reserved;
-    if (more > free) {
-      const message = refusal(Math.max(0, free) + this.#held);
-      this.release();
-      throw new DfosError(Status.TOO_LARGE, message);
-    }
-    account.reserved += more;
-    this.#held = bytes;
+  revoke(): void {
+    const { account, name } = this.#parts;
+    if (account.claims.get(name) === this) account.claims.delete(name);
+    this.#credit = { bytes: 0, entries: 0 };
+    if (this.#done) return;
+    const need = this.#need();
+    account.reserved.bytes += Math.max(0, need.bytes - this.#held.bytes);
+    account.reserved.entries += Math.max(0, need.entries - this.#held.entries);
+    this.#held = { bytes: Math.max(need.bytes, this.#held.bytes), entries: Math.max(need.entries, this.#held.entries) };
+  }
+
+  /** Holds what an upload of `size` bytes takes, or throws `TOO_LARGE` (the announced size's refusal). */
+  expect(size: number): void {
+    this.#size = size;
+    this.#hold(this.#need(), (adds, free) => this.#overQuota(adds, free));
   }
 
   receive(total: number): void {
-    const { maxFileBytes, credit, name, user, quotaBytes } = this.#parts;
-    if (maxFileBytes > 0 && total > maxFileBytes) this.release();
-    checkFileSize(name, total, maxFileBytes);
-    this.#received = total;
-    this.hold(
-      total - credit,
-      () => `Cannot store "${name}": the upload went over ${user}'s quota of ${bytes(quotaBytes)}`,
-    );
+    const { quota, name, user } = this.#parts;
+    if (quota.maxFileBytes > 0 && total > quota.maxFileBytes) this.release();
+    checkFileSize(name, total, quota.maxFileBytes);
+    this.#size = Math.max(this.#size, total);
+    this.#hold(this.#need(), (_adds, _free, what) => `Cannot store "${name}": the upload went over ${user}'s ${what}`);
   }
 
-  admit(replaced: number): void {
+  admit(change: CommitChange): void {
     // The file replaced now may not be the one seen at the start (deleted, or replaced meanwhile).
-    const charge = this.#received - replaced;
-    this.hold(charge);
+    const { blockSize } = this.#parts;
+    const replaced = change.replaced === null ? { bytes: 0, entries: 0 } : {
+      bytes: footprint(change.replaced, blockSize),
+      entries: 1,
+    };
+    const charge = {
+      bytes: footprint(this.#size, blockSize) + change.folders * blockSize - replaced.bytes,
+      entries: 1 + change.folders - replaced.entries,
+    };
+    this.#hold(charge, (adds, free) => this.#overQuota(adds, free));
     this.#charge = charge;
   }
 
   committed(): void {
     if (this.#done) return;
-    this.#done = true;
-    const { account } = this.#parts;
-    account.reserved -= this.#held;
-    account.used = Math.max(0, account.used + this.#charge);
-    this.#held = 0;
+    const { account, name } = this.#parts;
+    this.#give();
+    account.used.bytes = Math.max(0, account.used.bytes + this.#charge.bytes);
+    account.used.entries = Math.max(0, account.used.entries + this.#charge.entries);
+    // The file it replaced is gone: an upload credited with it (this one, or another) is credited no more.
+    account.claims.get(name)?.revoke();
   }
 
   release(): void {
     if (this.#done) return;
+    this.#give();
+    const { account, name } = this.#parts;
+    if (account.claims.get(name) === this) account.claims.delete(name);
+  }
+
+  /** Gives back what it holds; it is done. */
+  #give(): void {
     this.#done = true;
-    this.#parts.account.reserved -= this.#held;
-    this.#held = 0;
+    const { account } = this.#parts;
+    account.reserved.bytes -= this.#held.bytes;
+    account.reserved.entries -= this.#held.entries;
+    this.#held = { bytes: 0, entries: 0 };
+  }
+
+  /** What its temporary file takes, less its credit. */
+  #need(): Amount {
+    return {
+      bytes: footprint(this.#size, this.#parts.blockSize) - this.#credit.bytes,
+      entries: 1 - this.#credit.entries,
+    };
+  }
+
+  /**
+   * Holds `amount` in all (nothing more where that much is held already), or
+   * throws `TOO_LARGE`, and then gives back what it held at once: another
+   * upload of the user's may be asking for the room in the same turn of the
+   * event loop, before the refused upload has unwound.
+   */
+  #hold(amount: Amount, refusal: (adds: number, free: number, what: string) => string): void {
+    const { quota, account, user } = this.#parts;
+    const more = { bytes: amount.bytes - this.#held.bytes, entries: amount.entries - this.#held.entries };
+    // Tested and taken in one synchronous step: no other upload's check comes in between.
+    const free = {
+      bytes: quota.quotaBytes - account.used.bytes - account.reserved.bytes,
+      entries: quota.quotaEntries - account.used.entries - account.reserved.entries,
+    };
+    let message: string | null = null;
+    if (quota.quotaBytes > 0 && more.bytes > 0 && more.bytes > free.bytes) {
+      message = refusal(
+        amount.bytes,
+        Math.max(0, free.bytes) + this.#held.bytes,
+        `quota of ${bytes(quota.quotaBytes)}`,
+      );
+    } else if (quota.quotaEntries > 0 && more.entries > 0 && more.entries > free.entries) {
+      message = `Cannot store "${this.#parts.name}": ${user} has reached the limit of ${quota.quotaEntries} files ` +
+        `and folders`;
+    }
+    if (message !== null) {
+      this.release();
+      throw new DfosError(Status.TOO_LARGE, message);
+    }
+    if (more.bytes > 0) {
+      account.reserved.bytes += more.bytes;
+      this.#held.bytes = amount.bytes;
+    }
+    if (more.entries > 0) {
+      account.reserved.entries += more.entries;
+      this.#held.entries = amount.entries;
+    }
   }
 
   /** The refusal of an upload that would add `adds` bytes when `free` are free for it. */
   #overQuota(adds: number, free: number): string {
-    const { name, user, quotaBytes } = this.#parts;
-    return `Cannot store "${name}": it would go over ${user}'s quota of ${bytes(quotaBytes)} ` +
+    const { name, user, quota } = this.#parts;
+    return `Cannot store "${name}": it would go over ${user}'s quota of ${bytes(quota.quotaBytes)} ` +
       `(it adds ${bytes(adds)}; ${bytes(free)} ${free === 1 ? "is" : "are"} free)`;
   }
 }

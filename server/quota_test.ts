@@ -1,21 +1,38 @@
 import { deepStrictEqual, strictEqual, throws } from "node:assert/strict";
 import { DfosError, Status } from "../shared/status.ts";
 import { Quota } from "./quota.ts";
-import type { FileInfo, Storage } from "./storage.ts";
+import type { FileInfo, Removed, Storage } from "./storage.ts";
 
-/** A storage that knows only sizes: what Quota asks of it. Counts its usage walks. */
+/**
+ * A storage that knows only sizes, in blocks of one byte (so a file takes its
+ * size, an empty one 1): what Quota asks of it. Counts its usage walks.
+ */
 function sizes(files: Record<string, number>): Storage & { walks: number } {
   const storage = {
     walks: 0,
+    blockSize: 1,
     usage: async () => {
       storage.walks++;
       await Promise.resolve();
-      return Object.values(files).reduce((sum, size) => sum + size, 0);
+      const all = Object.values(files);
+      return { bytes: all.reduce((sum, size) => sum + Math.max(1, size), 0), entries: all.length };
     },
     stat: (_user: string, name: string): Promise<FileInfo | null> =>
       Promise.resolve(name in files ? { name, size: files[name], mtime: 0 } : null),
   };
   return storage as unknown as Storage & { walks: number };
+}
+
+/** What an rm of a file of `size` that pruned no folder returns. */
+function removed(name: string, size: number): Removed {
+  return { name, size, mtime: 0, folders: 0 };
+}
+
+const NEW = { replaced: null, folders: 0 };
+
+/** The usage figures of a user with `entries` files and folders. */
+function usage(used: number, reserved: number, entries: [number, number]) {
+  return { used: { bytes: used, entries: entries[0] }, reserved: { bytes: reserved, entries: entries[1] } };
 }
 
 function isTooLarge(message: string) {
@@ -27,7 +44,7 @@ Deno.test("Quota without a quota counts nothing and checks only the largest file
   const quota = new Quota(storage, { maxFileBytes: 100 });
   const allowance = await quota.reserve("alice", "b.bin", 100);
   allowance.receive(100);
-  allowance.admit(0);
+  allowance.admit(NEW);
   allowance.committed();
   await throwsAsync(
     quota.reserve("alice", "c.bin", 101),
@@ -45,81 +62,161 @@ Deno.test("Quota without a quota counts nothing and checks only the largest file
 
 Deno.test("Quota counts a user's files once, however many requests ask at the same time", async () => {
   const storage = sizes({ "a.bin": 300, "b.bin": 200 });
-  const quota = new Quota(storage, { quotaBytes: 1000 });
+  const quota = new Quota(storage, { quotaBytes: 1000, quotaEntries: 100 });
   const allowances = await Promise.all([
     quota.reserve("alice", "c.bin", 100),
     quota.reserve("alice", "d.bin", 100),
     quota.ready("alice"),
   ]);
   strictEqual(storage.walks, 1);
-  deepStrictEqual(quota.usage("alice"), { used: 500, reserved: 200 });
+  deepStrictEqual(quota.usage("alice"), usage(500, 200, [2, 2]));
   for (const allowance of allowances) allowance?.release();
-  deepStrictEqual(quota.usage("alice"), { used: 500, reserved: 0 });
+  deepStrictEqual(quota.usage("alice"), usage(500, 0, [2, 0]));
   strictEqual(quota.usage("bob"), null);
 });
 
 Deno.test("Quota reserves an announced size at once: of two uploads that each fit alone, only one fits both", async () => {
-  const quota = new Quota(sizes({ "base.bin": 400 }), { quotaBytes: 1000 });
+  const quota = new Quota(sizes({ "base.bin": 400 }), { quotaBytes: 1000, quotaEntries: 100 });
   const first = await quota.reserve("alice", "x.bin", 600);
   await throwsAsync(
     quota.reserve("alice", "y.bin", 600),
     `Cannot store "y.bin": it would go over alice's quota of 1000 bytes (it adds 600 bytes; 0 bytes are free)`,
   );
   first.receive(600);
-  first.admit(0);
+  first.admit(NEW);
   first.committed();
-  deepStrictEqual(quota.usage("alice"), { used: 1000, reserved: 0 });
-  quota.removed("alice", 600);
-  deepStrictEqual(quota.usage("alice"), { used: 400, reserved: 0 });
+  deepStrictEqual(quota.usage("alice"), usage(1000, 0, [2, 0]));
+  quota.removed("alice", removed("x.bin", 600));
+  deepStrictEqual(quota.usage("alice"), usage(400, 0, [1, 0]));
 });
 
 Deno.test("Quota counts a replacement's difference, and checks again with the file replaced at the commit", async () => {
-  const quota = new Quota(sizes({ "a.bin": 800 }), { quotaBytes: 1000 });
+  const quota = new Quota(sizes({ "a.bin": 800 }), { quotaBytes: 1000, quotaEntries: 100 });
   // 1000 in place of 800: 200 held.
   const grow = await quota.reserve("alice", "a.bin", 1000);
-  deepStrictEqual(quota.usage("alice"), { used: 800, reserved: 200 });
+  deepStrictEqual(quota.usage("alice"), usage(800, 200, [1, 0]));
   grow.receive(1000);
-  // Meanwhile a.bin was deleted: the commit replaces nothing, and adds 1000, which does not fit beside the rest.
-  quota.removed("alice", 800);
-  const other = await quota.reserve("alice", "b.bin", 500);
-  throws(
-    () => grow.admit(0),
-    isTooLarge(
-      `Cannot store "a.bin": it would go over alice's quota of 1000 bytes (it adds 1000 bytes; 500 bytes are free)`,
-    ),
+  // Meanwhile a.bin was deleted: the credit ends (grow holds its 1000 in all), and the commit replaces nothing.
+  quota.removed("alice", removed("a.bin", 800));
+  deepStrictEqual(quota.usage("alice"), usage(0, 1000, [0, 1]));
+  await throwsAsync(
+    quota.reserve("alice", "b.bin", 1),
+    `Cannot store "b.bin": it would go over alice's quota of 1000 bytes (it adds 1 byte; 0 bytes are free)`,
   );
-  deepStrictEqual(quota.usage("alice"), { used: 0, reserved: 500 }); // given back at once
-  other.receive(500);
-  other.admit(0);
-  other.committed();
-  // A smaller version gives bytes back.
-  const shrink = await quota.reserve("alice", "b.bin", 100);
+  grow.admit({ replaced: null, folders: 0 });
+  grow.committed();
+  // A smaller version gives bytes back; a commit's new folders are counted.
+  const shrink = await quota.reserve("alice", "a.bin", 100);
   shrink.receive(100);
-  shrink.admit(500);
+  shrink.admit({ replaced: 1000, folders: 0 });
   shrink.committed();
-  deepStrictEqual(quota.usage("alice"), { used: 100, reserved: 0 });
+  deepStrictEqual(quota.usage("alice"), usage(100, 0, [1, 0]));
+  const nested = await quota.reserve("alice", "c/d/e.bin", 100);
+  nested.receive(100);
+  nested.admit({ replaced: null, folders: 2 });
+  nested.committed();
+  deepStrictEqual(quota.usage("alice"), usage(202, 0, [4, 0]));
+  quota.removed("alice", { name: "c/d/e.bin", size: 100, mtime: 0, folders: 2 });
+  deepStrictEqual(quota.usage("alice"), usage(100, 0, [1, 0]));
 });
 
 Deno.test("Quota takes the bytes of an upload of unknown size as they arrive, and cuts it the moment it goes over", async () => {
-  const quota = new Quota(sizes({ "a.bin": 100 }), { quotaBytes: 1000 });
+  const quota = new Quota(sizes({ "a.bin": 100 }), { quotaBytes: 1000, quotaEntries: 100 });
   const first = await quota.reserve("alice", "a.bin", null);
   const second = await quota.reserve("alice", "b.bin", null);
   first.receive(100); // no more than the file it replaces: nothing held
-  deepStrictEqual(quota.usage("alice"), { used: 100, reserved: 0 });
+  deepStrictEqual(quota.usage("alice"), usage(100, 1, [1, 1])); // b.bin, empty so far, takes its one block
   first.receive(500);
   second.receive(400);
-  deepStrictEqual(quota.usage("alice"), { used: 100, reserved: 800 });
+  deepStrictEqual(quota.usage("alice"), usage(100, 800, [1, 1]));
   throws(
     () => second.receive(501),
     isTooLarge(`Cannot store "b.bin": the upload went over alice's quota of 1000 bytes`),
   );
   // What the cut upload held is free for the other at once, before it has unwound.
-  deepStrictEqual(quota.usage("alice"), { used: 100, reserved: 400 });
+  deepStrictEqual(quota.usage("alice"), usage(100, 400, [1, 0]));
   first.receive(1000);
-  first.admit(100);
+  first.admit({ replaced: 100, folders: 0 });
   first.committed();
   second.release();
-  deepStrictEqual(quota.usage("alice"), { used: 1000, reserved: 0 });
+  deepStrictEqual(quota.usage("alice"), usage(1000, 0, [1, 0]));
+});
+
+Deno.test("Quota credits a replaced file to one upload in progress only: twenty replacing at once get no more room", async () => {
+  const quota = new Quota(sizes({ "a.bin": 1000 }), { quotaBytes: 1100, quotaEntries: 100 });
+  const first = await quota.reserve("alice", "a.bin", 1000); // credited with a.bin: holds nothing
+  deepStrictEqual(quota.usage("alice"), usage(1000, 0, [1, 0]));
+  for (let i = 0; i < 19; i++) {
+    await throwsAsync(
+      quota.reserve("alice", "a.bin", 1000),
+      `Cannot store "a.bin": it would go over alice's quota of 1100 bytes (it adds 1000 bytes; 100 bytes are free)`,
+    );
+  }
+  // Of unknown size, the others are cut as soon as they pass what is free.
+  const unknown = await quota.reserve("alice", "a.bin", null);
+  unknown.receive(100);
+  throws(
+    () => unknown.receive(101),
+    isTooLarge(`Cannot store "a.bin": the upload went over alice's quota of 1100 bytes`),
+  );
+  deepStrictEqual(quota.usage("alice"), usage(1000, 0, [1, 0]));
+  // Once the credited upload is done, the next one may claim the file.
+  first.release();
+  const next = await quota.reserve("alice", "a.bin", 1000);
+  deepStrictEqual(quota.usage("alice"), usage(1000, 0, [1, 0]));
+  next.release();
+});
+
+Deno.test("Quota ends a credit when another upload's commit replaces the file: the credited upload holds its whole size", async () => {
+  const quota = new Quota(sizes({ "a.bin": 500 }), { quotaBytes: 2000, quotaEntries: 100 });
+  const credited = await quota.reserve("alice", "a.bin", 500); // holds nothing: a.bin is its credit
+  const other = await quota.reserve("alice", "a.bin", 500); // holds 500 and one entry
+  deepStrictEqual(quota.usage("alice"), usage(500, 500, [1, 1]));
+  other.receive(500);
+  other.admit({ replaced: 500, folders: 0 });
+  other.committed();
+  // a.bin is other's now; credited's temporary file takes its 500 bytes and entry beside it.
+  deepStrictEqual(quota.usage("alice"), usage(500, 500, [1, 1]));
+  credited.receive(500);
+  credited.admit({ replaced: 500, folders: 0 });
+  credited.committed();
+  deepStrictEqual(quota.usage("alice"), usage(500, 0, [1, 0]));
+});
+
+Deno.test("Quota counts files and folders: empty files take a block and an entry, and the limit refuses more", async () => {
+  const quota = new Quota(sizes({ "a.bin": 10 }), { quotaBytes: 1000, quotaEntries: 3 });
+  const empty = await quota.reserve("alice", "e1", 0);
+  empty.admit({ replaced: null, folders: 1 });
+  empty.committed();
+  deepStrictEqual(quota.usage("alice"), usage(12, 0, [3, 0]));
+  await throwsAsync(
+    quota.reserve("alice", "e2", 0),
+    `Cannot store "e2": alice has reached the limit of 3 files and folders`,
+  );
+  await throwsAsync(
+    quota.reserve("alice", "e3", null),
+    `Cannot store "e3": alice has reached the limit of 3 files and folders`,
+  );
+  // Replacing a file takes no entry; a commit that would create a folder is refused at the last check.
+  const replace = await quota.reserve("alice", "a.bin", 20);
+  replace.receive(20);
+  replace.admit({ replaced: 10, folders: 0 });
+  replace.committed();
+  quota.removed("alice", removed("e1", 0));
+  const nested = await quota.reserve("alice", "f/g", 0);
+  throws(
+    () => nested.admit({ replaced: null, folders: 1 }),
+    isTooLarge(`Cannot store "f/g": alice has reached the limit of 3 files and folders`),
+  );
+  deepStrictEqual(quota.usage("alice"), usage(21, 0, [2, 0]));
+});
+
+Deno.test("Quota limits files and folders to one per 16 KiB of quota by default, and not at all without a quota", () => {
+  strictEqual(new Quota(sizes({}), { quotaBytes: 1024 * 1024 * 1024 }).quotaEntries, 65_536);
+  strictEqual(new Quota(sizes({}), { quotaBytes: 1000 }).quotaEntries, 1);
+  strictEqual(new Quota(sizes({}), { quotaBytes: 1000, quotaEntries: 0 }).quotaEntries, 0);
+  strictEqual(new Quota(sizes({}), {}).quotaEntries, 0);
+  strictEqual(new Quota(sizes({}), { quotaEntries: 5 }).quotaEntries, 5);
 });
 
 async function throwsAsync(promise: Promise<unknown>, message: string): Promise<void> {

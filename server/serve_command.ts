@@ -83,9 +83,12 @@ ROOT/<user>/ created on first login.
                                    closed and its upload dropped. Slow transfers that keep moving are never cut (default
                                    ${SHOWN.op}; 0: no limit)
       --drain-timeout SECONDS      time the transfers in flight have to finish at shutdown (default ${DEFAULT_DRAIN_TIMEOUT_SECONDS})
-      --quota BYTES                bytes each user's files may take in all; an upload that would go over is
-                                   refused, at once when its size is known, and leaves nothing (default 0: no
-                                   quota)
+      --quota BYTES                bytes each user's files may take on disk in all, as du counts them (each
+                                   file rounded up to 4 KiB blocks, at least one; each folder one block;
+                                   uploads in progress too); an upload that would go over is refused, at
+                                   once when its size is known, and leaves nothing (default 0: no quota)
+      --quota-files N              files and folders each user may have in all (default with --quota: one
+                                   per 16 KiB of it; 0 or without --quota: no limit)
       --max-file-size BYTES        the largest file an upload may store (default 0: no limit)
       --max-name BYTES             the longest name an upload may create, 1 to ${MAX_NAME_BYTES} (default ${MAX_NAME_BYTES})
       --list-page N                entries at most per listing page (default ${LIST_PAGE_ENTRIES})
@@ -131,6 +134,7 @@ totals and exits 0. A second signal aborts everything at once.`,
     "stats-interval": { type: "string" },
     "op-timeout": { type: "string" },
     quota: { type: "string" },
+    "quota-files": { type: "string" },
     "max-file-size": { type: "string" },
     "max-name": { type: "string" },
     "list-page": { type: "string" },
@@ -244,6 +248,9 @@ function limitFlags(values: Record<string, string | boolean | undefined>): Reque
   return {
     opTimeoutMs: secondsFlag(values["op-timeout"], "op-timeout", DEFAULT_OP_TIMEOUT_MS),
     quotaBytes: byteSizeFlag(values.quota, "quota", 0),
+    quotaEntries: values["quota-files"] === undefined
+      ? undefined
+      : integerFlag(values["quota-files"], "quota-files", 0, [0, Number.MAX_SAFE_INTEGER]),
     maxFileBytes: byteSizeFlag(values["max-file-size"], "max-file-size", 0),
     maxNameBytes: byteSizeFlag(values["max-name"], "max-name", MAX_NAME_BYTES, [1, MAX_NAME_BYTES]),
     listPageEntries: integerFlag(values["list-page"], "list-page", LIST_PAGE_ENTRIES, [1, 1_000_000]),

@@ -196,6 +196,13 @@ export interface ServeOptions {
    */
   quotaBytes?: number;
   /**
+   * Files and folders each user may have in all (server/quota.ts); 0 for no
+   * limit.
+   *
+   * @default {one per 16 KiB of quotaBytes (QUOTA_BYTES_PER_ENTRY), at least 1; 0 without quotaBytes}
+   */
+  quotaEntries?: number;
+  /**
    * The largest file an upload may store, in bytes; 0 for no limit.
    *
    * @default {0}
@@ -324,7 +331,11 @@ export async function serve(options: ServeOptions): Promise<Server> {
     limits: {
       maxNameBytes: limits.maxNameBytes,
       listPageEntries: limits.listPageEntries,
-      quota: new Quota(storage, { quotaBytes: limits.quotaBytes, maxFileBytes: limits.maxFileBytes }),
+      quota: new Quota(storage, {
+        quotaBytes: limits.quotaBytes,
+        quotaEntries: options.quotaEntries,
+        maxFileBytes: limits.maxFileBytes,
+      }),
     },
   };
   let stopping = false;
@@ -500,11 +511,11 @@ function loginThrottle(options: ServeOptions): LoginThrottle {
 /** The options of {@linkcode ServeOptions} that limit requests. */
 export type RequestLimitOptions = Pick<
   ServeOptions,
-  "opTimeoutMs" | "maxFrameBytes" | "maxNameBytes" | "listPageEntries" | "quotaBytes" | "maxFileBytes"
+  "opTimeoutMs" | "maxFrameBytes" | "maxNameBytes" | "listPageEntries" | "quotaBytes" | "quotaEntries" | "maxFileBytes"
 >;
 
 /** The limits of {@linkcode ServeOptions}, defaults filled in; a value out of its range is a `RangeError`. */
-function checkLimits(options: ServeOptions): Required<Omit<RequestLimitOptions, "opTimeoutMs">> {
+function checkLimits(options: ServeOptions): Required<Omit<RequestLimitOptions, "opTimeoutMs" | "quotaEntries">> {
   const limits = {
     maxFrameBytes: options.maxFrameBytes ?? MAX_CONTROL_LENGTH,
     maxNameBytes: options.maxNameBytes ?? MAX_NAME_BYTES,
@@ -524,6 +535,10 @@ function checkLimits(options: ServeOptions): Required<Omit<RequestLimitOptions, 
     if (!Number.isSafeInteger(value) || value < min || value > max) {
       throw new RangeError(`Cannot serve with ${key} ${value}: not a whole number from ${min} to ${max}`);
     }
+  }
+  const entries = options.quotaEntries;
+  if (entries !== undefined && (!Number.isSafeInteger(entries) || entries < 0)) {
+    throw new RangeError(`Cannot serve with quotaEntries ${entries}: not a whole number from 0`);
   }
   return limits;
 }

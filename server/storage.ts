@@ -22,6 +22,45 @@ export interface FileInfo {
   mtime: number;
 }
 
+/** What {@linkcode Storage.remove} removed: the file, and the folders it left empty. */
+export interface Removed extends FileInfo {
+  /** Folders removed with the file because it left them empty. */
+  folders: number;
+}
+
+/** What a user's files take, as {@linkcode Storage.usage} counts them. */
+export interface Usage {
+  /**
+   * Bytes on disk, as `du` counts them on a file system of
+   * {@linkcode Storage.blockSize} blocks: each file its size rounded up to
+   * whole blocks, at least one (see {@linkcode footprint}), each folder one
+   * block.
+   */
+  bytes: number;
+  /** Files and folders. */
+  entries: number;
+}
+
+/**
+ * The bytes a file of `size` takes on disk as the quota counts it: its size
+ * rounded up to whole blocks, and at least one block even when empty (its
+ * inode and entry take room too). A folder takes one block.
+ *
+ * @param size The file's size in bytes.
+ * @param blockSize The storage's block size ({@linkcode Storage.blockSize}).
+ * @returns The bytes counted.
+ *
+ * @example Usage
+ * ```ts
+ * import { footprint } from "./storage.ts";
+ * console.assert(footprint(0, 4096) === 4096);
+ * console.assert(footprint(4097, 4096) === 8192);
+ * ```
+ */
+export function footprint(size: number, blockSize: number): number {
+  return Math.max(1, Math.ceil(size / blockSize)) * blockSize;
+}
+
 /** A file opened for reading: a consistent snapshot, even if the name is replaced meanwhile. */
 export interface ReadHandle {
   /** The file's facts when it was opened. */
@@ -60,14 +99,23 @@ export interface Upload {
 /** Options for {@linkcode Upload.commit}. */
 export interface CommitOptions {
   /**
-   * Called once, just before the upload replaces the file, with the size of
-   * the version it replaces: the regular file of that name, or 0 when there
-   * is none. Throwing refuses the commit: the upload is dropped and the
-   * previous version stays. No other change of the user's files by this
-   * storage comes between the call and the replacement (LocalStorage runs
-   * both in one synchronous step), so a quota checked here holds.
+   * Called once, just before the upload replaces the file, with what the
+   * commit changes besides the new file: the version it replaces, and the
+   * folders it creates on the way. Throwing refuses the commit: the upload is
+   * dropped, the folders it created are removed and the previous version
+   * stays. No other change of the user's files by this storage comes between
+   * the call and the replacement (LocalStorage runs both in one synchronous
+   * step), so a quota checked here holds.
    */
-  admit?: (replaced: number) => void;
+  admit?: (change: CommitChange) => void;
+}
+
+/** What a commit changes besides storing the new file. */
+export interface CommitChange {
+  /** The size of the regular file it replaces, or null when there is none. */
+  replaced: number | null;
+  /** Folders it creates on the way to the name. */
+  folders: number;
 }
 
 /** Options for {@linkcode Storage.list}. */
@@ -96,9 +144,17 @@ export interface Storage {
   beginUpload(user: string, name: string): Promise<Upload>;
   /** Opens `name` for reading. */
   openRead(user: string, name: string): Promise<ReadHandle>;
-  /** Deletes `name`; returns what it was. */
-  remove(user: string, name: string): Promise<FileInfo>;
-  /** Lists the user's files, one page at a time. */
+  /** Deletes `name`, and the folders it leaves empty; returns what it was. */
+  remove(user: string, name: string): Promise<Removed>;
+  /**
+   * Lists the user's files, one page at a time. A full listing should cost
+   * about one walk of the user's files whatever its page count: a page starts
+   * after `after`, which an implementation can resume from (S3's
+   * ListObjectsV2 takes it as `StartAfter`; LocalStorage keeps the walk that
+   * made the previous page, and resumes it when the next request starts after
+   * any entry of that page). A folder or file that goes while a listing is
+   * under way is left out, never an error.
+   */
   list(user: string, options: ListOptions): Promise<ListPage>;
   /**
    * Returns the regular file `name`, or null when there is none (nothing of
@@ -107,12 +163,17 @@ export interface Storage {
    */
   stat(user: string, name: string): Promise<FileInfo | null>;
   /**
-   * Returns the bytes the user's regular files take in all (their sizes,
-   * summed; uploads in progress are not counted). Counting may walk every
-   * file: the quota (server/quota.ts) asks once per user and keeps the sum
-   * up to date itself.
+   * The block size the quota counts in (`footprint`): 4096 for the local
+   * disk; 1 for a store that bills by the byte.
    */
-  usage(user: string): Promise<number>;
+  readonly blockSize: number;
+  /**
+   * Returns what the user's regular files and folders take in all (uploads
+   * in progress and the storage's own folders are not counted). Counting may
+   * walk every file: the quota (server/quota.ts) asks once per user and keeps
+   * the sums up to date itself.
+   */
+  usage(user: string): Promise<Usage>;
   /** Aborts every upload still in progress (at shutdown). */
   abortUploads(): Promise<void>;
 }

@@ -19,7 +19,11 @@ export const MAX_SEGMENT_BYTES = 255;
 /** The longest user name, in UTF-8 bytes. */
 export const MAX_USER_BYTES = 64;
 
-/** Segments starting with this are the server's own (temporary files); no name may use them. */
+/**
+ * Segments starting with this are the server's own (temporary files); no name
+ * may use them, in any case: on a case-insensitive file system (FAT, or ext4
+ * with casefold) `.DFOS-partial` is the server's `.dfos-partial`.
+ */
 export const RESERVED_PREFIX = ".dfos-";
 
 const encoder = new TextEncoder();
@@ -63,11 +67,32 @@ export function nameProblem(name: string, maxBytes: number = MAX_NAME_BYTES): st
 function segmentProblem(segment: string): string | undefined {
   if (segment === "") return 'name has an empty segment ("//" or a "/" at the end)';
   if (segment === "." || segment === "..") return `segment "${segment}" is not allowed`;
-  if (segment.startsWith(RESERVED_PREFIX)) return `segments starting with "${RESERVED_PREFIX}" are reserved`;
+  if (isReserved(segment)) return `segments starting with "${RESERVED_PREFIX}" are reserved`;
   if (encoder.encode(segment).length > MAX_SEGMENT_BYTES) {
     return `a segment is longer than ${MAX_SEGMENT_BYTES} bytes`;
   }
   return undefined;
+}
+
+/**
+ * Returns true when a segment starts with {@linkcode RESERVED_PREFIX} in any
+ * case: `.DFOS-partial`, `.Dfos-x`, and `.dfo\u017f-x` (long s, which case
+ * folding makes an "s"). The server skips such entries in listings and usage
+ * counts as its own.
+ *
+ * @param segment One segment of a name, or a file name on disk.
+ * @returns True for a reserved segment.
+ *
+ * @example Usage
+ * ```ts
+ * import { isReserved } from "./names.ts";
+ * console.assert(isReserved(".DFOS-partial"));
+ * console.assert(!isReserved("dfos-partial"));
+ * ```
+ */
+export function isReserved(segment: string): boolean {
+  // Upper then lower case: folds "\u017f" (long s) to "s" and "\u212a" (Kelvin) to "k", as file systems fold them.
+  return segment.slice(0, 2 * RESERVED_PREFIX.length).toUpperCase().toLowerCase().startsWith(RESERVED_PREFIX);
 }
 
 /**

@@ -85,6 +85,11 @@ const HOSTILE: [string, string, string][] = [
   ["reserved first segment", ".dfos-partial/x", RESERVED],
   ["reserved last segment", "a/.dfos-x", RESERVED],
   ["reserved prefix alone", ".dfos-", RESERVED],
+  // A case-insensitive file system (FAT, ext4 casefold) takes these for the server's own .dfos-partial.
+  ["reserved, upper case", ".DFOS-partial/x", RESERVED],
+  ["reserved, mixed case", ".Dfos-Partial", RESERVED],
+  ["reserved, mixed case, deeper", "a/.dFoS-x", RESERVED],
+  ["reserved, long s folds to s", ".dfo\u017f-partial/x", RESERVED],
   ["256-byte segment", "x".repeat(MAX_SEGMENT_BYTES + 1), LONG_SEGMENT],
   ["256-byte segment in the middle", `a/${"x".repeat(MAX_SEGMENT_BYTES + 1)}/b`, LONG_SEGMENT],
   ["256-byte segment of 2-byte characters", "\u00e9".repeat(128), LONG_SEGMENT],

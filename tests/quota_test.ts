@@ -12,6 +12,7 @@
 
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { join } from "node:path";
+import { BLOCK_BYTES } from "../server/local_storage.ts";
 import { MESSAGE_CODES } from "../shared/messages.ts";
 import { DfosError, Status } from "../shared/status.ts";
 import {
@@ -59,19 +60,49 @@ async function assertNoTemporaries(fx: Fixture, user = "alice"): Promise<void> {
   await waitFor(async () => (await listDir(join(fx.root, user, ".dfos-partial"))).length === 0, "no temporary file");
 }
 
-const QUOTA_1000 = (name: string, adds: number, free: number) =>
-  `Cannot store "${name}": it would go over alice's quota of 1000 bytes (it adds ${adds} byte${
-    adds === 1 ? "" : "s"
-  }; ${free} byte${free === 1 ? " is" : "s are"} free)`;
+/** The block the quota counts in: a file takes its size rounded up to it, at least one; a folder one. */
+const B = BLOCK_BYTES;
+
+/** The refusal of an upload announced to add `adds` bytes when `free` are free, under alice's quota `quota`. */
+function overQuota(name: string, quota: number, adds: number, free: number): string {
+  return `Cannot store "${name}": it would go over alice's quota of ${quota} bytes (it adds ${adds} bytes; ${free} ${
+    free === 1 ? "byte is" : "bytes are"
+  } free)`;
+}
+
+/** What `du` counts under a folder, every entry below it (temporary files included): blocks of 512 bytes. */
+async function diskUse(dir: string): Promise<number> {
+  let total = 0;
+  for await (const entry of Deno.readDir(dir)) {
+    const path = join(dir, entry.name);
+    const info = await Deno.lstat(path).catch(() => null);
+    if (info === null) continue;
+    total += (info.blocks ?? 0) * 512;
+    if (info.isDirectory) total += await diskUse(path);
+  }
+  return total;
+}
+
+/** Files and folders under a folder, .dfos-partial and what is in it left out. */
+async function entriesUnder(dir: string): Promise<number> {
+  let count = 0;
+  for await (const entry of Deno.readDir(dir)) {
+    if (entry.name === ".dfos-partial") continue;
+    count++;
+    if (entry.isDirectory) count += await entriesUnder(join(dir, entry.name));
+  }
+  return count;
+}
 
 Deno.test("--quota: an upload that fills the quota exactly is stored, one byte more is refused at once and leaves nothing", async () => {
-  await using fx = await startServer({ quotaBytes: 1000 });
+  const quota = 3 * B;
+  await using fx = await startServer({ quotaBytes: quota, quotaEntries: 100 });
   const client = await connect(fx);
-  await client.put("a.bin", once(randomBytes(600)), { size: 600 });
-  await client.put("b.bin", once(randomBytes(400)), { size: 400 }); // exactly at the quota
+  await client.put("a.bin", once(randomBytes(2 * B - 100)), { size: 2 * B - 100 }); // two blocks
+  await client.put("b.bin", once(randomBytes(1)), { size: 1 }); // one block: exactly at the quota
   deepStrictEqual(await refusal(client.put("c.bin", once(randomBytes(1)), { size: 1 })), {
     code: Status.TOO_LARGE,
-    message: QUOTA_1000("c.bin", 1, 0),
+    message: overQuota("c.bin", quota, B, 0),
   });
   await assertNoTemporaries(fx);
   deepStrictEqual(await listDir(join(fx.root, "alice")), [".dfos-partial", "a.bin", "b.bin"]);
@@ -79,18 +110,18 @@ Deno.test("--quota: an upload that fills the quota exactly is stored, one byte m
   // "At once": the refusal comes right after PUT, before any byte of the body is sent.
   const peer = await Peer.login(fx);
   await peer.send({ type: "put", name: "d.bin", size: 5000, digest: "crc32" });
-  strictEqual(await peer.expectError(Status.TOO_LARGE), QUOTA_1000("d.bin", 5000, 0));
+  strictEqual(await peer.expectError(Status.TOO_LARGE), overQuota("d.bin", quota, 2 * B, 0));
   await peer.send({ type: "abort", reason: "refused" });
   deepStrictEqual(await peer.names(), ["a.bin", "b.bin"]); // the session goes on
 
-  // Each user has a quota of their own; a delete gives bytes back.
+  // Each user has a quota of their own; a delete gives its blocks back.
   const bob = await connect(fx, "bob");
-  await bob.put("b.bin", once(randomBytes(1000)), { size: 1000 });
+  await bob.put("b.bin", once(randomBytes(quota)), { size: quota });
   await client.remove("a.bin");
-  await client.put("c.bin", once(randomBytes(600)), { size: 600 });
-  deepStrictEqual(await refusal(client.put("e.bin", once(randomBytes(1)), { size: 1 })), {
+  await client.put("c.bin", once(randomBytes(2 * B)), { size: 2 * B });
+  deepStrictEqual(await refusal(client.put("e.bin", once(randomBytes(0)), { size: 0 })), {
     code: Status.TOO_LARGE,
-    message: QUOTA_1000("e.bin", 1, 0),
+    message: overQuota("e.bin", quota, B, 0), // an empty file takes a block too
   });
   deepStrictEqual(fx.server.stats.snapshot().failures.TOO_LARGE, 3);
   peer.abort();
@@ -99,75 +130,79 @@ Deno.test("--quota: an upload that fills the quota exactly is stored, one byte m
 });
 
 Deno.test("--quota: replacing a file counts only the difference, and a refused replacement keeps the old version", async () => {
-  await using fx = await startServer({ quotaBytes: 1000 });
+  const quota = 3 * B;
+  await using fx = await startServer({ quotaBytes: quota, quotaEntries: 100 });
   const client = await connect(fx);
-  const first = randomBytes(800);
+  const first = randomBytes(2 * B);
   await client.put("a.bin", once(first), { size: first.length });
-  // 1000 bytes in place of 800: 200 more, which fit.
-  const second = randomBytes(1000);
+  // Three blocks in place of two: one more, which fits.
+  const second = randomBytes(3 * B);
   await client.put("a.bin", once(second), { size: second.length });
-  // 1001 in place of 1000: one byte more than the quota, announced or not.
-  deepStrictEqual(await refusal(client.put("a.bin", once(randomBytes(1001)), { size: 1001 })), {
+  // One byte more is a fourth block, over the quota, announced or not.
+  deepStrictEqual(await refusal(client.put("a.bin", once(randomBytes(3 * B + 1)), { size: 3 * B + 1 })), {
     code: Status.TOO_LARGE,
-    message: QUOTA_1000("a.bin", 1, 0),
+    message: overQuota("a.bin", quota, B, 0),
   });
-  deepStrictEqual(await refusal(client.put("a.bin", slowly(3, 400, 0), { size: null })), {
+  deepStrictEqual(await refusal(client.put("a.bin", slowly(4, B, 0), { size: null })), {
     code: Status.TOO_LARGE,
-    message: 'Cannot store "a.bin": the upload went over alice\'s quota of 1000 bytes',
+    message: `Cannot store "a.bin": the upload went over alice's quota of ${quota} bytes`,
   });
-  deepStrictEqual(await refusal(client.put("a.bin", once(randomBytes(1001)))), {
+  deepStrictEqual(await refusal(client.put("a.bin", once(randomBytes(3 * B + 1)))), {
     code: Status.TOO_LARGE,
-    message: 'Cannot store "a.bin": the upload went over alice\'s quota of 1000 bytes',
+    message: `Cannot store "a.bin": the upload went over alice's quota of ${quota} bytes`,
   });
   await assertNoTemporaries(fx);
   strictEqual(await sha256File(join(fx.root, "alice", "a.bin")), sha256(second));
-  // A smaller version gives bytes back at once.
+  // A smaller version gives blocks back at once.
   await client.put("a.bin", once(randomBytes(10)), { size: 10 });
-  await client.put("b.bin", once(randomBytes(990)), { size: 990 });
+  await client.put("b.bin", once(randomBytes(2 * B)), { size: 2 * B });
   await client.close();
 });
 
-Deno.test("--quota: the files already stored are counted at the first upload, links and temporaries are not", async () => {
-  await using fx = await startServer({ quotaBytes: 1000 });
+Deno.test("--quota: the files and folders already stored are counted at the first upload, links and temporaries are not", async () => {
+  await using fx = await startServer({ quotaBytes: 5 * B, quotaEntries: 100 });
   const home = join(fx.root, "alice");
+  // Two folders and two small files: four blocks.
   await Deno.mkdir(join(home, "old", "deeper"), { recursive: true });
   await Deno.writeFile(join(home, "old", "one.bin"), randomBytes(300));
   await Deno.writeFile(join(home, "old", "deeper", "two.bin"), randomBytes(400));
   // Neither a link (to a big file outside) nor a leftover in .dfos-partial takes any of the quota.
   const outside = join(fx.dir, "outside.bin");
-  await Deno.writeFile(outside, randomBytes(5000));
+  await Deno.writeFile(outside, randomBytes(50_000));
   await Deno.symlink(outside, join(home, "link.bin"));
   await Deno.mkdir(join(home, ".dfos-partial"));
-  await Deno.writeFile(join(home, ".dfos-partial", "left.part"), randomBytes(5000));
+  await Deno.writeFile(join(home, ".dfos-partial", "left.part"), randomBytes(50_000));
 
   const client = await connect(fx);
-  deepStrictEqual(await refusal(client.put("new.bin", once(randomBytes(301)), { size: 301 })), {
+  deepStrictEqual(await refusal(client.put("new.bin", once(randomBytes(B + 1)), { size: B + 1 })), {
     code: Status.TOO_LARGE,
-    message: QUOTA_1000("new.bin", 301, 300),
+    message: overQuota("new.bin", 5 * B, 2 * B, B),
   });
-  await client.put("new.bin", once(randomBytes(300)), { size: 300 });
-  await client.remove("old/deeper/two.bin");
-  await client.put("more.bin", once(randomBytes(400)), { size: 400 });
+  await client.put("new.bin", once(randomBytes(B)), { size: B });
+  await client.remove("old/deeper/two.bin"); // its block, and its folder's, which the rm prunes
+  await client.put("more.bin", once(randomBytes(2 * B)), { size: 2 * B });
   await client.close();
 });
 
 Deno.test("--quota: uploads racing for the last bytes of the quota, announced or not, get them only once", async () => {
-  await using fx = await startServer({ quotaBytes: 1000 });
+  const quota = 3 * B;
+  await using fx = await startServer({ quotaBytes: quota, quotaEntries: 100 });
   const clients = await Promise.all([connect(fx), connect(fx), connect(fx), connect(fx)]);
-  await clients[0].put("base.bin", once(randomBytes(400)), { size: 400 });
+  await clients[0].put("base.bin", once(randomBytes(B)), { size: B });
 
-  // Sizes announced: each reserves its 600 bytes before its body; only one reservation fits.
+  // Sizes announced: each reserves its two blocks before its body; only one reservation fits.
   const announced = await Promise.allSettled(
-    clients.slice(0, 2).map((client, i) => client.put(`x${i}.bin`, once(randomBytes(600)), { size: 600 })),
+    clients.slice(0, 2).map((client, i) => client.put(`x${i}.bin`, once(randomBytes(2 * B)), { size: 2 * B })),
   );
   deepStrictEqual(announced.map((outcome) => outcome.status).sort(), ["fulfilled", "rejected"]);
   const stored = (await listDir(join(fx.root, "alice"))).filter((name) => name.startsWith("x"));
   strictEqual(stored.length, 1);
   await clients[0].remove(stored[0]);
 
-  // Sizes unknown: both take their bytes as they arrive, 100 at a time; the one that goes over first is cut.
+  // Sizes unknown: each holds a block at once and takes more as its bytes arrive, 1 KiB at a time; the one that
+  // goes over first is cut.
   const unknown = await Promise.allSettled(
-    clients.slice(2).map((client, i) => client.put(`y${i}.bin`, slowly(6, 100, 30), { size: null })),
+    clients.slice(2).map((client, i) => client.put(`y${i}.bin`, slowly(6, 1024, 30), { size: null })),
   );
   deepStrictEqual(unknown.map((outcome) => outcome.status).sort(), ["fulfilled", "rejected"]);
   const cut = unknown.find((outcome) => outcome.status === "rejected") as PromiseRejectedResult;
@@ -177,9 +212,97 @@ Deno.test("--quota: uploads racing for the last bytes of the quota, announced or
   // What is stored is exactly the quota: not a byte more fits.
   deepStrictEqual(await refusal(clients[0].put("z.bin", once(randomBytes(1)), { size: 1 })), {
     code: Status.TOO_LARGE,
-    message: QUOTA_1000("z.bin", 1, 0),
+    message: overQuota("z.bin", quota, B, 0),
   });
   for (const client of clients) await client.close();
+});
+
+Deno.test("--quota: twenty uploads replacing one file at once, kept alive by trickles, get its room only once", async () => {
+  const MiB = 1024 * 1024;
+  const quota = MiB + 4 * B;
+  await using fx = await startServer({ quotaBytes: quota, quotaEntries: 100, opTimeoutMs: 3000 });
+  const home = join(fx.root, "alice");
+  const client = await connect(fx);
+  await client.put("a.bin", once(randomBytes(MiB)), { size: MiB });
+  await client.close();
+  const peers = await Promise.all(Array.from({ length: 20 }, () => Peer.login(fx)));
+  // Each announces 1 MiB in place of a.bin's 1 MiB: it adds nothing, if a.bin's room were its own.
+  const bodies = peers.map(() => randomBytes(MiB));
+  for (const peer of peers) await peer.send({ type: "put", name: "a.bin", size: MiB, digest: "sha256" });
+  // The refusals come at once; an upload let in hears nothing until its END.
+  const replies = peers.map((peer) => peer.expect("error", "ok"));
+  const refused = new Set<Peer>();
+  await Promise.all(peers.map(async (peer, i) => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const quiet = new Promise<null>((resolve) => timer = setTimeout(() => resolve(null), 1000));
+    const reply = await Promise.race([replies[i], quiet]).finally(() => clearTimeout(timer));
+    if (reply !== null) {
+      strictEqual(reply.type, "error");
+      strictEqual(reply.code, Status.TOO_LARGE, reply.message);
+      refused.add(peer);
+    }
+  }));
+  const admitted = peers.filter((peer) => !refused.has(peer));
+  strictEqual(admitted.length, 1, `${admitted.length} of 20 admitted`);
+  // The admitted ones send all but a byte, then one byte at a time, well inside the stall timeout.
+  let most = 0;
+  await Promise.all(admitted.map(async (peer) => {
+    const body = bodies[peers.indexOf(peer)];
+    await peer.send({ type: "data", chunk: body.subarray(0, MiB - 3) });
+    for (let byte = MiB - 3; byte < MiB; byte++) {
+      await delay(300);
+      most = Math.max(most, await diskUse(home));
+      await peer.send({ type: "data", chunk: body.subarray(byte, byte + 1) });
+    }
+  }));
+  // On disk at most the quota, and the copy of a.bin that the one admitted upload replaces (its temporary file
+  // and a.bin side by side), and the .dfos-partial folder; never twenty copies.
+  ok(most <= quota + MiB + B, `disk use ${most} bytes, over ${quota + MiB + B}`);
+  const index = peers.indexOf(admitted[0]);
+  await admitted[0].send({ type: "end", size: MiB, algorithm: "sha256", digest: sha256(bodies[index]) });
+  strictEqual((await replies[index]).type, "ok");
+  for (const peer of peers) peer.abort();
+  await assertNoTemporaries(fx);
+});
+
+Deno.test("--quota and --quota-files: empty files and fresh folders are not free, and are refused at the bound", async () => {
+  // Bytes used up: an empty file, in a fresh folder or not, needs a block (and its folder one more).
+  await using fx = await startServer({ quotaBytes: 4 * B, quotaEntries: 1000 });
+  const home = join(fx.root, "alice");
+  const client = await connect(fx);
+  await client.put("full.bin", once(randomBytes(4 * B)), { size: 4 * B });
+  const before = await diskUse(home);
+  for (let i = 0; i < 50; i++) {
+    const { code } = await refusal(client.put(`d${i}/e${i}`, once(new Uint8Array(0)), { size: 0 }));
+    strictEqual(code, Status.TOO_LARGE);
+    strictEqual((await refusal(client.put(`e${i}`, once(new Uint8Array(0)), { size: null }))).code, Status.TOO_LARGE);
+  }
+  await assertNoTemporaries(fx);
+  strictEqual(await diskUse(home), before);
+  strictEqual(await entriesUnder(home), 1);
+  await client.close();
+
+  // Files and folders bounded: 10 of them, whatever their size.
+  await using small = await startServer({ quotaBytes: 1024 * B, quotaEntries: 10 });
+  const other = await connect(small);
+  const stored: string[] = [];
+  for (let i = 0; i < 200; i++) {
+    const name = `f${i}/e`; // a fresh folder and an empty file: two entries each
+    const outcome = await other.put(name, once(new Uint8Array(0)), { size: 0 }).then(() => null, (error) => error);
+    if (outcome === null) {
+      stored.push(name);
+      continue;
+    }
+    strictEqual(outcome.code, Status.TOO_LARGE);
+    strictEqual(outcome.message, `Cannot store "${name}": alice has reached the limit of 10 files and folders`);
+  }
+  strictEqual(stored.length, 5);
+  strictEqual(await entriesUnder(join(small.root, "alice")), 10);
+  // A refused commit leaves no folder behind; an rm gives its file and pruned folder back.
+  await other.remove("f0/e");
+  await other.put("f200/e", once(new Uint8Array(0)), { size: 0 });
+  strictEqual(await entriesUnder(join(small.root, "alice")), 10);
+  await other.close();
 });
 
 Deno.test("--max-file-size: a larger upload is refused at once, or cut when its size is unknown, and leaves nothing", async () => {
@@ -202,42 +325,41 @@ Deno.test("--max-file-size: a larger upload is refused at once, or cut when its 
 });
 
 Deno.test("dfos put over the quota or the largest file size, from a file or standard input, says why and exits 1", async () => {
-  await using fx = await startServer({ quotaBytes: 3000, maxFileBytes: 2000 });
+  const quota = 4 * B;
+  await using fx = await startServer({ quotaBytes: quota, quotaEntries: 100, maxFileBytes: 2 * B });
   const env = fx.envFor("alice");
   const previous = randomBytes(500);
   await Deno.writeFile(join(fx.local, "previous.bin"), previous);
   strictEqual((await runCli(["put", join(fx.local, "previous.bin"), "kept.bin"], { env })).code, 0);
-  await Deno.writeFile(join(fx.local, "big.bin"), randomBytes(2500));
+  await Deno.writeFile(join(fx.local, "big.bin"), randomBytes(2 * B + 1));
 
   const fromFile = await runCli(["put", join(fx.local, "big.bin"), "kept.bin"], { env });
   strictEqual(fromFile.code, 1, fromFile.stderr);
   strictEqual(
     fromFile.stderr,
-    'dfos put: Cannot store "kept.bin": its 2500 bytes are over this server\'s largest file size of 2000 bytes\n',
+    `dfos put: Cannot store "kept.bin": its ${2 * B + 1} bytes are over this server's largest file size of ${
+      2 * B
+    } bytes\n`,
   );
-  const fromStdin = await runCli(["put", "-", "kept.bin"], { env, stdin: randomBytes(2500) });
+  const fromStdin = await runCli(["put", "-", "kept.bin"], { env, stdin: randomBytes(2 * B + 1) });
   strictEqual(fromStdin.code, 1, fromStdin.stderr);
   strictEqual(
     fromStdin.stderr,
-    'dfos put: Cannot store "kept.bin": the upload went over this server\'s largest file size of 2000 bytes\n',
+    `dfos put: Cannot store "kept.bin": the upload went over this server's largest file size of ${2 * B} bytes\n`,
   );
 
-  strictEqual((await runCli(["put", "-", "second.bin"], { env, stdin: randomBytes(2000) })).code, 0);
-  // 500 + 2000 stored: 500 bytes are left of the quota.
-  const overQuota = await runCli(["put", "-", "third.bin"], { env, stdin: randomBytes(501) });
-  strictEqual(overQuota.code, 1, overQuota.stderr);
+  strictEqual((await runCli(["put", "-", "second.bin"], { env, stdin: randomBytes(2 * B) })).code, 0);
+  // One block and two stored: one block is left of the quota.
+  const overQuotaStdin = await runCli(["put", "-", "third.bin"], { env, stdin: randomBytes(B + 1) });
+  strictEqual(overQuotaStdin.code, 1, overQuotaStdin.stderr);
   strictEqual(
-    overQuota.stderr,
-    'dfos put: Cannot store "third.bin": the upload went over alice\'s quota of 3000 bytes\n',
+    overQuotaStdin.stderr,
+    `dfos put: Cannot store "third.bin": the upload went over alice's quota of ${quota} bytes\n`,
   );
-  await Deno.writeFile(join(fx.local, "third.bin"), randomBytes(501));
+  await Deno.writeFile(join(fx.local, "third.bin"), randomBytes(B + 1));
   const announced = await runCli(["put", join(fx.local, "third.bin")], { env });
   strictEqual(announced.code, 1, announced.stderr);
-  strictEqual(
-    announced.stderr,
-    'dfos put: Cannot store "third.bin": it would go over alice\'s quota of 3000 bytes (it adds 501 bytes; ' +
-      "500 bytes are free)\n",
-  );
+  strictEqual(announced.stderr, `dfos put: ${overQuota("third.bin", quota, 2 * B, B)}\n`);
   await assertNoTemporaries(fx);
   deepStrictEqual(await listDir(join(fx.root, "alice")), [".dfos-partial", "kept.bin", "second.bin"]);
   strictEqual(await sha256File(join(fx.root, "alice", "kept.bin")), sha256(previous));
@@ -358,7 +480,7 @@ Deno.test("dfos serve refuses a limit flag that is not a size or out of range, w
   }
 });
 
-Deno.test("dfos serve --quota and --max-file-size, with suffixes, reach the server", async () => {
+Deno.test("dfos serve --quota, --quota-files and --max-file-size, with suffixes, reach the server", async () => {
   const dir = await Deno.makeTempDir({ prefix: "dfos_test_" });
   const port = closedPort();
   await Deno.writeTextFile(join(dir, "users.txt"), `alice:${USERS.alice}\n`);
@@ -366,7 +488,7 @@ Deno.test("dfos serve --quota and --max-file-size, with suffixes, reach the serv
     "serve",
     ...["--host", "127.0.0.1", "--port", String(port), "--root", join(dir, "root")],
     ...["--users", join(dir, "users.txt"), "--log", join(dir, "server.log")],
-    ...["--quota", "3K", "--max-file-size", "2K"],
+    ...["--quota", "16K", "--max-file-size", "8K", "--quota-files", "3"],
   ], { cwd: dir });
   server.stdin.close();
   try {
@@ -383,14 +505,21 @@ Deno.test("dfos serve --quota and --max-file-size, with suffixes, reach the serv
       "the server to listen",
       20_000,
     );
-    strictEqual((await runCli(["put", "-", "a.bin"], { env, stdin: randomBytes(2048) })).code, 0);
-    const tooBig = await runCli(["put", "-", "b.bin"], { env, stdin: randomBytes(2049) });
+    strictEqual((await runCli(["put", "-", "a.bin"], { env, stdin: randomBytes(4096) })).code, 0);
+    const tooBig = await runCli(["put", "-", "b.bin"], { env, stdin: randomBytes(8193) });
     strictEqual(tooBig.code, 1, tooBig.stderr);
-    ok(tooBig.stderr.includes("largest file size of 2048 bytes"), tooBig.stderr);
-    const overQuota = await runCli(["put", "-", "b.bin"], { env, stdin: randomBytes(1025) });
+    ok(tooBig.stderr.includes("largest file size of 8192 bytes"), tooBig.stderr);
+    strictEqual((await runCli(["put", "-", "b.bin"], { env, stdin: randomBytes(8192) })).code, 0);
+    // Three blocks of four are taken: two more go over the quota.
+    const overQuota = await runCli(["put", "-", "c.bin"], { env, stdin: randomBytes(4097) });
     strictEqual(overQuota.code, 1, overQuota.stderr);
-    ok(overQuota.stderr.includes("alice's quota of 3072 bytes"), overQuota.stderr);
-    strictEqual((await runCli(["put", "-", "b.bin"], { env, stdin: randomBytes(1024) })).code, 0);
+    ok(overQuota.stderr.includes("alice's quota of 16384 bytes"), overQuota.stderr);
+    strictEqual((await runCli(["put", "-", "c.bin"], { env, stdin: randomBytes(1) })).code, 0);
+    strictEqual((await runCli(["rm", "b.bin"], { env })).code, 0);
+    // Two blocks are free, but a file in a new folder makes four files and folders, one more than allowed.
+    const overFiles = await runCli(["put", "-", "d/e.bin"], { env, stdin: randomBytes(1) });
+    strictEqual(overFiles.code, 1, overFiles.stderr);
+    ok(overFiles.stderr.includes("alice has reached the limit of 3 files and folders"), overFiles.stderr);
   } finally {
     server.kill("SIGTERM");
     const { code } = await server.output();
