@@ -16,18 +16,18 @@
  * Uploads in progress hold a reservation, because their temporary files take
  * room too: an upload holds its whole footprint and one entry (announced, at
  * once, before it takes a byte; unknown, growing as its bytes arrive), and is
- * refused or cut the moment that does not fit. One exception keeps a full
- * quota usable: the upload that replaces a file may count that file as its
- * own (the "credit"), but only one upload in progress per file holds that
- * credit (a claim on the name). The credit ends when the file goes (an `rm`,
- * or another upload's commit replacing it): the upload then holds its whole
- * footprint, which the file's going has just freed. So the uploads in
- * progress never take more than the quota leaves free, plus at most one copy
- * of each file they replace. The commit makes the last check, with the file
- * actually replaced and the folders created (`CommitOptions.admit`), in the
- * same step as the replacement. Several connections of one user share one
- * account, and every check and update is synchronous, so two uploads racing
- * for the last bytes cannot both get them.
+ * refused or cut the moment that does not fit. That holds for a replacement
+ * as well: the file it replaces stays on disk until the commit, so the new
+ * copy needs room of its own while it arrives (as rsync's temporary file does
+ * under a file system's quota). So the files stored and the uploads in
+ * progress together never take more than the quota, however many uploads
+ * run at once (before, each replacement was credited with the file it
+ * replaced, and twenty at once held twenty copies). The commit makes the last
+ * check, with the file actually replaced and the folders created
+ * (`CommitOptions.admit`), in the same step as the replacement, and gives
+ * back what the replaced file took. Several connections of one user share
+ * one account, and every check and update is synchronous, so two uploads
+ * racing for the last bytes cannot both get them.
  *
  * What this does not see: files changed under the storage root by anything
  * but this server after it counted them (the count is made afresh at every
@@ -94,12 +94,10 @@ export interface Amount {
   entries: number;
 }
 
-/** One user's account: what is stored, what uploads in progress hold, and which of them replaces what. */
+/** One user's account: what is stored, and what uploads in progress hold. */
 interface Account {
   used: Amount;
   reserved: Amount;
-  /** The upload in progress credited with each stored file it replaces, by name. */
-  claims: Map<string, QuotaAllowance>;
 }
 
 /** The per-user quota and the largest file, as the request handlers apply them. */
@@ -131,8 +129,7 @@ export class Quota {
    * Admits an upload to `name`, or refuses it at once (`TOO_LARGE`) when its
    * announced size is over the largest file, or it would take the user over
    * the quota: its footprint (at least one block, whatever its size) and one
-   * entry, less the file it replaces if no other upload in progress counts
-   * that file already.
+   * entry, a replacement's too (the file it replaces stays until the commit).
    *
    * @param user The user.
    * @param name The remote name (checked by the storage).
@@ -151,10 +148,7 @@ export class Quota {
     }
     if (this.quotaBytes === 0 && this.quotaEntries === 0) return new FileSizeAllowance(name, this.maxFileBytes);
     const account = await this.#account(user);
-    // The file it would replace, if any: the first upload to claim it counts it as its own until it goes.
-    const existing = await this.#storage.stat(user, name);
     const allowance = new QuotaAllowance({ quota: this, blockSize: this.#storage.blockSize, account, user, name });
-    if (existing !== null) allowance.claim(existing.size);
     allowance.expect(size ?? 0);
     return allowance;
   }
@@ -171,8 +165,7 @@ export class Quota {
 
   /**
    * Counts a deleted file and the folders it pruned. Call after
-   * {@linkcode Quota.ready} and the delete. An upload credited with the
-   * file now holds its whole footprint (the file's room is free for it).
+   * {@linkcode Quota.ready} and the delete.
    *
    * @param user The user.
    * @param removed What the delete removed.
@@ -186,7 +179,6 @@ export class Quota {
       account.used.bytes - footprint(removed.size, blockSize) - removed.folders * blockSize,
     );
     account.used.entries = Math.max(0, account.used.entries - 1 - removed.folders);
-    account.claims.get(removed.name)?.revoke();
   }
 
   /**
@@ -206,7 +198,7 @@ export class Quota {
     let counting = this.#counting.get(user);
     if (counting === undefined) {
       counting = this.#storage.usage(user).then((used) => {
-        const account = { used: { ...used }, reserved: { bytes: 0, entries: 0 }, claims: new Map() };
+        const account = { used: { ...used }, reserved: { bytes: 0, entries: 0 } };
         this.#accounts.set(user, account);
         return account;
       }).finally(() => this.#counting.delete(user));
@@ -249,15 +241,13 @@ interface QuotaAllowanceParts {
 
 /**
  * The allowance of an upload counted against a quota. It holds, in the
- * account's `reserved`, what its temporary file takes (its footprint and one
- * entry), less the file it replaces while it holds the claim on that file.
+ * account's `reserved`, what its temporary file takes: its footprint and one
+ * entry.
  */
 class QuotaAllowance implements Allowance {
   readonly #parts: QuotaAllowanceParts;
   /** What it holds in the account's `reserved`. */
   #held: Amount = { bytes: 0, entries: 0 };
-  /** The file it replaces, counted as its own while it holds the claim on the name. */
-  #credit: Amount = { bytes: 0, entries: 0 };
   /** The bytes it will store, as far as known: the announced size, then what has arrived. */
   #size = 0;
   /** What the commit adds to the account's `used` (negative when it frees room). */
@@ -266,30 +256,6 @@ class QuotaAllowance implements Allowance {
 
   constructor(parts: QuotaAllowanceParts) {
     this.#parts = parts;
-  }
-
-  /** Counts the file of `size` it replaces as its own, unless another upload in progress does. */
-  claim(size: number): void {
-    const { account, name, blockSize } = this.#parts;
-    if (account.claims.has(name)) return;
-    account.claims.set(name, this);
-    this.#credit = { bytes: footprint(size, blockSize), entries: 1 };
-  }
-
-  /**
-   * Ends the credit: the file it replaces has gone (removed, or replaced by
-   * another upload). What it held less is taken without a check: the file's
-   * going freed at least as much.
-   */
-  revoke(): void {
-    const { account, name } = this.#parts;
-    if (account.claims.get(name) === this) account.claims.delete(name);
-    this.#credit = { bytes: 0, entries: 0 };
-    if (this.#done) return;
-    const need = this.#need();
-    account.reserved.bytes += Math.max(0, need.bytes - this.#held.bytes);
-    account.reserved.entries += Math.max(0, need.entries - this.#held.entries);
-    this.#held = { bytes: Math.max(need.bytes, this.#held.bytes), entries: Math.max(need.entries, this.#held.entries) };
   }
 
   /** Holds what an upload of `size` bytes takes, or throws `TOO_LARGE` (the announced size's refusal). */
@@ -323,19 +289,14 @@ class QuotaAllowance implements Allowance {
 
   committed(): void {
     if (this.#done) return;
-    const { account, name } = this.#parts;
+    const { account } = this.#parts;
     this.#give();
     account.used.bytes = Math.max(0, account.used.bytes + this.#charge.bytes);
     account.used.entries = Math.max(0, account.used.entries + this.#charge.entries);
-    // The file it replaced is gone: an upload credited with it (this one, or another) is credited no more.
-    account.claims.get(name)?.revoke();
   }
 
   release(): void {
-    if (this.#done) return;
-    this.#give();
-    const { account, name } = this.#parts;
-    if (account.claims.get(name) === this) account.claims.delete(name);
+    if (!this.#done) this.#give();
   }
 
   /** Gives back what it holds; it is done. */
@@ -347,12 +308,9 @@ class QuotaAllowance implements Allowance {
     this.#held = { bytes: 0, entries: 0 };
   }
 
-  /** What its temporary file takes, less its credit. */
+  /** What its temporary file takes. */
   #need(): Amount {
-    return {
-      bytes: footprint(this.#size, this.#parts.blockSize) - this.#credit.bytes,
-      entries: 1 - this.#credit.entries,
-    };
+    return { bytes: footprint(this.#size, this.#parts.blockSize), entries: 1 };
   }
 
   /**

@@ -90,25 +90,30 @@ Deno.test("Quota reserves an announced size at once: of two uploads that each fi
   deepStrictEqual(quota.usage("alice"), usage(400, 0, [1, 0]));
 });
 
-Deno.test("Quota counts a replacement's difference, and checks again with the file replaced at the commit", async () => {
-  const quota = new Quota(sizes({ "a.bin": 800 }), { quotaBytes: 1000, quotaEntries: 100 });
-  // 1000 in place of 800: 200 held.
+Deno.test("Quota holds a replacement's whole size while it arrives, and counts only the difference once committed", async () => {
+  const quota = new Quota(sizes({ "a.bin": 800 }), { quotaBytes: 2000, quotaEntries: 100 });
+  // 1000 in place of 800: the new copy needs its own 1000 beside the old until the commit.
   const grow = await quota.reserve("alice", "a.bin", 1000);
-  deepStrictEqual(quota.usage("alice"), usage(800, 200, [1, 0]));
+  deepStrictEqual(quota.usage("alice"), usage(800, 1000, [1, 1]));
   grow.receive(1000);
-  // Meanwhile a.bin was deleted: the credit ends (grow holds its 1000 in all), and the commit replaces nothing.
-  quota.removed("alice", removed("a.bin", 800));
-  deepStrictEqual(quota.usage("alice"), usage(0, 1000, [0, 1]));
   await throwsAsync(
-    quota.reserve("alice", "b.bin", 1),
-    `Cannot store "b.bin": it would go over alice's quota of 1000 bytes (it adds 1 byte; 0 bytes are free)`,
+    quota.reserve("alice", "b.bin", 201),
+    `Cannot store "b.bin": it would go over alice's quota of 2000 bytes (it adds 201 bytes; 200 bytes are free)`,
   );
-  grow.admit({ replaced: null, folders: 0 });
+  grow.admit({ replaced: 800, folders: 0 });
   grow.committed();
+  deepStrictEqual(quota.usage("alice"), usage(1000, 0, [1, 0]));
+  // Meanwhile deleted: the commit replaces nothing, and counts the whole file.
+  const again = await quota.reserve("alice", "a.bin", 500);
+  quota.removed("alice", removed("a.bin", 1000));
+  again.receive(500);
+  again.admit({ replaced: null, folders: 0 });
+  again.committed();
+  deepStrictEqual(quota.usage("alice"), usage(500, 0, [1, 0]));
   // A smaller version gives bytes back; a commit's new folders are counted.
   const shrink = await quota.reserve("alice", "a.bin", 100);
   shrink.receive(100);
-  shrink.admit({ replaced: 1000, folders: 0 });
+  shrink.admit({ replaced: 500, folders: 0 });
   shrink.committed();
   deepStrictEqual(quota.usage("alice"), usage(100, 0, [1, 0]));
   const nested = await quota.reserve("alice", "c/d/e.bin", 100);
@@ -124,32 +129,31 @@ Deno.test("Quota takes the bytes of an upload of unknown size as they arrive, an
   const quota = new Quota(sizes({ "a.bin": 100 }), { quotaBytes: 1000, quotaEntries: 100 });
   const first = await quota.reserve("alice", "a.bin", null);
   const second = await quota.reserve("alice", "b.bin", null);
-  first.receive(100); // no more than the file it replaces: nothing held
-  deepStrictEqual(quota.usage("alice"), usage(100, 1, [1, 1])); // b.bin, empty so far, takes its one block
+  deepStrictEqual(quota.usage("alice"), usage(100, 2, [1, 2])); // each, empty so far, takes its one block
   first.receive(500);
   second.receive(400);
-  deepStrictEqual(quota.usage("alice"), usage(100, 800, [1, 1]));
+  deepStrictEqual(quota.usage("alice"), usage(100, 900, [1, 2]));
   throws(
-    () => second.receive(501),
+    () => second.receive(401),
     isTooLarge(`Cannot store "b.bin": the upload went over alice's quota of 1000 bytes`),
   );
   // What the cut upload held is free for the other at once, before it has unwound.
-  deepStrictEqual(quota.usage("alice"), usage(100, 400, [1, 0]));
-  first.receive(1000);
+  deepStrictEqual(quota.usage("alice"), usage(100, 500, [1, 1]));
+  first.receive(900);
   first.admit({ replaced: 100, folders: 0 });
   first.committed();
   second.release();
-  deepStrictEqual(quota.usage("alice"), usage(1000, 0, [1, 0]));
+  deepStrictEqual(quota.usage("alice"), usage(900, 0, [1, 0]));
 });
 
-Deno.test("Quota credits a replaced file to one upload in progress only: twenty replacing at once get no more room", async () => {
-  const quota = new Quota(sizes({ "a.bin": 1000 }), { quotaBytes: 1100, quotaEntries: 100 });
-  const first = await quota.reserve("alice", "a.bin", 1000); // credited with a.bin: holds nothing
-  deepStrictEqual(quota.usage("alice"), usage(1000, 0, [1, 0]));
+Deno.test("Quota gives twenty uploads replacing one file at once no more room than the quota leaves free", async () => {
+  const quota = new Quota(sizes({ "a.bin": 1000 }), { quotaBytes: 2100, quotaEntries: 100 });
+  const first = await quota.reserve("alice", "a.bin", 1000);
+  deepStrictEqual(quota.usage("alice"), usage(1000, 1000, [1, 1]));
   for (let i = 0; i < 19; i++) {
     await throwsAsync(
       quota.reserve("alice", "a.bin", 1000),
-      `Cannot store "a.bin": it would go over alice's quota of 1100 bytes (it adds 1000 bytes; 100 bytes are free)`,
+      `Cannot store "a.bin": it would go over alice's quota of 2100 bytes (it adds 1000 bytes; 100 bytes are free)`,
     );
   }
   // Of unknown size, the others are cut as soon as they pass what is free.
@@ -157,30 +161,14 @@ Deno.test("Quota credits a replaced file to one upload in progress only: twenty 
   unknown.receive(100);
   throws(
     () => unknown.receive(101),
-    isTooLarge(`Cannot store "a.bin": the upload went over alice's quota of 1100 bytes`),
+    isTooLarge(`Cannot store "a.bin": the upload went over alice's quota of 2100 bytes`),
   );
-  deepStrictEqual(quota.usage("alice"), usage(1000, 0, [1, 0]));
-  // Once the credited upload is done, the next one may claim the file.
+  deepStrictEqual(quota.usage("alice"), usage(1000, 1000, [1, 1]));
+  // Once the first is done, the next one fits.
   first.release();
   const next = await quota.reserve("alice", "a.bin", 1000);
-  deepStrictEqual(quota.usage("alice"), usage(1000, 0, [1, 0]));
+  deepStrictEqual(quota.usage("alice"), usage(1000, 1000, [1, 1]));
   next.release();
-});
-
-Deno.test("Quota ends a credit when another upload's commit replaces the file: the credited upload holds its whole size", async () => {
-  const quota = new Quota(sizes({ "a.bin": 500 }), { quotaBytes: 2000, quotaEntries: 100 });
-  const credited = await quota.reserve("alice", "a.bin", 500); // holds nothing: a.bin is its credit
-  const other = await quota.reserve("alice", "a.bin", 500); // holds 500 and one entry
-  deepStrictEqual(quota.usage("alice"), usage(500, 500, [1, 1]));
-  other.receive(500);
-  other.admit({ replaced: 500, folders: 0 });
-  other.committed();
-  // a.bin is other's now; credited's temporary file takes its 500 bytes and entry beside it.
-  deepStrictEqual(quota.usage("alice"), usage(500, 500, [1, 1]));
-  credited.receive(500);
-  credited.admit({ replaced: 500, folders: 0 });
-  credited.committed();
-  deepStrictEqual(quota.usage("alice"), usage(500, 0, [1, 0]));
 });
 
 Deno.test("Quota counts files and folders: empty files take a block and an entry, and the limit refuses more", async () => {
@@ -197,12 +185,17 @@ Deno.test("Quota counts files and folders: empty files take a block and an entry
     quota.reserve("alice", "e3", null),
     `Cannot store "e3": alice has reached the limit of 3 files and folders`,
   );
-  // Replacing a file takes no entry; a commit that would create a folder is refused at the last check.
+  // Replacing a file needs an entry while it arrives (its temporary file), and gives it back at the commit.
+  await throwsAsync(
+    quota.reserve("alice", "a.bin", 20),
+    `Cannot store "a.bin": alice has reached the limit of 3 files and folders`,
+  );
+  quota.removed("alice", removed("e1", 0));
   const replace = await quota.reserve("alice", "a.bin", 20);
   replace.receive(20);
   replace.admit({ replaced: 10, folders: 0 });
   replace.committed();
-  quota.removed("alice", removed("e1", 0));
+  // A commit that would create a folder is refused at the last check.
   const nested = await quota.reserve("alice", "f/g", 0);
   throws(
     () => nested.admit({ replaced: null, folders: 1 }),
