@@ -67,10 +67,10 @@ export const SHAPE_USERS: Readonly<Record<string, string>> = {
 };
 
 /** The server's op timeout in the fuzz run: a non-reading peer is cut after about this long. */
-export const OP_TIMEOUT_SECONDS = 2;
+export const OP_TIMEOUT_SECONDS = 1;
 
 /** The server's idle timeout in the fuzz run: a logged-in peer that says nothing is closed after this long. */
-export const IDLE_TIMEOUT_SECONDS = 3;
+export const IDLE_TIMEOUT_SECONDS = 2;
 
 /** The server's grace for a close (`CLOSE_GRACE_MS` in server/session.ts): a peer that does not read is then cut. */
 const CLOSE_GRACE_MS = 1000;
@@ -81,13 +81,20 @@ const CLOSE_GRACE_MS = 1000;
  * loaded machine.
  */
 export const QUIET_BOUND_MS = Math.max(OP_TIMEOUT_SECONDS * 1250, IDLE_TIMEOUT_SECONDS * 1000) + CLOSE_GRACE_MS +
-  3000;
+  4000;
 
 /** How often a non-reading peer looks whether the server has closed its connection. */
 const CLOSE_POLL_MS = 200;
 
 /** How long after going quiet each non-reading peer was closed by the server, in ms: for the run's summary. */
 export const stallCloses: number[] = [];
+
+/**
+ * What a non-reading peer asks the server to send: more than the two sockets' buffers hold (on loopback here, the
+ * server's send buffer grows to 4 MiB, `net.ipv4.tcp_wmem`; the peer's receive buffer stays small as it does not
+ * read), so that the server is left waiting to send.
+ */
+const STALL_VOLUME = 8 * MiB;
 
 /** How long a connection closed by the server may take to read to its end (buffers of a few MiB on loopback). */
 const DRAIN_MS = 10_000;
@@ -98,10 +105,12 @@ const BURST_LOGIN_MS = 20_000;
 /**
  * The flags the fuzz server runs with for these shapes. All connections come from 127.0.0.1, so its caps and
  * throttle apply to every session at once:
- * - caps that a burst can reach (the per-user one: only the burst user has more than 24 connections), and ordinary
- *   sessions that are turned away log in again (`login()` in tests/_fuzz_wire.ts);
- * - a lockout that the bursts' wrong passwords (and malformed logins) can bring about, but that lasts 1 s, and
- *   holds of at most 50 ms, so that a locked-out ordinary session waits little.
+ * - caps that a burst can reach (the per-user one, 16: a burst's user alone goes over it; the 24 ordinary sessions
+ *   share three users), and ordinary sessions that are turned away log in again (`login()` in tests/_fuzz_wire.ts);
+ * - a lockout that the bursts' wrong passwords and the malformed logins bring about (30 failures within 0.5 s of
+ *   each other), but that lasts 0.5 s, and holds of at most 50 ms, so that a locked-out ordinary session waits little;
+ * - op and idle timeouts short enough that the non-reading peers are cut off within the run: no ordinary session
+ *   stops for a second.
  */
 export const SHAPE_SERVER_FLAGS: readonly string[] = [
   "--op-timeout",
@@ -113,15 +122,15 @@ export const SHAPE_SERVER_FLAGS: readonly string[] = [
   "--max-connections-per-address",
   "128",
   "--max-connections-per-user",
-  "24",
+  "16",
   "--auth-free-failures",
-  "10",
+  "20",
   "--auth-max-delay",
   "0.05",
   "--auth-lockout-failures",
-  "100",
+  "30",
   "--auth-lockout",
-  "1",
+  "0.5",
 ];
 
 const encoder = new TextEncoder();
@@ -177,7 +186,7 @@ const FIELD_ROOM = 64 * KiB - 400;
  * it always holds {@linkcode FORGED_LINE} and a control character, so it is never a valid name.
  */
 export function hostileText(rng: Random, maxJsonBytes = FIELD_ROOM): string {
-  const target = rng.weighted([[2, rng.between(60, 300)], [2, rng.between(300, 8000)], [3, maxJsonBytes]] as const);
+  const target = rng.weighted([[3, rng.between(60, 300)], [3, rng.between(300, 8000)], [2, maxJsonBytes]] as const);
   const pieces = [rng.pick(["", "x", "fz/", "a/b"]), FORGED_LINE];
   let size = jsonBytes(pieces.join(""));
   while (true) {
@@ -369,8 +378,8 @@ const oversizeAuth = async (ctx: SessionContext): Promise<boolean> => {
 /** The pre-login shapes with oversized text, by weight, as rows of the fuzzer's table of pre-login actions. */
 export const OVERSIZE_BEFORE_LOGIN: readonly (readonly [number, string, (ctx: SessionContext) => Promise<boolean>])[] =
   [
-    [1, "oversize-hello", oversizeHello],
-    [2, "oversize-auth", oversizeAuth],
+    [0.7, "oversize-hello", oversizeHello],
+    [1.3, "oversize-auth", oversizeAuth],
   ];
 
 /**
@@ -526,47 +535,45 @@ export async function stallSession(ctx: SessionContext): Promise<void> {
   // One of three users of their own: the per-user cap is not what is tried here.
   ctx.user = rng.pick(["stall-a", "stall-b", "stall-c"]);
   ctx.password = SHAPE_USERS[ctx.user];
-  const how = rng.weighted([[3, "pipeline"], [2, "download"], [1, "idle"]] as const);
+  const how = rng.weighted([[2, "replies"], [2, "mixed"], [2, "download"], [1, "idle"]] as const);
   count(ctx, `stall-${how}`);
   await login(ctx);
   const { wire } = ctx;
-  // Replies enough to fill both sockets' buffers (a few MiB on loopback) many times over.
+  const folder = `fz/${ctx.index}/`;
+  const long = `fz/long-names/`;
   let requests = 0;
-  if (how !== "idle") {
-    const name = `fz/${ctx.index}/stall`;
-    const size = how === "download" ? rng.between(10 * MiB, 12 * MiB) : rng.between(128 * KiB, 256 * KiB);
-    const body = rng.bytes(size);
-    const frames: Uint8Array[] = [frameBytes({ type: "put", name, size, digest: "crc32" })];
-    for (let offset = 0; offset < size; offset += MiB) {
-      frames.push(frameBytes({ type: "data", chunk: body.subarray(offset, offset + MiB) }));
-    }
-    frames.push(frameBytes({ type: "end", size, algorithm: "crc32", digest: digestOf(body, "crc32") }));
-    ctx.ledger.sentWhole.add(sha256(body));
-    await wire.write(concat(frames), rng);
-    await wire.expect("ok", "the non-reading peer's upload");
-    ctx.ledger.confirmed.set(key(ctx, name), sha256(body));
-    const get = frameBytes({ type: "get", name, limit: null, digest: "crc32" });
-    if (how === "download") {
-      await wire.write(get, rng);
-      await wire.expect("file", "the non-reading peer's download");
-      for (let i = rng.below(8); i > 0; i--) await wire.receive(); // a few pieces of the body, at most
-      requests = 1;
-    } else {
-      const pipeline: Uint8Array[] = [];
-      for (let volume = 0; volume < 16 * MiB; requests++) {
-        const what = rng.weighted([[4, "get"], [1, "list"], [1, "delete"]] as const);
-        if (what === "get") {
-          pipeline.push(get);
-          volume += size;
-        } else if (what === "list") {
-          pipeline.push(frameBytes({ type: "list", prefix: `fz/${ctx.index}/`, after: "" }));
-        } else {
-          pipeline.push(frameBytes({ type: "delete", name: `fz/${ctx.index}/missing-${requests}` }));
-        }
+  if (how === "download") {
+    const name = await putStallFile(ctx, `${folder}big`, rng.between(STALL_VOLUME, STALL_VOLUME + 2 * MiB));
+    await wire.write(frameBytes({ type: "get", name, limit: null, digest: "crc32" }), rng);
+    await wire.expect("file", "the non-reading peer's download");
+    for (let i = rng.below(8); i > 0; i--) await wire.receive(); // a few pieces of the body, at most
+    requests = 1;
+  } else if (how !== "idle") {
+    // Replies without a body ("replies": listings, deletes of missing names) or with small ones ("mixed": downloads
+    // of a small file too), enough to fill both sockets' buffers. A listing is a page of ~64 KiB: the folder listed
+    // holds names as long as names may be (made once per user).
+    await putLongNames(ctx, long);
+    const small = how === "mixed" ? await putStallFile(ctx, `${folder}small`, rng.between(1, 16 * KiB)) : null;
+    const pipeline: Uint8Array[] = [];
+    for (let volume = 0; volume < STALL_VOLUME; requests++) {
+      const what = rng.weighted([[3, "list"], [1, "delete"], [small === null ? 0 : 2, "get"]] as const);
+      if (what === "list") {
+        pipeline.push(frameBytes({ type: "list", prefix: long, after: "" }));
+        volume += 60 * KiB;
+      } else if (what === "delete") {
+        pipeline.push(frameBytes({ type: "delete", name: `${folder}missing-${requests}` }));
+      } else {
+        pipeline.push(frameBytes({ type: "get", name: small!, limit: null, digest: "crc32" }));
+        volume += 16 * KiB;
       }
-      await wire.write(concat(pipeline), rng);
     }
+    await wire.write(concat(pipeline), rng);
   }
+  // Each request of these may be logged (a performance line of a logged-in user's own work).
+  ctx.counts.set(
+    STALL_REQUESTS,
+    (ctx.counts.get(STALL_REQUESTS) ?? 0) + requests + (how === "download" ? 1 : LONG_NAMES),
+  );
   const quiet = performance.now();
   ctx.background((async () => {
     const context = `a peer that stopped reading (${how}, ${requests} requests)`;
@@ -588,6 +595,48 @@ export async function stallSession(ctx: SessionContext): Promise<void> {
   })());
 }
 
+/** Uploads `size` random bytes as `name` for a non-reading peer, whole; returns the name. */
+async function putStallFile(ctx: SessionContext, name: string, size: number): Promise<string> {
+  const body = ctx.rng.bytes(size);
+  const frames: Uint8Array[] = [frameBytes({ type: "put", name, size, digest: "crc32" })];
+  for (let offset = 0; offset < size; offset += MiB) {
+    frames.push(frameBytes({ type: "data", chunk: body.subarray(offset, offset + MiB) }));
+  }
+  frames.push(frameBytes({ type: "end", size, algorithm: "crc32", digest: digestOf(body, "crc32") }));
+  ctx.ledger.sentWhole.add(sha256(body));
+  await ctx.wire.write(concat(frames), ctx.rng);
+  await ctx.wire.expect("ok", `the non-reading peer's upload of ${size} bytes`);
+  ctx.ledger.confirmed.set(key(ctx, name), sha256(body));
+  return name;
+}
+
+/** The count (in the run's counts) of the requests the non-reading peers sent, uploads included. */
+export const STALL_REQUESTS = "stall-requests";
+
+/** Names per folder of a non-reading peer: a listing page of them is about 64 KiB. */
+const LONG_NAMES = 230;
+
+/** The users (by server port) whose folder of long names is made, or being made. */
+const longNamesMade = new Set<string>();
+
+/** Empty files under `folder` whose names are 240 bytes long, uploaded in one write, once per user and server. */
+async function putLongNames(ctx: SessionContext, folder: string): Promise<void> {
+  if (longNamesMade.has(`${ctx.port}/${ctx.user}`)) return;
+  longNamesMade.add(`${ctx.port}/${ctx.user}`);
+  const empty = new Uint8Array(0);
+  const end = frameBytes({ type: "end", size: 0, algorithm: "crc32", digest: digestOf(empty, "crc32") });
+  const names = Array.from({ length: LONG_NAMES }, (_, i) => `${folder}${i}-`.padEnd(240, "x"));
+  await ctx.wire.write(
+    concat(names.flatMap((name) => [frameBytes({ type: "put", name, size: 0, digest: "crc32" }), end])),
+    ctx.rng,
+  );
+  ctx.ledger.sentWhole.add(sha256(empty));
+  for (const name of names) {
+    await ctx.wire.expect("ok", "the non-reading peer's upload of an empty file");
+    ctx.ledger.confirmed.set(key(ctx, name), sha256(empty));
+  }
+}
+
 /** How one login of a burst ended. */
 type BurstOutcome = "ok" | "failed" | "busy" | "locked-out";
 
@@ -597,7 +646,7 @@ type BurstOutcome = "ok" | "failed" | "busy" | "locked-out";
  */
 export async function loginBurst(ctx: SessionContext): Promise<void> {
   const { rng } = ctx;
-  const size = rng.between(6, 48);
+  const size = rng.between(6, 32);
   const wrongShare = rng.pick([0, 0.3, 0.7, 1]);
   const members = Array.from({ length: size }, (_, i) => {
     const memberRng = new Random(rng.uint32());

@@ -27,6 +27,9 @@ const LOGIN_RETRY_MS = 30_000;
 /** The state of an open connection in /proc/net/tcp (include/net/tcp_states.h). */
 const TCP_ESTABLISHED = "01";
 
+/** The longest wait before logging in again after a lockout. */
+const LOCKED_OUT_RETRY_MS = 250;
+
 /** The wait before logging in again after "Server busy". */
 const BUSY_RETRY_MS = 50;
 
@@ -133,7 +136,8 @@ export class Refused extends Error {
     this.name = "Refused";
     this.kind = kind;
     const seconds = /try again in (\d+) s/.exec(message);
-    this.retryMs = seconds ? Number(seconds[1]) * 1000 : BUSY_RETRY_MS;
+    // A lockout refuses at once, and may end before the whole seconds it announces: look again every so often.
+    this.retryMs = seconds ? Math.min(Number(seconds[1]) * 1000, LOCKED_OUT_RETRY_MS) : BUSY_RETRY_MS;
   }
 }
 
