@@ -11,8 +11,9 @@
  * - **Non-reading peers** ({@linkcode stallSession}): log in, then pipeline many small requests (downloads of a
  *   small file, listings, deletes of missing names) without reading a reply, or start a download and stop reading,
  *   or say nothing at all; then stay quiet. The server must close such a connection within its op timeout (idle
- *   timeout) plus the grace of a close: once {@linkcode QUIET_BOUND_MS} has passed, the connection reads to its end
- *   at once, without every reply having been sent. The wait runs beside the other sessions.
+ *   timeout) plus the grace of a close: within {@linkcode QUIET_BOUND_MS}, the kernel shows the server's end of the
+ *   connection closed (read from /proc/net/tcp, without reading the socket), and it then reads to its end at once.
+ *   The wait runs beside the other sessions.
  * - **Parallel logins** ({@linkcode loginBurst}): bursts of connections from the one address logging in at once with
  *   SCRAM, right and wrong passwords mixed. A right password logs in, or is turned away only by a documented
  *   refusal (the lockout, "Server busy"); a wrong one never logs in; none is INTERNAL, none hangs.
@@ -95,6 +96,12 @@ export const stallCloses: number[] = [];
  * read), so that the server is left waiting to send.
  */
 const STALL_VOLUME = 8 * MiB;
+
+/**
+ * What a pipelining peer asks for: far more, as asking costs little (the server stops reading requests once it waits
+ * to send), and a receive buffer that grew earlier in the session may hold more than the default.
+ */
+const PIPELINE_VOLUME = 48 * MiB;
 
 /** How long a connection closed by the server may take to read to its end (buffers of a few MiB on loopback). */
 const DRAIN_MS = 10_000;
@@ -555,7 +562,7 @@ export async function stallSession(ctx: SessionContext): Promise<void> {
     await putLongNames(ctx, long);
     const small = how === "mixed" ? await putStallFile(ctx, `${folder}small`, rng.between(1, 16 * KiB)) : null;
     const pipeline: Uint8Array[] = [];
-    for (let volume = 0; volume < STALL_VOLUME; requests++) {
+    for (let volume = 0; volume < PIPELINE_VOLUME; requests++) {
       const what = rng.weighted([[3, "list"], [1, "delete"], [small === null ? 0 : 2, "get"]] as const);
       if (what === "list") {
         pipeline.push(frameBytes({ type: "list", prefix: long, after: "" }));
@@ -589,8 +596,9 @@ export async function stallSession(ctx: SessionContext): Promise<void> {
       if (drained.replies !== 0 || drained.closing === null) {
         fail(`${context}: expected ERROR BAD_REQUEST (idle) and the close, got ${drained.replies} other replies`);
       }
-    } else if (drained.replies >= requests) {
-      fail(`${context}: all ${requests} replies were sent once it read again: the server had not cut it off`);
+    } else {
+      // Cut off mid-reply (the op timeout), or every reply fitted in the sockets' buffers and the idle timeout closed it.
+      count(ctx, drained.replies < requests ? "stall-cut" : "stall-all-sent");
     }
   })());
 }
