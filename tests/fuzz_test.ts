@@ -4,8 +4,12 @@
  * valid requests with corrupt ones: random bytes, bit flips in valid frames,
  * wrong and huge lengths, bodies cut off mid-frame, wrong digests and sizes
  * in END, DATA/END/ABORT outside a body, AUTH and HELLO after login, server
- * messages and unknown types sent to the server, hostile names; the others
- * send garbage or broken handshakes before logging in.
+ * messages and unknown types sent to the server, hostile names, and every
+ * string field filled with up to a frame's worth of hostile text; the others
+ * send garbage, broken handshakes or hostile text before logging in, stop
+ * reading their replies (the server must cut them off at its op or idle
+ * timeout), or log in dozens at once with right and wrong passwords
+ * (tests/_fuzz_shapes.ts says what each of these shapes checks).
  *
  * Every reply is checked where the protocol fixes it (the session goes on
  * after a refused request, and closes after a broken frame), no reply is
@@ -13,7 +17,15 @@
  * logged no error, no upload temporary is left, every stored file is a body
  * the fuzzer sent whole with a correct END (and every upload confirmed with
  * OK is stored as sent, every refused one is absent), its memory (VmRSS) did
- * not grow past a bound, and the real CLI still does a put/get round trip.
+ * not grow past a bound, the real CLI still does a put/get round trip, it
+ * stops on SIGTERM with exit code 0, and its log is bounded in size, holds
+ * one record a line (no line forged from client text), and no raw control
+ * character reached the log or the console.
+ *
+ * All sessions come from 127.0.0.1, so the server's caps and login throttle
+ * are set for the run (`SHAPE_SERVER_FLAGS`): a session turned away before
+ * login by a documented refusal ("Server busy", a lockout) ends there, and an
+ * ordinary one logs in again.
  *
  * Each session draws from its own mulberry32 generator, seeded from the run's
  * seed and its number, so a failure reported as "session N" replays alone:
@@ -29,9 +41,6 @@
 
 import { ok, strictEqual } from "node:assert/strict";
 import { join, relative } from "node:path";
-import { crc32 } from "node:zlib";
-import { scramMechanism } from "../client/auth/scram.ts";
-import { Channel } from "../shared/channel.ts";
 import { FRAME_HEADER_BYTES, MAX_DATA_PAYLOAD, MAX_FRAME_LENGTH } from "../shared/frames.ts";
 import {
   type DigestAlgorithm,
@@ -39,10 +48,36 @@ import {
   type Message,
   MESSAGE_CODES,
   type MessageOf,
-  type MessageType,
 } from "../shared/messages.ts";
-import { DfosError, Status, statusName } from "../shared/status.ts";
+import { Status, statusName } from "../shared/status.ts";
 import { listDir, runCli, sha256, sha256File, spawnCli, USERS, waitFor } from "./_fixture.ts";
+import {
+  FORGED_RECORD,
+  loginBurst,
+  OVERSIZE_BEFORE_LOGIN,
+  oversizeField,
+  SHAPE_SERVER_FLAGS,
+  SHAPE_USERS,
+  STALL_REQUESTS,
+  stallCloses,
+  stallSession,
+} from "./_fuzz_shapes.ts";
+import {
+  type Action,
+  count,
+  describe,
+  digestOf,
+  excerpt,
+  fail,
+  FuzzFailure,
+  key,
+  type Ledger,
+  login,
+  Random,
+  Refused,
+  type SessionContext,
+  Wire,
+} from "./_fuzz_wire.ts";
 import { concat, frameBytes, plain, rawFrame } from "./_peer.ts";
 
 const MiB = 1024 * 1024;
@@ -80,8 +115,24 @@ const MIN_SESSIONS_FOR_MEMORY = 300;
  */
 const HANDSHAKE_TIMEOUT_SECONDS = 30;
 
-/** The longest wait for any one reply, or for the server to close a connection. */
-const REPLY_TIMEOUT_MS = 40_000;
+/**
+ * How large the server's log may grow per session, on average: a session logs a handful of records of a few hundred
+ * bytes (its connection, login, requests, close); 2 KiB each is generous. A record that quotes a client's 60 KB of
+ * text whole goes far past it.
+ */
+const LOG_BYTES_PER_SESSION = 2 * 1024;
+
+/**
+ * How large the log may grow per request of the non-reading peers, which send hundreds each: one line of a few
+ * hundred bytes with a name of up to 255 bytes.
+ */
+const LOG_BYTES_PER_REQUEST = 512;
+
+/** The log's start and end (sandbox, listening, totals), and room for a replay of a few sessions. */
+const LOG_BASE_BYTES = 64 * 1024;
+
+/** How long the server may take to stop on SIGTERM once the fuzzing is over (nothing is in flight). */
+const SHUTDOWN_TIMEOUT_MS = 20_000;
 
 /** Failures after which no new session is started. */
 const MAX_FAILURES = 20;
@@ -147,213 +198,6 @@ function integerFromEnv(name: string, text: string): number {
   return value;
 }
 
-/** mulberry32: a small, fast, seeded generator of 32-bit values; enough for fuzzing, not for secrets. */
-class Random {
-  #state: number;
-
-  constructor(seed: number) {
-    this.#state = seed >>> 0;
-  }
-
-  /** The generator of session `index` of the run seeded `seed`. */
-  static forSession(seed: number, index: number): Random {
-    return new Random((seed ^ Math.imul(index + 1, 0x9e3779b9)) >>> 0);
-  }
-
-  uint32(): number {
-    this.#state = (this.#state + 0x6d2b79f5) >>> 0;
-    let t = this.#state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  }
-
-  /** An integer from 0 to `n` - 1. */
-  below(n: number): number {
-    return Math.floor((this.uint32() / 4294967296) * n);
-  }
-
-  /** An integer from `min` to `max`, both included. */
-  between(min: number, max: number): number {
-    return min + this.below(max - min + 1);
-  }
-
-  chance(p: number): boolean {
-    return this.uint32() / 4294967296 < p;
-  }
-
-  pick<T>(items: readonly T[]): T {
-    return items[this.below(items.length)];
-  }
-
-  /** One of the values, each as likely as its weight. */
-  weighted<T>(table: readonly (readonly [number, T])[]): T {
-    let roll = (this.uint32() / 4294967296) * table.reduce((sum, [weight]) => sum + weight, 0);
-    for (const [weight, value] of table) {
-      roll -= weight;
-      if (roll < 0) return value;
-    }
-    return table[table.length - 1][1];
-  }
-
-  bytes(length: number): Uint8Array {
-    const bytes = new Uint8Array(length);
-    const words = new Uint32Array(bytes.buffer, 0, length >>> 2);
-    for (let i = 0; i < words.length; i++) words[i] = this.uint32();
-    for (let i = words.length * 4; i < length; i++) bytes[i] = this.uint32() & 0xff;
-    return bytes;
-  }
-
-  hex(digits: number): string {
-    let text = "";
-    while (text.length < digits) text += this.uint32().toString(16).padStart(8, "0");
-    return text.slice(0, digits);
-  }
-}
-
-/** What the fuzzer sent, to judge what the server stored. */
-interface Ledger {
-  /** SHA-256 of every body sent whole with a correct END, whatever happened to its frames on the way. */
-  sentWhole: Set<string>;
-  /** `user/name` of each upload the server confirmed with OK (and the fuzzer did not delete), with its SHA-256. */
-  confirmed: Map<string, string>;
-  /** `user/name` of uploads the server refused, or that were cut off: nothing may be stored there. */
-  refused: Set<string>;
-}
-
-/** A check that failed, with what is needed to replay it. */
-class FuzzFailure extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "FuzzFailure";
-  }
-}
-
-function fail(message: string): never {
-  throw new FuzzFailure(message);
-}
-
-function describe(message: Message | null): string {
-  if (message === null) return "the connection closed";
-  if (message.type === "data") return `DATA of ${message.chunk.length} bytes`;
-  if (message.type === "error") return `ERROR ${statusName(message.code)} "${message.message}"`;
-  return JSON.stringify(message, (_, value) => value instanceof Uint8Array ? `<${value.length} bytes>` : value);
-}
-
-/** Resolves to `promise`'s value, or fails after `ms` (then `onTimeout` runs first). */
-async function deadline<T>(promise: Promise<T>, ms: number, what: string, onTimeout: () => void): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      onTimeout();
-      reject(new FuzzFailure(`no ${what} within ${ms} ms`));
-    }, ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** True for the errors of a connection the server has closed or reset. */
-function isGone(error: unknown): boolean {
-  return error instanceof Deno.errors.ConnectionReset || error instanceof Deno.errors.BrokenPipe ||
-    error instanceof Deno.errors.NotConnected || error instanceof Deno.errors.UnexpectedEof;
-}
-
-/** One connection: raw bytes out, decoded messages in. */
-class Wire {
-  readonly #conn: Deno.TcpConn;
-  readonly #channel: Channel;
-  /** True once a write failed because the server had closed the connection. */
-  gone = false;
-
-  private constructor(conn: Deno.TcpConn) {
-    this.#conn = conn;
-    this.#channel = new Channel(conn);
-  }
-
-  static async open(port: number): Promise<Wire> {
-    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-    conn.setNoDelay(true);
-    return new Wire(conn);
-  }
-
-  /** Writes all of `bytes`, in pieces cut at random; false if the server has closed the connection. */
-  async write(bytes: Uint8Array, rng: Random): Promise<boolean> {
-    if (this.gone) return false;
-    const cuts = rng.chance(0.7) ? [] : Array.from({ length: rng.between(1, 3) }, () => rng.below(bytes.length + 1));
-    const points = [0, ...cuts.sort((a, b) => a - b), bytes.length];
-    try {
-      for (let i = 0; i + 1 < points.length; i++) {
-        const piece = bytes.subarray(points[i], points[i + 1]);
-        for (let offset = 0; offset < piece.length;) offset += await this.#conn.write(piece.subarray(offset));
-      }
-      return true;
-    } catch (error) {
-      if (!isGone(error)) throw error;
-      this.gone = true;
-      return false;
-    }
-  }
-
-  /** The next message, or null once the server has closed (or reset) the connection. */
-  async receive(): Promise<Message | null> {
-    const receiving = this.#channel.receive().catch((error) => {
-      if (isGone(error)) return null;
-      if (error instanceof DfosError) fail(`the server sent bytes that do not decode: ${error.message}`);
-      throw error;
-    });
-    const message = await deadline(receiving, REPLY_TIMEOUT_MS, "reply", () => this.cut());
-    if (message?.type === "error" && message.code === Status.INTERNAL) {
-      fail(`the server answered INTERNAL: "${message.message}"`);
-    }
-    return message;
-  }
-
-  /** The next message, which must be of `type`. */
-  async expect<T extends MessageType>(type: T, context: string): Promise<MessageOf<T>> {
-    const message = await this.receive();
-    if (message?.type !== type) fail(`${context}: expected ${type}, got ${describe(message)}`);
-    return message as MessageOf<T>;
-  }
-
-  /** The next message, which must be an ERROR with `code`. */
-  async expectError(code: number, context: string): Promise<void> {
-    const message = await this.receive();
-    if (message?.type !== "error" || message.code !== code) {
-      fail(`${context}: expected ERROR ${statusName(code)}, got ${describe(message)}`);
-    }
-  }
-
-  /** Ends what this side sends, then reads until the server closes; returns what arrived before. */
-  async finish(): Promise<Message[]> {
-    try {
-      await this.#conn.closeWrite();
-    } catch {
-      // Closed already.
-    }
-    const messages: Message[] = [];
-    while (true) {
-      const message = await this.receive();
-      if (message === null) return messages;
-      messages.push(message);
-    }
-  }
-
-  /** Drops the connection at once, mid-whatever. */
-  cut(): void {
-    this.#channel.abort();
-  }
-}
-
-/** The check value of a body, as END carries it. */
-function digestOf(body: Uint8Array, algorithm: DigestAlgorithm): string {
-  if (algorithm === "sha256") return sha256(body);
-  return (crc32(body) >>> 0).toString(16).padStart(8, "0");
-}
-
 /** A body: empty, small, medium, now and then large. */
 function randomBody(rng: Random): Uint8Array {
   const size = rng.weighted(
@@ -391,21 +235,6 @@ function header(length: number, type: number): Uint8Array {
   return bytes;
 }
 
-/** What one session works with. */
-interface SessionContext {
-  index: number;
-  rng: Random;
-  wire: Wire;
-  ledger: Ledger;
-  /** Counts of what was done, for the summary. */
-  counts: Map<string, number>;
-  user: string;
-  /** This session's confirmed uploads: name and body. */
-  mine: Map<string, Uint8Array>;
-  /** The step number, for names. */
-  step: number;
-}
-
 /** A put: the request, its body's frames and its END, as separate pieces to mix up. */
 interface PutPlan {
   name: string;
@@ -431,13 +260,6 @@ function planPut(ctx: SessionContext, options: { name?: string; announce?: "exac
     end: { type: "end", size: body.length, algorithm, digest: digestOf(body, algorithm) },
   };
 }
-
-function key(ctx: SessionContext, name: string): string {
-  return `${ctx.user}/${name}`;
-}
-
-/** An action after login: true when the session may go on, false when it ended (the connection is done). */
-type Action = (ctx: SessionContext) => Promise<boolean>;
 
 /** A whole, correct upload: OK with its size, and the file is then stored as sent. */
 const putValid: Action = async (ctx) => {
@@ -512,7 +334,7 @@ const outOfPlace: Action = async (ctx) => {
   const { rng } = ctx;
   const message: Message = rng.pick<Message>([
     { type: "hello", protocol: "dfos", version: 1, agent: "fuzz" },
-    { type: "auth", mechanism: "PLAIN", data: plain(ctx.user, USERS[ctx.user]) },
+    { type: "auth", mechanism: "PLAIN", data: plain(ctx.user, ctx.password) },
     { type: "auth-response", data: rng.bytes(8) },
     { type: "welcome", version: 1, agent: "fuzz", mechanisms: ["PLAIN"] },
     { type: "ok", name: "a", size: 1 },
@@ -793,29 +615,8 @@ const ACTIONS: readonly (readonly [number, string, Action])[] = [
   [5, "flipped-upload", flippedUpload],
   [3, "wrong-length", wrongLength],
   [4, "truncated-upload", truncatedUpload],
+  [1, "oversize-field", oversizeField],
 ];
-
-/** HELLO, then login with SCRAM-SHA-256 as a random user (HELLO and AUTH in one write now and then). */
-async function login(ctx: SessionContext): Promise<void> {
-  const { rng, wire } = ctx;
-  const scram = scramMechanism({ user: ctx.user, password: USERS[ctx.user] });
-  const hello = frameBytes({ type: "hello", protocol: "dfos", version: 1, agent: "dfos-fuzz/1" });
-  const auth = frameBytes({ type: "auth", mechanism: scram.name, data: await scram.start() });
-  if (rng.chance(0.3)) {
-    await wire.write(concat([hello, auth]), rng);
-    await wire.expect("welcome", "HELLO");
-  } else {
-    await wire.write(hello, rng);
-    const welcome = await wire.expect("welcome", "HELLO");
-    if (!welcome.mechanisms.includes(scram.name)) fail(`WELCOME offers no ${scram.name}: ${describe(welcome)}`);
-    await wire.write(auth, rng);
-  }
-  const challenge = await wire.expect("auth-continue", "login");
-  await wire.write(frameBytes({ type: "auth-response", data: await scram.step(challenge.data) }), rng);
-  const reply = await wire.expect("auth-ok", "login");
-  if (reply.user !== ctx.user) fail(`login: AUTH-OK names ${reply.user}`);
-  await scram.finish(reply.data);
-}
 
 /** What a session does before (instead of) logging in; each ends the session. */
 const BEFORE_LOGIN: readonly (readonly [number, string, Action])[] = [
@@ -872,36 +673,97 @@ const BEFORE_LOGIN: readonly (readonly [number, string, Action])[] = [
     ctx.wire.cut();
     return false;
   }],
+  ...OVERSIZE_BEFORE_LOGIN,
 ];
 
-function count(ctx: SessionContext, what: string): void {
-  ctx.counts.set(what, (ctx.counts.get(what) ?? 0) + 1);
+/** How a session starts, by weight: an ordinary login, something else before it, or a shape of its own. */
+const STARTS = [
+  [87.4, "login"],
+  [12, "before-login"],
+  [0.35, "stall"],
+  [0.25, "login-burst"],
+] as const;
+
+/**
+ * The order in which the sessions run: by number; but in a short run, where the 4 s that the server takes to cut off
+ * a peer that stops reading are most of the run, those peers go first, so that their timeouts run out while the
+ * others go on, not after the last of them. (A long run has them spread out: about 10 at a time.)
+ */
+function scheduled(seed: number, indexes: number[]): number[] {
+  if (indexes.length > SHORT_SESSIONS) return indexes;
+  const first = (index: number) => startOf(Random.forSession(seed, index)) === "stall";
+  return [...indexes.filter(first), ...indexes.filter((index) => !first(index))];
 }
 
-/** One session: a broken start, or a login and a few actions; then a clean end if it is still open. */
-async function runSession(index: number, seed: number, port: number, ledger: Ledger, counts: Map<string, number>) {
-  const rng = Random.forSession(seed, index);
-  const wire = await Wire.open(port);
+/** A session's first draw: how it starts. */
+function startOf(rng: Random): typeof STARTS[number][1] {
+  return rng.weighted(STARTS);
+}
+
+/** What all sessions of a run share. */
+interface Run {
+  seed: number;
+  port: number;
+  ledger: Ledger;
+  counts: Map<string, number>;
+  /** Checks that outlive their session (see {@linkcode SessionContext.background}); they report failures themselves. */
+  background: Promise<void>[];
+  failures: string[];
+}
+
+/**
+ * One session: a broken start, or a login and a few actions (then a clean end if it is still open), or a shape of
+ * its own: a peer that stops reading, a burst of logins. A session turned away before login ("Server busy", a
+ * lockout) ends there; an ordinary one logs in again.
+ */
+async function runSession(index: number, run: Run) {
+  const rng = Random.forSession(run.seed, index);
+  const start = startOf(rng);
+  const user = rng.pick(Object.keys(USERS));
+  const trail: string[] = [];
+  /** True once the connection is left to a check that outlives the session, which closes it. */
+  let handedOff = false;
   const ctx: SessionContext = {
     index,
     rng,
-    wire,
-    ledger,
-    counts,
-    user: rng.pick(Object.keys(USERS)),
+    wire: null as unknown as Wire, // opened below, by the start that needs one
+    port: run.port,
+    ledger: run.ledger,
+    counts: run.counts,
+    user,
+    password: USERS[user],
     mine: new Map(),
     step: 0,
+    background: (check) => {
+      handedOff = true;
+      const wire = ctx.wire;
+      run.background.push(
+        check.finally(() => wire.cut()).catch((error) => {
+          run.failures.push(failureText(index, trail, error));
+        }),
+      );
+    },
   };
-  const trail: string[] = [];
   try {
-    if (rng.chance(0.12)) {
+    trail.push(start);
+    if (start === "login-burst") {
+      count(ctx, start);
+      await loginBurst(ctx);
+      return;
+    }
+    if (start === "stall") {
+      ctx.wire = await Wire.open(run.port);
+      await stallSession(ctx);
+      return;
+    }
+    ctx.wire = await Wire.open(run.port);
+    if (start === "before-login") {
       const [, name, action] = rng.weighted(BEFORE_LOGIN.map((row) => [row[0], row] as const));
       trail.push(name);
       count(ctx, name);
       await action(ctx);
       return;
     }
-    trail.push("login");
     await login(ctx);
     const steps = rng.between(1, 6);
     for (ctx.step = 0; ctx.step < steps; ctx.step++) {
@@ -911,37 +773,63 @@ async function runSession(index: number, seed: number, port: number, ledger: Led
       if (!await action(ctx)) return;
     }
     trail.push("goodbye");
-    const left = await wire.finish();
+    const left = await ctx.wire.finish();
     if (left.length > 0) fail(`after the last request, the server sent ${left.map(describe).join("; ")}`);
   } catch (error) {
-    const why = error instanceof FuzzFailure ? error.message : `${(error as Error)?.stack ?? error}`;
-    throw new FuzzFailure(`session ${index} (${trail.join(" > ")}): ${why}`);
+    if (error instanceof Refused) {
+      count(ctx, `turned-away-${error.kind}`);
+      return;
+    }
+    throw new FuzzFailure(failureText(index, trail, error));
   } finally {
-    wire.cut();
+    if (!handedOff) ctx.wire?.cut();
   }
 }
 
-/** A `dfos serve` subprocess on a free port, in a fresh folder, with its log lines at level ERROR collected. */
+function failureText(index: number, trail: string[], error: unknown): string {
+  const why = error instanceof FuzzFailure ? error.message : `${(error as Error)?.stack ?? error}`;
+  return `session ${index} (${trail.join(" > ")}): ${why}`;
+}
+
+/** A `dfos serve` subprocess on a free port, in a fresh folder, with its console output watched. */
 interface ServeProcess extends AsyncDisposable {
   pid: number;
   port: number;
   root: string;
   dir: string;
+  /** The log file the server writes. */
+  log: string;
   /** True once the process has ended. */
   exited(): boolean;
   /** Log lines at level ERROR (or above). */
   errors: string[];
+  /** Console lines (standard output and error) holding a raw control character, as JSON strings, the first few. */
+  rawConsoleLines: string[];
   /** The server's VmRSS and VmHWM, in bytes. */
   memory(): Promise<{ rss: number; peak: number }>;
   /** The server's CPU time so far (user and system), in seconds. */
   cpuSeconds(): Promise<number>;
+  /** Stops the server with SIGTERM (a graceful shutdown) and waits for its exit, at most `ms`; null if it did not. */
+  terminate(ms: number): Promise<Deno.CommandStatus | null>;
 }
+
+/** A raw control character in a line of the log or the console: C0 but tab, DEL, C1, bidi overrides and isolates. */
+// deno-lint-ignore no-control-regex
+const RAW_CONTROL = /[\x00-\x08\x0a-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/;
+
+/** The start of every line of the log: timestamp, level, category (LogTape's text formatter). */
+const RECORD_PREFIX = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} [+-]\d\d:\d\d \[[A-Z]{3}\] [^ :]+: /;
+
+/** Console lines with a raw control character kept for the failure message. */
+const RAW_LINES_KEPT = 5;
 
 async function startServeProcess(): Promise<ServeProcess> {
   const dir = await Deno.makeTempDir({ prefix: "dfos_fuzz_" });
   const root = join(dir, "root");
   const users = join(dir, "users.txt");
-  await Deno.writeTextFile(users, Object.entries(USERS).map(([user, password]) => `${user}:${password}\n`).join(""));
+  const log = join(dir, "server.log");
+  const everyone = { ...USERS, ...SHAPE_USERS };
+  await Deno.writeTextFile(users, Object.entries(everyone).map(([user, password]) => `${user}:${password}\n`).join(""));
   const child = spawnCli(
     [
       "serve",
@@ -954,12 +842,10 @@ async function startServeProcess(): Promise<ServeProcess> {
       "--users",
       users,
       "--log",
-      join(dir, "server.log"),
+      log,
       "--handshake-timeout",
       `${HANDSHAKE_TIMEOUT_SECONDS}`,
-      // Broken logins count against the throttle: off here, so that they neither delay nor lock out the rest.
-      "--auth-lockout",
-      "0",
+      ...SHAPE_SERVER_FLAGS,
     ],
     { cwd: dir },
   );
@@ -967,6 +853,7 @@ async function startServeProcess(): Promise<ServeProcess> {
   let port = 0;
   let exited = false;
   const errors: string[] = [];
+  const rawConsoleLines: string[] = [];
   const scan = async (stream: ReadableStream<Uint8Array>) => {
     let pending = "";
     for await (const text of stream.pipeThrough(new TextDecoderStream())) {
@@ -975,7 +862,10 @@ async function startServeProcess(): Promise<ServeProcess> {
       for (const line of lines) {
         const serving = /Serving on 127\.0\.0\.1:(\d+)/.exec(line);
         if (serving) port = Number(serving[1]);
-        if (/\[(ERR|FTL|ERROR|FATAL)\]/.test(line)) errors.push(line);
+        if (/\[(ERR|FTL|ERROR|FATAL)\]/.test(line)) errors.push(excerpt(line));
+        if (RAW_CONTROL.test(line) && rawConsoleLines.length < RAW_LINES_KEPT) {
+          rawConsoleLines.push(JSON.stringify(excerpt(line)));
+        }
       }
     }
   };
@@ -1004,8 +894,10 @@ async function startServeProcess(): Promise<ServeProcess> {
     port,
     root,
     dir,
+    log,
     exited: () => exited,
     errors,
+    rawConsoleLines,
     async memory() {
       const status = await Deno.readTextFile(`/proc/${child.pid}/status`);
       const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? NaN) * 1024;
@@ -1016,8 +908,44 @@ async function startServeProcess(): Promise<ServeProcess> {
       const fields = (await Deno.readTextFile(`/proc/${child.pid}/stat`)).split(") ")[1].split(" ");
       return (Number(fields[11]) + Number(fields[12])) / 100;
     },
+    async terminate(ms) {
+      child.kill("SIGTERM");
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const late = new Promise<null>((resolve) => timer = setTimeout(() => resolve(null), ms));
+      try {
+        return await Promise.race([ended, late]);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
     [Symbol.asyncDispose]: stop,
   };
+}
+
+/**
+ * What is wrong with the server's log: lines that are not whole records (a record broken by a raw line break, or a
+ * line forged from client text), raw control characters, records that begin with the forged login
+ * ({@linkcode FORGED_RECORD}). The first few of each, as JSON strings.
+ */
+function logProblems(text: string): string[] {
+  const problems: string[] = [];
+  const counts = { unprefixed: 0, control: 0, forged: 0 };
+  const note = (kind: keyof typeof counts, line: string) => {
+    if (counts[kind]++ < RAW_LINES_KEPT) problems.push(`${kind}: ${JSON.stringify(excerpt(line))}`);
+  };
+  const lines = text.split("\n");
+  if (lines.at(-1) === "") lines.pop();
+  for (const line of lines) {
+    const prefix = RECORD_PREFIX.exec(line);
+    if (prefix === null) note("unprefixed", line);
+    if (RAW_CONTROL.test(line)) note("control", line);
+    const message = prefix === null ? line : line.slice(prefix[0].length);
+    if (message.trimStart().startsWith(FORGED_RECORD)) note("forged", line);
+  }
+  for (const [kind, n] of Object.entries(counts)) {
+    if (n > RAW_LINES_KEPT) problems.push(`${kind}: ${n} such lines in all`);
+  }
+  return problems;
 }
 
 /** Every file under `dir`, as paths relative to it. */
@@ -1050,7 +978,7 @@ Deno.test("dfos serve survives thousands of fuzzed sessions: no crash, no tempor
   const ledger: Ledger = { sentWhole: new Set(), confirmed: new Map(), refused: new Set() };
   const counts = new Map<string, number>();
   const failures: string[] = [];
-  const queue = only ?? Array.from({ length: sessions }, (_, i) => i);
+  const queue = scheduled(seed, only ?? Array.from({ length: sessions }, (_, i) => i));
   const warmUp = Math.floor(queue.length * WARM_UP_SHARE);
   const samples: string[] = [];
   let next = 0;
@@ -1058,11 +986,13 @@ Deno.test("dfos serve survives thousands of fuzzed sessions: no crash, no tempor
   let warm = null as { rss: number; peak: number } | null;
   const started = performance.now();
 
+  const run: Run = { seed, port: server.port, ledger, counts, background: [], failures };
+
   const worker = async () => {
     while (next < queue.length && failures.length < MAX_FAILURES && !server.exited()) {
       const index = queue[next++];
       try {
-        await runSession(index, seed, server.port, ledger, counts);
+        await runSession(index, run);
       } catch (error) {
         failures.push(error instanceof FuzzFailure ? error.message : `session ${index}: ${(error as Error).stack}`);
       }
@@ -1075,7 +1005,15 @@ Deno.test("dfos serve survives thousands of fuzzed sessions: no crash, no tempor
     }
   };
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  // The peers that stopped reading: each is checked once the server should have closed it.
+  await Promise.all(run.background);
   const seconds = (performance.now() - started) / 1000;
+  const actions = [...counts].sort((a, b) => b[1] - a[1]).map(([name, n]) => `${name} ${n}`).join(", ");
+  const closes = stallCloses.length > 0 ? `${Math.round(Math.max(...stallCloses))} ms` : "-";
+  console.log(
+    `network fuzz: ${queue.length} sessions in ${seconds.toFixed(1)} s (${replay}), server CPU ` +
+      `${(await server.cpuSeconds()).toFixed(1)} s; non-reading peers closed within ${closes}; ${actions}`,
+  );
 
   ok(!server.exited(), `the server process ended during the fuzzing ${context}\n${server.errors.join("\n")}`);
   strictEqual(failures.length, 0, `${failures.length} sessions failed ${context}:\n${failures.join("\n")}`);
@@ -1129,10 +1067,27 @@ Deno.test("dfos serve survives thousands of fuzzed sessions: no crash, no tempor
   strictEqual(await sha256File(target), sha256(body));
   ok(!server.exited(), "the server is still running");
 
-  const actions = [...counts].sort((a, b) => b[1] - a[1]).map(([name, n]) => `${name} ${n}`).join(", ");
+  // The log: bounded, one record a line, nothing raw from the client. Read once the server has stopped (and flushed).
+  const status = await server.terminate(SHUTDOWN_TIMEOUT_MS);
+  ok(status !== null, `the server did not stop within ${SHUTDOWN_TIMEOUT_MS} ms of SIGTERM ${context}`);
+  strictEqual(status.code, 0, `the server's exit code after SIGTERM ${context}`);
+  const logBytes = (await Deno.stat(server.log)).size;
+  const logLimit = LOG_BASE_BYTES + LOG_BYTES_PER_SESSION * queue.length +
+    LOG_BYTES_PER_REQUEST * (counts.get(STALL_REQUESTS) ?? 0);
+  const problems = logProblems(await Deno.readTextFile(server.log));
+
   console.log(
-    `network fuzz: ${queue.length} sessions in ${seconds.toFixed(1)} s (${replay}), server CPU ` +
-      `${(await server.cpuSeconds()).toFixed(1)} s; ${stored.size} files stored, ${ledger.confirmed.size} confirmed; ` +
-      `server VmRSS ${samples.join(", ")}, end ${mib(end.rss)}, peak ${mib(end.peak)}; ${actions}`,
+    `network fuzz: ${stored.size} files stored, ${ledger.confirmed.size} confirmed; server VmRSS ` +
+      `${samples.join(", ")}, end ${mib(end.rss)}, peak ${mib(end.peak)}; log ${logBytes} bytes`,
   );
+  const logFailures = [
+    ...(logBytes > logLimit
+      ? [
+        `the log took ${logBytes} bytes for ${queue.length} sessions (limit: ${logLimit}, with the non-reading peers' requests)`,
+      ]
+      : []),
+    ...problems.map((problem) => `the log has a line that is ${problem}`),
+    ...server.rawConsoleLines.map((line) => `the console got a line with a raw control character: ${line}`),
+  ];
+  strictEqual(logFailures.length, 0, `the log is not as promised ${context}:\n${logFailures.join("\n")}`);
 });
