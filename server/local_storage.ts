@@ -56,7 +56,7 @@
 import { join } from "node:path";
 import { fileChunks } from "../shared/file_chunks.ts";
 import type { ListEntry } from "../shared/messages.ts";
-import { isReserved, nameProblem, RESERVED_PREFIX, userProblem } from "../shared/names.ts";
+import { excerpt, isReserved, nameProblem, RESERVED_PREFIX, userProblem } from "../shared/names.ts";
 import { DfosError, Status } from "../shared/status.ts";
 import { TempFile } from "../shared/temp_file.ts";
 import {
@@ -484,7 +484,7 @@ class LocalReadHandle implements ReadHandle {
 
 function checkName(name: string): void {
   const problem = nameProblem(name);
-  if (problem) throw new DfosError(Status.BAD_NAME, `Cannot use name "${name}": ${problem}`);
+  if (problem) throw new DfosError(Status.BAD_NAME, `Cannot use name "${excerpt(name)}": ${problem}`);
 }
 
 function sameFile(a: FileId, b: FileId): boolean {

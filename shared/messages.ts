@@ -221,7 +221,10 @@ function checkField(type: MessageType, field: string, kind: FieldKind, value: un
     case "algorithm":
       if (typeof value === "string" && (DIGEST_ALGORITHMS as readonly string[]).includes(value)) return value;
       if (typeof value === "string") {
-        throw new DfosError(Status.UNSUPPORTED, `Cannot check body: digest algorithm "${value}" is not supported`);
+        throw new DfosError(
+          Status.UNSUPPORTED,
+          `Cannot check body: digest algorithm "${excerpt(value)}" is not supported`,
+        );
       }
       break;
     case "entries":
