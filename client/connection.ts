@@ -15,18 +15,13 @@
 
 import { BodyReceiver, type BodySummary, sendBody } from "../shared/body.ts";
 import { Channel } from "../shared/channel.ts";
+import { AGENT, DEFAULT_PORT } from "../shared/defaults.ts";
 import { type DigestAlgorithm, type ListEntry, type MessageOf, PROTOCOL_VERSION } from "../shared/messages.ts";
 import { SCRAM_SHA_256 } from "../shared/scram.ts";
 import { DfosError, Status } from "../shared/status.ts";
 import type { ClientMechanism } from "./auth/mechanism.ts";
 import { plainMechanism } from "./auth/plain.ts";
 import { type ScramCredentials, scramMechanism } from "./auth/scram.ts";
-
-/** The client's name and version, as sent in HELLO. */
-export const CLIENT_AGENT = "dfos/0.1.0";
-
-/** The port used when the server address names none. */
-export const DEFAULT_PORT = 5000;
 
 /** Milliseconds the TLS handshake may take by default before the client gives up. */
 export const DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS = 30_000;
@@ -152,7 +147,7 @@ export class DfosClient {
     const conn = tls === null ? tcp : await secure(tcp, hostname, tls);
     const channel = new Channel(conn);
     try {
-      await channel.send({ type: "hello", protocol: "dfos", version: PROTOCOL_VERSION, agent: CLIENT_AGENT });
+      await channel.send({ type: "hello", protocol: "dfos", version: PROTOCOL_VERSION, agent: AGENT });
       const welcome = await channel.expect("welcome").catch((error) => {
         throw tls === null && channel.broken ? notDfos(error) : error;
       });

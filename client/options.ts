@@ -9,11 +9,9 @@
 import type { ParseArgsOptionsConfig } from "node:util";
 import { type ParsedArgs, UsageError } from "../shared/cli.ts";
 import { dropOptionPermissions } from "../shared/command_permissions.ts";
+import { DEFAULT_SERVER } from "../shared/defaults.ts";
 import { type ClientTlsOptions, type ConnectOptions, DfosClient, parseServerAddress } from "./connection.ts";
 import { readPassword } from "./password.ts";
-
-/** The server used when neither `--server` nor `DFOS_SERVER` names one. */
-export const DEFAULT_SERVER = "127.0.0.1:5000";
 
 /** Flags of every client command. */
 export const CLIENT_OPTIONS: ParseArgsOptionsConfig = {

@@ -19,6 +19,7 @@
 
 import { getLogger, type Logger } from "@logtape/logtape";
 import { X509Certificate } from "node:crypto";
+import { AGENT, DEFAULT_LISTEN_HOSTNAME, DEFAULT_PORT } from "../shared/defaults.ts";
 import { FrameEncoderStream } from "../shared/frames.ts";
 import { encodeMessage, MAX_CONTROL_LENGTH, type MessageOf } from "../shared/messages.ts";
 import { MAX_NAME_BYTES } from "../shared/names.ts";
@@ -36,9 +37,6 @@ import { addressKey, DEFAULT_DELAY_MAX_MS, LoginThrottle, type LoginThrottleOpti
 import { ServerStats, TotalsReport } from "./stats.ts";
 import type { Storage } from "./storage.ts";
 import { UserFile } from "./users.ts";
-
-/** The server's name and version, as sent in WELCOME. */
-export const SERVER_AGENT = "dfos/0.1.0";
 
 /** Connections served at once by default; more are refused with BUSY. */
 export const DEFAULT_MAX_CONNECTIONS = 1024;
@@ -88,13 +86,13 @@ export interface ServeOptions {
   /**
    * The address to listen on.
    *
-   * @default {"0.0.0.0"}
+   * @default {DEFAULT_LISTEN_HOSTNAME}
    */
   hostname?: string;
   /**
    * The port; 0 picks a free one (read it back from `Server.addr`).
    *
-   * @default {5000}
+   * @default {DEFAULT_PORT}
    */
   port?: number;
   /** The storage root folder; users' folders are created inside it. */
@@ -297,8 +295,8 @@ export async function serve(options: ServeOptions): Promise<Server> {
     perAddress: options.maxConnectionsPerAddress ?? defaultPerAddress(maxConnections),
     perUser: options.maxConnectionsPerUser ?? defaultPerUser(maxConnections),
   });
-  const hostname = options.hostname ?? "0.0.0.0";
-  const port = options.port ?? 5000;
+  const hostname = options.hostname ?? DEFAULT_LISTEN_HOSTNAME;
+  const port = options.port ?? DEFAULT_PORT;
   const tls = options.tls !== undefined;
   const listener = listen(hostname, port, options.tls);
   const addr = listener.addr as Deno.NetAddr;
@@ -320,7 +318,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
     users,
     stats,
     log,
-    agent: SERVER_AGENT,
+    agent: AGENT,
     tls,
     throttle: loginThrottle(options),
     caps,
