@@ -11,7 +11,7 @@ import { type ParsedArgs, UsageError } from "../shared/cli.ts";
 import { dropOptionPermissions } from "../shared/command_permissions.ts";
 import { DEFAULT_SERVER } from "../shared/defaults.ts";
 import { type ClientTlsOptions, type ConnectOptions, DfosClient, parseServerAddress } from "./connection.ts";
-import { readPassword } from "./password.ts";
+import { readPassword } from "../shared/password_prompt.ts";
 
 /** Flags of every client command. */
 export const CLIENT_OPTIONS: ParseArgsOptionsConfig = {

@@ -11,7 +11,7 @@
  */
 
 import { basename, dirname, join } from "node:path";
-import { readPassword } from "../client/password.ts";
+import { readPassword } from "../shared/password_prompt.ts";
 import { type Command, integerFlag, UsageError } from "../shared/cli.ts";
 import { userProblem } from "../shared/names.ts";
 import { DEFAULT_ITERATIONS, formatSecret, makeSecret, MAX_ITERATIONS, MIN_ITERATIONS } from "../shared/scram.ts";
