@@ -14,7 +14,8 @@ import { basename, dirname, join } from "node:path";
 import { readPassword } from "../shared/password_prompt.ts";
 import { type Command, integerFlag, UsageError } from "../shared/cli.ts";
 import { userProblem } from "../shared/names.ts";
-import { DEFAULT_ITERATIONS, formatSecret, makeSecret, MAX_ITERATIONS, MIN_ITERATIONS } from "../shared/scram.ts";
+import { MAX_ITERATIONS, MIN_ITERATIONS } from "../shared/scram.ts";
+import { DEFAULT_ITERATIONS, formatSecret, makeSecret } from "./auth/scram_secret.ts";
 import { parseUserLine } from "./users.ts";
 
 /** The users file used when `--users` names none (as for `dfos serve`). */

@@ -9,6 +9,7 @@
  * @module
  */
 
+import { decodeBase64, encodeBase64 } from "./base64.ts";
 import { type Frame, MAX_DATA_PAYLOAD } from "./frames.ts";
 import { excerpt } from "./names.ts";
 import { DfosError, isStatusCode, Status, type StatusCode } from "./status.ts";
@@ -134,7 +135,7 @@ export function encodeMessage(message: Message): Frame {
   const json: Record<string, unknown> = {};
   for (const [field, kind] of Object.entries(fields)) {
     const value = (message as unknown as Record<string, unknown>)[field];
-    json[field] = kind === "bytes" ? toBase64(value as Uint8Array) : value;
+    json[field] = kind === "bytes" ? encodeBase64(value as Uint8Array) : value;
   }
   return { type, payload: encoder.encode(JSON.stringify(json)) };
 }
@@ -214,7 +215,7 @@ function checkField(type: MessageType, field: string, kind: FieldKind, value: un
       break;
     case "bytes":
       if (typeof value === "string") {
-        const bytes = fromBase64(value);
+        const bytes = decodeBase64(value);
         if (bytes !== null) return bytes;
       }
       break;
@@ -248,20 +249,4 @@ function badShape(type: MessageType, detail: string): DfosError {
 
 function hex(byte: number): string {
   return byte.toString(16).padStart(2, "0");
-}
-
-const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
-
-function toBase64(bytes: Uint8Array): string {
-  let binary = "";
-  for (const byte of bytes) binary += String.fromCharCode(byte);
-  return btoa(binary);
-}
-
-function fromBase64(text: string): Uint8Array | null {
-  if (text.length % 4 !== 0 || !BASE64.test(text)) return null;
-  const binary = atob(text);
-  const bytes = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-  return bytes;
 }

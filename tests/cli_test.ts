@@ -14,11 +14,11 @@ import {
   authMessage,
   formatServerFinal,
   formatServerFirst,
-  makeSecret,
   parseClientFinal,
   parseClientFirst,
   serverSignature,
 } from "../shared/scram.ts";
+import { makeSecret } from "../server/auth/scram_secret.ts";
 import {
   type CliResult,
   closedPort,

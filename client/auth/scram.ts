@@ -28,6 +28,7 @@ import {
   SCRAM_SHA_256,
   serverSignature,
 } from "../../shared/scram.ts";
+import { encodeBase64 } from "../../shared/base64.ts";
 import { DfosError, Status } from "../../shared/status.ts";
 import type { ClientMechanism } from "./mechanism.ts";
 
@@ -109,7 +110,7 @@ class ScramClient implements ClientMechanism {
     const message = authMessage(this.#bare, serverFirst, withoutProof);
     const proof = await clientProof(keys, message);
     this.#expected = await serverSignature(keys.serverKey, message);
-    return encoder.encode(`${withoutProof},p=${proof.toBase64()}`);
+    return encoder.encode(`${withoutProof},p=${encodeBase64(proof)}`);
   }
 
   finish(data: Uint8Array): Promise<void> {
