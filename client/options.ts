@@ -8,7 +8,7 @@
 
 import type { ParseArgsOptionsConfig } from "node:util";
 import { type ParsedArgs, UsageError } from "../shared/cli.ts";
-import { dropOptionPermissions } from "../shared/command_permissions.ts";
+import { dropOptionPermissions } from "../shared/permissions.ts";
 import { DEFAULT_SERVER } from "../shared/defaults.ts";
 import { type ClientTlsOptions, type ConnectOptions, DfosClient, parseServerAddress } from "./connection.ts";
 import { readPassword } from "../shared/password_prompt.ts";
@@ -104,7 +104,7 @@ function envSwitch(name: string): boolean {
  */
 export async function withClient<T>(args: ParsedArgs, work: (client: DfosClient) => Promise<T>): Promise<T> {
   const options = await connectOptions(args);
-  // DFOS_* and the --ca file are read: what the command kept only for them goes (shared/command_permissions.ts).
+  // DFOS_* and the --ca file are read: what the command kept only for them goes (main.ts, shared/permissions.ts).
   dropOptionPermissions();
   let client: DfosClient;
   try {
