@@ -15,6 +15,7 @@
 
 import { BodyReceiver, type BodySummary, sendBody } from "../shared/body.ts";
 import { Channel } from "../shared/channel.ts";
+import { closeQuietly } from "../shared/close_quietly.ts";
 import { AGENT, DEFAULT_PORT } from "../shared/defaults.ts";
 import { type DigestAlgorithm, type ListEntry, type MessageOf, PROTOCOL_VERSION } from "../shared/messages.ts";
 import { SCRAM_SHA_256 } from "../shared/scram.ts";
@@ -324,14 +325,6 @@ function notDfos(error: unknown): Error {
     ? "the server closed the connection without answering HELLO"
     : "the server did not answer HELLO in the dfos protocol";
   return new Error(`${what} (is it serving TLS? then connect with --tls)`, { cause: error });
-}
-
-function closeQuietly(conn: Deno.Conn): void {
-  try {
-    conn.close();
-  } catch {
-    // Already closed.
-  }
 }
 
 /**

@@ -19,6 +19,7 @@
 
 import { getLogger, type Logger } from "@logtape/logtape";
 import { X509Certificate } from "node:crypto";
+import { closeQuietly } from "../shared/close_quietly.ts";
 import { AGENT, DEFAULT_LISTEN_HOSTNAME, DEFAULT_PORT } from "../shared/defaults.ts";
 import { FrameEncoderStream } from "../shared/frames.ts";
 import { encodeMessage, MAX_CONTROL_LENGTH, type MessageOf } from "../shared/messages.ts";
@@ -568,13 +569,5 @@ async function refuse(conn: Deno.Conn, busy: string): Promise<void> {
   } finally {
     clearTimeout(timer);
     closeQuietly(conn);
-  }
-}
-
-function closeQuietly(conn: Deno.Conn): void {
-  try {
-    conn.close();
-  } catch {
-    // Already closed.
   }
 }
