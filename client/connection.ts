@@ -17,7 +17,7 @@ import { BodyReceiver, type BodySummary, sendBody } from "../shared/body.ts";
 import { Channel } from "../shared/channel.ts";
 import { closeQuietly } from "../shared/close_quietly.ts";
 import { AGENT, DEFAULT_PORT } from "../shared/defaults.ts";
-import { type DigestAlgorithm, type ListEntry, type MessageOf, PROTOCOL_VERSION } from "../shared/messages.ts";
+import { type DigestAlgorithm, type ListEntry, type MessageOf, PROTOCOL_VERSION, REPLIES } from "../shared/messages.ts";
 import { SCRAM_SHA_256 } from "../shared/scram.ts";
 import { DfosError, Status } from "../shared/status.ts";
 import type { ClientMechanism } from "./auth/mechanism.ts";
@@ -149,7 +149,7 @@ export class DfosClient {
     const channel = new Channel(conn);
     try {
       await channel.send({ type: "hello", protocol: "dfos", version: PROTOCOL_VERSION, agent: AGENT });
-      const welcome = await channel.expect("welcome").catch((error) => {
+      const welcome = await channel.expect(...REPLIES.hello.replies).catch((error) => {
         throw tls === null && channel.broken ? notDfos(error) : error;
       });
       const credentials = { user: options.user, password: options.password };
@@ -177,7 +177,7 @@ export class DfosClient {
     // The request goes out with the body's first piece (one write for a small file).
     await channel.send({ type: "put", name, size, digest }, { more: true });
     const refused = new AbortController();
-    const reply = channel.expect("ok");
+    const reply = channel.expect(...REPLIES.put.replies);
     reply.then(() => refused.abort(), (error) => refused.abort(error));
     let sent: BodySummary;
     try {
@@ -208,7 +208,7 @@ export class DfosClient {
   async get(name: string, options: GetOptions = {}): Promise<Download> {
     const digest = options.digest ?? "crc32";
     await this.#channel.send({ type: "get", name, limit: options.limit ?? null, digest });
-    const file = await this.#channel.expect("file");
+    const file = await this.#channel.expect(...REPLIES.get.replies);
     const body = new BodyReceiver(this.#channel, {
       expectedSize: file.size,
       algorithm: digest,
@@ -225,7 +225,7 @@ export class DfosClient {
    */
   async remove(name: string): Promise<{ name: string; size: number }> {
     await this.#channel.send({ type: "delete", name });
-    const ok = await this.#channel.expect("ok");
+    const ok = await this.#channel.expect(...REPLIES.delete.replies);
     return { name: ok.name, size: ok.size };
   }
 
@@ -239,7 +239,7 @@ export class DfosClient {
     let after = "";
     while (true) {
       await this.#channel.send({ type: "list", prefix, after });
-      const page = await this.#channel.expect("listing");
+      const page = await this.#channel.expect(...REPLIES.list.replies);
       yield* page.entries;
       if (page.next === null) return;
       after = page.next;
@@ -360,8 +360,9 @@ function chooseMechanism(offered: string[], credentials: ScramCredentials, tls: 
 
 async function login(channel: Channel, mechanism: ClientMechanism): Promise<string> {
   await channel.send({ type: "auth", mechanism: mechanism.name, data: await mechanism.start() });
+  // The same replies answer the auth and each auth-response after it.
   while (true) {
-    const reply = await channel.expect("auth-continue", "auth-ok");
+    const reply = await channel.expect(...REPLIES["auth-response"].replies);
     if (reply.type === "auth-ok") {
       await mechanism.finish(reply.data);
       return reply.user;

@@ -17,7 +17,7 @@ import { DfosError, isStatusCode, Status, type StatusCode } from "./status.ts";
 /** The protocol version this code speaks. */
 export const PROTOCOL_VERSION = 1;
 
-/** The largest frame length accepted for any message but DATA. */
+/** The largest frame length accepted for any message but DATA: the type byte and a payload of at most 65,535 bytes. */
 export const MAX_CONTROL_LENGTH = 64 * 1024;
 
 /** Check algorithms a body's END frame may name (shared/digest.ts says what each is for). */
@@ -82,6 +82,36 @@ export const MESSAGE_CODES: Readonly<Record<MessageType, number>> = {
   "file": 0x86,
   "listing": 0x87,
 };
+
+/** The messages a client sends that the server answers. */
+export type RequestType = "hello" | "auth" | "auth-response" | "put" | "get" | "delete" | "list";
+
+/** What a request may be answered with: {@linkcode REPLIES}. */
+export interface Replies {
+  /** The messages that answer it when it succeeds. */
+  replies: readonly MessageType[];
+  /** The status codes of an ERROR that may answer it instead, by name; `"any"` for any code. */
+  errors: readonly (keyof typeof Status)[] | "any";
+}
+
+/**
+ * The replies each request may get: the client waits for exactly these
+ * (client/connection.ts), and docs/PROTOCOL.md's "answered by" column says
+ * the same (a test compares them). DATA, END and ABORT are parts of a body
+ * and get no answer of their own.
+ */
+export const REPLIES = {
+  "hello": { replies: ["welcome"], errors: ["VERSION", "BAD_REQUEST"] },
+  "auth": { replies: ["auth-continue", "auth-ok"], errors: ["AUTH_FAILED", "BAD_REQUEST", "UNSUPPORTED"] },
+  "auth-response": {
+    replies: ["auth-continue", "auth-ok"],
+    errors: ["AUTH_FAILED", "BAD_REQUEST", "UNSUPPORTED", "AUTH_REQUIRED"],
+  },
+  "put": { replies: ["ok"], errors: "any" },
+  "get": { replies: ["file"], errors: "any" },
+  "delete": { replies: ["ok"], errors: "any" },
+  "list": { replies: ["listing"], errors: "any" },
+} as const satisfies Readonly<Record<RequestType, Replies>>;
 
 const TYPES_BY_CODE = new Map<number, MessageType>(
   Object.entries(MESSAGE_CODES).map(([type, code]) => [code, type as MessageType]),
