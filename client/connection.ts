@@ -4,6 +4,7 @@
  *
  * @example Usage
  * ```ts ignore
+ * // ignored: it needs a running server with the user alice (tests/protocol_test.ts runs one)
  * import { DfosClient } from "./connection.ts";
  * const client = await DfosClient.connect({ server: "127.0.0.1:5000", user: "alice", password: "pw" });
  * await client.remove("old.txt");

@@ -16,6 +16,7 @@
  *
  * @example Usage
  * ```ts ignore
+ * // ignored: it starts a server on a storage folder and users file that must exist first (tests/sandbox_test.ts runs it)
  * import { serveInSandbox } from "./sandbox.ts";
  * const server = await serveInSandbox({ port: 0, root: "./server_storage", users: "./id_passwd.txt" });
  * console.log(server.addr.port, server.permissions.net);

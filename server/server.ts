@@ -7,11 +7,16 @@
  * requests in flight finish first (a drain).
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { join } from "node:path";
  * import { serve } from "./server.ts";
- * const server = await serve({ port: 0, root: "./server_storage", users: "./id_passwd.txt" });
- * console.log(server.addr.port);
- * await server.shutdown({ drainMs: 30_000 });
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(join(dir, "users.txt"), "alice:SCRAM-SHA-256$4096:c2FsdA==$" + "A".repeat(43) + "=:" + "A".repeat(43) + "=\n");
+ * const server = await serve({ hostname: "127.0.0.1", port: 0, root: dir, users: join(dir, "users.txt") });
+ * assert.ok(server.addr.port > 0);
+ * await server.shutdown({ drainMs: 0 });
+ * await Deno.remove(dir, { recursive: true });
  * ```
  *
  * @module

@@ -55,10 +55,11 @@ export interface ScramClientOptions {
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { scramMechanism } from "./scram.ts";
  * const mechanism = scramMechanism({ user: "user", password: "pencil" }, { nonce: "rOprNGfwEbeRWgbNEkqO" });
  * const first = new TextDecoder().decode(await mechanism.start());
- * console.assert(first === "n,,n=user,r=rOprNGfwEbeRWgbNEkqO");
+ * assert.equal(first, "n,,n=user,r=rOprNGfwEbeRWgbNEkqO");
  * ```
  *
  * @param credentials The user and password.
