@@ -372,7 +372,7 @@ export function serverSignature(serverKey: Uint8Array, message: string): Promise
  */
 export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   // Every byte is compared, whatever differs first. In plain JavaScript rather than node:crypto's
-  // timingSafeEqual: importing node:crypto costs a client command about 29 ms of start-up.
+  // timingSafeEqual, which a client command would pay for at start-up (docs/PERFORMANCE.md, "Start-up").
   if (a.length !== b.length) return false;
   let difference = 0;
   for (let i = 0; i < a.length; i++) difference |= a[i] ^ b[i];
