@@ -4,7 +4,8 @@
  * Each message is one frame. The frame's type byte says which message it is;
  * DATA carries raw bytes, every other message a UTF-8 JSON object whose
  * fields are checked exactly: a missing, mistyped or unknown field is a
- * protocol error. docs/PROTOCOL.md lists the same table; a test compares them.
+ * protocol error. {@linkcode REPLIES} says which replies each request may
+ * get. docs/PROTOCOL.md lists the same tables; a test compares them.
  *
  * @module
  */
