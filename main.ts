@@ -13,20 +13,68 @@
  */
 
 import { type Command, exitCodeFor, parseCommandArgs, UsageError } from "./shared/cli.ts";
-import { dropPermissions } from "./shared/command_permissions.ts";
+import { type CommandPermissions, dropPermissions } from "./shared/permissions.ts";
 
-/** The subcommands, each loaded only when it runs. */
-const COMMANDS: Record<string, { summary: string; load: () => Promise<{ command: Command }> }> = {
-  serve: { summary: "run the server", load: () => import("./server/serve_command.ts") },
+/** One subcommand: what it does, where it lives, and the permissions it keeps. */
+export interface CommandRow {
+  /** The line `dfos --help` shows for it. */
+  summary: string;
+  /** Loads its module (only when it runs). */
+  load: () => Promise<{ command: Command }>;
+  /**
+   * The permission kinds it keeps; the process drops every other kind before
+   * the command runs (shared/permissions.ts).
+   */
+  permissions: CommandPermissions;
+}
+
+/**
+ * The subcommands. Client commands keep the environment, and read access for
+ * a `--ca` file, only until their connection options are read: `put` keeps
+ * read (the file it sends), `get` read and write (the file it saves, through
+ * a temporary file and a rename, which Deno counts as both), `peek`, `rm` and
+ * `ls` nothing but the network. None keeps subprocesses, FFI, system
+ * information or remote imports.
+ */
+export const COMMANDS: Readonly<Record<string, CommandRow>> = {
+  serve: {
+    summary: "run the server",
+    load: () => import("./server/serve_command.ts"),
+    // The process around the server's sandbox: it grants the worker its part of these, and reads the TLS files
+    // and writes the log itself.
+    permissions: { keep: ["read", "write", "net", "sys"], untilOptionsRead: [] },
+  },
   passwd: {
     summary: "set a user's password in the users file, hashed",
     load: () => import("./server/passwd_command.ts"),
+    // The users file (and its temporary beside it), and DFOS_PASSWORD.
+    permissions: { keep: ["read", "write", "env"], untilOptionsRead: [] },
   },
-  put: { summary: "upload a file (or standard input)", load: () => import("./client/put.ts") },
-  get: { summary: "download a file (or to standard output)", load: () => import("./client/get.ts") },
-  peek: { summary: "show the first bytes of a file", load: () => import("./client/peek.ts") },
-  rm: { summary: "delete files", load: () => import("./client/rm.ts") },
-  ls: { summary: "list files", load: () => import("./client/ls.ts") },
+  put: {
+    summary: "upload a file (or standard input)",
+    load: () => import("./client/put.ts"),
+    permissions: { keep: ["read", "net"], untilOptionsRead: ["env"] },
+  },
+  get: {
+    summary: "download a file (or to standard output)",
+    load: () => import("./client/get.ts"),
+    permissions: { keep: ["read", "write", "net"], untilOptionsRead: ["env"] },
+  },
+  peek: {
+    summary: "show the first bytes of a file",
+    load: () => import("./client/peek.ts"),
+    permissions: { keep: ["net"], untilOptionsRead: ["env", "read"] },
+  },
+  rm: {
+    summary: "delete files",
+    load: () => import("./client/rm.ts"),
+    permissions: { keep: ["net"], untilOptionsRead: ["env", "read"] },
+  },
+  ls: {
+    summary: "list files",
+    load: () => import("./client/ls.ts"),
+    permissions: { keep: ["net"], untilOptionsRead: ["env", "read"] },
+  },
 };
 
 const USAGE = `Usage: dfos COMMAND [options]
@@ -39,8 +87,8 @@ Exit codes: 0 success, 1 failure, 2 usage error, 3 authentication failed, 4 remo
 
 /**
  * Runs the command line and returns the exit code. Before a command runs, the
- * process gives up the permissions that command never needs
- * (shared/command_permissions.ts), for good: call it once per process.
+ * process gives up the permissions that command never needs (its row in
+ * {@linkcode COMMANDS}), for good: call it once per process.
  *
  * @param args The arguments after the program name.
  * @returns The exit code.
@@ -64,8 +112,8 @@ export async function main(args: string[]): Promise<number> {
       console.log(command.usage);
       return 0;
     }
-    // Each command gives up what it never needs (shared/command_permissions.ts): put cannot write, ls cannot read.
-    dropPermissions(name);
+    // Each command gives up what it never needs (its row above): put cannot write, ls cannot read.
+    dropPermissions(entry.permissions);
     await command.run(parsed);
     return 0;
   } catch (error) {

@@ -33,7 +33,7 @@
 
 import { dirname, join } from "node:path";
 import { clientsSection } from "./clients.ts";
-import { REPO } from "./dfos_server.ts";
+import { PROJECT_DIR } from "../tests/_common.ts";
 import { idleSection } from "./idle.ts";
 import { machineFacts } from "./machine.ts";
 import { memorySection } from "./memory.ts";
@@ -173,7 +173,7 @@ async function writeResults(
   // no absolute path of this machine in the results: $T for the scratch folder, deno, paths in the repository
   const portable = (_key: string, value: unknown) =>
     typeof value === "string"
-      ? value.replaceAll(Deno.execPath(), "deno").replaceAll(dir, "$T").replaceAll(REPO, "")
+      ? value.replaceAll(Deno.execPath(), "deno").replaceAll(dir, "$T").replaceAll(PROJECT_DIR, "")
       : value;
   await Deno.mkdir(dirname(settings.out), { recursive: true });
   await Deno.writeTextFile(settings.out, JSON.stringify(report, portable, 2) + "\n");

@@ -9,27 +9,15 @@
  */
 
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { DfosClient } from "../client/connection.ts";
 import { type ProcessMemory, processMemory } from "./process_memory.ts";
-import { freePort, type ProcessGroup, type Server, waitForAccept } from "./processes.ts";
+import { type Certificate, freePort, MAIN, PROJECT_DIR, randomHex } from "../tests/_common.ts";
+import { type ProcessGroup, type Server, waitForAccept } from "./processes.ts";
 
-/** The repository root (with a trailing slash). */
-export const REPO = fileURLToPath(new URL("..", import.meta.url));
-/** The repository's `main.ts`: the dfos command line. */
-export const MAIN_TS = fileURLToPath(new URL("../main.ts", import.meta.url));
 /** The user every benchmark server knows. */
 export const BENCH_USER = "bench";
 /** How long a server gets to start accepting connections. */
 const START_TIMEOUT_MS = 30_000;
-
-/** A certificate and its key for a TLS server, as files. */
-export interface BenchCertificate {
-  /** The certificate (PEM), also what clients trust with `--ca`. */
-  certFile: string;
-  /** Its private key (PEM). */
-  keyFile: string;
-}
 
 /** Options for {@linkcode DfosServer.start}. */
 export interface DfosServerOptions {
@@ -40,7 +28,7 @@ export interface DfosServerOptions {
   /** Flags added after the usual ones (`--max-connections 1200`). */
   extraArgs?: string[];
   /** Serve TLS with this certificate (`--tls-cert`, `--tls-key`); clients then connect with `--tls --ca`. */
-  tls?: BenchCertificate;
+  tls?: Certificate;
 }
 
 /** A command line for the `dfos` CLI against one server. */
@@ -64,10 +52,10 @@ export class DfosServer {
   /** Its storage root. */
   readonly root: string;
   /** Its certificate when it serves TLS, else null. */
-  readonly tls: BenchCertificate | null;
+  readonly tls: Certificate | null;
   readonly #server: Server;
 
-  private constructor(server: Server, port: number, root: string, password: string, tls: BenchCertificate | null) {
+  private constructor(server: Server, port: number, root: string, password: string, tls: Certificate | null) {
     this.#server = server;
     this.port = port;
     this.root = root;
@@ -94,7 +82,7 @@ export class DfosServer {
       Deno.execPath(),
       "run",
       "-A",
-      MAIN_TS,
+      MAIN,
       "serve",
       "--host",
       "127.0.0.1",
@@ -109,7 +97,7 @@ export class DfosServer {
       ...(options.tls ? ["--tls-cert", options.tls.certFile, "--tls-key", options.tls.keyFile] : []),
       ...(options.extraArgs ?? []),
     ];
-    const server = processes.startServer("dfos server", argv, { cwd: REPO, log: join(dir, "dfos-server.out") });
+    const server = processes.startServer("dfos server", argv, { cwd: PROJECT_DIR, log: join(dir, "dfos-server.out") });
     await waitForAccept(port, START_TIMEOUT_MS, server);
     return new DfosServer(server, port, root, password, options.tls ?? null);
   }
@@ -147,14 +135,14 @@ export class DfosServer {
    */
   cli(args: string[]): CliCall {
     return {
-      argv: [Deno.execPath(), "run", "-A", MAIN_TS, ...args],
+      argv: [Deno.execPath(), "run", "-A", MAIN, ...args],
       env: {
         DFOS_SERVER: this.address,
         DFOS_USER: this.user,
         DFOS_PASSWORD: this.password,
         ...(this.tls ? { DFOS_TLS: "1", DFOS_CA: this.tls.certFile } : {}),
       },
-      cwd: REPO,
+      cwd: PROJECT_DIR,
     };
   }
 
@@ -196,59 +184,11 @@ export class DfosServer {
  */
 export async function serveHasFlag(flag: string): Promise<boolean> {
   const { stdout } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN_TS, "serve", "--help"],
-    cwd: REPO,
+    args: ["run", "-A", MAIN, "serve", "--help"],
+    cwd: PROJECT_DIR,
     stdin: "null",
     stdout: "piped",
     stderr: "null",
   }).output();
   return new RegExp(`(^|\\s)${flag}(\\s|=|$)`, "m").test(new TextDecoder().decode(stdout));
-}
-
-/**
- * Makes a self-signed EC P-256 certificate for 127.0.0.1 and localhost, valid
- * for a day, with openssl (`basicConstraints=critical,CA:FALSE`: Deno refuses
- * a CA certificate as a server's).
- *
- * @param dir Where `server.pem` and `server.key` go.
- * @returns The two files.
- */
-export async function makeCertificate(dir: string): Promise<BenchCertificate> {
-  const certFile = join(dir, "server.pem");
-  const keyFile = join(dir, "server.key");
-  const args = [
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-days",
-    "1",
-    "-subj",
-    "/CN=localhost",
-    "-addext",
-    "subjectAltName=DNS:localhost,IP:127.0.0.1",
-    "-addext",
-    "basicConstraints=critical,CA:FALSE",
-    "-keyout",
-    keyFile,
-    "-out",
-    certFile,
-  ];
-  const { code, stderr } = await new Deno.Command("openssl", { args, stdin: "null", stdout: "null", stderr: "piped" })
-    .output();
-  if (code !== 0) throw new Error(`Cannot make a certificate with openssl: ${new TextDecoder().decode(stderr).trim()}`);
-  return { certFile, keyFile };
-}
-
-/**
- * Random bytes in hex, for passwords.
- *
- * @param bytes How many random bytes.
- * @returns Twice as many hex digits.
- */
-export function randomHex(bytes: number): string {
-  return Array.from(crypto.getRandomValues(new Uint8Array(bytes)), (b) => b.toString(16).padStart(2, "0")).join("");
 }

@@ -1,11 +1,10 @@
 /**
  * The benchmark's test data and what it does to files: writing one random
- * file, its SHA-256, flushing to disk and reading a file into the page cache.
+ * file, flushing to disk and reading a file into the page cache (a file's
+ * SHA-256 comes from tests/_common.ts).
  *
  * @module
  */
-
-import { createHash } from "node:crypto";
 
 const MIB = 1024 * 1024;
 /** The most `crypto.getRandomValues` fills in one call. */
@@ -28,24 +27,6 @@ export async function writeRandomFile(path: string, mib: number): Promise<void> 
     let written = 0;
     while (written < batch.length) written += await file.write(batch.subarray(written));
   }
-}
-
-/**
- * The SHA-256 of a file, read in 1 MiB pieces.
- *
- * @param path The file.
- * @returns The digest in lower-case hex.
- */
-export async function sha256File(path: string): Promise<string> {
-  using file = await Deno.open(path, { read: true });
-  const hash = createHash("sha256");
-  const buffer = new Uint8Array(MIB);
-  for (;;) {
-    const n = await file.read(buffer);
-    if (n === null) break;
-    hash.update(buffer.subarray(0, n));
-  }
-  return hash.digest("hex");
 }
 
 /** Runs `sync`: dirty pages go to disk now, not during the next timed run. */

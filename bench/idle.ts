@@ -21,9 +21,9 @@ import { join } from "node:path";
 import type { DfosClient } from "../client/connection.ts";
 import { oneChunk } from "./bodies.ts";
 import { DfosServer, serveHasFlag } from "./dfos_server.ts";
-import { sha256File, writeRandomFile } from "./files.ts";
+import { delay, sha256File } from "../tests/_common.ts";
+import { writeRandomFile } from "./files.ts";
 import { type OpenFilesLimit, openFilesLimit } from "./machine.ts";
-import { sleep } from "./processes.ts";
 import type { Row } from "./report.ts";
 import { messageOf, type SectionContext, type SectionResult, within } from "./section.ts";
 import { round } from "./stats.ts";
@@ -74,7 +74,7 @@ export async function idleSection(context: SectionContext): Promise<SectionResul
   const data = crypto.getRandomValues(new Uint8Array(1024));
   await warm.put("warm-up.bin", oneChunk(data), { size: data.length });
   await warm.close();
-  await sleep(SETTLE_MS);
+  await delay(SETTLE_MS);
   const before = await server.memory();
 
   say(`idle: opening ${connections} authenticated connections, ${batch} at a time`);
@@ -89,7 +89,7 @@ export async function idleSection(context: SectionContext): Promise<SectionResul
     }
   }
   const openSeconds = (performance.now() - begun) / 1000;
-  await sleep(SETTLE_MS);
+  await delay(SETTLE_MS);
   const after = await server.memory();
   const perConnectionKiB = clients.length > 0 ? (after.rss - before.rss) / clients.length / 1024 : null;
   say(

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { sleep } from "./processes.ts";
+import { delay } from "../tests/_common.ts";
 
 /** What the results file records about the machine. */
 export interface MachineFacts {
@@ -96,14 +96,14 @@ export async function waitForQuiet(maxPercent: number, maxWaitMs: number): Promi
     const percent = await busyPercent(250);
     if (percent < maxPercent) return { quiet: true, percent };
     if (Date.now() >= deadline) return { quiet: false, percent };
-    await sleep(750);
+    await delay(750);
   }
 }
 
 /** The share of CPU time spent working (user, nice, system, irq, softirq) over `ms`, from /proc/stat. */
 async function busyPercent(ms: number): Promise<number> {
   const before = await cpuTicks();
-  await sleep(ms);
+  await delay(ms);
   const after = await cpuTicks();
   const total = after.total - before.total;
   return total > 0 ? Math.round((100 * (after.busy - before.busy)) / total) : 0;

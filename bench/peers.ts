@@ -9,8 +9,9 @@
  */
 
 import { basename, join } from "node:path";
-import { BENCH_USER, DfosServer, makeCertificate, randomHex } from "./dfos_server.ts";
-import { freePort, type ProcessGroup, type Server, waitForListener } from "./processes.ts";
+import { freePort, makeCertificate, randomHex } from "../tests/_common.ts";
+import { BENCH_USER, DfosServer } from "./dfos_server.ts";
+import { type ProcessGroup, type Server, waitForListener } from "./processes.ts";
 
 /** put = client to server, get = server to client. */
 export type Direction = "put" | "get";
@@ -398,7 +399,7 @@ export class DfosPeer implements Peer {
   async start(): Promise<void> {
     const dir = join(this.#context.dir, this.id);
     await Deno.mkdir(dir, { recursive: true });
-    const tls = this.#tls ? await makeCertificate(dir) : undefined;
+    const tls = this.#tls ? await makeCertificate(dir, "server") : undefined;
     this.#server = await DfosServer.start({ dir, processes: this.#context.processes, tls });
     this.servers.push(this.#server.argv);
   }

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { sleep } from "./processes.ts";
+import { delay } from "../tests/_common.ts";
 
 /** How often {@linkcode RssSampler} reads VmRSS. */
 export const SAMPLE_INTERVAL_MS = 50;
@@ -68,7 +68,7 @@ export class RssSampler {
       } catch {
         return; // the process is gone
       }
-      await sleep(SAMPLE_INTERVAL_MS);
+      await delay(SAMPLE_INTERVAL_MS);
     }
   }
 

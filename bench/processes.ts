@@ -1,11 +1,13 @@
 /**
  * The processes the benchmark starts, and nothing else: long-lived servers
  * (stopped by PID at the end: SIGTERM, then SIGKILL after 5 s) and one-shot
- * client processes (killed when they outlive their timeout). Also free
- * loopback ports and waiting for a listener.
+ * client processes (killed when they outlive their timeout), and waiting
+ * for a listener (free ports come from tests/_common.ts).
  *
  * @module
  */
+
+import { delay } from "../tests/_common.ts";
 
 /** How long a stopped server gets between SIGTERM and SIGKILL. */
 const STOP_GRACE_MS = 5_000;
@@ -179,18 +181,6 @@ export class ProcessGroup {
 }
 
 /**
- * A loopback port that is free now: listens on port 0 and closes.
- *
- * @returns The port number.
- */
-export function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
-
-/**
  * Waits until something listens on 127.0.0.1:`port`, read from
  * /proc/net/tcp without connecting (a one-shot listener would take the
  * connection as its transfer).
@@ -205,7 +195,7 @@ export async function waitForListener(port: number, timeoutMs: number): Promise<
     const table = await Deno.readTextFile("/proc/net/tcp");
     // columns: sl local_address rem_address st ...; state 0A is LISTEN
     if (table.split("\n").some((line) => line.trim().split(/\s+/)[1] === local && line.includes(" 0A "))) return;
-    await sleep(20);
+    await delay(20);
   }
   throw new Error(`Nothing listens on 127.0.0.1:${port} after ${timeoutMs / 1000} s`);
 }
@@ -227,15 +217,10 @@ export async function waitForAccept(port: number, timeoutMs: number, server?: Se
       conn.close();
       return;
     } catch {
-      await sleep(50);
+      await delay(50);
     }
   }
   throw new Error(`127.0.0.1:${port} accepts no connection after ${timeoutMs / 1000} s`);
-}
-
-/** Resolves after `ms` milliseconds. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** Sends a signal, ignoring a process that has exited already. */

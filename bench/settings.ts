@@ -8,14 +8,14 @@
 
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { REPO } from "./dfos_server.ts";
+import { PROJECT_DIR } from "../tests/_common.ts";
 import { PEER_IDS, type PeerId } from "./peers.ts";
 import { SECTION_IDS, type SectionId } from "./section.ts";
 
 /** The peers the transfer section measures by default. */
 export const DEFAULT_PEERS: readonly PeerId[] = ["socat", "rsync", "sftp", "dfos", "dfos-tls"];
 /** Where the results of a full run go unless `--out` says otherwise. */
-export const DEFAULT_OUT = join(REPO, "bench", "results", "latest.json");
+export const DEFAULT_OUT = join(PROJECT_DIR, "bench", "results", "latest.json");
 
 /** What one benchmark run is asked to do. */
 export interface Settings {
@@ -137,7 +137,7 @@ export function parseSettings(args: string[]): Settings | null {
     ? resolve(values.out)
     : suffix.length === 0
     ? DEFAULT_OUT
-    : join(REPO, "bench", "results", `latest-${suffix.join("-")}.json`);
+    : join(PROJECT_DIR, "bench", "results", `latest-${suffix.join("-")}.json`);
   return {
     sections,
     out,

@@ -20,7 +20,8 @@
 import { join } from "node:path";
 import type { DfosClient } from "../client/connection.ts";
 import { oneChunk } from "./bodies.ts";
-import { removeIfPresent, sha256File } from "./files.ts";
+import { sha256File } from "../tests/_common.ts";
+import { removeIfPresent } from "./files.ts";
 import { waitForQuiet } from "./machine.ts";
 import { createPeer, type DfosPeer, type Peer } from "./peers.ts";
 import type { Row } from "./report.ts";

@@ -29,7 +29,8 @@
  */
 
 import { join } from "node:path";
-import { readIntoCache, removeIfPresent, sha256File, syncFileSystems, writeRandomFile } from "./files.ts";
+import { sha256File } from "../tests/_common.ts";
+import { readIntoCache, removeIfPresent, syncFileSystems, writeRandomFile } from "./files.ts";
 import { waitForQuiet } from "./machine.ts";
 import { createPeer, type Direction, DIRECTIONS, type Peer, type PeerId, SOCAT_BUFFER } from "./peers.ts";
 import type { Row } from "./report.ts";

@@ -4,6 +4,7 @@
  *
  * @example Usage
  * ```ts ignore
+ * // ignored: it needs a running server with the user alice (tests/protocol_test.ts runs one)
  * import { DfosClient } from "./connection.ts";
  * const client = await DfosClient.connect({ server: "127.0.0.1:5000", user: "alice", password: "pw" });
  * await client.remove("old.txt");
@@ -15,18 +16,14 @@
 
 import { BodyReceiver, type BodySummary, sendBody } from "../shared/body.ts";
 import { Channel } from "../shared/channel.ts";
-import { type DigestAlgorithm, type ListEntry, type MessageOf, PROTOCOL_VERSION } from "../shared/messages.ts";
+import { closeQuietly } from "../shared/close_quietly.ts";
+import { AGENT, DEFAULT_PORT } from "../shared/defaults.ts";
+import { type DigestAlgorithm, type ListEntry, type MessageOf, PROTOCOL_VERSION, REPLIES } from "../shared/messages.ts";
 import { SCRAM_SHA_256 } from "../shared/scram.ts";
 import { DfosError, Status } from "../shared/status.ts";
 import type { ClientMechanism } from "./auth/mechanism.ts";
 import { plainMechanism } from "./auth/plain.ts";
 import { type ScramCredentials, scramMechanism } from "./auth/scram.ts";
-
-/** The client's name and version, as sent in HELLO. */
-export const CLIENT_AGENT = "dfos/0.1.0";
-
-/** The port used when the server address names none. */
-export const DEFAULT_PORT = 5000;
 
 /** Milliseconds the TLS handshake may take by default before the client gives up. */
 export const DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS = 30_000;
@@ -152,8 +149,8 @@ export class DfosClient {
     const conn = tls === null ? tcp : await secure(tcp, hostname, tls);
     const channel = new Channel(conn);
     try {
-      await channel.send({ type: "hello", protocol: "dfos", version: PROTOCOL_VERSION, agent: CLIENT_AGENT });
-      const welcome = await channel.expect("welcome").catch((error) => {
+      await channel.send({ type: "hello", protocol: "dfos", version: PROTOCOL_VERSION, agent: AGENT });
+      const welcome = await channel.expect(...REPLIES.hello.replies).catch((error) => {
         throw tls === null && channel.broken ? notDfos(error) : error;
       });
       const credentials = { user: options.user, password: options.password };
@@ -181,7 +178,7 @@ export class DfosClient {
     // The request goes out with the body's first piece (one write for a small file).
     await channel.send({ type: "put", name, size, digest }, { more: true });
     const refused = new AbortController();
-    const reply = channel.expect("ok");
+    const reply = channel.expect(...REPLIES.put.replies);
     reply.then(() => refused.abort(), (error) => refused.abort(error));
     let sent: BodySummary;
     try {
@@ -212,7 +209,7 @@ export class DfosClient {
   async get(name: string, options: GetOptions = {}): Promise<Download> {
     const digest = options.digest ?? "crc32";
     await this.#channel.send({ type: "get", name, limit: options.limit ?? null, digest });
-    const file = await this.#channel.expect("file");
+    const file = await this.#channel.expect(...REPLIES.get.replies);
     const body = new BodyReceiver(this.#channel, {
       expectedSize: file.size,
       algorithm: digest,
@@ -229,7 +226,7 @@ export class DfosClient {
    */
   async remove(name: string): Promise<{ name: string; size: number }> {
     await this.#channel.send({ type: "delete", name });
-    const ok = await this.#channel.expect("ok");
+    const ok = await this.#channel.expect(...REPLIES.delete.replies);
     return { name: ok.name, size: ok.size };
   }
 
@@ -243,7 +240,7 @@ export class DfosClient {
     let after = "";
     while (true) {
       await this.#channel.send({ type: "list", prefix, after });
-      const page = await this.#channel.expect("listing");
+      const page = await this.#channel.expect(...REPLIES.list.replies);
       yield* page.entries;
       if (page.next === null) return;
       after = page.next;
@@ -331,14 +328,6 @@ function notDfos(error: unknown): Error {
   return new Error(`${what} (is it serving TLS? then connect with --tls)`, { cause: error });
 }
 
-function closeQuietly(conn: Deno.Conn): void {
-  try {
-    conn.close();
-  } catch {
-    // Already closed.
-  }
-}
-
 /**
  * Picks the mechanism to log in with: SCRAM-SHA-256 whenever it is offered
  * (the password never crosses the wire), else PLAIN, but PLAIN only over TLS:
@@ -372,8 +361,9 @@ function chooseMechanism(offered: string[], credentials: ScramCredentials, tls: 
 
 async function login(channel: Channel, mechanism: ClientMechanism): Promise<string> {
   await channel.send({ type: "auth", mechanism: mechanism.name, data: await mechanism.start() });
+  // The same replies answer the auth and each auth-response after it.
   while (true) {
-    const reply = await channel.expect("auth-continue", "auth-ok");
+    const reply = await channel.expect(...REPLIES["auth-response"].replies);
     if (reply.type === "auth-ok") {
       await mechanism.finish(reply.data);
       return reply.user;

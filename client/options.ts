@@ -8,12 +8,10 @@
 
 import type { ParseArgsOptionsConfig } from "node:util";
 import { type ParsedArgs, UsageError } from "../shared/cli.ts";
-import { dropOptionPermissions } from "../shared/command_permissions.ts";
+import { dropOptionPermissions } from "../shared/permissions.ts";
+import { DEFAULT_SERVER } from "../shared/defaults.ts";
 import { type ClientTlsOptions, type ConnectOptions, DfosClient, parseServerAddress } from "./connection.ts";
-import { readPassword } from "./password.ts";
-
-/** The server used when neither `--server` nor `DFOS_SERVER` names one. */
-export const DEFAULT_SERVER = "127.0.0.1:5000";
+import { readPassword } from "../shared/password_prompt.ts";
 
 /** Flags of every client command. */
 export const CLIENT_OPTIONS: ParseArgsOptionsConfig = {
@@ -106,7 +104,7 @@ function envSwitch(name: string): boolean {
  */
 export async function withClient<T>(args: ParsedArgs, work: (client: DfosClient) => Promise<T>): Promise<T> {
   const options = await connectOptions(args);
-  // DFOS_* and the --ca file are read: what the command kept only for them goes (shared/command_permissions.ts).
+  // DFOS_* and the --ca file are read: what the command kept only for them goes (main.ts, shared/permissions.ts).
   dropOptionPermissions();
   let client: DfosClient;
   try {

@@ -7,11 +7,12 @@
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { LogCounters } from "./log_counters.ts";
  * const counters = new LogCounters();
  * counters.drop("console slow");
  * const inWorker = new LogCounters(counters.buffer); // the same figures, in another thread
- * console.assert(inWorker.describe() === "log records dropped 1 (console slow 1)");
+ * assert.equal(inWorker.describe(), "log records dropped 1 (console slow 1)");
  * ```
  *
  * @module

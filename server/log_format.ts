@@ -11,6 +11,7 @@
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { formatLogRecord } from "./log_format.ts";
  * const line = formatLogRecord({
  *   category: ["dfos", "server"],
@@ -20,7 +21,7 @@
  *   timestamp: 0,
  *   properties: {},
  * });
- * console.assert(line.endsWith("Login of x\\x0aLogin of alice from 203.0.113.9\n"));
+ * assert.ok(line.endsWith("Login of x\\x0aLogin of alice from 203.0.113.9\n"));
  * ```
  *
  * @module

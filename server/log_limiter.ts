@@ -8,12 +8,13 @@
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { AddressLimiter } from "./log_limiter.ts";
  * let now = 0;
  * const limiter = new AddressLimiter({ limit: 2, windowMs: 10_000, now: () => now });
- * console.assert(limiter.admit("192.0.2.7") && limiter.admit("192.0.2.7") && !limiter.admit("192.0.2.7"));
+ * assert.ok(limiter.admit("192.0.2.7") && limiter.admit("192.0.2.7") && !limiter.admit("192.0.2.7"));
  * now = 10_000;
- * console.assert(limiter.sweep()[0].line === "1 more records from 192.0.2.7 suppressed in the last 10 s");
+ * assert.equal(limiter.sweep()[0].line, "1 more records from 192.0.2.7 suppressed in the last 10 s");
  * ```
  *
  * @module

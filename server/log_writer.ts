@@ -9,11 +9,13 @@
  * server's own lines (the shutdown and its totals) still find room.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { LogWriter } from "./log_writer.ts";
  * const console = new LogWriter(Deno.stdout, { cause: "console slow" });
  * // configure({ sinks: { console: console.sink }, ... })
  * await console.close();
+ * assert.equal(console.queuedBytes, 0);
  * ```
  *
  * @module

@@ -11,10 +11,12 @@
  */
 
 import { basename, dirname, join } from "node:path";
-import { readPassword } from "../client/password.ts";
+import { readPassword } from "../shared/password_prompt.ts";
 import { type Command, integerFlag, UsageError } from "../shared/cli.ts";
 import { userProblem } from "../shared/names.ts";
-import { DEFAULT_ITERATIONS, formatSecret, makeSecret, MAX_ITERATIONS, MIN_ITERATIONS } from "../shared/scram.ts";
+import { TempFile } from "../shared/temp_file.ts";
+import { MAX_ITERATIONS, MIN_ITERATIONS } from "../shared/scram.ts";
+import { DEFAULT_ITERATIONS, formatSecret, makeSecret } from "./auth/scram_secret.ts";
 import { parseUserLine } from "./users.ts";
 
 /** The users file used when `--users` names none (as for `dfos serve`). */
@@ -162,23 +164,22 @@ function userOf(line: Uint8Array): string | null {
 }
 
 /**
- * Replaces `path` with `bytes` atomically: a temporary file in the same
- * folder, flushed, given `mode`, then renamed over it.
+ * Replaces `path` with `bytes` atomically, through a {@linkcode TempFile} in
+ * the same folder: written, flushed, given `mode`, then renamed over it.
  */
 async function replaceFile(path: string, bytes: Uint8Array, mode: number): Promise<void> {
-  const temp = join(dirname(path), `.${basename(path)}.dfos-passwd-${crypto.randomUUID()}`);
+  let temp: TempFile | null = null;
   try {
-    const file = await Deno.open(temp, { write: true, createNew: true, mode: NEW_FILE_MODE });
-    try {
-      for (let offset = 0; offset < bytes.length;) offset += await file.write(bytes.subarray(offset));
-      await file.sync();
-    } finally {
-      file.close();
-    }
-    await Deno.chmod(temp, mode); // exactly the old mode, whatever the umask
-    await Deno.rename(temp, path);
+    temp = await TempFile.create(join(dirname(path), `.${basename(path)}.dfos-passwd-${crypto.randomUUID()}`), {
+      mode: NEW_FILE_MODE,
+      writeBehind: false,
+    });
+    await temp.write(bytes);
+    await temp.close(true);
+    await Deno.chmod(temp.path, mode); // exactly the old mode, whatever the umask
+    await temp.moveTo(path);
   } catch (error) {
-    await Deno.remove(temp).catch(() => {});
+    await temp?.remove();
     throw new Error(`Cannot write users file ${path}: ${(error as Error).message}`, { cause: error });
   }
 }

@@ -16,6 +16,7 @@
  *
  * @example Usage
  * ```ts ignore
+ * // ignored: it starts a server on a storage folder and users file that must exist first (tests/sandbox_test.ts runs it)
  * import { serveInSandbox } from "./sandbox.ts";
  * const server = await serveInSandbox({ port: 0, root: "./server_storage", users: "./id_passwd.txt" });
  * console.log(server.addr.port, server.permissions.net);
@@ -27,6 +28,7 @@
 
 import { getLogger, type LogLevel } from "@logtape/logtape";
 import { basename, dirname, join, resolve } from "node:path";
+import { DEFAULT_LISTEN_HOSTNAME, DEFAULT_PORT } from "../shared/defaults.ts";
 import { LogCounters } from "./log_counters.ts";
 import { DEFAULT_LOG_LIMIT } from "./log_limiter.ts";
 import type { ServeOptions, ShutdownOptions } from "./server.ts";
@@ -151,10 +153,6 @@ export type FromSandbox =
   | { type: "failed"; error: { name: string; message: string; stack?: string } }
   | { type: "finished" };
 
-/** What the server opens by default, as `dfos serve` does without flags. */
-const DEFAULT_HOSTNAME = "0.0.0.0";
-const DEFAULT_PORT = 5000;
-
 /**
  * Computes the sandbox of a server started with `options`: the paths are
  * made absolute against the current folder, and the storage root is listed
@@ -167,7 +165,7 @@ const DEFAULT_PORT = 5000;
 export function sandboxPermissions(options: ServeOptions): SandboxPermissions {
   const root = resolve(options.root);
   const roots = [...new Set([root, realPathOf(root)])];
-  const hostname = options.hostname ?? DEFAULT_HOSTNAME;
+  const hostname = options.hostname ?? DEFAULT_LISTEN_HOSTNAME;
   const host = hostname.includes(":") ? `[${hostname}]` : hostname;
   const sys = Deno.permissions.querySync({ name: "sys", kind: "systemMemoryInfo" }).state === "granted";
   return {

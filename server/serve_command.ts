@@ -9,6 +9,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import { byteSizeFlag, type Command, integerFlag, secondsFlag, UsageError } from "../shared/cli.ts";
+import { DEFAULT_LISTEN_HOSTNAME, DEFAULT_PORT } from "../shared/defaults.ts";
 import { MAX_CONTROL_LENGTH } from "../shared/messages.ts";
 import { MAX_NAME_BYTES } from "../shared/names.ts";
 import { defaultPerAddress, defaultPerUser } from "./connection_caps.ts";
@@ -54,8 +55,8 @@ export const command: Command = {
 Serves files to the users listed in the users file, each in a private folder
 ROOT/<user>/ created on first login.
 
-      --host HOST                  address to listen on (default 0.0.0.0)
-      --port PORT                  port to listen on (default 5000; 0 picks a free one)
+      --host HOST                  address to listen on (default ${DEFAULT_LISTEN_HOSTNAME})
+      --port PORT                  port to listen on (default ${DEFAULT_PORT}; 0 picks a free one)
       --root DIR                   storage root (default ./server_storage)
       --users FILE                 "user:password" lines, re-read when changed (default ./id_passwd.txt)
       --log FILE                   performance log, appended to (default ./server_performance.log)
@@ -146,7 +147,7 @@ totals and exits 0. A second signal aborts everything at once.`,
   },
   async run({ values, positionals }) {
     if (positionals.length > 0) throw new UsageError(`serve takes no arguments, got "${positionals[0]}"`);
-    const port = integerFlag(values.port, "port", 5000, [0, 65535]);
+    const port = integerFlag(values.port, "port", DEFAULT_PORT, [0, 65535]);
     const maxConnections = integerFlag(values["max-connections"], "max-connections", DEFAULT_MAX_CONNECTIONS, [
       1,
       1_000_000,
@@ -181,7 +182,7 @@ totals and exits 0. A second signal aborts everything at once.`,
       counters: logCounters,
     });
     const server = await serveInSandbox({
-      hostname: (values.host as string | undefined) ?? "0.0.0.0",
+      hostname: (values.host as string | undefined) ?? DEFAULT_LISTEN_HOSTNAME,
       port,
       root: (values.root as string | undefined) ?? "server_storage",
       users: (values.users as string | undefined) ?? "id_passwd.txt",

@@ -7,11 +7,16 @@
  * requests in flight finish first (a drain).
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { join } from "node:path";
  * import { serve } from "./server.ts";
- * const server = await serve({ port: 0, root: "./server_storage", users: "./id_passwd.txt" });
- * console.log(server.addr.port);
- * await server.shutdown({ drainMs: 30_000 });
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(join(dir, "users.txt"), "alice:SCRAM-SHA-256$4096:c2FsdA==$" + "A".repeat(43) + "=:" + "A".repeat(43) + "=\n");
+ * const server = await serve({ hostname: "127.0.0.1", port: 0, root: dir, users: join(dir, "users.txt") });
+ * assert.ok(server.addr.port > 0);
+ * await server.shutdown({ drainMs: 0 });
+ * await Deno.remove(dir, { recursive: true });
  * ```
  *
  * @module
@@ -19,6 +24,8 @@
 
 import { getLogger, type Logger } from "@logtape/logtape";
 import { X509Certificate } from "node:crypto";
+import { closeQuietly } from "../shared/close_quietly.ts";
+import { AGENT, DEFAULT_LISTEN_HOSTNAME, DEFAULT_PORT } from "../shared/defaults.ts";
 import { FrameEncoderStream } from "../shared/frames.ts";
 import { encodeMessage, MAX_CONTROL_LENGTH, type MessageOf } from "../shared/messages.ts";
 import { MAX_NAME_BYTES } from "../shared/names.ts";
@@ -36,9 +43,6 @@ import { addressKey, DEFAULT_DELAY_MAX_MS, LoginThrottle, type LoginThrottleOpti
 import { ServerStats, TotalsReport } from "./stats.ts";
 import type { Storage } from "./storage.ts";
 import { UserFile } from "./users.ts";
-
-/** The server's name and version, as sent in WELCOME. */
-export const SERVER_AGENT = "dfos/0.1.0";
 
 /** Connections served at once by default; more are refused with BUSY. */
 export const DEFAULT_MAX_CONNECTIONS = 1024;
@@ -88,13 +92,13 @@ export interface ServeOptions {
   /**
    * The address to listen on.
    *
-   * @default {"0.0.0.0"}
+   * @default {DEFAULT_LISTEN_HOSTNAME}
    */
   hostname?: string;
   /**
    * The port; 0 picks a free one (read it back from `Server.addr`).
    *
-   * @default {5000}
+   * @default {DEFAULT_PORT}
    */
   port?: number;
   /** The storage root folder; users' folders are created inside it. */
@@ -297,8 +301,8 @@ export async function serve(options: ServeOptions): Promise<Server> {
     perAddress: options.maxConnectionsPerAddress ?? defaultPerAddress(maxConnections),
     perUser: options.maxConnectionsPerUser ?? defaultPerUser(maxConnections),
   });
-  const hostname = options.hostname ?? "0.0.0.0";
-  const port = options.port ?? 5000;
+  const hostname = options.hostname ?? DEFAULT_LISTEN_HOSTNAME;
+  const port = options.port ?? DEFAULT_PORT;
   const tls = options.tls !== undefined;
   const listener = listen(hostname, port, options.tls);
   const addr = listener.addr as Deno.NetAddr;
@@ -320,7 +324,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
     users,
     stats,
     log,
-    agent: SERVER_AGENT,
+    agent: AGENT,
     tls,
     throttle: loginThrottle(options),
     caps,
@@ -570,13 +574,5 @@ async function refuse(conn: Deno.Conn, busy: string): Promise<void> {
   } finally {
     clearTimeout(timer);
     closeQuietly(conn);
-  }
-}
-
-function closeQuietly(conn: Deno.Conn): void {
-  try {
-    conn.close();
-  } catch {
-    // Already closed.
   }
 }

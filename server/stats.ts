@@ -154,9 +154,10 @@ export interface TotalsReportOptions {
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ServerStats, TotalsReport } from "./stats.ts";
  * const report = new TotalsReport(new ServerStats());
- * console.assert(report.line().startsWith("0 connections (0 active, peak 0)"));
+ * assert.ok(report.line().startsWith("0 connections (0 active, peak 0)"));
  * ```
  */
 export class TotalsReport {

@@ -39,16 +39,17 @@
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { LoginThrottle } from "./throttle.ts";
  * let now = 0;
  * const throttle = new LoginThrottle({ freeFailures: 1, delayBaseMs: 100, lockoutFailures: 3, now: () => now });
  * throttle.failure("192.0.2.1", "alice");
- * console.assert(throttle.delayFor("192.0.2.1", "alice") === 100);
- * console.assert(throttle.delayFor("192.0.2.9", "alice") === 100); // the name's delay, from anywhere
+ * assert.equal(throttle.delayFor("192.0.2.1", "alice"), 100);
+ * assert.equal(throttle.delayFor("192.0.2.9", "alice"), 100); // the name's delay, from anywhere
  * throttle.failure("192.0.2.1", "bob");
- * console.assert(throttle.failure("192.0.2.1", "carol").lockout);
- * console.assert(throttle.lockedFor("192.0.2.1") > 0);
- * console.assert(throttle.lockedFor("192.0.2.9") === 0);
+ * assert.ok(throttle.failure("192.0.2.1", "carol").lockout);
+ * assert.ok(throttle.lockedFor("192.0.2.1") > 0);
+ * assert.equal(throttle.lockedFor("192.0.2.9"), 0);
  * ```
  *
  * @module
@@ -431,10 +432,11 @@ export class LoginThrottle {
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { addressKey } from "./throttle.ts";
- * console.assert(addressKey("192.0.2.7") === "192.0.2.7");
- * console.assert(addressKey("::ffff:192.0.2.7") === "192.0.2.7");
- * console.assert(addressKey("2001:db8:1:2:aaaa::1") === "2001:db8:1:2::/64");
+ * assert.equal(addressKey("192.0.2.7"), "192.0.2.7");
+ * assert.equal(addressKey("::ffff:192.0.2.7"), "192.0.2.7");
+ * assert.equal(addressKey("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
  * ```
  *
  * @param hostname The remote address, as `Deno.NetAddr.hostname` gives it.

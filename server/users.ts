@@ -34,15 +34,9 @@
 import { createHash } from "node:crypto";
 import { userProblem } from "../shared/names.ts";
 import { Semaphore } from "./auth/semaphore.ts";
-import {
-  DEFAULT_ITERATIONS,
-  deriveKeys,
-  isStoredSecret,
-  parseSecret,
-  SALT_BYTES,
-  sameBytes,
-  type ScramSecret,
-} from "../shared/scram.ts";
+import { encodeBase64 } from "../shared/base64.ts";
+import { deriveKeys, sameBytes } from "../shared/scram.ts";
+import { DEFAULT_ITERATIONS, isStoredSecret, parseSecret, SALT_BYTES, type ScramSecret } from "./auth/scram_secret.ts";
 
 /** Something to tell the operator about the file (a line that was skipped, a password in clear). */
 export type UserFileWarning = (message: string) => void;
@@ -230,7 +224,7 @@ export class UserFile {
     // Derived now rather than at a user's first login, which would then be slower than an unknown user's.
     await Promise.all([...clear].map(async ([user, password]) => {
       const made = await this.#madeUp(user, shapes);
-      const id = digest(`${made.iterations}\0${made.salt.toBase64()}\0${user}\0${password}`);
+      const id = digest(`${made.iterations}\0${encodeBase64(made.salt)}\0${user}\0${password}`);
       const secret = this.#derived.get(id) ?? await this.#fromClear(password, made);
       derived.set(id, secret);
       users.set(user, { secret, credential: `clear:${digest(`${user}\0${password}`)}` });

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { DEFAULT_ITERATIONS, deriveKeys, formatSecret, makeSecret } from "../shared/scram.ts";
+import { deriveKeys } from "../shared/scram.ts";
+import { DEFAULT_ITERATIONS, formatSecret, makeSecret } from "./auth/scram_secret.ts";
 import { parseUserLine, UserFile } from "./users.ts";
 
 /** The warnings other than the one about each password stored in clear. */

@@ -163,9 +163,10 @@ const BYTE_UNITS: Record<string, number> = { "": 1, K: 2 ** 10, M: 2 ** 20, G: 2
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { byteSizeFlag } from "./cli.ts";
- * console.assert(byteSizeFlag("10M", "quota", 0) === 10 * 1024 * 1024);
- * console.assert(byteSizeFlag("512", "quota", 0) === 512);
+ * assert.equal(byteSizeFlag("10M", "quota", 0), 10 * 1024 * 1024);
+ * assert.equal(byteSizeFlag("512", "quota", 0), 512);
  * ```
  */
 export function byteSizeFlag(

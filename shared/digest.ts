@@ -3,17 +3,17 @@
  * END frame names.
  *
  * - `crc32` (the default): CRC-32, as S3 checks uploads by default. It catches
- *   truncation, corruption and mix-ups at almost no cost (12 GB/s through
- *   `node:zlib`), where a cryptographic digest on both ends was the largest
- *   cost of a transfer on two cores (docs/PERFORMANCE.md). It is not a defence
+ *   truncation, corruption and mix-ups at almost no cost, where a
+ *   cryptographic digest on both ends was the largest cost of a transfer on
+ *   two cores (docs/PERFORMANCE.md). It is not a defence
  *   against someone who can alter the stream on purpose: that is TLS's job.
  * - `sha256`: SHA-256 through `node:crypto` (streaming, the CPU's SHA
  *   instructions), on request (`--verify`), and for anything that compares
  *   content across machines.
  *
- * Each implementation is imported when first needed: `node:crypto` and
- * `node:zlib` each cost 20-30 ms of start-up, which a 1 KiB `dfos put` should
- * not pay.
+ * Each implementation is imported when first needed: importing `node:crypto`
+ * or `node:zlib` is a large share of a small command's start-up, which a
+ * 1 KiB `dfos put` should not pay (docs/PERFORMANCE.md, "Start-up").
  *
  * @module
  */

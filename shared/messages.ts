@@ -4,11 +4,13 @@
  * Each message is one frame. The frame's type byte says which message it is;
  * DATA carries raw bytes, every other message a UTF-8 JSON object whose
  * fields are checked exactly: a missing, mistyped or unknown field is a
- * protocol error. docs/PROTOCOL.md lists the same table; a test compares them.
+ * protocol error. {@linkcode REPLIES} says which replies each request may
+ * get. docs/PROTOCOL.md lists the same tables; a test compares them.
  *
  * @module
  */
 
+import { decodeBase64, encodeBase64 } from "./base64.ts";
 import { type Frame, MAX_DATA_PAYLOAD } from "./frames.ts";
 import { excerpt } from "./names.ts";
 import { DfosError, isStatusCode, Status, type StatusCode } from "./status.ts";
@@ -16,7 +18,7 @@ import { DfosError, isStatusCode, Status, type StatusCode } from "./status.ts";
 /** The protocol version this code speaks. */
 export const PROTOCOL_VERSION = 1;
 
-/** The largest frame length accepted for any message but DATA. */
+/** The largest frame length accepted for any message but DATA: the type byte and a payload of at most 65,535 bytes. */
 export const MAX_CONTROL_LENGTH = 64 * 1024;
 
 /** Check algorithms a body's END frame may name (shared/digest.ts says what each is for). */
@@ -82,6 +84,36 @@ export const MESSAGE_CODES: Readonly<Record<MessageType, number>> = {
   "listing": 0x87,
 };
 
+/** The messages a client sends that the server answers. */
+export type RequestType = "hello" | "auth" | "auth-response" | "put" | "get" | "delete" | "list";
+
+/** What a request may be answered with: {@linkcode REPLIES}. */
+export interface Replies {
+  /** The messages that answer it when it succeeds. */
+  replies: readonly MessageType[];
+  /** The status codes of an ERROR that may answer it instead, by name; `"any"` for any code. */
+  errors: readonly (keyof typeof Status)[] | "any";
+}
+
+/**
+ * The replies each request may get: the client waits for exactly these
+ * (client/connection.ts), and docs/PROTOCOL.md's "answered by" column says
+ * the same (a test compares them). DATA, END and ABORT are parts of a body
+ * and get no answer of their own.
+ */
+export const REPLIES = {
+  "hello": { replies: ["welcome"], errors: ["VERSION", "BAD_REQUEST"] },
+  "auth": { replies: ["auth-continue", "auth-ok"], errors: ["AUTH_FAILED", "BAD_REQUEST", "UNSUPPORTED"] },
+  "auth-response": {
+    replies: ["auth-continue", "auth-ok"],
+    errors: ["AUTH_FAILED", "BAD_REQUEST", "UNSUPPORTED", "AUTH_REQUIRED"],
+  },
+  "put": { replies: ["ok"], errors: "any" },
+  "get": { replies: ["file"], errors: "any" },
+  "delete": { replies: ["ok"], errors: "any" },
+  "list": { replies: ["listing"], errors: "any" },
+} as const satisfies Readonly<Record<RequestType, Replies>>;
+
 const TYPES_BY_CODE = new Map<number, MessageType>(
   Object.entries(MESSAGE_CODES).map(([type, code]) => [code, type as MessageType]),
 );
@@ -134,7 +166,7 @@ export function encodeMessage(message: Message): Frame {
   const json: Record<string, unknown> = {};
   for (const [field, kind] of Object.entries(fields)) {
     const value = (message as unknown as Record<string, unknown>)[field];
-    json[field] = kind === "bytes" ? toBase64(value as Uint8Array) : value;
+    json[field] = kind === "bytes" ? encodeBase64(value as Uint8Array) : value;
   }
   return { type, payload: encoder.encode(JSON.stringify(json)) };
 }
@@ -214,7 +246,7 @@ function checkField(type: MessageType, field: string, kind: FieldKind, value: un
       break;
     case "bytes":
       if (typeof value === "string") {
-        const bytes = fromBase64(value);
+        const bytes = decodeBase64(value);
         if (bytes !== null) return bytes;
       }
       break;
@@ -251,20 +283,4 @@ function badShape(type: MessageType, detail: string): DfosError {
 
 function hex(byte: number): string {
   return byte.toString(16).padStart(2, "0");
-}
-
-const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
-
-function toBase64(bytes: Uint8Array): string {
-  let binary = "";
-  for (const byte of bytes) binary += String.fromCharCode(byte);
-  return btoa(binary);
-}
-
-function fromBase64(text: string): Uint8Array | null {
-  if (text.length % 4 !== 0 || !BASE64.test(text)) return null;
-  const binary = atob(text);
-  const bytes = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-  return bytes;
 }

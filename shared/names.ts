@@ -43,9 +43,10 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nameProblem } from "./names.ts";
- * console.assert(nameProblem("notes/today.txt") === undefined);
- * console.assert(nameProblem("../etc/passwd") !== undefined);
+ * assert.equal(nameProblem("notes/today.txt"), undefined);
+ * assert.notEqual(nameProblem("../etc/passwd"), undefined);
  * ```
  */
 export function nameProblem(name: string, maxBytes: number = MAX_NAME_BYTES): string | undefined {
@@ -85,9 +86,10 @@ function segmentProblem(segment: string): string | undefined {
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isReserved } from "./names.ts";
- * console.assert(isReserved(".DFOS-partial"));
- * console.assert(!isReserved("dfos-partial"));
+ * assert.ok(isReserved(".DFOS-partial"));
+ * assert.ok(!isReserved("dfos-partial"));
  * ```
  */
 export function isReserved(segment: string): boolean {
@@ -142,8 +144,9 @@ const RAW = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u2
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { printableName } from "./names.ts";
- * console.assert(printableName("a\nb\x1b[2J") === "a\\x0ab\\x1b[2J");
+ * assert.equal(printableName("a\nb\x1b[2J"), "a\\x0ab\\x1b[2J");
  * ```
  */
 export function printableName(name: string): string {
@@ -167,9 +170,10 @@ export function printableName(name: string): string {
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { printableText } from "./names.ts";
- * console.assert(printableText('name "a\\x1b" refused') === 'name "a\\x1b" refused');
- * console.assert(printableText("a\nb") === "a\\x0ab");
+ * assert.equal(printableText('name "a\\x1b" refused'), 'name "a\\x1b" refused');
+ * assert.equal(printableText("a\nb"), "a\\x0ab");
  * ```
  */
 export function printableText(text: string): string {
@@ -193,9 +197,10 @@ export const EXCERPT_CHARS = 100;
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { excerpt } from "./names.ts";
- * console.assert(excerpt("x".repeat(60_000), 3) === "xxx... (59997 more characters)");
- * console.assert(excerpt("a\nb") === "a\\x0ab");
+ * assert.equal(excerpt("x".repeat(60_000), 3), "xxx... (59997 more characters)");
+ * assert.equal(excerpt("a\nb"), "a\\x0ab");
  * ```
  */
 export function excerpt(text: string, maxChars: number = EXCERPT_CHARS): string {

@@ -1,8 +1,8 @@
 /**
  * SCRAM-SHA-256 (RFC 5802 with RFC 7677): the maths and the four messages,
  * shared by the client's and the server's mechanism so that they cannot
- * disagree, plus the stored form of a password (`SCRAM-SHA-256$...`, the
- * format PostgreSQL uses). WebCrypto does the hashing: PBKDF2, HMAC and
+ * disagree (the server's stored form of a password is in
+ * server/auth/scram_secret.ts). WebCrypto does the hashing: PBKDF2, HMAC and
  * SHA-256.
  *
  * The exchange, in short (`H` is SHA-256, `HMAC` is HMAC-SHA-256):
@@ -26,17 +26,11 @@
  * @module
  */
 
+import { decodeBase64, encodeBase64 } from "./base64.ts";
 import { excerpt } from "./names.ts";
 
 /** The mechanism's SASL name. */
 export const SCRAM_SHA_256 = "SCRAM-SHA-256";
-
-/**
- * PBKDF2 iterations of a new stored password, of the made-up entry of an
- * unknown user and of a `user:password` line: 4096, the minimum RFC 7677
- * asks for and PostgreSQL's default.
- */
-export const DEFAULT_ITERATIONS = 4096;
 
 /** The fewest iterations dfos accepts, from a server (client side) or in a users file. */
 export const MIN_ITERATIONS = 4096;
@@ -44,34 +38,16 @@ export const MIN_ITERATIONS = 4096;
 /** The most iterations dfos accepts: a fake server cannot make the client compute for minutes. */
 export const MAX_ITERATIONS = 10_000_000;
 
-/** Bytes of salt in a new stored password. */
-export const SALT_BYTES = 16;
-
 /** Random bytes in each side's part of the nonce (base64: 24 characters). */
 const NONCE_BYTES = 18;
 
 /** Bytes of a SHA-256 digest: the length of every key, proof and signature. */
-const KEY_BYTES = 32;
-
-/** The prefix of a stored password in a users file. */
-const SECRET_PREFIX = `${SCRAM_SHA_256}$`;
+export const KEY_BYTES = 32;
 
 /** The gs2 header of a client without channel binding. */
 export const GS2_HEADER = "n,,";
 
 const encoder = new TextEncoder();
-
-/** What the server stores for a user: enough to check a proof and sign, not enough to log in. */
-export interface ScramSecret {
-  /** PBKDF2 iterations. */
-  iterations: number;
-  /** The salt. */
-  salt: Uint8Array;
-  /** `H(ClientKey)`. */
-  storedKey: Uint8Array;
-  /** `HMAC(SaltedPassword, "Server Key")`. */
-  serverKey: Uint8Array;
-}
 
 /** The keys derived from a password: the client needs all three. */
 export interface ScramKeys {
@@ -181,7 +157,7 @@ export function unescapeSaslName(text: string): string {
  * @returns 24 characters.
  */
 export function makeNonce(): string {
-  return crypto.getRandomValues(new Uint8Array(NONCE_BYTES)).toBase64();
+  return encodeBase64(crypto.getRandomValues(new Uint8Array(NONCE_BYTES)));
 }
 
 /**
@@ -234,7 +210,7 @@ export function parseClientFirst(text: string): ClientFirst {
  * @returns `r=NONCE,s=SALT,i=ITERATIONS`.
  */
 export function formatServerFirst(first: ServerFirst): string {
-  return `r=${first.nonce},s=${first.salt.toBase64()},i=${first.iterations}`;
+  return `r=${first.nonce},s=${encodeBase64(first.salt)},i=${first.iterations}`;
 }
 
 /**
@@ -249,7 +225,7 @@ export function parseServerFirst(text: string): ServerFirst {
   if (parts[0].startsWith("m=")) throw new SyntaxError('server-first message asks for an extension ("m=")');
   const nonce = attribute(parts[0], "r", "server-first message");
   checkNonce(nonce, "server-first message");
-  const salt = base64(attribute(parts[1], "s", "server-first message"), "salt");
+  const salt = base64Attribute(attribute(parts[1], "s", "server-first message"), "salt");
   if (salt.length === 0) throw new SyntaxError("server-first message has an empty salt");
   const count = attribute(parts[2], "i", "server-first message");
   const iterations = /^[1-9]\d{0,9}$/.test(count) ? Number(count) : NaN;
@@ -268,7 +244,7 @@ export function parseServerFirst(text: string): ServerFirst {
  * @returns `c=BASE64(GS2HEADER),r=NONCE`.
  */
 export function formatClientFinalWithoutProof(gs2Header: string, nonce: string): string {
-  return `c=${encoder.encode(gs2Header).toBase64()},r=${nonce}`;
+  return `c=${encodeBase64(encoder.encode(gs2Header))},r=${nonce}`;
 }
 
 /**
@@ -284,7 +260,7 @@ export function parseClientFinal(text: string): ClientFinal {
   const nonce = attribute(parts[1], "r", "client-final message");
   // Extensions may come between the nonce and the proof, which is always last.
   if (parts.length < 3) throw new SyntaxError('client-final message has no proof ("p=")');
-  const proof = base64(attribute(parts[parts.length - 1], "p", "client-final message"), "proof");
+  const proof = base64Attribute(attribute(parts[parts.length - 1], "p", "client-final message"), "proof");
   if (proof.length !== KEY_BYTES) throw new SyntaxError(`client-final message has a proof of ${proof.length} bytes`);
   checkExtensions(parts.slice(2, -1), "client-final message");
   return { channelBinding, nonce, proof, withoutProof: parts.slice(0, -1).join(",") };
@@ -297,7 +273,7 @@ export function parseClientFinal(text: string): ClientFinal {
  * @returns `v=SIGNATURE`.
  */
 export function formatServerFinal(signature: Uint8Array): string {
-  return `v=${signature.toBase64()}`;
+  return `v=${encodeBase64(signature)}`;
 }
 
 /**
@@ -310,7 +286,7 @@ export function formatServerFinal(signature: Uint8Array): string {
 export function parseServerFinal(text: string): ServerFinal {
   const first = text.split(",")[0];
   if (first.startsWith("e=")) return { error: first.slice(2) };
-  return { signature: base64(attribute(first, "v", "server-final message"), "signature") };
+  return { signature: base64Attribute(attribute(first, "v", "server-final message"), "signature") };
 }
 
 /**
@@ -346,19 +322,6 @@ export async function deriveKeys(password: string, salt: Uint8Array, iterations:
   );
   const clientKey = await hmac(salted, "Client Key");
   return { clientKey, storedKey: await sha256(clientKey), serverKey: await hmac(salted, "Server Key") };
-}
-
-/**
- * Makes the stored form of a password, with a fresh random salt.
- *
- * @param password The password as typed.
- * @param iterations PBKDF2 iterations.
- * @returns What the server keeps.
- */
-export async function makeSecret(password: string, iterations: number = DEFAULT_ITERATIONS): Promise<ScramSecret> {
-  const salt = crypto.getRandomValues(new Uint8Array(SALT_BYTES));
-  const { storedKey, serverKey } = await deriveKeys(password, salt, iterations);
-  return { iterations, salt, storedKey, serverKey };
 }
 
 /**
@@ -409,60 +372,11 @@ export function serverSignature(serverKey: Uint8Array, message: string): Promise
  */
 export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   // Every byte is compared, whatever differs first. In plain JavaScript rather than node:crypto's
-  // timingSafeEqual: importing node:crypto costs a client command about 29 ms of start-up.
+  // timingSafeEqual, which a client command would pay for at start-up (docs/PERFORMANCE.md, "Start-up").
   if (a.length !== b.length) return false;
   let difference = 0;
   for (let i = 0; i < a.length; i++) difference |= a[i] ^ b[i];
   return difference === 0;
-}
-
-/**
- * Tells whether a users file value is a stored password rather than a password in clear.
- *
- * @param value What follows `user:` on a line.
- * @returns True when it starts `SCRAM-SHA-256$`.
- */
-export function isStoredSecret(value: string): boolean {
-  return value.startsWith(SECRET_PREFIX);
-}
-
-/**
- * Writes a stored password as PostgreSQL does:
- * `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>` (base64).
- *
- * @param secret What the server keeps.
- * @returns The text.
- */
-export function formatSecret(secret: ScramSecret): string {
-  return `${SECRET_PREFIX}${secret.iterations}:${secret.salt.toBase64()}$${secret.storedKey.toBase64()}:${secret.serverKey.toBase64()}`;
-}
-
-/**
- * Reads a stored password written by {@linkcode formatSecret} (or PostgreSQL).
- *
- * @param text The text.
- * @returns The secret.
- * @throws {SyntaxError} for a malformed text, a key that is not 32 bytes, or
- * an iteration count outside {@linkcode MIN_ITERATIONS}..{@linkcode MAX_ITERATIONS}.
- */
-export function parseSecret(text: string): ScramSecret {
-  const match = /^SCRAM-SHA-256\$(\d+):([^$:]+)\$([^$:]+):([^$:]+)$/.exec(text);
-  if (!match) {
-    throw new SyntaxError(`stored password is not "${SECRET_PREFIX}<iterations>:<salt>$<StoredKey>:<ServerKey>"`);
-  }
-  const iterations = Number(match[1]);
-  if (!Number.isSafeInteger(iterations) || iterations < MIN_ITERATIONS || iterations > MAX_ITERATIONS) {
-    throw new SyntaxError(
-      `stored password has ${match[1]} iterations: dfos takes ${MIN_ITERATIONS} to ${MAX_ITERATIONS}`,
-    );
-  }
-  const salt = base64(match[2], "salt");
-  const storedKey = base64(match[3], "StoredKey");
-  const serverKey = base64(match[4], "ServerKey");
-  if (storedKey.length !== KEY_BYTES || serverKey.length !== KEY_BYTES) {
-    throw new SyntaxError(`stored password has keys of ${storedKey.length} and ${serverKey.length} bytes, not 32`);
-  }
-  return { iterations, salt, storedKey, serverKey };
 }
 
 /**
@@ -494,16 +408,18 @@ function checkExtensions(parts: string[], where: string): void {
   if (bad !== undefined) throw new SyntaxError(`${where} has "${excerpt(bad)}" where an extension ("x=...") belongs`);
 }
 
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
-
-/** Decodes strict base64 (padding required, no whitespace). */
-function base64(text: string, what: string): Uint8Array {
-  if (!BASE64.test(text)) throw new SyntaxError(`${what} is not base64: "${text}"`);
-  try {
-    return Uint8Array.fromBase64(text, { lastChunkHandling: "strict" });
-  } catch {
-    throw new SyntaxError(`${what} is not base64: "${text}"`);
-  }
+/**
+ * Decodes strict base64 (shared/base64.ts), or throws.
+ *
+ * @param text The text.
+ * @param what What it holds, for the error.
+ * @returns The bytes.
+ * @throws {SyntaxError} when `text` is not strict base64.
+ */
+export function base64Attribute(text: string, what: string): Uint8Array {
+  const bytes = decodeBase64(text);
+  if (bytes === null) throw new SyntaxError(`${what} is not base64: "${text}"`);
+  return bytes;
 }
 
 async function hmac(key: Uint8Array, data: string): Promise<Uint8Array> {

@@ -60,9 +60,10 @@ export function isStatusCode(code: number): code is StatusCode {
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { DfosError, Status } from "./status.ts";
  * const error = new DfosError(Status.NOT_FOUND, 'Cannot read "a.txt": no such file');
- * console.assert(error.code === Status.NOT_FOUND);
+ * assert.equal(error.code, Status.NOT_FOUND);
  * ```
  */
 export class DfosError extends Error {

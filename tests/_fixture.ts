@@ -1,9 +1,9 @@
 /**
  * What the end-to-end tests share: a real server started in-process on port 0
  * in a fresh temporary folder (`startServer()`, TLS with `tls`), the real
- * `dfos` command line run as a subprocess (`runCli()`, `spawnCli()`), TLS
- * certificates made with openssl (`makeCertificate()`), random data and
- * SHA-256.
+ * `dfos` command line run as a subprocess (`runCli()`, `spawnCli()`); and,
+ * passed on from tests/_common.ts (shared with the benchmark), TLS
+ * certificates made with openssl, random data, SHA-256 and free ports.
  *
  * Internal to tests/: nothing here is part of dfos.
  *
@@ -11,17 +11,24 @@
  */
 
 import { configure, type LogRecord, reset } from "@logtape/logtape";
-import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { DfosClient } from "../client/connection.ts";
 import { serve, type ServeOptions, type Server } from "../server/server.ts";
+import { delay, MAIN } from "./_common.ts";
 
-/** The project's `main.ts`, as an absolute path. */
-export const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
-
-/** The project's folder (where deno.json is). */
-export const PROJECT_DIR = fileURLToPath(new URL("..", import.meta.url));
+export {
+  type Certificate,
+  type CertificateOptions,
+  delay,
+  freePort,
+  MAIN,
+  makeCertificate,
+  PROJECT_DIR,
+  randomBytes,
+  sha256,
+  sha256File,
+  text,
+} from "./_common.ts";
 
 /** The users every fixture server knows, with their passwords. */
 export const USERS: Readonly<Record<string, string>> = {
@@ -205,48 +212,6 @@ export async function runCli(args: string[], options: CliOptions = {}): Promise<
 }
 
 /**
- * Returns `size` random bytes (crypto.getRandomValues, 64 KiB at a time).
- *
- * @param size How many bytes.
- * @returns Fresh random bytes.
- */
-export function randomBytes(size: number): Uint8Array {
-  const bytes = new Uint8Array(size);
-  for (let offset = 0; offset < size; offset += 65536) {
-    crypto.getRandomValues(bytes.subarray(offset, Math.min(size, offset + 65536)));
-  }
-  return bytes;
-}
-
-/**
- * Returns the lower-case hex SHA-256 of some bytes.
- *
- * @param bytes The data.
- * @returns The digest.
- */
-export function sha256(bytes: Uint8Array): string {
-  return createHash("sha256").update(bytes).digest("hex");
-}
-
-/**
- * Returns the lower-case hex SHA-256 of a file, read in 1 MiB pieces.
- *
- * @param path The file.
- * @returns The digest.
- */
-export async function sha256File(path: string): Promise<string> {
-  const hash = createHash("sha256");
-  using file = await Deno.open(path, { read: true });
-  const buffer = new Uint8Array(1 << 20);
-  while (true) {
-    const n = await file.read(buffer);
-    if (n === null) break;
-    hash.update(buffer.subarray(0, n));
-  }
-  return hash.digest("hex");
-}
-
-/**
  * Lists the names in a folder, sorted; an absent folder lists as empty.
  *
  * @param dir The folder.
@@ -276,136 +241,6 @@ export async function waitFor(check: () => Promise<boolean> | boolean, what: str
   while (!(await check())) {
     if (performance.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
     await delay(20);
-  }
-}
-
-/**
- * Resolves after `ms` milliseconds (the timer is never left pending).
- *
- * @param ms The delay.
- */
-export function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/**
- * Returns a port on 127.0.0.1 that nothing listens on (it was free a moment ago).
- *
- * @returns The port.
- */
-export function closedPort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
-
-/** Decodes bytes as UTF-8. */
-export function text(bytes: Uint8Array): string {
-  return new TextDecoder().decode(bytes);
-}
-
-/** A certificate and its key, as files and as PEM text. */
-export interface Certificate {
-  /** The certificate file (PEM). */
-  certFile: string;
-  /** The private key file (PEM). */
-  keyFile: string;
-  /** The certificate, PEM. */
-  cert: string;
-  /** The private key, PEM. */
-  key: string;
-}
-
-/** Options for {@linkcode makeCertificate}. */
-export interface CertificateOptions {
-  /**
-   * The subjectAltName entries.
-   *
-   * @default {["DNS:localhost", "IP:127.0.0.1"]}
-   */
-  names?: string[];
-  /** Sign it with this CA (made with `ca: true`) instead of self-signing it. */
-  issuer?: Certificate;
-  /**
-   * Make a CA certificate (basicConstraints CA:TRUE, for signing others).
-   *
-   * @default {false}
-   */
-  ca?: boolean;
-}
-
-/**
- * Makes an EC P-256 certificate valid for one day with openssl:
- * self-signed (a server certificate Deno accepts, with
- * `basicConstraints=critical,CA:FALSE`), signed by `issuer`, or a CA.
- *
- * @param dir Where the files go: `NAME.pem` and `NAME.key`.
- * @param name The files' base name, also the certificate's CN.
- * @param options Names, issuer, CA or not.
- * @returns The files and their text.
- */
-export async function makeCertificate(
-  dir: string,
-  name: string,
-  options: CertificateOptions = {},
-): Promise<Certificate> {
-  const certFile = join(dir, `${name}.pem`);
-  const keyFile = join(dir, `${name}.key`);
-  const names = options.names ?? ["DNS:localhost", "IP:127.0.0.1"];
-  const extensions = options.ca
-    ? ["basicConstraints=critical,CA:TRUE", "keyUsage=critical,keyCertSign,cRLSign"]
-    : [`subjectAltName=${names.join(",")}`, "basicConstraints=critical,CA:FALSE"];
-  const newKey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", keyFile];
-  if (options.issuer === undefined) {
-    await openssl([
-      "req",
-      "-x509",
-      ...newKey,
-      "-days",
-      "1",
-      "-subj",
-      `/CN=${name}`,
-      ...extensions.flatMap((extension) => ["-addext", extension]),
-      "-out",
-      certFile,
-    ]);
-  } else {
-    const request = join(dir, `${name}.csr`);
-    const extfile = join(dir, `${name}.ext`);
-    await openssl(["req", ...newKey, "-subj", `/CN=${name}`, "-out", request]);
-    await Deno.writeTextFile(extfile, extensions.join("\n") + "\n");
-    await openssl([
-      "x509",
-      "-req",
-      "-in",
-      request,
-      "-CA",
-      options.issuer.certFile,
-      "-CAkey",
-      options.issuer.keyFile,
-      "-set_serial",
-      `${Date.now()}`,
-      "-days",
-      "1",
-      "-extfile",
-      extfile,
-      "-out",
-      certFile,
-    ]);
-  }
-  return { certFile, keyFile, cert: await Deno.readTextFile(certFile), key: await Deno.readTextFile(keyFile) };
-}
-
-async function openssl(args: string[]): Promise<void> {
-  let output: Deno.CommandOutput;
-  try {
-    output = await new Deno.Command("openssl", { args, stdin: "null", stdout: "piped", stderr: "piped" }).output();
-  } catch (error) {
-    throw new Error(`Cannot run openssl (apt-get install -y openssl): ${(error as Error).message}`, { cause: error });
-  }
-  if (!output.success) {
-    throw new Error(`openssl ${args[0]} failed with status ${output.code}: ${text(output.stderr).trim()}`);
   }
 }
 

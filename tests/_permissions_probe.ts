@@ -1,7 +1,7 @@
 /**
  * Run as `deno run -A tests/_permissions_probe.ts COMMAND DIR`: gives up the
  * permissions of `dfos COMMAND` as main.ts and client/options.ts do
- * (shared/command_permissions.ts), then tries what a client might, and prints
+ * (the command's row in main.ts), then tries what a client might, and prints
  * one JSON object: each attempt's outcome (`"ok"` or the error's name), before
  * and after the options are read. For tests/sandbox_test.ts.
  *
@@ -11,7 +11,8 @@
  */
 
 import { join } from "node:path";
-import { dropOptionPermissions, dropPermissions } from "../shared/command_permissions.ts";
+import { COMMANDS } from "../main.ts";
+import { dropOptionPermissions, dropPermissions } from "../shared/permissions.ts";
 
 const [command, dir] = Deno.args;
 
@@ -36,7 +37,7 @@ const CHECKS: Record<string, () => unknown> = {
   "read the system's memory figures": () => Deno.systemMemoryInfo(),
 };
 
-dropPermissions(command);
+dropPermissions(COMMANDS[command].permissions);
 const whileReadingOptions = {
   "read an environment variable": await attempt(() => Deno.env.get("DFOS_USER")),
   "read a local file": await attempt(() => Deno.readTextFileSync(join(dir, "local.txt"))),

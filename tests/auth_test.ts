@@ -14,7 +14,8 @@ import type { Message } from "../shared/messages.ts";
 import type { ServeOptions } from "../server/server.ts";
 import { Status } from "../shared/status.ts";
 import { scramMechanism } from "../client/auth/scram.ts";
-import { formatSecret, makeSecret, parseClientFirst } from "../shared/scram.ts";
+import { parseClientFirst } from "../shared/scram.ts";
+import { formatSecret, makeSecret } from "../server/auth/scram_secret.ts";
 import {
   type CliResult,
   type Fixture,

@@ -14,15 +14,15 @@ import {
   authMessage,
   formatServerFinal,
   formatServerFirst,
-  makeSecret,
   parseClientFinal,
   parseClientFirst,
   serverSignature,
 } from "../shared/scram.ts";
+import { makeSecret } from "../server/auth/scram_secret.ts";
 import {
   type CliResult,
-  closedPort,
   type Fixture,
+  freePort,
   listDir,
   randomBytes,
   runCli,
@@ -459,7 +459,7 @@ Deno.test("dfos get of a corrupt or cut-off body fails and leaves the local file
 
 Deno.test("dfos refuses bad remote names with exit 2 before connecting", async () => {
   // Nothing listens on this port: a command that tried to connect would exit 1.
-  const env = { DFOS_SERVER: `127.0.0.1:${closedPort()}`, DFOS_USER: "alice", DFOS_PASSWORD: "apple" };
+  const env = { DFOS_SERVER: `127.0.0.1:${freePort()}`, DFOS_USER: "alice", DFOS_PASSWORD: "apple" };
   const cases: [string[], string, string][] = [
     [["get", "../x"], "../x", 'segment ".." is not allowed'],
     [["peek", "/etc/passwd"], "/etc/passwd", 'name is absolute (it starts with "/")'],
@@ -481,7 +481,7 @@ Deno.test("dfos refuses bad remote names with exit 2 before connecting", async (
 Deno.test("dfos put of a missing local file or of a folder fails before connecting", async () => {
   const dir = await Deno.makeTempDir({ prefix: "dfos_test_" });
   try {
-    const env = { DFOS_SERVER: `127.0.0.1:${closedPort()}`, DFOS_USER: "alice", DFOS_PASSWORD: "apple" };
+    const env = { DFOS_SERVER: `127.0.0.1:${freePort()}`, DFOS_USER: "alice", DFOS_PASSWORD: "apple" };
     const missing = join(dir, "missing.txt");
     const [file, folder] = await Promise.all([runCli(["put", missing], { env }), runCli(["put", dir], { env })]);
     strictEqual(file.code, 1);
@@ -497,7 +497,7 @@ Deno.test("dfos put of a missing local file or of a folder fails before connecti
 });
 
 Deno.test("dfos without DFOS_PASSWORD and with standard input not a terminal says how to give one", async () => {
-  const env = { DFOS_SERVER: `127.0.0.1:${closedPort()}`, DFOS_USER: "alice" };
+  const env = { DFOS_SERVER: `127.0.0.1:${freePort()}`, DFOS_USER: "alice" };
   const [fromNull, fromPipe] = await Promise.all([
     runCli(["ls"], { env }),
     runCli(["get", "a.txt", "-"], { env, stdin: "apple\n" }),
@@ -513,7 +513,7 @@ Deno.test("dfos without DFOS_PASSWORD and with standard input not a terminal say
 });
 
 Deno.test("dfos without a user exits 2", async () => {
-  const env = { DFOS_SERVER: `127.0.0.1:${closedPort()}`, DFOS_PASSWORD: "apple" };
+  const env = { DFOS_SERVER: `127.0.0.1:${freePort()}`, DFOS_PASSWORD: "apple" };
   const [none, empty] = await Promise.all([
     runCli(["ls"], { env }),
     runCli(["rm", "x"], { env: { ...env, DFOS_USER: "" } }),
@@ -528,7 +528,7 @@ Deno.test("dfos without a user exits 2", async () => {
 });
 
 Deno.test("dfos against a server that is not running exits 1 and says it cannot connect", async () => {
-  const port = closedPort();
+  const port = freePort();
   const env = { DFOS_SERVER: `127.0.0.1:${port}`, DFOS_USER: "alice", DFOS_PASSWORD: "apple" };
   const [ls, flags] = await Promise.all([
     runCli(["ls"], { env }),

@@ -17,10 +17,10 @@ import { MAX_NAME_BYTES, MAX_SEGMENT_BYTES, printableName } from "../shared/name
 import { DfosError, Status, type StatusCode, statusName } from "../shared/status.ts";
 import { PARTIAL_DIR } from "../server/local_storage.ts";
 import {
-  closedPort,
   connect,
   delay,
   type Fixture,
+  freePort,
   listDir,
   randomBytes,
   runCli,
@@ -399,7 +399,7 @@ Deno.test("path safety: the CLI stores look-alike names literally inside the use
 
 Deno.test("path safety: the CLI refuses hostile names before connecting and prints them escaped", async () => {
   // Nothing listens on this port: a command that tried to connect would exit 1.
-  const env = { DFOS_SERVER: `127.0.0.1:${closedPort()}`, DFOS_USER: "alice", DFOS_PASSWORD: "apple" };
+  const env = { DFOS_SERVER: `127.0.0.1:${freePort()}`, DFOS_USER: "alice", DFOS_PASSWORD: "apple" };
   const cases: [string[], string][] = [
     [["get", "..\\x", "-"], 'name contains "\\" (use "/" between folders)'],
     [["peek", "\\\\server\\share"], 'name contains "\\" (use "/" between folders)'],

@@ -1,12 +1,12 @@
 /**
  * docs/PROTOCOL.md must match the code: its message table against
- * MESSAGE_CODES and MESSAGE_FIELDS, row for row, and its status table against
- * Status.
+ * MESSAGE_CODES, MESSAGE_FIELDS and REPLIES, row for row, its status table
+ * against Status, and the limits it states against the constants.
  */
 
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { MESSAGE_CODES, MESSAGE_FIELDS } from "../shared/messages.ts";
+import { MAX_CONTROL_LENGTH, MESSAGE_CODES, MESSAGE_FIELDS, type MessageType, REPLIES } from "../shared/messages.ts";
 import { Status } from "../shared/status.ts";
 
 const doc = await Deno.readTextFile(fileURLToPath(new URL("../docs/PROTOCOL.md", import.meta.url)));
@@ -35,6 +35,49 @@ Deno.test("PROTOCOL.md lists every message with its code and fields as shared/me
       .map(([field, kind]) => `${field}: ${kind}`).join(", ");
     assert.equal(row.fields, fields, `fields of ${type}`);
   }
+});
+
+/**
+ * Reads an "answered by" cell: the messages it names (but ERROR), and the
+ * status codes in parentheses after "error", or "any" for a bare "error".
+ */
+function answeredBy(cell: string): { replies: string[]; errors: string[] | "any" | null } {
+  const types = new Set<string>(Object.keys(MESSAGE_CODES));
+  const words: string[] = cell.match(/[a-z]+(?:-[a-z]+)*/g) ?? [];
+  const replies = words.filter((word) => types.has(word) && word !== "error");
+  const codes = /\berror \(([A-Z_, ]+)\)/.exec(cell);
+  const errors = codes !== null
+    ? codes[1].split(",").map((code) => code.trim())
+    : words.includes("error")
+    ? "any"
+    : null;
+  return { replies, errors };
+}
+
+Deno.test("PROTOCOL.md's answered-by column names the replies REPLIES in shared/messages.ts allows", () => {
+  const rows = tableRows("code");
+  for (const [, message, , , cell] of rows) {
+    const documented = answeredBy(cell);
+    const code = Object.hasOwn(REPLIES, message) ? REPLIES[message as keyof typeof REPLIES] : undefined;
+    if (code === undefined) {
+      assert.deepEqual(documented, { replies: [], errors: null }, `${message} is answered by nothing`);
+      continue;
+    }
+    assert.deepEqual(documented.replies, [...code.replies], `replies to ${message}`);
+    assert.deepEqual(
+      documented.errors === "any" ? "any" : documented.errors?.toSorted(),
+      code.errors === "any" ? "any" : code.errors.toSorted(),
+      `errors answering ${message}`,
+    );
+  }
+  const requests = rows.filter(([, , from]) => from === "client").map(([, message]) => message as MessageType);
+  assert.deepEqual(requests.toSorted(), Object.keys(REPLIES).toSorted(), "the requests are the client's messages");
+});
+
+Deno.test("PROTOCOL.md states the control payload limit as MAX_CONTROL_LENGTH less the type byte", () => {
+  const payload = (MAX_CONTROL_LENGTH - 1).toLocaleString("en-US");
+  assert.match(doc, new RegExp(`Control payloads are at most\\s+${payload}\\s+bytes`));
+  assert.match(doc, new RegExp(`control payload over\\s+${payload}\\s+bytes`));
 });
 
 Deno.test("PROTOCOL.md lists every status code as shared/status.ts does", () => {

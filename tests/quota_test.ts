@@ -16,10 +16,10 @@ import { BLOCK_BYTES } from "../server/local_storage.ts";
 import { MESSAGE_CODES } from "../shared/messages.ts";
 import { DfosError, Status } from "../shared/status.ts";
 import {
-  closedPort,
   connect,
   delay,
   type Fixture,
+  freePort,
   listDir,
   randomBytes,
   runCli,
@@ -481,7 +481,7 @@ Deno.test("dfos serve refuses a limit flag that is not a size or out of range, w
 
 Deno.test("dfos serve --quota, --quota-files and --max-file-size, with suffixes, reach the server", async () => {
   const dir = await Deno.makeTempDir({ prefix: "dfos_test_" });
-  const port = closedPort();
+  const port = freePort();
   await Deno.writeTextFile(join(dir, "users.txt"), `alice:${USERS.alice}\n`);
   const server = spawnCli([
     "serve",

@@ -22,7 +22,7 @@ import { join } from "node:path";
 import { configure, type LogRecord, reset } from "@logtape/logtape";
 import { SANDBOX_WORKER, sandboxPermissions, serveInSandbox } from "../server/sandbox.ts";
 import {
-  closedPort,
+  freePort,
   MAIN,
   makeCertificate,
   PROJECT_DIR,
@@ -296,7 +296,7 @@ Deno.test("client commands keep only what they need: put reads, get reads and wr
   const dir = await Deno.makeTempDir({ prefix: "dfos_permissions_" });
   try {
     await Deno.writeTextFile(join(dir, "local.txt"), "local");
-    const port = closedPort();
+    const port = freePort();
     const never = {
       "read an environment variable": "NotCapable",
       "connect": "ConnectionRefused",

@@ -21,7 +21,7 @@ import { getLogger } from "@logtape/logtape";
 import { scramMechanism } from "../client/auth/scram.ts";
 import type { LoginThrottleOptions } from "../server/throttle.ts";
 import { KEY_DERIVATION_LIMIT, KEY_DERIVATIONS } from "../server/users.ts";
-import { formatSecret } from "../shared/scram.ts";
+import { formatSecret } from "../server/auth/scram_secret.ts";
 import { Status } from "../shared/status.ts";
 import { type Fixture, makeCertificate, memoryLog, runCli, startServer } from "./_fixture.ts";
 import { frameBytes, Peer, plain } from "./_peer.ts";

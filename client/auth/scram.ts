@@ -28,6 +28,7 @@ import {
   SCRAM_SHA_256,
   serverSignature,
 } from "../../shared/scram.ts";
+import { encodeBase64 } from "../../shared/base64.ts";
 import { DfosError, Status } from "../../shared/status.ts";
 import type { ClientMechanism } from "./mechanism.ts";
 
@@ -54,10 +55,11 @@ export interface ScramClientOptions {
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { scramMechanism } from "./scram.ts";
  * const mechanism = scramMechanism({ user: "user", password: "pencil" }, { nonce: "rOprNGfwEbeRWgbNEkqO" });
  * const first = new TextDecoder().decode(await mechanism.start());
- * console.assert(first === "n,,n=user,r=rOprNGfwEbeRWgbNEkqO");
+ * assert.equal(first, "n,,n=user,r=rOprNGfwEbeRWgbNEkqO");
  * ```
  *
  * @param credentials The user and password.
@@ -109,7 +111,7 @@ class ScramClient implements ClientMechanism {
     const message = authMessage(this.#bare, serverFirst, withoutProof);
     const proof = await clientProof(keys, message);
     this.#expected = await serverSignature(keys.serverKey, message);
-    return encoder.encode(`${withoutProof},p=${proof.toBase64()}`);
+    return encoder.encode(`${withoutProof},p=${encodeBase64(proof)}`);
   }
 
   finish(data: Uint8Array): Promise<void> {

@@ -17,6 +17,7 @@
  * @module
  */
 
+import { encodeBase64 } from "../../shared/base64.ts";
 import {
   authMessage,
   formatServerFinal,
@@ -140,7 +141,7 @@ class ScramExchange implements AuthExchange {
     } catch (error) {
       throw refusal((error as Error).message);
     }
-    if (final.channelBinding !== encoder.encode(first.gs2Header).toBase64()) {
+    if (final.channelBinding !== encodeBase64(encoder.encode(first.gs2Header))) {
       throw refusal('client-final message has channel binding data ("c=") that does not match its gs2 header');
     }
     if (final.nonce !== first.nonce) throw refusal("client-final message has another nonce than the server's");

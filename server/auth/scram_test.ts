@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { deriveKeys, formatSecret } from "../../shared/scram.ts";
+import { deriveKeys } from "../../shared/scram.ts";
+import { formatSecret } from "./scram_secret.ts";
 import { DfosError, Status } from "../../shared/status.ts";
 import { scramMechanism } from "../../client/auth/scram.ts";
 import { UserFile } from "../users.ts";

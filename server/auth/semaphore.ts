@@ -5,11 +5,13 @@
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Semaphore } from "./semaphore.ts";
  * const one = new Semaphore(1);
  * const order: number[] = [];
  * await Promise.all([1, 2].map((n) => one.run(async () => order.push(n))));
- * console.assert(order.join() === "1,2" && one.peak === 1);
+ * assert.equal(order.join(), "1,2");
+ * assert.equal(one.peak, 1);
  * ```
  *
  * @module

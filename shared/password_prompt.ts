@@ -1,11 +1,13 @@
 /**
  * `readPassword()`: the password from `DFOS_PASSWORD`, else from a prompt on
- * the terminal that does not echo, else a clear failure.
+ * the terminal that does not echo, else a clear failure. Both sides use it:
+ * the client commands to log in, `dfos passwd` to set one. The terminal is
+ * put back out of raw mode whatever happens; nothing typed is echoed.
  *
  * @module
  */
 
-import { UsageError } from "../shared/cli.ts";
+import { UsageError } from "./cli.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
