@@ -6,6 +6,7 @@
  * @module
  */
 
+import { closeQuietly } from "./close_quietly.ts";
 import { releaseView } from "./block_pool.ts";
 import { connReadable } from "./conn_readable.ts";
 import { type Frame, FrameDecoderStream, FrameEncoderStream } from "./frames.ts";
@@ -236,11 +237,7 @@ export class Channel {
   /** Closes the connection at once, dropping anything unsent. Safe to call twice. */
   abort(): void {
     this.#closed = true;
-    try {
-      this.#conn.close();
-    } catch {
-      // Already closed.
-    }
+    closeQuietly(this.#conn);
     this.#reader.cancel().catch(() => {});
     this.#writer.abort().catch(() => {});
   }

@@ -69,9 +69,10 @@ export interface Frame {
  * @example Usage
  * ```ts
  * import { FrameEncoderStream } from "./frames.ts";
+ * import { deepStrictEqual } from "node:assert/strict";
  * const bytes = ReadableStream.from([{ type: 1, payload: new Uint8Array([7]) }])
  *   .pipeThrough(new FrameEncoderStream());
- * for await (const chunk of bytes) console.assert(chunk.length === 6);
+ * deepStrictEqual(await Array.fromAsync(bytes), [new Uint8Array([0, 0, 0, 2, 1, 7])]);
  * ```
  */
 export class FrameEncoderStream extends TransformStream<Frame | readonly Frame[], Uint8Array> {
@@ -179,9 +180,10 @@ export interface FrameDecoderStreamOptions {
  * @example Usage
  * ```ts
  * import { FrameDecoderStream } from "./frames.ts";
+ * import { deepStrictEqual } from "node:assert/strict";
  * const frames = ReadableStream.from([new Uint8Array([0, 0, 0, 2, 9]), new Uint8Array([42])])
  *   .pipeThrough(new FrameDecoderStream());
- * for await (const frame of frames) console.assert(frame.type === 9 && frame.payload[0] === 42);
+ * deepStrictEqual((await Array.fromAsync(frames)).map(({ type, payload }) => [type, [...payload]]), [[9, [42]]]);
  * ```
  */
 export class FrameDecoderStream extends TransformStream<Uint8Array, Frame> {
