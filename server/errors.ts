@@ -2,6 +2,8 @@
  * `errorReply()`: the one place where anything thrown while serving a request
  * becomes an ERROR message. Only `DfosError` messages reach the client; any
  * other error is reported as INTERNAL and its details go to the server's log.
+ * Also the two tests a session needs before it answers: a full disk, and a
+ * connection that is already gone (nobody left to answer).
  *
  * @module
  */
@@ -42,4 +44,11 @@ export function errorReply(error: unknown): ErrorReply {
 /** True for the error of a write that found the disk full (`ENOSPC`). */
 export function isNoSpace(error: unknown): boolean {
   return error instanceof Error && /ENOSPC|No space left/i.test(error.message);
+}
+
+/** True for the error of a connection the peer reset or closed under us: nobody is left to answer. */
+export function isConnectionLoss(error: unknown): boolean {
+  return error instanceof Deno.errors.ConnectionReset || error instanceof Deno.errors.BrokenPipe ||
+    error instanceof Deno.errors.BadResource || error instanceof Deno.errors.Interrupted ||
+    error instanceof Deno.errors.UnexpectedEof;
 }
