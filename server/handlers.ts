@@ -7,7 +7,9 @@
  * reply per request" holds by construction.
  *
  * A new request type is its message in `shared/messages.ts`, one row here
- * and its line in docs/PROTOCOL.md: the session serves every row alike.
+ * (its key is the message type; `RequestType` follows) and its line in
+ * docs/PROTOCOL.md: the session serves every row alike. A new kind of
+ * operation in the server's totals is also named in `server/stats.ts`.
  *
  * @module
  */
@@ -19,6 +21,7 @@ import {
   MAX_CONTROL_LENGTH,
   type Message,
   type MessageOf,
+  type MessageType,
 } from "../shared/messages.ts";
 import { excerpt, nameProblem } from "../shared/names.ts";
 import { DfosError, Status } from "../shared/status.ts";
@@ -27,7 +30,7 @@ import type { OperationKind } from "./stats.ts";
 import type { Storage, Upload } from "./storage.ts";
 
 /** What a handler is given. */
-export interface Request<T extends RequestType> {
+export interface Request<T extends MessageType> {
   /** The request message. */
   message: MessageOf<T>;
   /** The authenticated user. */
@@ -86,11 +89,8 @@ export interface Reply {
   body?: OutgoingBody;
 }
 
-/** The requests a logged-in client may send. */
-export type RequestType = "put" | "get" | "delete" | "list";
-
 /** One row of the handler table. */
-export interface HandlerRow<T extends RequestType> {
+export interface HandlerRow<T extends MessageType> {
   /** Handles one request. */
   handle: (request: Request<T>) => Promise<Reply>;
   /** For a request the client follows with a body (DATA frames and END): the body it announces. */
@@ -111,8 +111,8 @@ const LIST_PAGE_SLACK = 256;
 
 const encoder = new TextEncoder();
 
-/** Every request a logged-in client may send, and its handler. */
-export const HANDLERS: { [T in RequestType]: HandlerRow<T> } = {
+/** The rows, each typed by its key: a message type. */
+const ROWS = {
   put: {
     receives: (message) => ({ size: message.size, algorithm: message.digest }),
     sends: false,
@@ -197,7 +197,13 @@ export const HANDLERS: { [T in RequestType]: HandlerRow<T> } = {
       return { message: { type: "listing", entries, next } };
     },
   },
-};
+} satisfies { [T in MessageType]?: HandlerRow<T> };
+
+/** The requests a logged-in client may send: the rows' types. */
+export type RequestType = keyof typeof ROWS;
+
+/** Every request a logged-in client may send, and its handler. */
+export const HANDLERS: { readonly [T in RequestType]: HandlerRow<T> } = ROWS;
 
 /** Returns true when `message` is a request: one with a row in {@linkcode HANDLERS}. */
 export function isRequest(message: Message): message is MessageOf<RequestType> {

@@ -162,7 +162,7 @@ export class Session {
    * (`BUSY`, "Server shutting down") before the close.
    */
   drain(): void {
-    if (this.#state === "busy") this.#state = "last";
+    if (this.busy) this.#state = "last";
     else this.#closeNow(Status.BUSY, SHUTTING_DOWN);
   }
 
