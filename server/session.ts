@@ -246,15 +246,17 @@ export class Session {
       // Closed meanwhile (idle, or draining: then the client was told BUSY, which answers this request).
       if (message === null || !this.#startRequest()) return;
       if (!await this.#stillValid()) return; // the user was removed or changed meanwhile
-      // Until the next request is awaited, the request's clock runs: a client that does not take its reply is cut off.
-      this.#watch(() => false);
       const follows = unread;
       unread = false;
+      if (isRequest(message)) {
+        await this.#dispatch(message.type, message);
+        continue;
+      }
+      // Until the next request is awaited, the request's clock runs: a client that does not take its reply is cut off.
+      this.#watch(() => false);
       if (message.type === "data" || message.type === "end" || message.type === "abort") {
         if (!follows) throw new DfosError(Status.BAD_REQUEST, `Unexpected ${message.type} outside a body`);
         await this.#dropBody(message);
-      } else if (isRequest(message)) {
-        await this.#dispatch(message.type, message);
       } else {
         await this.#sendError(new DfosError(Status.BAD_REQUEST, `Cannot serve ${message.type} here`));
       }
@@ -313,7 +315,7 @@ export class Session {
     serverWorking = () => false;
     // A reply with a body goes out with the body's first piece (one write for a small file).
     await this.#channel.send(reply.message, { more: reply.body !== undefined });
-    await body?.discard(); // what the handler left unread of its body, if anything
+    if (body !== null && !body.finished) await body.discard(); // what the handler left unread of its body
     let bytesOut = 0;
     if (reply.body) {
       const { chunks, size, algorithm } = reply.body;
