@@ -303,7 +303,9 @@ export class Session {
       reply = await row.handle({ message, user: this.#user!, storage, body, limits });
       if (row.sends !== (reply.body !== undefined)) {
         reply.body?.close();
-        throw new Error(`Cannot serve ${type}: the handler's reply does not match its row (sends: ${row.sends})`);
+        throw new Error(
+          `Cannot serve "${type}": the reply of its handler does not match its row (sends: ${row.sends})`,
+        );
       }
     } catch (error) {
       serverWorking = () => false;
