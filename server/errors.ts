@@ -4,6 +4,8 @@
  * other error is reported as INTERNAL and its details go to the server's log.
  * A message is printable and at most `MAX_ERROR_CHARS` long, whatever text of
  * the client's it quotes, so an ERROR always fits in its frame.
+ * Also the two tests a session needs before it answers: a full disk, and a
+ * connection that is already gone (nobody left to answer).
  *
  * @module
  */
@@ -60,4 +62,11 @@ function fitted(message: string): string {
   let end = MAX_ERROR_CHARS;
   if (/[\ud800-\udbff]/.test(text[end - 1])) end--; // not half a surrogate pair
   return `${text.slice(0, end)}... (${text.length - end} more characters)`;
+}
+
+/** True for the error of a connection the peer reset or closed under us: nobody is left to answer. */
+export function isConnectionLoss(error: unknown): boolean {
+  return error instanceof Deno.errors.ConnectionReset || error instanceof Deno.errors.BrokenPipe ||
+    error instanceof Deno.errors.BadResource || error instanceof Deno.errors.Interrupted ||
+    error instanceof Deno.errors.UnexpectedEof;
 }

@@ -1,8 +1,15 @@
 /**
  * `HANDLERS`: one row per request message, what it does and what it needs.
- * A handler returns its one reply; the session sends it (and, for a
- * download, the body after it), so "exactly one reply per request" holds by
- * construction.
+ * A row says whether the client sends a body after the request (`receives`:
+ * its announced length and check) and whether the reply is followed by a
+ * body (`sends`: the handler returns it in `Reply.body`). A handler returns
+ * its one reply; the session sends it, and the body after it, so "exactly one
+ * reply per request" holds by construction.
+ *
+ * A new request type is its message in `shared/messages.ts`, one row here
+ * (its key is the message type; `RequestType` follows) and its line in
+ * docs/PROTOCOL.md: the session serves every row alike. A new kind of
+ * operation in the server's totals is also named in `server/stats.ts`.
  *
  * @module
  */
@@ -14,22 +21,27 @@ import {
   MAX_CONTROL_LENGTH,
   type Message,
   type MessageOf,
+  type MessageType,
 } from "../shared/messages.ts";
 import { excerpt, nameProblem } from "../shared/names.ts";
 import { DfosError, Status } from "../shared/status.ts";
 import type { Quota } from "./quota.ts";
 import type { OperationKind } from "./stats.ts";
-import type { ReadHandle, Storage, Upload } from "./storage.ts";
+import type { Storage, Upload } from "./storage.ts";
 
 /** What a handler is given. */
-export interface Request<T extends RequestType> {
+export interface Request<T extends MessageType> {
   /** The request message. */
   message: MessageOf<T>;
   /** The authenticated user. */
   user: string;
   /** Where the user's files are. */
   storage: Storage;
-  /** The body that follows the request, for rows with `body: true`. */
+  /**
+   * The body the client sends after the request, for a row that
+   * `receives` one (null otherwise). Whatever the handler leaves unread is
+   * dropped by the session once the reply is sent.
+   */
   body: BodyReceiver | null;
   /** The server's limits. */
   limits: RequestLimits;
@@ -49,29 +61,46 @@ export interface RequestLimits {
   quota: Quota;
 }
 
+/** A body a request announces: what the client will send after it. */
+export interface IncomingBody {
+  /** Its length, or null when not known in advance; a body of another length is refused. */
+  size: number | null;
+  /** The check END must carry. */
+  algorithm: DigestAlgorithm;
+}
+
+/** A body to send after the reply. */
+export interface OutgoingBody {
+  /** The bytes, in order. */
+  chunks: AsyncIterable<Uint8Array>;
+  /** Its length, as the reply announced it. */
+  size: number;
+  /** The check END carries. */
+  algorithm: DigestAlgorithm;
+  /** Frees what the body is read from; the session calls it once the body is sent or has failed. */
+  close(): void;
+}
+
 /** What a handler answers. */
 export interface Reply {
   /** The reply message. */
   message: Message;
-  /** A body to send after the message (a download), checked with `algorithm`; the session closes the handle. */
-  body?: { handle: ReadHandle; limit: number; algorithm: DigestAlgorithm };
-  /** Body bytes received while handling, for the log. */
-  bytesIn?: number;
+  /** The body that follows the message, for a row that `sends` one. */
+  body?: OutgoingBody;
 }
 
-/** The requests a logged-in client may send. */
-export type RequestType = "put" | "get" | "delete" | "list";
-
 /** One row of the handler table. */
-export interface HandlerRow<T extends RequestType> {
+export interface HandlerRow<T extends MessageType> {
   /** Handles one request. */
   handle: (request: Request<T>) => Promise<Reply>;
-  /** The request is followed by a body (DATA frames and END). */
-  body: boolean;
-  /** The request changes stored files (for read-only modes and quotas). */
-  writes: boolean;
+  /** For a request the client follows with a body (DATA frames and END): the body it announces. */
+  receives?: (message: MessageOf<T>) => IncomingBody;
+  /** True when the reply is followed by a body (`Reply.body`). */
+  sends: boolean;
   /** How the operation is counted and logged. */
   kind: (message: MessageOf<T>) => OperationKind;
+  /** What the request is about, for the log: a file's name, a listing's prefix. */
+  subject: (message: MessageOf<T>) => string;
 }
 
 /** Entries at most per LISTING page by default, whatever their size. */
@@ -82,12 +111,13 @@ const LIST_PAGE_SLACK = 256;
 
 const encoder = new TextEncoder();
 
-/** Every request a logged-in client may send, and its handler. */
-export const HANDLERS: { [T in RequestType]: HandlerRow<T> } = {
+/** The rows, each typed by its key: a message type. */
+const ROWS = {
   put: {
-    body: true,
-    writes: true,
+    receives: (message) => ({ size: message.size, algorithm: message.digest }),
+    sends: false,
     kind: () => "put",
+    subject: (message) => message.name,
     async handle({ message, user, storage, body, limits }) {
       const problem = nameProblem(message.name, limits.maxNameBytes);
       if (problem) throw new DfosError(Status.BAD_NAME, `Cannot use name "${excerpt(message.name)}": ${problem}`);
@@ -111,7 +141,7 @@ export const HANDLERS: { [T in RequestType]: HandlerRow<T> } = {
         // The last check of the quota: the file actually replaced and the folders created, in the same step as the rename.
         const info = await upload.commit({ admit: (change) => allowance.admit(change) });
         allowance.committed();
-        return { message: { type: "ok", name: info.name, size: info.size }, bytesIn: info.size };
+        return { message: { type: "ok", name: info.name, size: info.size } };
       } catch (error) {
         allowance.release(); // at once: another upload of the user's may need the bytes before the file is gone
         await upload.abort();
@@ -120,23 +150,23 @@ export const HANDLERS: { [T in RequestType]: HandlerRow<T> } = {
     },
   },
   get: {
-    body: false,
-    writes: false,
+    sends: true,
     kind: (message) => message.limit === null ? "get" : "peek",
+    subject: (message) => message.name,
     async handle({ message, user, storage }) {
       const handle = await storage.openRead(user, message.name);
       const limit = Math.min(handle.info.size, message.limit ?? Infinity);
       const { name, mtime } = handle.info;
       return {
         message: { type: "file", name, size: limit, mtime },
-        body: { handle, limit, algorithm: message.digest },
+        body: { chunks: handle.read(limit), size: limit, algorithm: message.digest, close: () => handle.close() },
       };
     },
   },
   delete: {
-    body: false,
-    writes: true,
+    sends: false,
     kind: () => "rm",
+    subject: (message) => message.name,
     async handle({ message, user, storage, limits }) {
       await limits.quota.ready(user); // the user's usage is counted before it changes
       const info = await storage.remove(user, message.name);
@@ -145,9 +175,9 @@ export const HANDLERS: { [T in RequestType]: HandlerRow<T> } = {
     },
   },
   list: {
-    body: false,
-    writes: false,
+    sends: false,
     kind: () => "ls",
+    subject: (message) => message.prefix,
     async handle({ message, user, storage, limits }) {
       const page = await storage.list(user, {
         prefix: message.prefix,
@@ -167,9 +197,15 @@ export const HANDLERS: { [T in RequestType]: HandlerRow<T> } = {
       return { message: { type: "listing", entries, next } };
     },
   },
-};
+} satisfies { [T in MessageType]?: HandlerRow<T> };
 
-/** Returns true when `type` names a row of {@linkcode HANDLERS}. */
-export function isRequestType(type: string): type is RequestType {
-  return Object.hasOwn(HANDLERS, type);
+/** The requests a logged-in client may send: the rows' types. */
+export type RequestType = keyof typeof ROWS;
+
+/** Every request a logged-in client may send, and its handler. */
+export const HANDLERS: { readonly [T in RequestType]: HandlerRow<T> } = ROWS;
+
+/** Returns true when `message` is a request: one with a row in {@linkcode HANDLERS}. */
+export function isRequest(message: Message): message is MessageOf<RequestType> {
+  return Object.hasOwn(HANDLERS, message.type);
 }

@@ -1,16 +1,25 @@
 /**
- * `Session`: one client connection on the server, from HELLO to close:
- * version handshake, authentication (three attempts), then any number of
- * requests in turn, each dispatched through `HANDLERS`, as long as the user
- * stays in the users file unchanged.
+ * `Session`: one client connection on the server, from its first byte to its
+ * close. It is one state machine, in one field:
  *
- * On a TLS server, the session first runs the TLS handshake. One timer per
- * session closes a connection that has not completed TLS and logged in within
- * the handshake timeout, or that waits longer than the idle timeout for its
- * next request; while a transfer is served, the same timer closes a
- * connection on which nothing has moved for the op timeout (a stall). When the
- * server drains, an idle session closes at once and a busy one after its
- * request; either says why in an ERROR first.
+ *     securing -> login -> idle <-> busy -> last
+ *                   (any of these) -> closing | ended
+ *
+ * `securing` runs the TLS handshake (TLS servers only) and `login` HELLO and
+ * AUTH (`server/login.ts`), both on the handshake deadline. `idle` waits for
+ * a request, on the idle deadline. `busy` serves one: its row in `HANDLERS`,
+ * with the request's body if the row receives one and the reply's if it
+ * sends one, on the request's clock (a reply or body that does not move for
+ * the op timeout ends the connection). `last` is `busy` after the server
+ * began to drain: the session closes once the request is answered. `closing`
+ * is a close on the server's account: an ERROR that says why, then the close,
+ * cut off after a grace period if the client does not take it. `ended`: the
+ * connection was cut (an abort, a failed TLS handshake). A session never
+ * leaves `closing` or `ended`, and holds one timer at a time
+ * (`server/session_clock.ts`).
+ *
+ * A logged-in session ends at its next request once its user is removed
+ * from the users file or changes its password.
  *
  * @module
  */
@@ -19,20 +28,15 @@ import type { Logger } from "@logtape/logtape";
 import { BodyReceiver, sendBody } from "../shared/body.ts";
 import { Channel } from "../shared/channel.ts";
 import { MAX_FRAME_LENGTH } from "../shared/frames.ts";
-import { type Message, type MessageOf, PROTOCOL_VERSION } from "../shared/messages.ts";
+import type { Message, MessageOf } from "../shared/messages.ts";
 import { excerpt, printableName } from "../shared/names.ts";
 import { DfosError, Status, type StatusCode, statusName } from "../shared/status.ts";
-import type { AuthMechanism, AuthStep } from "./auth/mechanism.ts";
-import type { ConnectionCaps } from "./connection_caps.ts";
-import { errorReply, isNoSpace } from "./errors.ts";
-import { HANDLERS, isRequestType, type Reply, type Request, type RequestLimits, type RequestType } from "./handlers.ts";
-import type { ServerStats } from "./stats.ts";
-import type { Storage } from "./storage.ts";
-import { addressKey, type FailureOutcome, type LoginSlot, type LoginThrottle } from "./throttle.ts";
+import { errorReply, isConnectionLoss } from "./errors.ts";
+import { HANDLERS, isRequest, type Reply, type RequestLimits, type RequestType } from "./handlers.ts";
+import { Login, type LoginContext } from "./login.ts";
+import { SessionClock } from "./session_clock.ts";
+import { addressKey } from "./throttle.ts";
 import type { UserFile } from "./users.ts";
-
-/** Failed logins allowed on one connection before it is closed. */
-export const MAX_AUTH_ATTEMPTS = 3;
 
 /** How long a connection the server closes may take to receive its last ERROR before it is cut. */
 const CLOSE_GRACE_MS = 1000;
@@ -43,34 +47,10 @@ export const SHUTTING_DOWN = "Server shutting down";
 /** The ERROR message of a connection that has not logged in within the handshake timeout. */
 export const HANDSHAKE_TIMED_OUT = "Handshake timed out";
 
-/** What every session of a server shares. */
-export interface SessionContext {
-  /** Where files are kept. */
-  storage: Storage;
-  /** The mechanisms offered, by name. */
-  mechanisms: ReadonlyMap<string, AuthMechanism>;
+/** What every session of a server shares: what a login needs, and the rest. */
+export interface SessionContext extends LoginContext {
   /** The users file the mechanisms check against: a session whose user is removed or changed there ends. */
   users: UserFile;
-  /** The server's totals. */
-  stats: ServerStats;
-  /** Where to log. */
-  log: Logger;
-  /** The server's name and version, sent in WELCOME. */
-  agent: string;
-  /**
-   * True when the connections are TLS (the server listens with
-   * `Deno.listenTls`; a server serves either TLS or plaintext, never both).
-   * Without it, a mechanism that sends the password itself (PLAIN) is
-   * neither offered nor accepted.
-   */
-  tls: boolean;
-  /**
-   * Failed logins per address and user name: the delay of an answer, the
-   * lockout of an address, and the slots in which an address's passwords are checked.
-   */
-  throttle: LoginThrottle;
-  /** Connections open per address and per user (the server counts the addresses; a session, its user). */
-  caps: ConnectionCaps;
   /** Milliseconds from accept to the end of login before the connection is closed; 0 for no limit. */
   handshakeTimeoutMs: number;
   /** Milliseconds a logged-in connection may wait for its next request before it is closed; 0 for no limit. */
@@ -90,6 +70,9 @@ export interface SessionContext {
   limits: RequestLimits;
 }
 
+/** Where a session is; see the module's documentation. */
+type SessionState = "securing" | "login" | "idle" | "busy" | "last" | "closing" | "ended";
+
 /** One client connection being served. */
 export class Session {
   /** The client's address, `host:port`. */
@@ -99,31 +82,24 @@ export class Session {
   readonly #channel: Channel;
   /** The connection, while its TLS handshake is still to be run; null on plaintext. */
   readonly #tlsConn: Deno.TlsConn | null;
-  /** True while the TLS handshake runs: nothing can be said to the client then, only the connection cut. */
-  #securing = false;
-  /** What the server's sessions share; once logged in, its log's records carry the user (`log.with`). */
-  #context: SessionContext;
+  readonly #context: SessionContext;
   /** The client's address as the throttle counts it (an IPv6 address by its /64). */
   readonly #address: string;
-  /** Ends a login's waits early (a slot, the PBKDF2 queue, a held answer), while one is under way. */
-  #wake: (() => void) | null = null;
+  readonly #clock = new SessionClock();
+  /** Aborted when the server closes or cuts the connection: a login under way stops waiting. */
+  readonly #stop = new AbortController();
   readonly #opened = performance.now();
+  #state: SessionState;
+  /** Settles once the connection is closed, after the session entered `closing`. */
+  #closed: Promise<void> = Promise.resolve();
+  /** The context's log; once logged in, its records carry the user (`log.with`). */
+  #log: Logger;
   #user: string | null = null;
   /** What the user's login was checked against: a request after it changed in the users file ends the session. */
   #credential = "";
   #operations = 0;
   #bytesIn = 0;
   #bytesOut = 0;
-  /** Where the session is: logging in, waiting for a request, or serving one. */
-  #phase: "handshake" | "idle" | "busy" = "handshake";
-  /** The session's one timer: the handshake deadline, the idle deadline, or the grace of a close. */
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #draining = false;
-  #aborted = false;
-  /** While a request is served: true while the server, not the client, is what it waits for. */
-  #working: () => boolean = () => false;
-  /** Set once the connection is being closed; the session then only waits for it. */
-  #closing: Promise<void> | null = null;
 
   /**
    * @param conn The accepted connection; the session owns it.
@@ -134,8 +110,10 @@ export class Session {
     this.remote = `${addr.hostname}:${addr.port}`;
     this.#address = addressKey(addr.hostname);
     this.#context = context;
+    this.#log = context.log;
     this.tls = context.tls;
     this.#tlsConn = context.tls ? conn as Deno.TlsConn : null;
+    this.#state = context.tls ? "securing" : "login";
     // Until login, nothing larger than a control frame is accepted.
     const control = context.maxControlLength;
     this.#channel = new Channel(conn, { maxFrameLength: control, maxControlLength: control });
@@ -143,35 +121,31 @@ export class Session {
 
   /** Serves the connection until the client leaves or the session is aborted. Never rejects. */
   async run(): Promise<void> {
-    const { log, stats } = this.#context;
+    const { stats } = this.#context;
     stats.connectionOpened();
-    log.info`Connection from ${this.remote}`;
-    this.#arm(this.#context.handshakeTimeoutMs, () => {
+    this.#log.info`Connection from ${this.remote}`;
+    this.#clock.deadline(this.#context.handshakeTimeoutMs, () => {
       this.#closeNow(Status.BAD_REQUEST, HANDSHAKE_TIMED_OUT, "HANDSHAKE_TIMEOUT");
     });
     try {
-      if (await this.#secure() && await this.#handshake() && await this.#authenticate()) {
+      if (await this.#login()) {
         this.#channel.maxFrameLength = MAX_FRAME_LENGTH;
         await this.#serveRequests();
       }
     } catch (error) {
       // Once the server closes the connection on purpose, what fails next is only a consequence.
-      if (this.#closing === null && !this.#aborted) {
-        this.#arm(CLOSE_GRACE_MS, () => this.#channel.abort()); // the last word has as long as a close
+      if (this.#open) {
+        this.#clock.deadline(CLOSE_GRACE_MS, () => this.#channel.abort()); // the last word has as long as a close
         await this.#refuse(error);
       }
     } finally {
-      if (this.#closing === null) {
-        this.#closing = this.#channel.close();
-        // A client that does not take what is left to send within the grace is cut off: a close never hangs.
-        this.#arm(CLOSE_GRACE_MS, () => this.#channel.abort());
-      }
-      await this.#closing;
-      clearTimeout(this.#timer);
+      if (this.#open) this.#close();
+      await this.#closed;
+      this.#clock.stop();
       if (this.#user !== null) this.#context.caps.logout(this.#user);
       stats.connectionClosed();
       const seconds = (performance.now() - this.#opened) / 1000;
-      log.info`Connection from ${this.remote} closed: user ${this.#user ?? "-"}, ${
+      this.#log.info`Connection from ${this.remote} closed: user ${this.#user ?? "-"}, ${
         seconds.toFixed(3)
       } s, ${this.#operations} operations, ${this.#bytesIn} bytes in, ${this.#bytesOut} bytes out`;
     }
@@ -179,7 +153,7 @@ export class Session {
 
   /** True while a request is being served (a body may be moving either way). */
   get busy(): boolean {
-    return this.#phase === "busy" && this.#closing === null;
+    return this.#state === "busy" || this.#state === "last";
   }
 
   /**
@@ -188,273 +162,199 @@ export class Session {
    * (`BUSY`, "Server shutting down") before the close.
    */
   drain(): void {
-    this.#draining = true;
-    if (this.#phase !== "busy") this.#closeNow(Status.BUSY, SHUTTING_DOWN);
+    if (this.busy) this.#state = "last";
+    else this.#closeNow(Status.BUSY, SHUTTING_DOWN);
   }
 
   /** Closes the connection at once; the transfer in progress, if any, fails and is cleaned up. */
   abort(): void {
     if (this.busy) {
       this.#context.stats.failure("SHUTDOWN");
-      this.#context.log.warn`Connection from ${this.remote}: request in flight aborted by the shutdown`;
+      this.#log.warn`Connection from ${this.remote}: request in flight aborted by the shutdown`;
     }
-    this.#aborted = true;
-    this.#wake?.();
+    this.#state = "ended";
+    this.#stop.abort();
     this.#channel.abort();
   }
 
-  /**
-   * Runs the TLS handshake, on a TLS connection, within the handshake
-   * timeout. A client that fails it (a plaintext client, or one that refuses
-   * the certificate) is logged and closed: no ERROR can reach it.
-   *
-   * @returns True when the connection may go on (TLS done, or plaintext).
-   */
-  async #secure(): Promise<boolean> {
-    if (this.#tlsConn === null) return true;
-    this.#securing = true;
-    try {
-      await this.#tlsConn.handshake();
-      return true;
-    } catch (error) {
-      if (this.#closing === null && !this.#aborted) {
-        this.#context.stats.failure("TLS_HANDSHAKE");
-        this.#context.log.info`Connection from ${this.remote} closed: TLS handshake failed: ${
-          (error as Error).message
-        }`;
-        this.#closing = Promise.resolve();
-        this.#channel.abort();
-      }
-      return false;
-    } finally {
-      this.#securing = false;
-    }
+  /** True until the server closes or cuts the connection. */
+  get #open(): boolean {
+    return this.#state !== "closing" && this.#state !== "ended";
   }
 
-  async #handshake(): Promise<boolean> {
-    const hello = await this.#channel.receive();
-    if (hello === null) return false;
-    if (hello.type !== "hello" || hello.protocol !== "dfos") {
-      throw new DfosError(Status.BAD_REQUEST, "Expected HELLO: this is a dfos server");
-    }
-    if (hello.version !== PROTOCOL_VERSION) {
-      throw new DfosError(
-        Status.VERSION,
-        `Protocol version ${hello.version} is not supported: this server speaks version ${PROTOCOL_VERSION}`,
-      );
-    }
-    await this.#channel.send({
-      type: "welcome",
-      version: PROTOCOL_VERSION,
-      agent: this.#context.agent,
-      mechanisms: [...this.#context.mechanisms.keys()].filter((name) => this.#offered(name) !== undefined),
+  /**
+   * Runs the login: the TLS handshake if any, HELLO, AUTH.
+   *
+   * @returns True once a user is logged in (the session is then `idle`).
+   */
+  async #login(): Promise<boolean> {
+    const login = new Login(this.#channel, this.#context, {
+      remote: this.remote,
+      address: this.#address,
+      signal: this.#stop.signal,
     });
-    return true;
-  }
-
-  /** The mechanism if this connection may use it: one that sends the password itself, only over TLS. */
-  #offered(name: string): AuthMechanism | undefined {
-    const mechanism = this.#context.mechanisms.get(name);
-    return mechanism !== undefined && (this.tls || !mechanism.sendsPassword) ? mechanism : undefined;
-  }
-
-  /**
-   * Up to three login attempts. Each step that may check a password runs in
-   * a slot of the throttle (so parallel attempts from one address are
-   * checked at most as often as its lockout allows); each answer is held as
-   * long as the throttle says, whether the password was right or wrong; an
-   * address locked out is refused at once, before any password is checked.
-   * Every refused attempt counts as a failure, a malformed one (a message
-   * that is not AUTH, a bad SCRAM message, an unoffered mechanism) included:
-   * a protocol error during login is no free retry.
-   */
-  async #authenticate(): Promise<boolean> {
-    const { log, mechanisms, stats, throttle } = this.#context;
-    // Ends every wait of the login (a slot, the PBKDF2 queue, a held answer) when the connection is closed.
-    const login = new AbortController();
-    this.#wake = () => login.abort();
-    try {
-      for (let attempt = 1; attempt <= MAX_AUTH_ATTEMPTS; attempt++) {
-        /** The user name tried, once the exchange has named one. */
-        let name: string | null = null;
-        let slot: LoginSlot | null = null;
-        let step: AuthStep;
-        let auth: MessageOf<"auth">;
-        let mechanism: AuthMechanism | undefined;
-        try {
-          const received = await this.#channel.receive();
-          if (received === null) return false;
-          if (await this.#lockedOut()) return false;
-          if (received.type !== "auth") {
-            throw new DfosError(Status.AUTH_REQUIRED, `Cannot serve ${received.type}: log in first`);
-          }
-          auth = received;
-          mechanism = this.#offered(auth.mechanism);
-          const exchange = mechanism?.start();
-          if (exchange === undefined) {
-            step = { kind: "failure" };
-          } else {
-            let data = auth.data;
-            while (true) {
-              slot = await throttle.reserve(this.#address, login.signal);
-              // Locked out: by an attempt that failed while this one waited for its slot, perhaps.
-              if (slot === null) {
-                await this.#lockedOut();
-                return false;
-              }
-              step = await exchange.step(data, login.signal);
-              if (step.user !== undefined) name = step.user;
-              if (step.kind !== "continue") break;
-              slot.release(); // a challenge checks nothing
-              await this.#channel.send({ type: "auth-continue", data: step.data });
-              const response = await this.#channel.receive();
-              if (response === null) return false; // given up: no password was checked, nothing to count
-              if (response.type !== "auth-response") {
-                throw new DfosError(Status.BAD_REQUEST, `Unexpected ${response.type} message (expected auth-response)`);
-              }
-              data = response.data;
-            }
-          }
-        } catch (error) {
-          if (this.#closing !== null || this.#aborted || login.signal.aborted || isConnectionLoss(error)) {
-            slot?.release(); // cut short, not refused: nothing was checked, or nobody is left to answer
-          } else {
-            // Counted like a wrong password; why it was refused is logged once, where the connection is closed.
-            const outcome = slot?.held ? slot.failure(name) : throttle.failure(this.#address, name);
-            const counts = `${outcome.addressFailures} from ${this.#address}, ${outcome.nameFailures} on this name`;
-            log.warn`Failed login from ${this.remote} as ${
-              shownUser(name)
-            } (malformed, attempt ${attempt} of ${MAX_AUTH_ATTEMPTS}; ${counts})`;
-            if (outcome.lockout) this.#logLockout(outcome, name);
-          }
-          throw error;
-        }
-        const hold = throttle.delayFor(this.#address, name);
-        if (step.kind === "success") {
-          slot!.success(step.user);
-          await this.#prepareUser(step.user);
-          if (!await this.#pause(hold, login.signal)) return false;
-          if (!await this.#admit(step.user)) return false;
-          this.#credential = step.credential;
-          await this.#channel.send({ type: "auth-ok", user: step.user, data: step.data });
-          const held = hold > 0 ? `; answer held ${hold} ms` : "";
-          log.info`Login of ${printableName(step.user)} from ${this.remote} (${auth.mechanism}${held})`;
-          return true;
-        }
-        stats.failure("AUTH_FAILED");
-        const outcome = slot?.held ? slot.failure(name) : throttle.failure(this.#address, name);
-        const left = MAX_AUTH_ATTEMPTS - attempt;
-        const why = mechanism
-          ? "unknown user or wrong password"
-          : mechanisms.get(auth.mechanism)?.sendsPassword
-          ? `mechanism "${auth.mechanism}" is not offered without TLS: it would send the password in clear`
-          : `mechanism "${auth.mechanism}" is not offered`;
-        const what = `${shownUser(auth.mechanism)}, attempt ${attempt} of ${MAX_AUTH_ATTEMPTS}`;
-        const counts = `${outcome.addressFailures} from ${this.#address}, ${outcome.nameFailures} on this name`;
-        log.warn`Failed login from ${this.remote} as ${shownUser(name)} (${what}; ${counts}; answer held ${hold} ms)`;
-        const lockoutSeconds = Math.ceil(throttle.lockoutMs / 1000);
-        let ending = left > 0 ? ` (${left} attempt${left === 1 ? "" : "s"} left)` : "; closing the connection";
-        if (outcome.lockout) {
-          this.#logLockout(outcome, name);
-          ending = `; too many failed logins from ${this.#address}: no login from there for ${lockoutSeconds} s; ` +
-            "closing the connection";
-        }
-        if (!await this.#pause(hold, login.signal)) return false;
-        await this.#channel.send({
-          type: "error",
-          code: Status.AUTH_FAILED,
-          message: `Authentication failed: ${why}${ending}`,
-        });
-        if (outcome.lockout) return false;
+    if (this.#tlsConn !== null) {
+      const secured = await login.secure(this.#tlsConn);
+      if (this.#state !== "securing") return false; // cut meanwhile (the deadline, or a shutdown)
+      if (!secured) {
+        this.#state = "ended"; // no ERROR can reach a client that failed TLS
+        return false;
       }
-      return false;
-    } finally {
-      this.#wake = null;
+      this.#state = "login";
     }
-  }
-
-  /** Logs the start of a lockout of the session's address. */
-  #logLockout(outcome: FailureOutcome, name: string | null): void {
-    const { log, stats, throttle } = this.#context;
-    stats.failure("AUTH_LOCKOUT");
-    const cause = `${outcome.addressFailures} failed logins, the last from ${this.remote} as ${shownUser(name)}`;
-    log.warn`Locking out ${this.#address} for ${Math.ceil(throttle.lockoutMs / 1000)} s after ${cause}`;
-  }
-
-  /**
-   * Makes the user's folder, on a first login. A full disk refuses the login
-   * with a message that says so (it is not an upload that failed).
-   */
-  async #prepareUser(user: string): Promise<void> {
-    try {
-      await this.#context.storage.prepareUser(user);
-    } catch (error) {
-      if (!isNoSpace(error)) throw error;
-      this.#context.log.error`Cannot create the folder of ${printableName(user)}: ${error}`;
-      throw new DfosError(Status.INTERNAL, "Cannot log in: the server has no space left to create the user's folder");
-    }
+    if (!await login.greet()) return false;
+    const loggedIn = await login.authenticate();
+    if (loggedIn === null) return false;
+    this.#user = loggedIn.user;
+    this.#credential = loggedIn.credential;
+    // The log's per-address limit passes a logged-in user's own work (server/log_limiter.ts), not refusals.
+    this.#log = this.#log.with({ user: loggedIn.user });
+    return this.#state === "login";
   }
 
   /**
-   * Counts a logged-in connection for `user` against the per-user cap; one
-   * over it is told BUSY instead of AUTH-OK, and closed.
-   *
-   * @returns True when the user's connection may go on.
+   * Serves requests in turn until the client leaves or the session closes.
+   * A request that cannot be read (an unknown type, a malformed message, a
+   * control frame over the limit) is refused and the session goes on; body
+   * frames that follow it at once are its body (a `put` refused so), and are
+   * dropped. Body frames anywhere else close the connection.
    */
-  async #admit(user: string): Promise<boolean> {
-    const busy = this.#context.caps.login(user);
-    if (busy === null) {
-      this.#user = user;
-      // The log's per-address limit passes a logged-in user's own work (server/log_limiter.ts), not refusals.
-      this.#context = { ...this.#context, log: this.#context.log.with({ user }) };
-      return true;
-    }
-    this.#context.stats.failure("BUSY");
-    this.#context.log.warn`Login of ${printableName(user)} from ${this.remote} refused: ${busy}`;
-    await this.#channel.send({ type: "error", code: Status.BUSY, message: busy });
-    return false;
-  }
-
-  /**
-   * Refuses a login attempt from an address that is locked out, at once: the
-   * connection is then closed.
-   *
-   * @returns True when the attempt was refused.
-   */
-  async #lockedOut(): Promise<boolean> {
-    const { log, stats, throttle } = this.#context;
-    const ms = throttle.lockedFor(this.#address);
-    if (ms <= 0) return false;
-    const seconds = Math.ceil(ms / 1000);
-    stats.failure("AUTH_LOCKED_OUT");
-    log.info`Login from ${this.remote} refused: ${this.#address} is locked out for another ${seconds} s`;
-    await this.#channel.send({
-      type: "error",
-      code: Status.AUTH_FAILED,
-      message: `Cannot log in: too many failed logins from ${this.#address}; try again in ${seconds} s`,
-    });
-    return true;
-  }
-
-  /**
-   * Waits `ms` before a login's answer (0: not at all), on a timer: other
-   * connections go on meanwhile. A close or abort (`signal`) ends the wait early.
-   *
-   * @returns True when the session may go on (it is not being closed).
-   */
-  async #pause(ms: number, signal: AbortSignal): Promise<boolean> {
-    if (ms > 0 && this.#closing === null && !this.#aborted && !signal.aborted) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      let onAbort: (() => void) | undefined;
-      await new Promise<void>((resolve) => {
-        onAbort = resolve;
-        signal.addEventListener("abort", onAbort, { once: true });
-        timer = setTimeout(resolve, ms);
+  async #serveRequests(): Promise<void> {
+    const idleMs = this.#context.idleTimeoutMs;
+    /** True when the last request was refused before it could be read: a body that follows is its own. */
+    let unread = false;
+    while (true) {
+      if (this.#state === "last") {
+        this.#closeNow(Status.BUSY, SHUTTING_DOWN); // the request in flight is done; no other may start
+        return;
+      }
+      if (this.#state !== "login" && this.#state !== "busy") return; // closed meanwhile
+      this.#state = "idle";
+      this.#clock.deadline(idleMs, () => {
+        this.#closeNow(Status.BAD_REQUEST, `No request for ${idleMs / 1000} s: idle connection closed`, "IDLE_TIMEOUT");
       });
-      clearTimeout(timer);
-      signal.removeEventListener("abort", onAbort!);
+      let message: Message | null;
+      try {
+        message = await this.#channel.receive();
+      } catch (error) {
+        if (this.#channel.broken || !this.#startRequest()) throw error;
+        this.#watch(() => false);
+        await this.#sendError(error);
+        unread = true;
+        continue;
+      }
+      // Closed meanwhile (idle, or draining: then the client was told BUSY, which answers this request).
+      if (message === null || !this.#startRequest()) return;
+      if (!await this.#stillValid()) return; // the user was removed or changed meanwhile
+      const follows = unread;
+      unread = false;
+      if (isRequest(message)) {
+        await this.#dispatch(message.type, message);
+        continue;
+      }
+      // Until the next request is awaited, the request's clock runs: a client that does not take its reply is cut off.
+      this.#watch(() => false);
+      if (message.type === "data" || message.type === "end" || message.type === "abort") {
+        if (!follows) throw new DfosError(Status.BAD_REQUEST, `Unexpected ${message.type} outside a body`);
+        await this.#dropBody(message);
+      } else {
+        await this.#sendError(new DfosError(Status.BAD_REQUEST, `Cannot serve ${message.type} here`));
+      }
     }
-    return this.#closing === null && !this.#aborted;
+  }
+
+  /**
+   * Leaves `idle` for `busy` once a request (or what stands for one) has
+   * arrived: the idle deadline stops until the request is done.
+   *
+   * @returns False when the session was closed meanwhile.
+   */
+  #startRequest(): boolean {
+    if (this.#state !== "idle") return false;
+    this.#state = "busy";
+    this.#clock.stop();
+    return true;
+  }
+
+  /**
+   * Serves one request through its row: takes the body the row receives,
+   * runs the handler, sends its reply and the body the row sends, counts and
+   * logs it. A refusal is answered at once, and the rest of the request's
+   * body is then read and dropped so the next request is read in turn.
+   */
+  async #dispatch<T extends RequestType>(type: T, message: MessageOf<T>): Promise<void> {
+    const row = HANDLERS[type];
+    const { stats, storage, limits } = this.#context;
+    const kind = row.kind(message);
+    const subject = row.subject(message);
+    const announced = row.receives?.(message);
+    const body = announced === undefined ? null : new BodyReceiver(this.#channel, {
+      expectedSize: announced.size,
+      algorithm: announced.algorithm,
+      senderMayFail: false,
+    });
+    const started = performance.now();
+    // The request's clock stops while the server works: in the handler, once the request's body (if any) has ended
+    // (END or ABORT). It runs while the client is to send a body or take a reply.
+    let serverWorking = () => body === null || body.finished;
+    this.#watch(() => serverWorking());
+    let reply: Reply;
+    try {
+      reply = await row.handle({ message, user: this.#user!, storage, body, limits });
+      if (row.sends !== (reply.body !== undefined)) {
+        reply.body?.close();
+        throw new Error(
+          `Cannot serve "${type}": the reply of its handler does not match its row (sends: ${row.sends})`,
+        );
+      }
+    } catch (error) {
+      serverWorking = () => false;
+      if (this.#channel.broken) throw error;
+      await this.#sendError(error, kind, subject);
+      await body?.discard();
+      return;
+    }
+    serverWorking = () => false;
+    // A reply with a body goes out with the body's first piece (one write for a small file).
+    await this.#channel.send(reply.message, { more: reply.body !== undefined });
+    if (body !== null && !body.finished) await body.discard(); // what the handler left unread of its body
+    let bytesOut = 0;
+    if (reply.body) {
+      const { chunks, size, algorithm } = reply.body;
+      try {
+        bytesOut = (await sendBody(this.#channel, chunks, { algorithm, sizeHint: size })).size;
+      } catch (error) {
+        if (this.#state === "closing") return; // the server closed the connection (a stalled transfer), and said why
+        stats.failure("SEND_FAILED");
+        this.#log.error`${kind} of ${printableName(subject)} for ${this.#user} failed while sending: ${error}`;
+        return;
+      } finally {
+        reply.body.close();
+      }
+    }
+    const bytesIn = body?.summary?.size ?? 0;
+    this.#operations++;
+    this.#bytesIn += bytesIn;
+    this.#bytesOut += bytesOut;
+    stats.operation(kind, bytesIn, bytesOut);
+    if (row.receives !== undefined || row.sends) { // a transfer: one line with its figures
+      const seconds = (performance.now() - started) / 1000;
+      const bytes = bytesIn + bytesOut;
+      const rate = seconds > 0 ? bytes / seconds / 1e6 : 0;
+      this.#log.info`${kind} user=${this.#user} name=${printableName(subject)} bytes=${bytes} duration=${
+        seconds.toFixed(3)
+      }s rate=${rate.toFixed(1)}MB/s`;
+    } else {
+      this.#log.info`${kind} user=${this.#user} name=${printableName(subject)}`;
+    }
+  }
+
+  /**
+   * Drops the body of a request refused before it could be read: `first`,
+   * and if it is DATA the frames after it up to END or ABORT.
+   */
+  async #dropBody(first: MessageOf<"data" | "end" | "abort">): Promise<void> {
+    if (first.type === "data") await new BodyReceiver(this.#channel, { senderMayFail: false }).discard();
   }
 
   /**
@@ -475,184 +375,67 @@ export class Session {
     return false;
   }
 
-  async #serveRequests(): Promise<void> {
-    const idleMs = this.#context.idleTimeoutMs;
-    while (true) {
-      if (this.#closing !== null) return;
-      if (this.#draining) {
-        this.#closeNow(Status.BUSY, SHUTTING_DOWN); // the request in flight is done; no other may start
-        return;
-      }
-      this.#phase = "idle";
-      this.#arm(idleMs, () => {
-        this.#closeNow(Status.BAD_REQUEST, `No request for ${idleMs / 1000} s: idle connection closed`, "IDLE_TIMEOUT");
-      });
-      let message: Message | null;
-      try {
-        message = await this.#channel.receive();
-      } catch (error) {
-        if (this.#channel.broken) throw error;
-        this.#phase = "busy";
-        this.#watchTransfer(() => false);
-        await this.#sendError(error); // a well-framed message of an unknown type or shape
-        continue;
-      } finally {
-        // Whatever arrived, the idle clock stops until this request is done.
-        this.#phase = "busy";
-        clearTimeout(this.#timer);
-      }
-      // Closed meanwhile (idle, or draining: then the client was told BUSY, which answers this request).
-      if (message === null || this.#closing !== null) return;
-      if (!await this.#stillValid()) return; // the user was removed or changed meanwhile
-      // Until the next request is awaited, the op clock runs: a client that does not take its reply is cut off.
-      this.#working = () => false;
-      this.#watchTransfer(() => this.#working());
-      if (!isRequestType(message.type)) {
-        if (message.type === "data" || message.type === "end" || message.type === "abort") {
-          throw new DfosError(Status.BAD_REQUEST, `Unexpected ${message.type} outside a body`);
-        }
-        await this.#sendError(new DfosError(Status.BAD_REQUEST, `Cannot serve ${message.type} here`));
-        continue;
-      }
-      await this.#dispatch(message.type, message as Request<typeof message.type>["message"]);
-    }
-  }
-
-  async #dispatch<T extends RequestType>(type: T, message: Request<T>["message"]): Promise<void> {
-    const row = HANDLERS[type];
-    const { log, stats, storage, limits } = this.#context;
-    const kind = row.kind(message);
-    const put = row.body ? message as MessageOf<"put"> : null;
-    const body = put
-      ? new BodyReceiver(this.#channel, { expectedSize: put.size, algorithm: put.digest, senderMayFail: false })
-      : null;
-    const started = performance.now();
-    // The request's clock (#serveRequests) stops while the server works: the handler, once an upload's body has
-    // ended (END or ABORT). It runs while the client is to send a body or take a reply.
-    this.#working = body === null ? () => true : () => body.finished;
-    let reply: Reply;
-    try {
-      reply = await row.handle({ message, user: this.#user!, storage, body, limits });
-    } catch (error) {
-      this.#working = () => false;
-      if (this.#channel.broken) throw error;
-      await this.#sendError(error, kind, this.#name(message));
-      // Answer at once, then drop the rest of the body so the next request is read in turn.
-      await body?.discard();
-      return;
-    }
-    this.#working = () => false;
-    // A reply with a body goes out with the body's first piece (one write for a small file).
-    await this.#channel.send(reply.message, { more: reply.body !== undefined });
-    let bytesOut = 0;
-    if (reply.body) {
-      try {
-        const { handle, limit, algorithm } = reply.body;
-        bytesOut = (await sendBody(this.#channel, handle.read(limit), { algorithm, sizeHint: limit })).size;
-      } catch (error) {
-        if (this.#closing !== null) return; // the server closed the connection (a stalled transfer), and said why
-        stats.failure("SEND_FAILED");
-        log.error`${kind} of ${printableName(this.#name(message))} for ${this.#user} failed while sending: ${error}`;
-        return;
-      } finally {
-        reply.body.handle.close();
-      }
-    }
-    const bytesIn = reply.bytesIn ?? 0;
-    this.#operations++;
-    this.#bytesIn += bytesIn;
-    this.#bytesOut += bytesOut;
-    stats.operation(kind, bytesIn, bytesOut);
-    if (row.body || reply.body) { // a transfer: one line with its figures
-      const seconds = (performance.now() - started) / 1000;
-      const bytes = bytesIn + bytesOut;
-      const rate = seconds > 0 ? bytes / seconds / 1e6 : 0;
-      log.info`${kind} user=${this.#user} name=${printableName(this.#name(message))} bytes=${bytes} duration=${
-        seconds.toFixed(3)
-      }s rate=${rate.toFixed(1)}MB/s`;
-    } else {
-      log.info`${kind} user=${this.#user} name=${printableName(this.#name(message))}`;
-    }
-  }
-
   /**
-   * Starts the clock of a request, on the session's one timer: if no message
-   * moves either way on the connection for the op timeout, the request has
-   * stalled (a client that stopped sending mid-body, or stopped reading a
-   * download or its replies), and the connection is closed with an ERROR that
-   * says so; an upload's temporary file goes with it. A slow transfer that
-   * keeps moving is never cut, however long it takes. The clock is looked at
-   * four times per timeout, so a stall is seen within 1.25 timeouts.
+   * Starts the request's clock: a request that moves nothing either way for
+   * the op timeout, while not waiting on the server, has stalled, and the
+   * connection is closed with an ERROR that says so (an upload's temporary
+   * file goes with it).
    *
-   * @param serverBusy True while the server, not the client, is what the transfer waits for.
+   * @param serverWorking True while the server, not the client, is what the request waits for.
    */
-  #watchTransfer(serverBusy: () => boolean): void {
+  #watch(serverWorking: () => boolean): void {
+    if (!this.#open) return; // the clock then holds the close's grace
     const ms = this.#context.opTimeoutMs;
-    if (ms <= 0 || this.#closing !== null) return;
-    const moved = () => this.#channel.traffic.received + this.#channel.traffic.sent;
-    let seen = moved();
-    let movedAt = performance.now();
-    const look = () => {
-      if (this.#closing !== null) return;
-      const now = performance.now();
-      const count = moved();
-      if (count !== seen || serverBusy()) {
-        seen = count;
-        movedAt = now;
-      }
-      const left = movedAt + ms - now;
-      if (left <= 0) {
-        this.#closeNow(
-          Status.BAD_REQUEST,
-          `Transfer stalled: nothing moved for ${ms / 1000} s; connection closed`,
-          "STALL_TIMEOUT",
-        );
-        return;
-      }
-      this.#arm(Math.max(1, Math.min(left, ms / 4)), look);
+    const moved = () => {
+      const traffic = this.#channel.traffic;
+      return traffic.received + traffic.sent;
     };
-    this.#arm(Math.max(1, ms / 4), look);
-  }
-
-  /** Sets the session's one timer to run `then` after `ms` (0: never), replacing what it was set to do. */
-  #arm(ms: number, then: () => void): void {
-    clearTimeout(this.#timer);
-    this.#timer = ms > 0 ? setTimeout(then, ms) : undefined;
+    this.#clock.watch(ms, { moved, serverWorking }, () => {
+      this.#closeNow(
+        Status.BAD_REQUEST,
+        `Transfer stalled: nothing moved for ${ms / 1000} s; connection closed`,
+        "STALL_TIMEOUT",
+      );
+    });
   }
 
   /**
    * Closes the connection on the server's own account, after an ERROR that
    * says why; a client that does not take even that within a grace period is
-   * cut off.
+   * cut off. During the TLS handshake, no ERROR can reach the client: it is
+   * cut off at once.
    */
   #closeNow(code: StatusCode, message: string, failure?: string): void {
-    if (this.#closing !== null) return;
-    this.#wake?.(); // a login's answer held back is not sent: the client is told why it is closed instead
-    const { log, stats } = this.#context;
-    if (failure !== undefined) stats.failure(failure);
-    if (this.#securing) {
-      // No ERROR can reach a client before TLS is set up: cut it off now.
-      log.info`Connection from ${this.remote} closed by the server during the TLS handshake: ${message}`;
-      this.#closing = Promise.resolve();
+    if (!this.#open) return;
+    const securing = this.#state === "securing";
+    if (securing) this.#state = "ended";
+    // A login's answer held back is not sent: the client is told why it is closed instead.
+    this.#stop.abort();
+    if (failure !== undefined) this.#context.stats.failure(failure);
+    if (securing) {
+      this.#log.info`Connection from ${this.remote} closed by the server during the TLS handshake: ${message}`;
       this.#channel.abort();
       return;
     }
-    log.info`Connection from ${this.remote} closed by the server: ${message}`;
+    this.#log.info`Connection from ${this.remote} closed by the server: ${message}`;
     this.#channel.send({ type: "error", code, message }).catch(() => {});
-    this.#closing = this.#channel.close();
-    this.#arm(CLOSE_GRACE_MS, () => this.#channel.abort());
+    this.#close();
   }
 
-  #name(message: Request<RequestType>["message"]): string {
-    return "name" in message ? message.name : message.prefix;
+  /** Enters `closing`: flushes what was sent and closes, within the grace period. */
+  #close(): void {
+    this.#state = "closing";
+    this.#closed = this.#channel.close();
+    // A client that does not take what is left to send within the grace is cut off: a close never hangs.
+    this.#clock.deadline(CLOSE_GRACE_MS, () => this.#channel.abort());
   }
 
   async #sendError(error: unknown, kind?: string, name?: string): Promise<void> {
     const { message, unexpected } = errorReply(error);
     this.#context.stats.failure(statusName(message.code));
     const what = kind ? `${kind} of ${excerpt(name ?? "")} for ${this.#user}` : `request from ${this.remote}`;
-    if (unexpected) this.#context.log.error`${what} failed: ${error}`;
-    else this.#context.log.with({ refused: true }).info`${what} refused: ${message.message}`;
+    if (unexpected) this.#log.error`${what} failed: ${error}`;
+    else this.#log.with({ refused: true }).info`${what} refused: ${message.message}`;
     await this.#channel.send(message);
   }
 
@@ -660,25 +443,13 @@ export class Session {
   async #refuse(error: unknown): Promise<void> {
     if (isConnectionLoss(error)) {
       this.#context.stats.failure("CONNECTION_LOST");
-      this.#context.log.info`Connection from ${this.remote} lost: ${(error as Error).message}`;
+      this.#log.info`Connection from ${this.remote} lost: ${(error as Error).message}`;
       return;
     }
     const { message, unexpected } = errorReply(error);
     this.#context.stats.failure(statusName(message.code));
-    if (unexpected) this.#context.log.error`Connection from ${this.remote} failed: ${error}`;
-    else this.#context.log.info`Connection from ${this.remote} closed: ${message.message}`;
+    if (unexpected) this.#log.error`Connection from ${this.remote} failed: ${error}`;
+    else this.#log.info`Connection from ${this.remote} closed: ${message.message}`;
     await this.#channel.send(message).catch(() => {});
   }
-}
-
-function isConnectionLoss(error: unknown): boolean {
-  return error instanceof Deno.errors.ConnectionReset || error instanceof Deno.errors.BrokenPipe ||
-    error instanceof Deno.errors.BadResource || error instanceof Deno.errors.Interrupted ||
-    error instanceof Deno.errors.UnexpectedEof;
-}
-
-/** A user name (or mechanism name) as the client sent it, for the log: escaped, and cut if long. */
-function shownUser(name: string | null): string {
-  if (name === null) return "-";
-  return excerpt(name, 64);
 }

@@ -42,6 +42,7 @@ import {
   login,
   Random,
   Refused,
+  servedRequest,
   type SessionContext,
   sleep,
   Wire,
@@ -503,6 +504,7 @@ export const oversizeField: Action = async (ctx) => {
       bytes = frameBytes({ type: "error", code: Status.NOT_FOUND, message: hostileText(rng) });
       break;
     case "abort":
+      await servedRequest(ctx);
       await wire.write(frameBytes({ type: "abort", reason: hostileText(rng) }), rng);
       await expectClosingError(wire, Status.BAD_REQUEST, context);
       return false;
@@ -522,6 +524,8 @@ export const oversizeField: Action = async (ctx) => {
       }
     } else {
       await wire.expectError(code, context);
+      // Refused, perhaps before it could be read (the server then takes body frames that follow as its own).
+      ctx.unread = true;
     }
   } catch (error) {
     if (error instanceof FuzzFailure && !error.message.startsWith(context)) {

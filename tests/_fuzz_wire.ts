@@ -379,6 +379,11 @@ export interface SessionContext {
   mine: Map<string, Uint8Array>;
   /** The step number, for names. */
   step: number;
+  /**
+   * True when the last request may have been refused before the server could read it (an unknown type, a
+   * malformed or oversize frame): body frames sent right after it would be taken as its body and dropped.
+   */
+  unread: boolean;
   /** Runs a check that outlives the session (a connection left to the server's timeouts) beside the others. */
   background(check: Promise<void>): void;
 }
@@ -438,4 +443,15 @@ async function loginOnce(ctx: SessionContext, rng: Random): Promise<void> {
   const reply = await wire.expect("auth-ok", "login");
   if (reply.user !== ctx.user) fail(`login: AUTH-OK names ${reply.user}`);
   await scram.finish(reply.data);
+}
+
+/**
+ * After a request refused before it could be read, a listing: body frames sent next are then outside a body, not
+ * the refused request's (the server takes DATA, END or ABORT right after such a refusal as its body, and drops it).
+ */
+export async function servedRequest(ctx: SessionContext): Promise<void> {
+  if (!ctx.unread) return;
+  await ctx.wire.write(frameBytes({ type: "list", prefix: `fz/${ctx.index}/`, after: "" }), ctx.rng);
+  await ctx.wire.expect("listing", "list before a frame outside a body");
+  ctx.unread = false;
 }

@@ -355,6 +355,20 @@ Deno.test("server without TLS neither offers nor accepts PLAIN, even with the ri
   strictEqual(fx.server.stats.snapshot().failures.AUTH_FAILED, 1);
 });
 
+Deno.test("server answers an unknown mechanism with AUTH_FAILED, as a failed attempt", async () => {
+  await using fx = await startServer();
+  const peer = await Peer.open(fx);
+  await peer.hello();
+  await peer.send({ type: "auth", mechanism: "GSSAPI", data: new Uint8Array(0) });
+  strictEqual(
+    await peer.expectError(Status.AUTH_FAILED),
+    'Authentication failed: mechanism "GSSAPI" is not offered (2 attempts left)',
+  );
+  strictEqual((await peer.scram("alice", "apple")).type, "auth-ok");
+  peer.abort();
+  strictEqual(fx.server.stats.snapshot().failures.AUTH_FAILED, 1);
+});
+
 Deno.test("dfos will not send the password in clear to a plaintext server that offers only PLAIN", async () => {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;

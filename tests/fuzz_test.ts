@@ -75,6 +75,7 @@ import {
   login,
   Random,
   Refused,
+  servedRequest,
   type SessionContext,
   Wire,
 } from "./_fuzz_wire.ts";
@@ -326,6 +327,7 @@ const unknownType: Action = async (ctx) => {
   const { rng } = ctx;
   await ctx.wire.write(rawFrame(rng.pick(UNKNOWN_TYPES), rng.bytes(rng.between(0, 64))), rng);
   await ctx.wire.expectError(Status.UNSUPPORTED, "unknown type");
+  ctx.unread = true;
   return true;
 };
 
@@ -349,7 +351,10 @@ const outOfPlace: Action = async (ctx) => {
   return true;
 };
 
-/** A request frame whose payload is not the request: BAD_REQUEST (UNSUPPORTED for an unknown digest). */
+/**
+ * A request frame whose payload is not the request: BAD_REQUEST (UNSUPPORTED for an unknown digest). A put is
+ * followed by its body now and then, as a client sends it: the server drops it and the session goes on.
+ */
 const malformedRequest: Action = async (ctx) => {
   const { rng } = ctx;
   const type = rng.pick(["put", "get", "delete", "list"] as const);
@@ -377,8 +382,10 @@ const malformedRequest: Action = async (ctx) => {
   } else {
     payload = encoder.encode("null");
   }
-  await ctx.wire.write(rawFrame(MESSAGE_CODES[type], payload), rng);
-  await ctx.wire.expectError(code, `${type} with a payload that is ${kind}`);
+  const body = type === "put" && rng.chance(0.5) ? refusedBody(rng) : null;
+  await ctx.wire.write(concat([rawFrame(MESSAGE_CODES[type], payload), ...body ?? []]), rng);
+  await ctx.wire.expectError(code, `${type} with a payload that is ${kind}${body ? ", and a body" : ""}`);
+  ctx.unread = body === null;
   return true;
 };
 
@@ -389,8 +396,10 @@ const oversizeControl: Action = async (ctx) => {
     ? rng.between(MAX_CONTROL_LENGTH, MAX_CONTROL_LENGTH + 4096)
     : rng.between(MAX_CONTROL_LENGTH, MAX_FRAME_LENGTH - 1);
   const type = rng.pick([MESSAGE_CODES.list, MESSAGE_CODES.put, MESSAGE_CODES.end, MESSAGE_CODES.hello]);
-  await ctx.wire.write(rawFrame(type, rng.bytes(length)), rng);
-  await ctx.wire.expectError(Status.TOO_LARGE, `control frame of ${length + 1} bytes`);
+  const body = type === MESSAGE_CODES.put && rng.chance(0.5) ? refusedBody(rng) : null;
+  await ctx.wire.write(concat([rawFrame(type, rng.bytes(length)), ...body ?? []]), rng);
+  await ctx.wire.expectError(Status.TOO_LARGE, `control frame of ${length + 1} bytes${body ? ", and a body" : ""}`);
+  ctx.unread = body === null;
   return true;
 };
 
@@ -475,11 +484,13 @@ const pipelined: Action = async (ctx) => {
     if (code === 0) await ctx.wire.expect("listing", "pipelined list");
     else await ctx.wire.expectError(code, "pipelined unknown type");
   }
+  ctx.unread = expected[expected.length - 1] !== 0;
   return true;
 };
 
 /** DATA, END or ABORT outside a body: BAD_REQUEST, then the server closes. */
 const outsideBody: Action = async (ctx) => {
+  await servedRequest(ctx);
   const { rng } = ctx;
   const message = rng.pick<Message>([
     { type: "data", chunk: rng.bytes(rng.between(1, 300)) },
@@ -496,6 +507,7 @@ const outsideBody: Action = async (ctx) => {
  * never saw it): refused like any other DATA outside a body, and the request behind it is never served.
  */
 const emptyDataOutsideBody: Action = async (ctx) => {
+  await servedRequest(ctx);
   const list = frameBytes({ type: "list", prefix: `fz/${ctx.index}/`, after: "" });
   await ctx.wire.write(concat([frameBytes({ type: "data", chunk: new Uint8Array(0) }), list]), ctx.rng);
   await expectClosingError(ctx, Status.BAD_REQUEST, "data outside a body");
@@ -517,6 +529,15 @@ const zeroLength: Action = async (ctx) => {
   await expectClosingError(ctx, Status.BAD_REQUEST, "a header announcing 0 bytes");
   return false;
 };
+
+/** The body of a put refused before it could be read, as a client sends it: a few DATA frames, then END or ABORT. */
+function refusedBody(rng: Random): Uint8Array[] {
+  const body = rng.bytes(rng.between(0, 3000));
+  const end: Message = rng.chance(0.8)
+    ? { type: "end", size: body.length, algorithm: "crc32", digest: digestOf(body, "crc32") }
+    : { type: "abort", reason: "fuzz: refused" };
+  return [...dataFrames(rng, body), frameBytes(end)];
+}
 
 /** Expects one ERROR with `code`, then the close. */
 async function expectClosingError(ctx: SessionContext, code: number, context: string): Promise<void> {
@@ -734,6 +755,7 @@ async function runSession(index: number, run: Run) {
     password: USERS[user],
     mine: new Map(),
     step: 0,
+    unread: false,
     background: (check) => {
       handedOff = true;
       const wire = ctx.wire;

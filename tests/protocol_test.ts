@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { getLogger } from "@logtape/logtape";
 import { DfosClient } from "../client/connection.ts";
 import type { BodySummary } from "../shared/body.ts";
-import type { Message, MessageOf } from "../shared/messages.ts";
+import { type Message, MESSAGE_CODES, type MessageOf } from "../shared/messages.ts";
 import { Status } from "../shared/status.ts";
 import {
   type Fixture,
@@ -227,6 +227,38 @@ Deno.test("server refuses DATA outside a body, even an empty frame, and closes",
     deepStrictEqual((await peer.untilClosed()).messages, [], "the request behind it is not served");
     peer.abort();
   }
+});
+
+Deno.test("server answers a put it cannot read (unknown digest, malformed, over --max-frame) and drops its body", async () => {
+  await using fx = await startServer({ maxFrameBytes: 4096 });
+  const peer = await Peer.login(fx);
+  const encoder = new TextEncoder();
+  const put = (json: string) => rawFrame(MESSAGE_CODES.put, encoder.encode(json));
+  const data = frameBytes({ type: "data", chunk: randomBytes(3000) });
+  const end = (size: number) => frameBytes({ type: "end", size, algorithm: "crc32", digest: "00000000" });
+
+  // As a client sends it: the request and at once its body. Each is answered once; the body is dropped.
+  await peer.write(concat([put('{"name":"a","size":3000,"digest":"md5"}'), data, end(3000)]));
+  strictEqual(await peer.expectError(Status.UNSUPPORTED), 'Cannot check body: digest algorithm "md5" is not supported');
+  await peer.write(concat([put('{"name":"b","size":0}'), end(0)]));
+  strictEqual(await peer.expectError(Status.BAD_REQUEST), 'Cannot decode put: field "digest" is missing');
+  const long = frameBytes({ type: "put", name: "c".repeat(5000), size: null, digest: "crc32" });
+  await peer.write(concat([long, data, data, frameBytes({ type: "abort", reason: "refused" })]));
+  strictEqual(
+    await peer.expectError(Status.TOO_LARGE),
+    `Cannot decode frame: length ${long.length - 4} exceeds the limit of 4096`,
+  );
+
+  // The session goes on: nothing was stored, the next put is served.
+  deepStrictEqual(await peer.names(), []);
+  await peer.put("d", encoder.encode("served"));
+  deepStrictEqual(await peer.names(), ["d"]);
+
+  // Body frames after a request that was served are still outside a body: the connection closes.
+  await peer.write(data);
+  strictEqual(await peer.expectError(Status.BAD_REQUEST), "Unexpected data outside a body");
+  deepStrictEqual((await peer.untilClosed()).messages, []);
+  peer.abort();
 });
 
 Deno.test("an upload cut off mid-body leaves the previous version and no temporary file", async () => {
