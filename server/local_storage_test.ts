@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DfosError, Status, type StatusCode, statusName } from "../shared/status.ts";
+import { LARGE_FILE_BYTES } from "./confinement.ts";
 import { BLOCK_BYTES, LocalStorage, PARTIAL_DIR } from "./local_storage.ts";
 import type { CommitChange, ListOptions } from "./storage.ts";
 
@@ -736,5 +737,67 @@ Deno.test("LocalStorage refuses reserved names in any case, which a case-insensi
     await Deno.writeTextFile(join(home, ".DFOS-x", "f"), "x");
     assert.deepEqual(await names(storage), []);
     assert.deepEqual(await storage.usage(USER), { bytes: 0, entries: 0 });
+  });
+});
+
+Deno.test("LocalStorage refuses an upload to a folder's name, or through a file or a link, when it begins", async () => {
+  await withStorage(async ({ storage, home, outside }) => {
+    await put(storage, "dir/x", "x");
+    await put(storage, "file", "f");
+    await Deno.symlink(outside, join(home, "link"));
+    await assertRejectsWith(storage.beginUpload(USER, "dir"), Status.CONFLICT, "a folder's name");
+    await assertRejectsWith(storage.beginUpload(USER, "file/x"), Status.CONFLICT, "through a file");
+    await assertRejectsWith(storage.beginUpload(USER, "dir/x/y/z"), Status.CONFLICT, "deeper through a file");
+    await assertRejectsWith(storage.beginUpload(USER, "link/x"), Status.FORBIDDEN, "through a link");
+    assert.deepEqual(await partials(home), []);
+    assert.deepEqual(await Array.fromAsync(Deno.readDir(outside)), []);
+  });
+});
+
+Deno.test("LocalStorage still refuses at the commit a folder made at the name while the upload was under way", async () => {
+  await withStorage(async ({ storage, home }) => {
+    for (const [name, made] of [["a", "a/x"], ["b/c", "b"]]) {
+      const upload = await storage.beginUpload(USER, name);
+      await upload.write(encoder.encode("data"));
+      if (made === "b") await Deno.writeTextFile(join(home, made), "a file");
+      else await Deno.mkdir(join(home, made), { recursive: true });
+      await assertRejectsWith(upload.commit(), Status.CONFLICT, `commit of "${name}"`);
+    }
+    assert.deepEqual(await partials(home), []);
+  });
+});
+
+Deno.test("LocalStorage replaces and removes large files off the event loop, and leaves nothing in .dfos-partial", async () => {
+  await withStorage(async ({ storage, home }) => {
+    const large = "x".repeat(LARGE_FILE_BYTES + 1);
+    await put(storage, "big", large);
+    await put(storage, "big", large + "y");
+    assert.equal((await storage.stat(USER, "big"))?.size, large.length + 1);
+    await put(storage, "big", "small");
+    assert.equal(await read(storage, "big"), "small");
+    await put(storage, "deep/big", large);
+    const removed = await storage.remove(USER, "deep/big");
+    assert.deepEqual([removed.size, removed.folders], [large.length, 1]);
+    assert.equal(await exists(join(home, "deep")), false);
+    assert.deepEqual(await partials(home), []);
+    assert.deepEqual(await storage.usage(USER), { bytes: BLOCK_BYTES, entries: 1 });
+  });
+});
+
+Deno.test("LocalStorage commits one user's uploads to one name one at a time: each admit sees the file it replaces", async () => {
+  await withStorage(async ({ storage }) => {
+    const sizes = [32 * LARGE_FILE_BYTES, 32 * LARGE_FILE_BYTES + 1, 10, 32 * LARGE_FILE_BYTES + 2];
+    const uploads = await Promise.all(sizes.map(() => storage.beginUpload(USER, "same")));
+    await Promise.all(uploads.map((upload, i) => upload.write(new Uint8Array(sizes[i]))));
+    // Committed together: with the renames of large files off the event loop and not queued, several saw no file.
+    const seen: { replaced: number | null; size: number }[] = [];
+    await Promise.all(
+      uploads.map((upload, i) =>
+        upload.commit({ admit: (change) => seen.push({ replaced: change.replaced, size: sizes[i] }) })
+      ),
+    );
+    // In the order they went in, each replaced the one before it.
+    assert.deepEqual(seen.map((step) => step.replaced), [null, ...seen.slice(0, -1).map((step) => step.size)]);
+    assert.equal((await storage.stat(USER, "same"))?.size, seen[seen.length - 1].size);
   });
 });

@@ -1,11 +1,17 @@
 /**
  * `Storage`: what the request handlers ask of wherever files are kept. The
- * local-disk implementation is `LocalStorage` (local_storage.ts); a shared S3
- * store is meant to implement the same interface.
+ * local-disk implementation is `LocalStorage` (local_storage.ts); an S3
+ * backend is to implement the same interface, so it speaks only of users,
+ * remote names, bytes and facts (no file descriptors, paths or folder
+ * identities). Each method's doc says how an object store honours it, with
+ * the user's files under the key prefix `<user>/`.
  *
  * Every method takes a user and a remote name that the implementation checks
  * itself (shared/names.ts), and refuses with a `DfosError` anything it will
- * not do. Nothing outside the user's own space is ever reachable.
+ * not do. Nothing outside the user's own space is ever reachable. Names form
+ * a tree: a name is a file or a folder, never both (`CONFLICT`); an object
+ * store, which has no folders, keeps that by looking (a HeadObject of each
+ * folder on the way, a ListObjectsV2 of `name/` with MaxKeys 1).
  *
  * @module
  */
@@ -24,7 +30,7 @@ export interface FileInfo {
 
 /** What {@linkcode Storage.remove} removed: the file, and the folders it left empty. */
 export interface Removed extends FileInfo {
-  /** Folders removed with the file because it left them empty. */
+  /** Folders removed with the file because it left them empty (0 for a store without folders). */
   folders: number;
 }
 
@@ -61,7 +67,11 @@ export function footprint(size: number, blockSize: number): number {
   return Math.max(1, Math.ceil(size / blockSize)) * blockSize;
 }
 
-/** A file opened for reading: a consistent snapshot, even if the name is replaced meanwhile. */
+/**
+ * A file opened for reading: a consistent snapshot, even if the name is
+ * replaced meanwhile. S3: the HeadObject's ETag (or VersionId), and GetObject
+ * with `If-Match` on it (a Range for `limit`).
+ */
 export interface ReadHandle {
   /** The file's facts when it was opened. */
   readonly info: FileInfo;
@@ -74,7 +84,12 @@ export interface ReadHandle {
   close(): void;
 }
 
-/** An upload in progress: invisible to every reader and lister until committed. */
+/**
+ * An upload in progress: invisible to every reader and lister until
+ * committed. S3: a multipart upload (CreateMultipartUpload, UploadPart in
+ * parts of 5 MiB and more, CompleteMultipartUpload; AbortMultipartUpload),
+ * or one PutObject for a small body.
+ */
 export interface Upload {
   /**
    * Appends bytes. The write may go on in the background (errors surface at
@@ -87,7 +102,9 @@ export interface Upload {
    */
   write(chunk: Uint8Array): Promise<void>;
   /**
-   * Makes the upload the file's content, replacing any previous version at once.
+   * Makes the upload the file's content, replacing any previous version at
+   * once. Checks again what `beginUpload` checked (a folder may have taken
+   * the name meanwhile). S3: CompleteMultipartUpload (or the PutObject).
    *
    * @param options A last check (a quota's) made just before the replacement.
    */
@@ -104,8 +121,11 @@ export interface CommitOptions {
    * folders it creates on the way. Throwing refuses the commit: the upload is
    * dropped, the folders it created are removed and the previous version
    * stays. No other change of the user's files by this storage comes between
-   * the call and the replacement (LocalStorage runs both in one synchronous
-   * step), so a quota checked here holds.
+   * the call and the replacement, so a quota checked here holds: LocalStorage
+   * runs one change of a user's files at a time; an S3 backend would do the
+   * same per user in its process, take `replaced` from a HeadObject and
+   * complete with `If-Match` on its ETag (`If-None-Match: *` when there was
+   * none), so that a change by another process fails the commit instead.
    */
   admit?: (change: CommitChange) => void;
 }
@@ -114,7 +134,7 @@ export interface CommitOptions {
 export interface CommitChange {
   /** The size of the regular file it replaces, or null when there is none. */
   replaced: number | null;
-  /** Folders it creates on the way to the name. */
+  /** Folders it creates on the way to the name (0 for a store without folders). */
   folders: number;
 }
 
@@ -138,13 +158,21 @@ export interface ListPage {
 
 /** Where the files of every user are kept. */
 export interface Storage {
-  /** Makes the user's space ready; called at each login. */
+  /** Makes the user's space ready; called at each login. S3: nothing to make (a prefix needs no folder). */
   prepareUser(user: string): Promise<void>;
-  /** Starts an upload to `name`; refuses a bad name before any byte is taken. */
+  /**
+   * Starts an upload to `name`. Refuses, before any byte is taken, a bad name
+   * (`BAD_NAME`) and a name the upload could not be stored under as things
+   * are: a folder's, or one whose way runs through a file (`CONFLICT`), so
+   * the client is told at once and the body is dropped unread.
+   */
   beginUpload(user: string, name: string): Promise<Upload>;
-  /** Opens `name` for reading. */
+  /** Opens `name` for reading. S3: HeadObject, then GetObject on that version (see {@linkcode ReadHandle}). */
   openRead(user: string, name: string): Promise<ReadHandle>;
-  /** Deletes `name`, and the folders it leaves empty; returns what it was. */
+  /**
+   * Deletes `name`, and the folders it leaves empty; returns what it was.
+   * S3: HeadObject (the facts returned), then DeleteObject with `If-Match`.
+   */
   remove(user: string, name: string): Promise<Removed>;
   /**
    * Lists the user's files, one page at a time. A full listing should cost
@@ -153,27 +181,29 @@ export interface Storage {
    * ListObjectsV2 takes it as `StartAfter`; LocalStorage keeps the walk that
    * made the previous page, and resumes it when the next request starts after
    * any entry of that page). A folder or file that goes while a listing is
-   * under way is left out, never an error.
+   * under way is left out, never an error. S3: ListObjectsV2 with Prefix
+   * `<user>/<prefix>`, StartAfter and MaxKeys.
    */
   list(user: string, options: ListOptions): Promise<ListPage>;
   /**
    * Returns the regular file `name`, or null when there is none (nothing of
    * that name, or a folder, a link or a special file). Refuses a bad name, and
-   * a path through a link, as the other methods do.
+   * a path through a link, as the other methods do. S3: HeadObject.
    */
   stat(user: string, name: string): Promise<FileInfo | null>;
   /**
    * The block size the quota counts in (`footprint`): 4096 for the local
-   * disk; 1 for a store that bills by the byte.
+   * disk; 1 for a store that bills by the byte (S3).
    */
   readonly blockSize: number;
   /**
    * Returns what the user's regular files and folders take in all (uploads
    * in progress and the storage's own folders are not counted). Counting may
    * walk every file: the quota (server/quota.ts) asks once per user and keeps
-   * the sums up to date itself.
+   * the sums up to date itself. S3: the sizes and count of a ListObjectsV2 of
+   * `<user>/`, page by page.
    */
   usage(user: string): Promise<Usage>;
-  /** Aborts every upload still in progress (at shutdown). */
+  /** Aborts every upload still in progress (at shutdown). S3: AbortMultipartUpload for each. */
   abortUploads(): Promise<void>;
 }

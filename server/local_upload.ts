@@ -1,0 +1,217 @@
+/**
+ * `LocalUpload`: one upload to the local disk, from its temporary file to the
+ * rename that makes it the file's content.
+ *
+ * The body goes to `ROOT/<user>/.dfos-partial/<random>.part`, created with
+ * `O_EXCL` on the same file system as its target, and is renamed over the
+ * target only when complete ({@linkcode LocalUpload.commit}), or removed
+ * ({@linkcode LocalUpload.abort}). A name it cannot be stored under as things
+ * are (a folder's, or one whose way runs through a file or a link) is refused
+ * when the upload begins, before the body is read.
+ *
+ * A body takes a while to arrive, and anything may change meanwhile, so the
+ * commit checks everything again: that the user's folder and `.dfos-partial`
+ * are still the very folders the upload began in and the temporary path still
+ * names the upload's own file (before making any folder, and again just
+ * before the rename), and that the name is not a folder by now. An abort
+ * removes the temporary path only if it still names the upload's file. A link
+ * swapped in meanwhile would otherwise have the rename move a file outside,
+ * or in from outside, or the removal delete one.
+ *
+ * The commit's last checks, the quota's `admit` and the rename are one change
+ * of the user's files (`Confinement.change`): no other change of that user's
+ * comes between them. The rename is synchronous, right after the last check,
+ * unless the upload or the file it replaces is large: then the file system's
+ * work (allocating the one's data, freeing the other's) would hold the event
+ * loop, and the rename runs off it.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { DfosError, Status } from "../shared/status.ts";
+import { TempFile } from "../shared/temp_file.ts";
+import {
+  checkName,
+  type Confinement,
+  type FileId,
+  type Folder,
+  LARGE_FILE_BYTES,
+  lstatOrNull,
+  removeFolders,
+  removeOwnFile,
+  sameFile,
+} from "./confinement.ts";
+import type { CommitChange, CommitOptions, FileInfo, Upload } from "./storage.ts";
+
+/** Options for {@linkcode LocalUpload.begin}. */
+export interface LocalUploadOptions {
+  /**
+   * Flush the data and its folder to the disk before the commit returns.
+   *
+   * @default {false}
+   */
+  fsync?: boolean;
+}
+
+/** Where an upload began: the folders it must find unchanged, and its temporary file. */
+interface Start {
+  user: string;
+  name: string;
+  home: Folder;
+  partial: Folder;
+  temp: TempFile;
+  /** The temporary file's identity, taken when it was created. */
+  tempId: FileId;
+  fsync: boolean;
+}
+
+/** An upload in progress to the local disk. */
+export class LocalUpload implements Upload {
+  /** Resolves once the upload is committed or aborted. */
+  readonly settled: Promise<void>;
+  readonly #door: Confinement;
+  readonly #start: Start;
+  #done = false;
+  #resolveSettled: () => void = () => {};
+
+  private constructor(door: Confinement, start: Start) {
+    this.#door = door;
+    this.#start = start;
+    this.settled = new Promise((resolve) => this.#resolveSettled = resolve);
+  }
+
+  /**
+   * Begins an upload to `name`: refuses a bad name (`BAD_NAME`) and a name
+   * it cannot be stored under as things are (`CONFLICT`, `FORBIDDEN`), then
+   * creates its temporary file.
+   *
+   * @param door The storage root's door.
+   * @param target The user, the remote name and the options.
+   * @returns The upload.
+   */
+  static async begin(
+    door: Confinement,
+    target: { user: string; name: string } & LocalUploadOptions,
+  ): Promise<LocalUpload> {
+    const { user, name } = target;
+    checkName(name);
+    const home = door.home(user);
+    door.checkPlace(home, name);
+    const partial = door.partial(home);
+    const temp = await TempFile.create(join(partial.path, `${crypto.randomUUID()}.part`));
+    const upload = new LocalUpload(door, {
+      user,
+      name,
+      home,
+      partial,
+      temp,
+      tempId: await temp.stat(),
+      fsync: target.fsync ?? false,
+    });
+    try {
+      // Made where it was meant to be: neither folder was swapped for a link just before the create.
+      upload.#checkOwn([home, partial]);
+    } catch (error) {
+      await upload.abort();
+      throw error;
+    }
+    return upload;
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    this.#throwIfDone();
+    await this.#start.temp.write(chunk);
+  }
+
+  async commit(options: CommitOptions = {}): Promise<FileInfo> {
+    this.#throwIfDone();
+    const { user, name, temp, fsync } = this.#start;
+    try {
+      // What this upload stored, taken before the rename: another upload to the same name may replace it at once.
+      const info = await temp.stat();
+      await temp.close(fsync);
+      const target = await this.#door.change(user, () => this.#moveIntoPlace(info.size, options.admit));
+      this.#finish();
+      if (fsync) await syncFolder(target);
+      return { name, size: info.size, mtime: info.mtime?.getTime() ?? 0 };
+    } catch (error) {
+      await this.abort();
+      throw error;
+    }
+  }
+
+  async abort(): Promise<void> {
+    if (this.#done) return;
+    this.#finish();
+    const { temp, tempId } = this.#start;
+    try {
+      await temp.close();
+    } catch {
+      // a write failed: the file goes all the same
+    }
+    // By path, only if the path still names this upload's own file: with .dfos-partial swapped for a link,
+    // it could name a file outside.
+    await removeOwnFile(temp.path, tempId);
+  }
+
+  /**
+   * The commit's one change of the user's files: makes the folders on the
+   * way, checks everything once more, asks `admit`, and renames the upload
+   * over the name. Returns the target's path; on failure, the folders it
+   * made are removed again.
+   */
+  #moveIntoPlace(size: number, admit?: (change: CommitChange) => void): string | Promise<string> {
+    this.#throwIfDone(); // aborted while waiting for another change of the user's
+    const { name, home, partial, temp } = this.#start;
+    this.#checkOwn([home, partial]);
+    const way = this.#door.makeWay(home, name);
+    try {
+      const existing = lstatOrNull(way.path);
+      if (existing?.isDirectory) throw new DfosError(Status.CONFLICT, `Cannot store "${name}": it is a folder`);
+      const replaced = existing?.isFile ? existing.size : null;
+      // The last look, just before the rename: every folder on both paths is still the one checked.
+      this.#checkOwn([home, partial, ...way.folders]);
+      admit?.({ replaced, folders: way.created.length });
+      if (size < LARGE_FILE_BYTES && (replaced ?? 0) < LARGE_FILE_BYTES) {
+        Deno.renameSync(temp.path, way.path);
+        return way.path;
+      }
+      return Deno.rename(temp.path, way.path).then(() => way.path, (error) => {
+        removeFolders(way.created);
+        throw error;
+      });
+    } catch (error) {
+      removeFolders(way.created);
+      throw error;
+    }
+  }
+
+  /** Refuses unless the folders are unchanged and the temporary path still names the upload's own file. */
+  #checkOwn(folders: Folder[]): void {
+    const { name, temp, tempId } = this.#start;
+    this.#door.recheck(folders, name);
+    const info = lstatOrNull(temp.path);
+    if (info === null || !info.isFile || !sameFile(info, tempId)) {
+      throw new DfosError(Status.FORBIDDEN, `Cannot store "${name}": the upload was moved or replaced while under way`);
+    }
+  }
+
+  #throwIfDone(): void {
+    if (this.#done) throw new DfosError(Status.ABORTED, `Upload of "${this.#start.name}" was aborted`);
+  }
+
+  #finish(): void {
+    this.#done = true;
+    this.#resolveSettled();
+  }
+}
+
+async function syncFolder(target: string): Promise<void> {
+  const dir = await Deno.open(join(target, ".."), { read: true });
+  try {
+    await dir.sync();
+  } finally {
+    dir.close();
+  }
+}
