@@ -59,8 +59,9 @@ export interface Usage {
  * @example Usage
  * ```ts
  * import { footprint } from "./storage.ts";
- * console.assert(footprint(0, 4096) === 4096);
- * console.assert(footprint(4097, 4096) === 8192);
+ * import { strictEqual } from "node:assert/strict";
+ * strictEqual(footprint(0, 4096), 4096);
+ * strictEqual(footprint(4097, 4096), 8192);
  * ```
  */
 export function footprint(size: number, blockSize: number): number {

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { closeQuietly } from "./close_quietly.ts";
 import { retainBlock } from "./block_pool.ts";
 
 /** Writes up to this size, with nothing queued before them, are made at once (synchronously). */
@@ -163,11 +164,7 @@ export class TempFile {
     while (this.#queue.length > 0) await this.#settleOldest();
     if (this.#open) {
       this.#open = false;
-      try {
-        this.#file.close();
-      } catch {
-        // already closed
-      }
+      closeQuietly(this.#file);
     }
     if (this.#removed) return;
     this.#removed = true;
