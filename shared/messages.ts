@@ -103,10 +103,11 @@ export interface Replies {
  */
 export const REPLIES = {
   "hello": { replies: ["welcome"], errors: ["VERSION", "BAD_REQUEST"] },
-  "auth": { replies: ["auth-continue", "auth-ok"], errors: ["AUTH_FAILED", "BAD_REQUEST", "UNSUPPORTED"] },
+  // BUSY: the user's per-user cap is reached (in place of auth-ok).
+  "auth": { replies: ["auth-continue", "auth-ok"], errors: ["AUTH_FAILED", "BAD_REQUEST", "UNSUPPORTED", "BUSY"] },
   "auth-response": {
     replies: ["auth-continue", "auth-ok"],
-    errors: ["AUTH_FAILED", "BAD_REQUEST", "UNSUPPORTED", "AUTH_REQUIRED"],
+    errors: ["AUTH_FAILED", "BAD_REQUEST", "UNSUPPORTED", "AUTH_REQUIRED", "BUSY"],
   },
   "put": { replies: ["ok"], errors: "any" },
   "get": { replies: ["file"], errors: "any" },
