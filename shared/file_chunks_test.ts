@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { releaseView } from "./block_pool.ts";
 import { fileChunks } from "./file_chunks.ts";
 import { MAX_DATA_PAYLOAD } from "./frames.ts";
 
@@ -23,7 +22,7 @@ async function withFile(fn: (file: Deno.FsFile) => Promise<void>): Promise<void>
 Deno.test("fileChunks yields the whole file in chunks of at most one DATA payload, none reused while held", async () => {
   await withFile(async (file) => {
     const chunks: Uint8Array[] = [];
-    for await (const chunk of fileChunks(file)) chunks.push(chunk);
+    for await (const chunk of fileChunks(file)) chunks.push(chunk.bytes);
     assert.deepEqual(chunks.map((chunk) => chunk.length), [MAX_DATA_PAYLOAD, MAX_DATA_PAYLOAD, MAX_DATA_PAYLOAD, 123]);
     assert.equal(new Set(chunks.map((chunk) => chunk.buffer)).size, chunks.length, "no buffer is reused");
     const whole = new Uint8Array(SIZE);
@@ -59,10 +58,10 @@ Deno.test("fileChunks reads into a chunk's block again once its hold is given ba
     const buffers: ArrayBufferLike[] = [];
     const whole: number[] = [];
     for await (const chunk of fileChunks(file)) {
-      buffers.push(chunk.buffer);
-      whole.push(...chunk.subarray(0, 16));
+      buffers.push(chunk.bytes.buffer);
+      whole.push(...chunk.bytes.subarray(0, 16));
       // As the channel does once the socket has taken the bytes.
-      releaseView(chunk);
+      chunk.release();
     }
     assert.ok(new Set(buffers).size < buffers.length, "a block was read into again");
     assert.equal(whole.length, 16 * 4);

@@ -6,7 +6,8 @@
  */
 
 import { closeQuietly } from "./close_quietly.ts";
-import { retainBlock } from "./block_pool.ts";
+import { type Bytes, bytesOf, release } from "./pooled_bytes.ts";
+import { transferMemory } from "./transfer_memory.ts";
 
 /** Writes up to this size, with nothing queued before them, are made at once (synchronously). */
 const SMALL_WRITE_BYTES = 64 * 1024;
@@ -15,24 +16,16 @@ const SMALL_WRITE_BYTES = 64 * 1024;
 export const WRITE_BEHIND_BYTES = 8 * 1024 * 1024;
 
 /**
- * Bytes that may wait in all files' queues together: with many uploads at
- * once, one over the total waits for its own writes, so the server's memory does not
- * grow with the number of transfers (docs/PERFORMANCE.md).
- */
-export const WRITE_BEHIND_TOTAL_BYTES = 16 * 1024 * 1024;
-
-/** Bytes queued in every TempFile of this process. */
-let queuedTotal = 0;
-
-/**
  * A new file being written under a temporary path.
  *
  * Writes are queued behind each other and carried out in the background (an
  * async file write runs on Deno's blocking-I/O thread, where the copy into
  * the page cache was the largest cost of an upload), so the caller can take
  * in the next chunk meanwhile; `write` waits only while more than
- * {@linkcode WRITE_BEHIND_BYTES} are queued. A failed write fails the next
- * call.
+ * {@linkcode WRITE_BEHIND_BYTES} are queued, or while every file's queues
+ * together are over `transferMemory`'s total (then it waits for its own
+ * writes, so the server's memory does not grow with the number of uploads).
+ * A failed write fails the next call.
  */
 export class TempFile {
   /** Where the bytes are going. */
@@ -69,21 +62,29 @@ export class TempFile {
   }
 
   /**
-   * Queues all of `chunk` to be appended.
+   * Queues all of `data` to be appended. Takes pooled bytes' hold: it is
+   * released once they are written (or the write failed).
    *
-   * @param chunk Bytes; they must not be changed afterwards (the write may still be queued).
+   * @param data Bytes; they must not be changed afterwards (the write may still be queued).
    */
-  async write(chunk: Uint8Array): Promise<void> {
-    this.#throwIfFailed();
+  async write(data: Bytes): Promise<void> {
+    const chunk = bytesOf(data);
+    if (this.#failure !== null) {
+      release(data);
+      throw this.#failure;
+    }
     if ((chunk.length <= SMALL_WRITE_BYTES || !this.#writeBehind) && this.#queue.length === 0) {
       // A small write with nothing queued (or any write, without write-behind): done in place, rather than
       // a round trip to the blocking-I/O thread (40-60 us) for a small one.
-      let written = 0;
-      while (written < chunk.length) written += this.#file.writeSync(chunk.subarray(written));
+      try {
+        let written = 0;
+        while (written < chunk.length) written += this.#file.writeSync(chunk.subarray(written));
+      } finally {
+        release(data);
+      }
       return;
     }
-    // The chunk waits in the queue after this call returns: hold its receive block, if it is a pooled one.
-    const release = retainBlock(chunk);
+    // The bytes wait in the queue after this call returns, with their hold.
     const done = this.#tail.then(async () => {
       if (this.#failure !== null) return;
       try {
@@ -92,17 +93,14 @@ export class TempFile {
       } catch (error) {
         this.#failure = error instanceof Error ? error : new Error(String(error));
       }
-    }).finally(release);
+    }).finally(() => release(data));
     this.#tail = done;
     this.#queue.push({ done, size: chunk.length });
     this.#queuedBytes += chunk.length;
-    queuedTotal += chunk.length;
+    transferMemory.queue(chunk.length);
     // Over the process-wide total, a file waits for its own queue to drain, down to nothing: with many
     // uploads at once, the others keep the disk busy meanwhile.
-    while (
-      this.#queue.length > 0 &&
-      (this.#queuedBytes > WRITE_BEHIND_BYTES || queuedTotal > WRITE_BEHIND_TOTAL_BYTES)
-    ) {
+    while (this.#queue.length > 0 && (this.#queuedBytes > WRITE_BEHIND_BYTES || transferMemory.overQueued)) {
       await this.#settleOldest();
     }
     this.#throwIfFailed();
@@ -112,7 +110,7 @@ export class TempFile {
     const oldest = this.#queue.shift()!;
     await oldest.done;
     this.#queuedBytes -= oldest.size;
-    queuedTotal -= oldest.size;
+    transferMemory.dequeue(oldest.size);
   }
 
   /** Waits until every queued write is done; throws if one failed. */
