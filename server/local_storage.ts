@@ -214,7 +214,7 @@ class LocalReadHandle implements ReadHandle {
 
   read(limit = Infinity): AsyncIterable<PooledBytes> {
     // Up to the size seen at open: a file that shrinks shows as a short body.
-    return fileChunks(this.#file, Math.min(limit, this.info.size));
+    return fileChunks(this.#file, { limit: Math.min(limit, this.info.size) });
   }
 
   close(): void {

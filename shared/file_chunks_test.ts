@@ -35,10 +35,28 @@ Deno.test("fileChunks yields the whole file in chunks of at most one DATA payloa
   });
 });
 
+Deno.test("fileChunks without read-ahead yields the same chunks, each read in turn", async () => {
+  await withFile(async (file) => {
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of fileChunks(file, { readAhead: false })) {
+      chunks.push(chunk.bytes.slice());
+      chunk.release();
+    }
+    assert.deepEqual(chunks.map((chunk) => chunk.length), [MAX_DATA_PAYLOAD, MAX_DATA_PAYLOAD, MAX_DATA_PAYLOAD, 123]);
+    const whole = new Uint8Array(SIZE);
+    let offset = 0;
+    for (const chunk of chunks) {
+      whole.set(chunk, offset);
+      offset += chunk.length;
+    }
+    assert.deepEqual(whole, bytes);
+  });
+});
+
 Deno.test("fileChunks stops at the limit", async () => {
   await withFile(async (file) => {
     let total = 0;
-    for await (const chunk of fileChunks(file, MAX_DATA_PAYLOAD + 5)) total += chunk.length;
+    for await (const chunk of fileChunks(file, { limit: MAX_DATA_PAYLOAD + 5 })) total += chunk.length;
     assert.equal(total, MAX_DATA_PAYLOAD + 5);
   });
 });
