@@ -12,6 +12,15 @@ import { transferMemory } from "./transfer_memory.ts";
 /** Writes up to this size, with nothing queued before them, are made at once (synchronously). */
 const SMALL_WRITE_BYTES = 64 * 1024;
 
+/** A queued write: bytes that one async write will append, and the holds they came with. */
+interface QueuedWrite {
+  /** Grows while the write has not started and the next bytes lie right behind these in the same buffer. */
+  bytes: Uint8Array;
+  holds: Bytes[];
+  started: boolean;
+  done: Promise<void>;
+}
+
 /** Bytes that may wait in one file's write-behind queue before {@linkcode TempFile.write} waits. */
 export const WRITE_BEHIND_BYTES = 8 * 1024 * 1024;
 
@@ -36,8 +45,8 @@ export class TempFile {
   #removed = false;
   /** The last queued write; never rejects (a failure is kept in `#failure`). */
   #tail: Promise<void> = Promise.resolve();
-  /** Queued writes, oldest first, with their sizes. */
-  #queue: { done: Promise<void>; size: number }[] = [];
+  /** Queued writes, oldest first. */
+  #queue: QueuedWrite[] = [];
   #queuedBytes = 0;
   #failure: Error | null = null;
 
@@ -84,18 +93,27 @@ export class TempFile {
       }
       return;
     }
-    // The bytes wait in the queue after this call returns, with their hold.
-    const done = this.#tail.then(async () => {
-      if (this.#failure !== null) return;
-      try {
-        let written = 0;
-        while (written < chunk.length) written += await this.#file.write(chunk.subarray(written));
-      } catch (error) {
-        this.#failure = error instanceof Error ? error : new Error(String(error));
-      }
-    }).finally(() => release(data));
-    this.#tail = done;
-    this.#queue.push({ done, size: chunk.length });
+    // The bytes wait in the queue after this call returns, with their hold. Pieces of one receive block
+    // arrive side by side: one that lies right behind a write not yet started joins it (one write, not two).
+    const last = this.#queue.at(-1);
+    if (last !== undefined && !last.started && follows(last.bytes, chunk)) {
+      last.bytes = new Uint8Array(last.bytes.buffer, last.bytes.byteOffset, last.bytes.length + chunk.length);
+      last.holds.push(data);
+    } else {
+      const queued: QueuedWrite = { bytes: chunk, holds: [data], started: false, done: Promise.resolve() };
+      queued.done = this.#tail.then(async () => {
+        queued.started = true;
+        if (this.#failure !== null) return;
+        try {
+          let written = 0;
+          while (written < queued.bytes.length) written += await this.#file.write(queued.bytes.subarray(written));
+        } catch (error) {
+          this.#failure = error instanceof Error ? error : new Error(String(error));
+        }
+      }).finally(() => queued.holds.forEach(release));
+      this.#tail = queued.done;
+      this.#queue.push(queued);
+    }
     this.#queuedBytes += chunk.length;
     transferMemory.queue(chunk.length);
     // Over the process-wide total, a file waits for its own queue to drain, down to nothing: with many
@@ -109,8 +127,8 @@ export class TempFile {
   async #settleOldest(): Promise<void> {
     const oldest = this.#queue.shift()!;
     await oldest.done;
-    this.#queuedBytes -= oldest.size;
-    transferMemory.dequeue(oldest.size);
+    this.#queuedBytes -= oldest.bytes.length;
+    transferMemory.dequeue(oldest.bytes.length);
   }
 
   /** Waits until every queued write is done; throws if one failed. */
@@ -172,4 +190,9 @@ export class TempFile {
       // already gone
     }
   }
+}
+
+/** True when `next` lies right behind `bytes` in the same buffer. */
+function follows(bytes: Uint8Array, next: Uint8Array): boolean {
+  return next.buffer === bytes.buffer && next.byteOffset === bytes.byteOffset + bytes.length;
 }

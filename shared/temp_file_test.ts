@@ -100,3 +100,27 @@ Deno.test("TempFile without write-behind has every chunk written by the time wri
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("TempFile.write() joins pieces that lie side by side in one block, and releases each once written", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const temp = await TempFile.create(join(dir, "t.part"));
+    const block = transferMemory.take(4 << 20);
+    block.bytes.set(chunk(4 << 20, 3));
+    const expected = block.bytes.slice();
+    // Four views one behind the other, as a receive block's pieces arrive; the block's own hold goes at once.
+    for (let i = 0; i < 4; i++) await temp.write(block.hold(i << 20, (i + 1) << 20));
+    block.release();
+    const free = transferMemory.snapshot().freeBytes;
+    await temp.moveTo(join(dir, "final"));
+    assert.equal(
+      transferMemory.snapshot().freeBytes,
+      free + (4 << 20),
+      "the block is free once every piece is written",
+    );
+    const written = await Deno.readFile(join(dir, "final"));
+    assert.ok(written.length === expected.length && written.every((byte, i) => byte === expected[i]));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
