@@ -2,9 +2,11 @@
  * Section "transfer": how fast one whole `dfos put` or `dfos get` process
  * moves one large file over loopback, next to what a user would otherwise
  * pick: socat raw TCP (the limit of the wire), an rsync daemon and OpenSSH
- * sftp; and dfos over TLS ("dfos-tls"), the encrypted figure to set beside
- * sftp's. Targets: dfos (plaintext) ahead of rsync and at least twice sftp,
- * each direction; dfos-tls has no target, its ratios to dfos and sftp are shown.
+ * sftp; dfos with `--verify` ("dfos-verify", SHA-256); and dfos over TLS
+ * ("dfos-tls"), the encrypted figure to set beside sftp's. Targets: dfos
+ * (plaintext, CRC-32) at least 0.70x socat, ahead of rsync and at least twice
+ * sftp, each direction; dfos-verify at least 0.28x socat; dfos-tls has no
+ * target, its ratios to dfos and sftp are shown.
  *
  * The method is that of the peers harness (`shared/bench/peers/run.sh`, beside
  * this checkout):
