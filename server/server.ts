@@ -549,12 +549,11 @@ function checkLimits(options: ServeOptions): Required<Omit<RequestLimitOptions, 
 }
 
 /** Encodes one message as the bytes of its frame, with the same encoder the sessions use. */
-function frameBytes(message: MessageOf<"error">): Promise<Uint8Array> {
+async function frameBytes(message: MessageOf<"error">): Promise<Uint8Array> {
   const frames = ReadableStream.from([encodeMessage(message)]).pipeThrough(new FrameEncoderStream());
-  return new Response(
-    frames.pipeThrough(new TransformStream({ transform: (chunk, out) => out.enqueue(bytesOf(chunk)) })),
-  )
-    .bytes();
+  // A control frame leaves the encoder as one chunk of plain bytes.
+  const [chunk, ...rest] = (await Array.fromAsync(frames)).map(bytesOf);
+  return rest.length === 0 ? chunk : Uint8Array.from([chunk, ...rest].flatMap((part) => [...part]));
 }
 
 /**

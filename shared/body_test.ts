@@ -389,7 +389,7 @@ Deno.test("BodyReceiver.pieces() reuses the blocks of pieces the consumer releas
   });
 });
 
-Deno.test("BodyReceiver.chunks() without recycle leaves every piece valid for good", async () => {
+Deno.test("BodyReceiver.chunks() leaves every piece valid for good", async () => {
   await withPair(async (sender, receiver) => {
     const sent = patternChunks(24 * MAX_DATA_PAYLOAD);
     const body = new BodyReceiver(receiver);
