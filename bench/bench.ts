@@ -16,8 +16,10 @@
  *   processes; 64 concurrent transfers from one process next to one stream.
  * - `idle` (idle.ts): 1,000 authenticated idle connections, the server's RSS
  *   per connection, and a put while they are held.
- * - `small` (small_ops.ts): one whole-process 1 KiB put next to rsync and
- *   sftp; put/peek/rm of 1 KiB over one connection, per second.
+ * - `small` (small_ops.ts): one whole-process 1 KiB put next to rsync, sftp
+ *   and an empty `deno run`; put/peek/rm of 1 KiB over one connection, per second.
+ * - `stall` (stall.ts): another user's peeks while a 1 GiB file is put,
+ *   replaced and deleted.
  *
  * Everything runs on loopback. Each section gets a scratch folder of its own
  * and a process group; after it (also after a failure) every server it
@@ -42,6 +44,7 @@ import { printTable, type Row, rowJson } from "./report.ts";
 import { messageOf, type Section, type SectionId } from "./section.ts";
 import { parseSettings, type Settings, USAGE } from "./settings.ts";
 import { smallSection } from "./small_ops.ts";
+import { stallSection } from "./stall.ts";
 import { transferSection } from "./transfer.ts";
 
 /** The sections by name. */
@@ -51,6 +54,7 @@ const SECTIONS: Record<SectionId, Section> = {
   clients: clientsSection,
   idle: idleSection,
   small: smallSection,
+  stall: stallSection,
 };
 
 const started = Date.now();

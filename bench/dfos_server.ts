@@ -16,6 +16,8 @@ import { type ProcessGroup, type Server, waitForAccept } from "./processes.ts";
 
 /** The user every benchmark server knows. */
 export const BENCH_USER = "bench";
+/** A second user, for figures about what one user's work does to another's. */
+export const BENCH_OTHER_USER = "bench-other";
 /** How long a server gets to start accepting connections. */
 const START_TIMEOUT_MS = 30_000;
 
@@ -76,7 +78,7 @@ export class DfosServer {
     await Deno.mkdir(join(root, BENCH_USER), { recursive: true, mode: 0o750 });
     const password = randomHex(12);
     const users = join(dir, "id_passwd.txt");
-    await Deno.writeTextFile(users, `${BENCH_USER}:${password}\n`, { mode: 0o600 });
+    await Deno.writeTextFile(users, `${BENCH_USER}:${password}\n${BENCH_OTHER_USER}:${password}\n`, { mode: 0o600 });
     const port = freePort();
     const argv = [
       Deno.execPath(),
@@ -149,11 +151,12 @@ export class DfosServer {
   /**
    * Connects an in-process client and logs in.
    *
+   * @param user Who logs in: the bench user, or {@linkcode BENCH_OTHER_USER}.
    * @returns The client.
    */
-  async connect(): Promise<DfosClient> {
+  async connect(user: string = this.user): Promise<DfosClient> {
     const tls = this.tls ? { caCerts: [await Deno.readTextFile(this.tls.certFile)] } : false;
-    return await DfosClient.connect({ server: this.address, user: this.user, password: this.password, tls });
+    return await DfosClient.connect({ server: this.address, user, password: this.password, tls });
   }
 
   /**

@@ -20,7 +20,7 @@ export type Direction = "put" | "get";
 export const DIRECTIONS: readonly Direction[] = ["put", "get"];
 
 /** The peers this module knows, in the order a round runs them. */
-export const PEER_IDS = ["socat", "rsync", "sftp", "dfos", "dfos-tls"] as const;
+export const PEER_IDS = ["socat", "rsync", "sftp", "dfos", "dfos-verify", "dfos-tls"] as const;
 
 /** One of {@linkcode PEER_IDS}. */
 export type PeerId = typeof PEER_IDS[number];
@@ -110,6 +110,8 @@ export function createPeer(id: PeerId, context: PeerContext, options: PeerOption
       return new SftpPeer(context, clientArgs);
     case "dfos":
       return new DfosPeer(context);
+    case "dfos-verify":
+      return new DfosPeer(context, { verify: true });
     case "dfos-tls":
       return new DfosPeer(context, { tls: true });
   }
@@ -370,23 +372,33 @@ export interface DfosPeerOptions {
    * @default {false}
    */
   tls?: boolean;
+  /**
+   * Check bodies with SHA-256 (`--verify`) instead of CRC-32: the peer "dfos-verify".
+   *
+   * @default {false}
+   */
+  verify?: boolean;
 }
 
 /** dfos: `main.ts serve` as a subprocess, and the `main.ts put` / `get` command line as the client. */
 export class DfosPeer implements Peer {
-  readonly id: "dfos" | "dfos-tls";
+  readonly id: "dfos" | "dfos-verify" | "dfos-tls";
   readonly label: string;
   readonly servers: string[][] = [];
   readonly #context: PeerContext;
   readonly #tls: boolean;
+  readonly #verify: boolean;
   #server: DfosServer | null = null;
 
   constructor(context: PeerContext, options: DfosPeerOptions = {}) {
     this.#context = context;
     this.#tls = options.tls ?? false;
-    this.id = this.#tls ? "dfos-tls" : "dfos";
+    this.#verify = options.verify ?? false;
+    this.id = this.#tls ? "dfos-tls" : this.#verify ? "dfos-verify" : "dfos";
     this.label = this.#tls
       ? "dfos over TLS, EC P-256 certificate (deno run -A main.ts, --tls --ca)"
+      : this.#verify
+      ? "dfos with SHA-256 (deno run -A main.ts, --verify)"
       : "dfos (deno run -A main.ts)";
   }
 
@@ -409,7 +421,10 @@ export class DfosPeer implements Peer {
   }
 
   async transfer(direction: Direction, local: string, name: string): Promise<string[][]> {
-    const call = this.server.cli(direction === "put" ? ["put", local, name] : ["get", name, local]);
+    const verify = this.#verify ? ["--verify"] : [];
+    const call = this.server.cli(
+      direction === "put" ? ["put", ...verify, local, name] : ["get", ...verify, name, local],
+    );
     await runClient(this.#context, call.argv, call.env, call.cwd);
     return [call.argv];
   }

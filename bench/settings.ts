@@ -13,7 +13,7 @@ import { PEER_IDS, type PeerId } from "./peers.ts";
 import { SECTION_IDS, type SectionId } from "./section.ts";
 
 /** The peers the transfer section measures by default. */
-export const DEFAULT_PEERS: readonly PeerId[] = ["socat", "rsync", "sftp", "dfos", "dfos-tls"];
+export const DEFAULT_PEERS: readonly PeerId[] = ["socat", "rsync", "sftp", "dfos", "dfos-verify", "dfos-tls"];
 /** Where the results of a full run go unless `--out` says otherwise. */
 export const DEFAULT_OUT = join(PROJECT_DIR, "bench", "results", "latest.json");
 
@@ -63,6 +63,11 @@ export interface Settings {
     /** How many are opened at once (under the server's listen backlog). */
     batch: number;
   };
+  /** Another user's peeks while a large file is put, replaced and deleted. */
+  stall: {
+    /** The large file's size in MiB. */
+    sizeMiB: number;
+  };
   /** Small operations. */
   small: {
     /** Timed whole-process 1 KiB puts per peer, after the warm-ups. */
@@ -87,7 +92,8 @@ prints one table with each figure next to its target (issue 4):
   memory    the server's peak RSS while 32 clients put and get 256 MiB files, then 64 MiB
   clients   32 client processes putting 4 MiB each, next to rsync; 64 streams next to one
   idle      1,000 authenticated idle connections: RSS each, and a put while they are held
-  small     a whole-process 1 KiB put next to rsync and sftp; put/peek/rm per second
+  small     a whole-process 1 KiB put next to rsync, sftp and an empty deno run; put/peek/rm per second
+  stall     another user's peeks while a 1 GiB file is put, replaced and deleted
 
       --only LIST        sections to run, from ${SECTION_IDS.join(",")} (default all)
       --size MIB         transfer: size of the test file (default 1024)
@@ -155,6 +161,7 @@ export function parseSettings(args: string[]): Settings | null {
       connections: values.idle === undefined ? (quick ? 100 : 1000) : positiveInteger(values.idle, "--idle"),
       batch: 50,
     },
+    stall: { sizeMiB: quick ? 64 : 1024 },
     small: quick
       ? { runs: 3, warmups: 1, opsRuns: 1, opsSeconds: 1, opsLimit: 3000 }
       : { runs: 20, warmups: 2, opsRuns: 3, opsSeconds: 3, opsLimit: 3000 },

@@ -7,7 +7,9 @@
  *   KexAlgorithms=curve25519-sha256`: OpenSSH 9's default key exchange costs
  *   more), as the peers harness measures them: 2 untimed warm-up rounds,
  *   then 20 timed rounds, the peers interleaved; every stored file checked by
- *   SHA-256. Target: dfos's median no slower than rsync's.
+ *   SHA-256; in each round also an empty `deno run` (a script that does
+ *   nothing), the floor of any Deno command. Target: dfos's median at most
+ *   twice the empty run's (issue 10).
  * - The rate of small operations over one connection with the in-process
  *   client: put, peek (a get limited to 1024 bytes) and rm of 1 KiB files,
  *   each peek compared with what was put. After a warm-up, 3 runs, each of 3
@@ -74,6 +76,9 @@ export async function smallSection(context: SectionContext): Promise<SectionResu
     createPeer("sftp", peerContext, { clientArgs: ["-o", "KexAlgorithms=curve25519-sha256"] }),
   ];
   for (const peer of peers) context.defer(async () => await peer.close?.());
+  const empty = join(dir, "data", "empty.ts");
+  await Deno.writeTextFile(empty, "\n");
+  const emptyRuns: number[] = [];
   const local = join(dir, "data", "small-1k.bin");
   await Deno.writeFile(local, crypto.getRandomValues(new Uint8Array(SMALL_BYTES)));
   const sha256 = await sha256File(local);
@@ -95,6 +100,9 @@ export async function smallSection(context: SectionContext): Promise<SectionResu
       context.signal.throwIfAborted();
       if (one.failure === null) await putOnce(one, local, sha256, round >= 1);
     }
+    const begun = performance.now();
+    await new Deno.Command(Deno.execPath(), { args: ["run", empty], stdin: "null", stdout: "null" }).output();
+    if (round >= 1) emptyRuns.push(performance.now() - begun);
   }
   for (const one of series) {
     const summary = summarize(one.milliseconds);
@@ -114,9 +122,10 @@ export async function smallSection(context: SectionContext): Promise<SectionResu
     }
   }
   return {
-    rows: rowsOf(series, ops, runs),
+    rows: rowsOf(series, ops, runs, emptyRuns),
     data: {
       putRuns: runs,
+      emptyDenoRunMs: emptyRuns.map((value) => round(value)),
       putWarmups: warmups,
       puts: series.map((one) => {
         const summary = summarize(one.milliseconds);
@@ -213,17 +222,26 @@ function concat(parts: Uint8Array[]): Uint8Array {
   return whole;
 }
 
-function rowsOf(series: PutSeries[], ops: { runs: OpsRun[]; failure: string | null }, runs: number): Row[] {
+function rowsOf(
+  series: PutSeries[],
+  ops: { runs: OpsRun[]; failure: string | null },
+  runs: number,
+  emptyRuns: number[],
+): Row[] {
   const rows: Row[] = [];
   const rsync = series.find((one) => one.peer.id === "rsync");
   const rsyncMedian = rsync && rsync.failure === null ? summarize(rsync.milliseconds)?.median ?? null : null;
+  const empty = summarize(emptyRuns);
   for (const one of series) {
     const summary = one.failure === null ? summarize(one.milliseconds) : null;
     const isDfos = one.peer.id === "dfos";
-    const ratio = isDfos && summary && rsyncMedian !== null ? summary.median / rsyncMedian : null;
+    const ratio = isDfos && summary && empty ? summary.median / empty.median : null;
     const notes = [`${one.verified}/${runs} sha256-verified`, one.peer.label];
-    if (ratio !== null && rsyncMedian !== null) {
-      notes.unshift(`${ratio.toFixed(2)}x rsync's ${rsyncMedian.toFixed(1)} ms`);
+    if (isDfos && summary && rsyncMedian !== null) {
+      notes.unshift(`${(summary.median / rsyncMedian).toFixed(2)}x rsync's ${rsyncMedian.toFixed(1)} ms`);
+    }
+    if (ratio !== null && empty) {
+      notes.unshift(`${ratio.toFixed(2)}x an empty deno run's ${empty.median.toFixed(1)} ms`);
     }
     if (one.failure !== null) notes.unshift(one.failure);
     rows.push({
@@ -234,6 +252,13 @@ function rowsOf(series: PutSeries[], ops: { runs: OpsRun[]; failure: string | nu
       note: notes.join("; "),
     });
   }
+  rows.push({
+    section: "small",
+    what: "empty deno run, whole process",
+    figure: empty ? `${formatSummary(empty, (value) => value.toFixed(1))} ms` : "not measured",
+    judgement: null,
+    note: "deno run of a script that does nothing: the floor of a Deno command",
+  });
   const rate = summarize(ops.runs.map((run) => run.perSecond));
   rows.push({
     section: "small",

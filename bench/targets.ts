@@ -1,7 +1,8 @@
 /**
- * Issue 4's targets, each as a test on one figure, and the verdict a row of
- * the table shows next to it: MET or MISSED (a figure that could not be
- * measured misses its target; nothing is hidden).
+ * The targets (issue 4's, and issue 10's where it set new ones), each as a
+ * test on one figure, and the verdict a row of the table shows next to it:
+ * MET or MISSED (a figure that could not be measured misses its target;
+ * nothing is hidden).
  *
  * @module
  */
@@ -36,6 +37,10 @@ export const TARGETS = {
   aheadOfRsync: { text: "> 1.00x rsync", test: (ratio: number) => ratio > 1 },
   /** 1 GiB put or get: dfos's MB/s over sftp's. */
   twiceSftp: { text: ">= 2.00x sftp", test: (ratio: number) => ratio >= 2 },
+  /** 1 GiB put or get, CRC-32: dfos's MB/s over socat `-b 1M`'s, same direction (issue 10). */
+  nearSocat: { text: ">= 0.70x socat", test: (ratio: number) => ratio >= 0.7 },
+  /** 1 GiB put or get with `--verify` (SHA-256): dfos's MB/s over socat's (issue 10). */
+  verifiedNearSocat: { text: ">= 0.28x socat", test: (ratio: number) => ratio >= 0.28 },
   /** The server's peak RSS with 32 clients putting and getting large files at once, in MiB. */
   peakRss: { text: "<= 160 MiB", test: (mib: number) => mib <= 160 },
   /** The larger of the two peaks (256 MiB and 64 MiB files) over the smaller. */
@@ -43,8 +48,8 @@ export const TARGETS = {
     text: `<= ${FLAT_RSS_RATIO.toFixed(2)}x (the same)`,
     test: (ratio: number) => ratio <= FLAT_RSS_RATIO,
   },
-  /** 32 client processes at once: dfos's wall time over the rsync daemon's. */
-  clientsWall: { text: "<= 1.50x rsync's wall", test: (ratio: number) => ratio <= 1.5 },
+  /** 32 client processes at once: dfos's wall time over the rsync daemon's (issue 10; issue 4 asked 1.50x). */
+  clientsWall: { text: "<= 2.50x rsync's wall", test: (ratio: number) => ratio <= 2.5 },
   /** 64 transfers at once from one process: aggregate MB/s over one stream's. */
   streamsAggregate: { text: ">= 0.80x one stream", test: (ratio: number) => ratio >= 0.8 },
   /** Server RSS per authenticated idle connection, in KiB. */
@@ -53,8 +58,10 @@ export const TARGETS = {
   idlePut: { text: "succeeds", test: (ok: number) => ok === 1 },
   /** put, peek and rm of 1 KiB files over one connection, per second. */
   smallOps: { text: ">= 2,000 ops/s", test: (rate: number) => rate >= 2000 },
-  /** One whole `dfos put` process of 1 KiB: its median wall time over the rsync daemon's. */
-  smallPut: { text: "<= 1.00x rsync's", test: (ratio: number) => ratio <= 1 },
+  /** One whole `dfos put` process of 1 KiB: its median wall time over an empty `deno run`'s (issue 10). */
+  smallPut: { text: "<= 2.00x empty deno run", test: (ratio: number) => ratio <= 2 },
+  /** The longest wait of another user's peek while a 1 GiB file is replaced, or deleted, in ms (issue 10). */
+  peekStall: { text: "<= 50 ms", test: (ms: number) => ms <= 50 },
 } as const satisfies Record<string, Target>;
 
 /**

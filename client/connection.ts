@@ -19,6 +19,7 @@ import { Channel } from "../shared/channel.ts";
 import { closeQuietly } from "../shared/close_quietly.ts";
 import { AGENT, DEFAULT_PORT } from "../shared/defaults.ts";
 import { type DigestAlgorithm, type ListEntry, type MessageOf, PROTOCOL_VERSION, REPLIES } from "../shared/messages.ts";
+import type { Bytes } from "../shared/pooled_bytes.ts";
 import { SCRAM_SHA_256 } from "../shared/scram.ts";
 import { DfosError, Status } from "../shared/status.ts";
 import type { ClientMechanism } from "./auth/mechanism.ts";
@@ -171,7 +172,7 @@ export class DfosClient {
    * @param options Announced size, progress.
    * @returns The stored size and the digest sent.
    */
-  async put(name: string, chunks: AsyncIterable<Uint8Array>, options: PutOptions = {}): Promise<BodySummary> {
+  async put(name: string, chunks: AsyncIterable<Bytes>, options: PutOptions = {}): Promise<BodySummary> {
     const channel = this.#channel;
     const digest = options.digest ?? "crc32";
     const size = options.size ?? null;
@@ -372,7 +373,7 @@ async function login(channel: Channel, mechanism: ClientMechanism): Promise<stri
   }
 }
 
-async function* stopOnAbort(chunks: AsyncIterable<Uint8Array>, signal: AbortSignal): AsyncGenerator<Uint8Array> {
+async function* stopOnAbort(chunks: AsyncIterable<Bytes>, signal: AbortSignal): AsyncGenerator<Bytes> {
   for await (const chunk of chunks) {
     signal.throwIfAborted();
     yield chunk;

@@ -42,8 +42,8 @@ export async function prepareLocalFile(path: string): Promise<TempFile> {
  */
 export async function saveToFile(download: Download, temp: TempFile, path: string): Promise<void> {
   try {
-    // TempFile holds what it queues, so each piece's receive block can be reused once written.
-    for await (const chunk of download.body.chunks({ recycle: true })) await temp.write(chunk);
+    // Each piece goes to the file with its hold: its receive block is reused once written.
+    for await (const piece of download.body.pieces()) await temp.write(piece);
     await temp.moveTo(path);
   } catch (error) {
     await temp.remove();

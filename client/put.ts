@@ -47,7 +47,9 @@ ${CLIENT_OPTIONS_USAGE}`,
       await withClient({ values, positionals }, async (client) => {
         const progress = new Progress(name, size);
         try {
-          await client.put(name, fileChunks(source, size ?? Infinity), {
+          // A file is read in turn, synchronously; standard input, which may wait on a pipe, ahead.
+          const chunks = fileChunks(source, { limit: size ?? Infinity, readAhead: source === Deno.stdin });
+          await client.put(name, chunks, {
             size,
             digest: values.verify ? "sha256" : "crc32",
             onProgress: (bytes) => progress.update(bytes),

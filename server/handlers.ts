@@ -24,6 +24,7 @@ import {
   type MessageType,
 } from "../shared/messages.ts";
 import { excerpt, nameProblem } from "../shared/names.ts";
+import type { Bytes } from "../shared/pooled_bytes.ts";
 import { DfosError, Status } from "../shared/status.ts";
 import type { Quota } from "./quota.ts";
 import type { OperationKind } from "./stats.ts";
@@ -71,8 +72,8 @@ export interface IncomingBody {
 
 /** A body to send after the reply. */
 export interface OutgoingBody {
-  /** The bytes, in order. */
-  chunks: AsyncIterable<Uint8Array>;
+  /** The bytes, in order; pooled ones are released once sent. */
+  chunks: AsyncIterable<Bytes>;
   /** Its length, as the reply announced it. */
   size: number;
   /** The check END carries. */
@@ -132,11 +133,11 @@ const ROWS = {
       }
       try {
         let received = 0;
-        // Each piece's receive block is reused once written (or queued, held, by the upload): see Upload.write.
-        for await (const chunk of body!.chunks({ recycle: true })) {
-          received += chunk.length;
+        // Each piece goes to the upload with its hold: its receive block is reused once written.
+        for await (const piece of body!.pieces()) {
+          received += piece.length;
           allowance.receive(received); // an upload of unknown size is cut the moment it goes over
-          await upload.write(chunk);
+          await upload.write(piece);
         }
         // The last check of the quota: the file actually replaced and the folders created, in the same step as the rename.
         const info = await upload.commit({ admit: (change) => allowance.admit(change) });

@@ -27,6 +27,7 @@
 import { join } from "node:path";
 import { fileChunks } from "../shared/file_chunks.ts";
 import { isReserved } from "../shared/names.ts";
+import type { PooledBytes } from "../shared/pooled_bytes.ts";
 import { DfosError, Status } from "../shared/status.ts";
 import {
   checkName,
@@ -211,9 +212,9 @@ class LocalReadHandle implements ReadHandle {
     this.info = info;
   }
 
-  read(limit = Infinity): AsyncIterable<Uint8Array> {
+  read(limit = Infinity): AsyncIterable<PooledBytes> {
     // Up to the size seen at open: a file that shrinks shows as a short body.
-    return fileChunks(this.#file, Math.min(limit, this.info.size));
+    return fileChunks(this.#file, { limit: Math.min(limit, this.info.size) });
   }
 
   close(): void {

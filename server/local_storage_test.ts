@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DfosError, Status, type StatusCode, statusName } from "../shared/status.ts";
+import { bytesOf } from "../shared/pooled_bytes.ts";
 import { LARGE_FILE_BYTES } from "./confinement.ts";
 import { BLOCK_BYTES, LocalStorage, PARTIAL_DIR } from "./local_storage.ts";
 import type { CommitChange, ListOptions } from "./storage.ts";
@@ -47,7 +48,7 @@ async function read(storage: LocalStorage, name: string, limit?: number): Promis
   const handle = await storage.openRead(USER, name);
   try {
     const chunks: Uint8Array[] = [];
-    for await (const chunk of handle.read(limit)) chunks.push(chunk);
+    for await (const chunk of handle.read(limit)) chunks.push(bytesOf(chunk));
     return chunks.map((chunk) => decoder.decode(chunk, { stream: true })).join("") + decoder.decode();
   } finally {
     handle.close();
@@ -513,7 +514,7 @@ Deno.test("LocalStorage.openRead keeps reading the version it opened after a rep
     try {
       await put(storage, "a.txt", "version two, longer");
       const chunks = await Array.fromAsync(handle.read());
-      assert.equal(chunks.map((chunk) => decoder.decode(chunk)).join(""), "version one");
+      assert.equal(chunks.map((chunk) => decoder.decode(bytesOf(chunk))).join(""), "version one");
     } finally {
       handle.close();
     }

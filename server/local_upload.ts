@@ -29,6 +29,7 @@
  */
 
 import { join } from "node:path";
+import { type Bytes, release } from "../shared/pooled_bytes.ts";
 import { DfosError, Status } from "../shared/status.ts";
 import { TempFile } from "../shared/temp_file.ts";
 import {
@@ -119,7 +120,8 @@ export class LocalUpload implements Upload {
     return upload;
   }
 
-  async write(chunk: Uint8Array): Promise<void> {
+  async write(chunk: Bytes): Promise<void> {
+    if (this.#done) release(chunk);
     this.#throwIfDone();
     await this.#start.temp.write(chunk);
   }

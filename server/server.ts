@@ -29,6 +29,7 @@ import { AGENT, DEFAULT_LISTEN_HOSTNAME, DEFAULT_PORT } from "../shared/defaults
 import { FrameEncoderStream } from "../shared/frames.ts";
 import { encodeMessage, MAX_CONTROL_LENGTH, type MessageOf } from "../shared/messages.ts";
 import { MAX_NAME_BYTES } from "../shared/names.ts";
+import { bytesOf } from "../shared/pooled_bytes.ts";
 import { Status } from "../shared/status.ts";
 import { PlainMechanism } from "./auth/plain.ts";
 import { ScramMechanism } from "./auth/scram.ts";
@@ -548,9 +549,11 @@ function checkLimits(options: ServeOptions): Required<Omit<RequestLimitOptions, 
 }
 
 /** Encodes one message as the bytes of its frame, with the same encoder the sessions use. */
-function frameBytes(message: MessageOf<"error">): Promise<Uint8Array> {
+async function frameBytes(message: MessageOf<"error">): Promise<Uint8Array> {
   const frames = ReadableStream.from([encodeMessage(message)]).pipeThrough(new FrameEncoderStream());
-  return new Response(frames).bytes();
+  // A control frame leaves the encoder as one chunk of plain bytes.
+  const [chunk, ...rest] = (await Array.fromAsync(frames)).map(bytesOf);
+  return rest.length === 0 ? chunk : Uint8Array.from([chunk, ...rest].flatMap((part) => [...part]));
 }
 
 /**

@@ -17,6 +17,7 @@
  */
 
 import type { ListEntry } from "../shared/messages.ts";
+import type { Bytes } from "../shared/pooled_bytes.ts";
 
 /** Facts about one stored file. */
 export interface FileInfo {
@@ -77,10 +78,10 @@ export interface ReadHandle {
   /** The file's facts when it was opened. */
   readonly info: FileInfo;
   /**
-   * The file's bytes, at most `limit` of them, in large chunks that are never
-   * reused after they are yielded.
+   * The file's bytes, at most `limit` of them, in large chunks, plain or
+   * `PooledBytes` that the consumer releases (shared/pooled_bytes.ts).
    */
-  read(limit?: number): AsyncIterable<Uint8Array>;
+  read(limit?: number): AsyncIterable<Bytes>;
   /** Releases the file. Safe to call twice. */
   close(): void;
 }
@@ -94,14 +95,13 @@ export interface ReadHandle {
 export interface Upload {
   /**
    * Appends bytes. The write may go on in the background (errors surface at
-   * a later call or at commit). The chunk is valid only until the returned
-   * promise resolves (its receive block is then reused): an implementation
-   * that keeps it longer must hold it with `retainBlock` from
-   * shared/block_pool.ts and release the hold once done, as `TempFile` does.
+   * a later call or at commit). Takes the chunk's hold when it is
+   * `PooledBytes` (shared/pooled_bytes.ts): the implementation releases it
+   * once done with the bytes, whether the write succeeds or not.
    *
    * @param chunk The next bytes of the body.
    */
-  write(chunk: Uint8Array): Promise<void>;
+  write(chunk: Bytes): Promise<void>;
   /**
    * Makes the upload the file's content, replacing any previous version at
    * once. Checks again what `beginUpload` checked (a folder may have taken

@@ -11,7 +11,8 @@ import type { Channel } from "./channel.ts";
 import { type BodyDigest, createDigest } from "./digest.ts";
 import { COALESCE_LIMIT, MAX_DATA_PAYLOAD } from "./frames.ts";
 import type { DigestAlgorithm } from "./messages.ts";
-import { beginTransfer } from "./transfer_budget.ts";
+import { type Bytes, bytesOf, PooledBytes, release } from "./pooled_bytes.ts";
+import { transferMemory } from "./transfer_memory.ts";
 import { DfosError, Status } from "./status.ts";
 
 /** What a body was: its length and check value. */
@@ -44,7 +45,8 @@ export interface SendBodyOptions {
  * partial body for a whole one.
  *
  * Chunks are sent as they are (split only above the DATA limit) and must not
- * be changed by the producer after they are yielded.
+ * be changed by the producer after they are yielded; a pooled chunk's hold
+ * goes with it to the channel, which releases it once the socket has the bytes.
  *
  * @param channel Where to send.
  * @param chunks The body.
@@ -53,18 +55,26 @@ export interface SendBodyOptions {
  */
 export async function sendBody(
   channel: Channel,
-  chunks: AsyncIterable<Uint8Array>,
+  chunks: AsyncIterable<Bytes>,
   options: SendBodyOptions = {},
 ): Promise<BodySummary> {
   const digest = await createDigest(options.algorithm ?? "crc32", { sizeHint: options.sizeHint });
-  const ended = beginTransfer();
+  const ended = transferMemory.begin();
   try {
     for await (const chunk of chunks) {
-      for (let offset = 0; offset < chunk.length; offset += MAX_DATA_PAYLOAD) {
-        const piece = chunk.length <= MAX_DATA_PAYLOAD ? chunk : chunk.subarray(offset, offset + MAX_DATA_PAYLOAD);
-        digest.update(piece);
+      const bytes = bytesOf(chunk);
+      if (bytes.length <= MAX_DATA_PAYLOAD) {
+        digest.update(bytes);
         // A small piece waits for what follows (the next piece, or END): one socket write for a small body.
-        await channel.send({ type: "data", chunk: piece }, { more: piece.length <= COALESCE_LIMIT });
+        await channel.send({ type: "data", chunk }, { more: bytes.length <= COALESCE_LIMIT });
+      } else {
+        for (let offset = 0; offset < bytes.length; offset += MAX_DATA_PAYLOAD) {
+          const end = Math.min(offset + MAX_DATA_PAYLOAD, bytes.length);
+          digest.update(bytes.subarray(offset, end));
+          const piece = chunk instanceof PooledBytes ? chunk.hold(offset, end) : bytes.subarray(offset, end);
+          await channel.send({ type: "data", chunk: piece }, { more: end - offset <= COALESCE_LIMIT });
+        }
+        release(chunk); // each piece holds the block itself
       }
       options.onProgress?.(digest.size);
     }
@@ -144,40 +154,42 @@ export class BodyReceiver {
    * `BAD_REQUEST` for any other message in the middle of a body (an ERROR
    * too, unless the sender may fail: {@linkcode BodyReceiverOptions.senderMayFail}).
    *
-   * By default each piece stays valid for good. With `recycle`, a piece is
-   * valid only until the next one is asked for (or the loop ends): its
-   * receive block is then reused, unless the consumer holds it with
-   * `retainBlock` (shared/block_pool.ts), as `TempFile` does for the writes it
-   * queues. That spares a fresh buffer per piece on the body path.
-   *
-   * @param options `recycle`: reuse each piece's block once the consumer moves on.
+   * Each piece stays valid for good: its receive block is not reused. See
+   * {@linkcode BodyReceiver.pieces} for the body path's way, which reuses it.
    */
-  async *chunks(options: { recycle?: boolean } = {}): AsyncGenerator<Uint8Array> {
+  async *chunks(): AsyncGenerator<Uint8Array> {
+    for await (const piece of this.pieces()) yield bytesOf(piece);
+  }
+
+  /**
+   * Yields the body's bytes as {@linkcode BodyReceiver.chunks} does, each
+   * piece plain or `PooledBytes` (shared/pooled_bytes.ts) that the consumer
+   * owns: it releases them (or passes them on, as to `TempFile.write`) once
+   * done, and the receive block is then reused. A piece not released costs
+   * only the reuse.
+   */
+  async *pieces(): AsyncGenerator<Bytes> {
     const expected = this.#options.expectedSize ?? null;
     const digest = await createDigest(this.#options.algorithm ?? "crc32", { sizeHint: expected });
-    const ended = beginTransfer();
+    const ended = transferMemory.begin();
     try {
-      yield* this.#take(digest, expected, options.recycle === true);
+      yield* this.#take(digest, expected);
     } finally {
       ended();
     }
   }
 
-  async *#take(digest: BodyDigest, expected: number | null, recycle: boolean): AsyncGenerator<Uint8Array> {
+  async *#take(digest: BodyDigest, expected: number | null): AsyncGenerator<Bytes> {
     while (true) {
       const message = await this.#next();
       if (message.type === "data") {
-        digest.update(message.chunk);
+        digest.update(bytesOf(message.chunk));
         if (expected !== null && digest.size > expected) {
+          release(message.chunk);
           throw new DfosError(Status.INTEGRITY, `Body is longer than the announced ${expected} bytes`);
         }
         this.#options.onProgress?.(digest.size);
-        try {
-          yield message.chunk;
-        } finally {
-          // The consumer has moved on (or stopped): what it keeps of this piece, it holds itself.
-          if (recycle) message.release?.();
-        }
+        yield message.chunk;
         continue;
       }
       this.#finished = true;
@@ -211,7 +223,8 @@ export class BodyReceiver {
   async discard(): Promise<void> {
     while (!this.#finished) {
       const message = await this.#next();
-      if (message.type !== "data") this.#finished = true;
+      if (message.type === "data") release(message.chunk);
+      else this.#finished = true;
     }
   }
 

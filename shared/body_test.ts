@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { BodyReceiver, sendBody } from "./body.ts";
 import { Channel } from "./channel.ts";
-import { retainBlock } from "./block_pool.ts";
 import { MAX_DATA_PAYLOAD } from "./frames.ts";
+import { type Bytes, bytesOf, PooledBytes, release } from "./pooled_bytes.ts";
 import { DfosError, Status, type StatusCode, statusName } from "./status.ts";
 
 /** Two channels joined by a real loopback TCP connection; closed (both ends) by `dispose`. */
@@ -354,35 +354,33 @@ function patternChunks(size: number): Uint8Array[] {
   return chunks;
 }
 
-Deno.test("BodyReceiver.chunks({ recycle }) keeps every piece that the consumer holds intact", async () => {
+Deno.test("BodyReceiver.pieces() keeps every piece intact until the consumer releases it", async () => {
   await withPair(async (sender, receiver) => {
     const sent = patternChunks(24 * MAX_DATA_PAYLOAD + 123);
     const body = new BodyReceiver(receiver);
-    const kept: Uint8Array[] = [];
-    const holds: (() => void)[] = [];
+    const kept: Bytes[] = [];
     const receiving = (async () => {
-      for await (const chunk of body.chunks({ recycle: true })) {
-        const release = retainBlock(chunk);
-        if (release) holds.push(release);
-        kept.push(chunk);
-      }
+      for await (const piece of body.pieces()) kept.push(piece);
     })();
     await Promise.all([sendBody(sender, ReadableStream.from(sent)), receiving]);
-    assert.ok(holds.length > 0, "the pieces came in pooled blocks");
-    assert.ok(sameBytes(concat(kept), concat(sent)));
-    for (const release of holds) release();
+    assert.ok(kept.some((piece) => piece instanceof PooledBytes), "the pieces came in pooled blocks");
+    assert.ok(sameBytes(concat(kept.map(bytesOf)), concat(sent)));
+    for (const piece of kept) release(piece);
   });
 });
 
-Deno.test("BodyReceiver.chunks({ recycle }) reuses the blocks of pieces the consumer did not hold", async () => {
-  // The other side of the test above: without holds, kept pieces are overwritten by later ones,
-  // which shows that blocks really are reused (and why a consumer that keeps a piece must hold it).
+Deno.test("BodyReceiver.pieces() reuses the blocks of pieces the consumer released", async () => {
+  // The other side of the test above: released pieces are overwritten by later ones, which shows
+  // that blocks really are reused (and why a consumer releases a piece only once done with it).
   await withPair(async (sender, receiver) => {
     const sent = patternChunks(24 * MAX_DATA_PAYLOAD);
     const body = new BodyReceiver(receiver);
     const kept: Uint8Array[] = [];
     const receiving = (async () => {
-      for await (const chunk of body.chunks({ recycle: true })) kept.push(chunk);
+      for await (const piece of body.pieces()) {
+        kept.push(bytesOf(piece));
+        release(piece);
+      }
     })();
     await Promise.all([sendBody(sender, ReadableStream.from(sent)), receiving]);
     assert.equal(concat(kept).length, concat(sent).length);
@@ -391,7 +389,7 @@ Deno.test("BodyReceiver.chunks({ recycle }) reuses the blocks of pieces the cons
   });
 });
 
-Deno.test("BodyReceiver.chunks() without recycle leaves every piece valid for good", async () => {
+Deno.test("BodyReceiver.chunks() leaves every piece valid for good", async () => {
   await withPair(async (sender, receiver) => {
     const sent = patternChunks(24 * MAX_DATA_PAYLOAD);
     const body = new BodyReceiver(receiver);

@@ -7,7 +7,6 @@
  */
 
 import { closeQuietly } from "./close_quietly.ts";
-import { releaseView } from "./block_pool.ts";
 import { connReadable } from "./conn_readable.ts";
 import { type Frame, FrameDecoderStream, FrameEncoderStream } from "./frames.ts";
 import {
@@ -20,6 +19,7 @@ import {
   type MessageType,
 } from "./messages.ts";
 import { printableText } from "./names.ts";
+import { type Bytes, bytesOf, release } from "./pooled_bytes.ts";
 import { DfosError, Status } from "./status.ts";
 
 /** Options for {@linkcode Channel}. */
@@ -158,12 +158,11 @@ export class Channel {
       }
       message = decodeMessage(frame);
     } catch (error) {
-      frame.release?.();
+      release(frame.payload);
       throw error;
     }
-    // A body's bytes are handed on with their block's hold (see BodyReceiver); anything else is parsed by now.
-    if (message.type === "data") message.release = frame.release;
-    else frame.release?.();
+    // A body's bytes go on with their hold, to the receiver (see BodyReceiver); anything else is parsed by now.
+    if (message.type !== "data") release(frame.payload);
     return message;
   }
 
@@ -188,7 +187,9 @@ export class Channel {
 
   /**
    * Sends a message. Resolves once the frame is queued behind the socket's
-   * backpressure; a DATA chunk must not be changed until then.
+   * backpressure; a DATA chunk must not be changed until then. A pooled
+   * DATA chunk's hold goes with it: the channel releases it once the socket
+   * has taken its bytes.
    *
    * With `more`, the frame is held (a DATA chunk must not change until the
    * next send) and goes out with the next message sent without it, in the
@@ -244,20 +245,20 @@ export class Channel {
 }
 
 /**
- * Writes the encoder's chunks to the connection, each in full, and then gives
- * back the hold a chunk may carry (a file piece read into a pooled block:
- * `fileChunks`), so the block is read into again only once the socket has
- * taken its bytes. Leaves the connection open at the end. A write error
- * cancels the encoder, which fails the next send.
+ * Writes the encoder's chunks to the connection, each in full, and then
+ * releases a pooled one (a file piece: `fileChunks`), so its block is read
+ * into again only once the socket has taken its bytes. Leaves the connection
+ * open at the end. A write error cancels the encoder, which fails the next send.
  */
-async function writeAll(chunks: ReadableStream<Uint8Array>, conn: Deno.Conn): Promise<void> {
+async function writeAll(chunks: ReadableStream<Bytes>, conn: Deno.Conn): Promise<void> {
   const reader = chunks.getReader();
   try {
     while (true) {
       const { done, value } = await reader.read();
       if (done) return;
-      for (let offset = 0; offset < value.length;) offset += await conn.write(value.subarray(offset));
-      releaseView(value);
+      const bytes = bytesOf(value);
+      for (let offset = 0; offset < bytes.length;) offset += await conn.write(bytes.subarray(offset));
+      release(value);
     }
   } catch (error) {
     await reader.cancel(error).catch(() => {});

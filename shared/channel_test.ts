@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
-import { handOver, takeBlock } from "./block_pool.ts";
 import { Channel } from "./channel.ts";
+import { bytesOf } from "./pooled_bytes.ts";
+import { transferMemory } from "./transfer_memory.ts";
 
 /** Two channels joined by a real loopback TCP connection. */
 async function channelPair(): Promise<[Channel, Channel]> {
@@ -28,7 +29,7 @@ Deno.test("Channel.send({ more }) holds a message until the next send, then both
     assert.deepEqual(await first, { type: "ok", name: "first", size: 1 });
     const data = await receiver.receive();
     assert.equal(data?.type, "data");
-    assert.deepEqual(data?.type === "data" ? [...data.chunk] : [], [1, 2, 3]);
+    assert.deepEqual(data?.type === "data" ? [...bytesOf(data.chunk)] : [], [1, 2, 3]);
     assert.deepEqual(await receiver.receive(), { type: "end", size: 3, algorithm: "crc32", digest: "55bc801d" });
   } finally {
     await Promise.all([sender.close(), receiver.close()]);
@@ -47,7 +48,7 @@ Deno.test("Channel.close() sends a message still held by { more } before closing
   }
 });
 
-Deno.test("Channel gives back a handed-over chunk's hold once the socket has taken its bytes", async () => {
+Deno.test("Channel releases pooled DATA bytes once the socket has taken them", async () => {
   // The far end reads raw bytes into its own buffer, so the sender is the only user of the pool here.
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const [far, near] = await Promise.all([
@@ -57,11 +58,11 @@ Deno.test("Channel gives back a handed-over chunk's hold once the socket has tak
   listener.close();
   const sender = new Channel(near);
   try {
-    const held = takeBlock(256 * 1024);
+    const held = transferMemory.take(256 * 1024);
     held.bytes.fill(7);
-    const chunk = handOver(held.bytes.subarray(0, 100 * 1024));
+    const chunk = held.hold(0, 100 * 1024);
     held.release();
-    const other = takeBlock(256 * 1024);
+    const other = transferMemory.take(256 * 1024);
     assert.notEqual(other.bytes.buffer, held.bytes.buffer, "held by the chunk until it is written");
     const sending = sender.send({ type: "data", chunk });
     const buffer = new Uint8Array(256 * 1024);
@@ -69,7 +70,7 @@ Deno.test("Channel gives back a handed-over chunk's hold once the socket has tak
     while (received < 5 + chunk.length) received += (await far.read(buffer.subarray(received))) ?? 0;
     assert.ok(buffer.subarray(5, received).every((byte) => byte === 7));
     await sending;
-    assert.equal(takeBlock(256 * 1024).bytes.buffer, held.bytes.buffer, "free again once written");
+    assert.equal(transferMemory.take(256 * 1024).bytes.buffer, held.bytes.buffer, "free again once written");
     other.release();
   } finally {
     await sender.close();

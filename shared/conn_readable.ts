@@ -5,19 +5,17 @@
  * Deno's `conn.readable` hands out chunks of at most 64 KiB, one promise each,
  * which costs a third of the wire speed on the body path (see
  * docs/PERFORMANCE.md). This source reads with `conn.read` into the free tail
- * of a block and hands out views of what arrived. The block comes from the
- * pool in shared/block_pool.ts and is held while it is being filled; once
- * its free tail is small, the hold is released and the next block taken.
- * Each chunk handed out carries a hold of its own, and whoever keeps a view
- * holds the block too (the frame decoder does, for every view it passes on),
- * so a block is written again only after all of its views are released. Blocks start small (an idle connection costs little
+ * of a block lent by `transferMemory` and hands out what arrived as
+ * `PooledBytes`, each a hold of its own that its consumer releases; the
+ * source holds the block while it fills it, and takes the next one once its
+ * free tail is small. Blocks start small (an idle connection costs little
  * memory) and grow while a body streams in.
  *
  * @module
  */
 
-import { handOver, type HeldBlock, takeBlock } from "./block_pool.ts";
-import { pieceBytes } from "./transfer_budget.ts";
+import type { PooledBytes } from "./pooled_bytes.ts";
+import { transferMemory } from "./transfer_memory.ts";
 
 /** Options for {@linkcode connReadable}. */
 export interface ConnReadableOptions {
@@ -32,7 +30,7 @@ export interface ConnReadableOptions {
    * The largest block. Blocks grow fourfold, up to this, while reads keep
    * filling them (a body is arriving).
    *
-   * @default {`pieceBytes()`: 1 MiB for a lone transfer, less when many run at once}
+   * @default {`transferMemory.pieceBytes()`: 1 MiB for a lone transfer, less when many run at once}
    */
   maxBlockSize?: number;
 }
@@ -50,25 +48,24 @@ export interface ConnReader {
  *
  * @param conn The connection to read.
  * @param options Block sizes.
- * @returns The bytes, as views into pooled blocks, each carrying a hold that
- * the consumer gives back with `releaseView` (else the block is not reused).
+ * @returns The bytes, each a hold the consumer releases (else the block is not reused).
  */
 export function connReadable(
   conn: ConnReader,
   options: ConnReadableOptions = {},
-): ReadableStream<Uint8Array> {
+): ReadableStream<PooledBytes> {
   const minBlockSize = options.minBlockSize ?? 16 * 1024;
-  const maxBlockSize = () => Math.max(minBlockSize, options.maxBlockSize ?? pieceBytes());
+  const maxBlockSize = () => Math.max(minBlockSize, options.maxBlockSize ?? transferMemory.pieceBytes());
   let blockSize = minBlockSize;
-  let held: HeldBlock = takeBlock(0);
+  let held = transferMemory.take(0);
   let block = held.bytes;
   let used = 0;
-  return new ReadableStream<Uint8Array>({
+  return new ReadableStream<PooledBytes>({
     async pull(controller) {
       // A tail of less than 1/16 of the block is not worth a read: take a new block.
       if (block.length - used < blockSize / 16) {
         held.release();
-        held = takeBlock(blockSize);
+        held = transferMemory.take(blockSize);
         block = held.bytes;
         used = 0;
       }
@@ -89,8 +86,8 @@ export function connReadable(
         controller.close();
         return;
       }
-      // The chunk may wait in the pipe while the next read goes into another block: it carries its own hold.
-      controller.enqueue(handOver(block.subarray(used, used + n)));
+      // The chunk may wait in the pipe while the next read goes into another block: it is a hold of its own.
+      controller.enqueue(held.hold(used, used + n));
       used += n;
       // A read that filled all the room there was means more is waiting: read bigger next time.
       // One that did not means the sender is not ahead of us: drop back to small blocks.

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { connReadable } from "./conn_readable.ts";
+import type { PooledBytes } from "./pooled_bytes.ts";
 
 /** A fake connection that fills each read with as much as `available` says, and records the room it was given. */
 function fakeConn(available: number[]) {
@@ -17,9 +18,9 @@ function fakeConn(available: number[]) {
   };
 }
 
-async function drain(stream: ReadableStream<Uint8Array>): Promise<Uint8Array[]> {
+async function drain(stream: ReadableStream<PooledBytes>): Promise<Uint8Array[]> {
   const chunks: Uint8Array[] = [];
-  for await (const chunk of stream) chunks.push(chunk);
+  for await (const chunk of stream) chunks.push(chunk.bytes);
   return chunks;
 }
 

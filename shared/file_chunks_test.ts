@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { releaseView } from "./block_pool.ts";
 import { fileChunks } from "./file_chunks.ts";
 import { MAX_DATA_PAYLOAD } from "./frames.ts";
 
@@ -23,9 +22,27 @@ async function withFile(fn: (file: Deno.FsFile) => Promise<void>): Promise<void>
 Deno.test("fileChunks yields the whole file in chunks of at most one DATA payload, none reused while held", async () => {
   await withFile(async (file) => {
     const chunks: Uint8Array[] = [];
-    for await (const chunk of fileChunks(file)) chunks.push(chunk);
+    for await (const chunk of fileChunks(file)) chunks.push(chunk.bytes);
     assert.deepEqual(chunks.map((chunk) => chunk.length), [MAX_DATA_PAYLOAD, MAX_DATA_PAYLOAD, MAX_DATA_PAYLOAD, 123]);
     assert.equal(new Set(chunks.map((chunk) => chunk.buffer)).size, chunks.length, "no buffer is reused");
+    const whole = new Uint8Array(SIZE);
+    let offset = 0;
+    for (const chunk of chunks) {
+      whole.set(chunk, offset);
+      offset += chunk.length;
+    }
+    assert.deepEqual(whole, bytes);
+  });
+});
+
+Deno.test("fileChunks without read-ahead yields the same chunks, each read in turn", async () => {
+  await withFile(async (file) => {
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of fileChunks(file, { readAhead: false })) {
+      chunks.push(chunk.bytes.slice());
+      chunk.release();
+    }
+    assert.deepEqual(chunks.map((chunk) => chunk.length), [MAX_DATA_PAYLOAD, MAX_DATA_PAYLOAD, MAX_DATA_PAYLOAD, 123]);
     const whole = new Uint8Array(SIZE);
     let offset = 0;
     for (const chunk of chunks) {
@@ -39,7 +56,7 @@ Deno.test("fileChunks yields the whole file in chunks of at most one DATA payloa
 Deno.test("fileChunks stops at the limit", async () => {
   await withFile(async (file) => {
     let total = 0;
-    for await (const chunk of fileChunks(file, MAX_DATA_PAYLOAD + 5)) total += chunk.length;
+    for await (const chunk of fileChunks(file, { limit: MAX_DATA_PAYLOAD + 5 })) total += chunk.length;
     assert.equal(total, MAX_DATA_PAYLOAD + 5);
   });
 });
@@ -59,10 +76,10 @@ Deno.test("fileChunks reads into a chunk's block again once its hold is given ba
     const buffers: ArrayBufferLike[] = [];
     const whole: number[] = [];
     for await (const chunk of fileChunks(file)) {
-      buffers.push(chunk.buffer);
-      whole.push(...chunk.subarray(0, 16));
+      buffers.push(chunk.bytes.buffer);
+      whole.push(...chunk.bytes.subarray(0, 16));
       // As the channel does once the socket has taken the bytes.
-      releaseView(chunk);
+      chunk.release();
     }
     assert.ok(new Set(buffers).size < buffers.length, "a block was read into again");
     assert.equal(whole.length, 16 * 4);

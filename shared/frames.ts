@@ -16,7 +16,7 @@
  * @module
  */
 
-import { releaseView, retainBlock } from "./block_pool.ts";
+import { type Bytes, bytesOf, PooledBytes, release } from "./pooled_bytes.ts";
 
 /** Bytes before the payload: the 4-byte length and the type byte. */
 export const FRAME_HEADER_BYTES = 5;
@@ -44,14 +44,11 @@ export const COALESCE_LIMIT = 16 * 1024;
 export interface Frame {
   /** The message type, 0-255. */
   type: number;
-  /** The payload; may be a view into a larger buffer. */
-  payload: Uint8Array;
   /**
-   * Set by the decoder when the payload is a view into a pooled receive block
-   * (shared/block_pool.ts): the block is reused only after this is called, so
-   * call it once the payload is no longer needed. Not calling it is safe.
+   * The payload; may be a view into a larger buffer. The decoder passes on
+   * `PooledBytes` when it was given them: the frame's consumer releases them.
    */
-  release?: () => void;
+  payload: Bytes;
   /**
    * Set by the decoder on a frame of a gathered type longer than its
    * `maxGatheredLength`: the frame's `length`. Its payload was read and
@@ -75,7 +72,7 @@ export interface Frame {
  * deepStrictEqual(await Array.fromAsync(bytes), [new Uint8Array([0, 0, 0, 2, 1, 7])]);
  * ```
  */
-export class FrameEncoderStream extends TransformStream<Frame | readonly Frame[], Uint8Array> {
+export class FrameEncoderStream extends TransformStream<Frame | readonly Frame[], Bytes> {
   /** Creates an encoder. */
   constructor() {
     super(
@@ -111,7 +108,8 @@ export class FrameEncoderStream extends TransformStream<Frame | readonly Frame[]
             if (payload.length <= COALESCE_LIMIT) {
               const bytes = new Uint8Array(FRAME_HEADER_BYTES + payload.length);
               writeHeader(bytes, length, type);
-              bytes.set(payload, FRAME_HEADER_BYTES);
+              bytes.set(bytesOf(payload), FRAME_HEADER_BYTES);
+              release(payload); // copied: a pooled payload's hold goes at once
               small.push(bytes);
               smallBytes += bytes.length;
             } else {
@@ -120,6 +118,7 @@ export class FrameEncoderStream extends TransformStream<Frame | readonly Frame[]
               small.push(header);
               smallBytes += header.length;
               flushSmall();
+              // Passed on as it is: a pooled payload's hold goes with it, to whoever writes it out.
               controller.enqueue(payload);
             }
           }
@@ -127,7 +126,7 @@ export class FrameEncoderStream extends TransformStream<Frame | readonly Frame[]
         },
       },
       undefined,
-      { highWaterMark: ENCODER_QUEUE_BYTES, size: (chunk) => chunk.byteLength },
+      { highWaterMark: ENCODER_QUEUE_BYTES, size: (chunk) => chunk.length },
     );
   }
 }
@@ -180,13 +179,14 @@ export interface FrameDecoderStreamOptions {
  * @example Usage
  * ```ts
  * import { FrameDecoderStream } from "./frames.ts";
+ * import { bytesOf } from "./pooled_bytes.ts";
  * import { deepStrictEqual } from "node:assert/strict";
  * const frames = ReadableStream.from([new Uint8Array([0, 0, 0, 2, 9]), new Uint8Array([42])])
  *   .pipeThrough(new FrameDecoderStream());
- * deepStrictEqual((await Array.fromAsync(frames)).map(({ type, payload }) => [type, [...payload]]), [[9, [42]]]);
+ * deepStrictEqual((await Array.fromAsync(frames)).map(({ type, payload }) => [type, [...bytesOf(payload)]]), [[9, [42]]]);
  * ```
  */
-export class FrameDecoderStream extends TransformStream<Uint8Array, Frame> {
+export class FrameDecoderStream extends TransformStream<Bytes, Frame> {
   #maxFrameLength: number;
   /** Header bytes gathered so far when a header spans chunks. */
   #header = new Uint8Array(FRAME_HEADER_BYTES);
@@ -211,10 +211,10 @@ export class FrameDecoderStream extends TransformStream<Uint8Array, Frame> {
     super({
       transform: (chunk, controller) => {
         try {
-          this.#transform(chunk, controller);
+          this.#transform(bytesOf(chunk), chunk instanceof PooledBytes ? chunk : null, controller);
         } finally {
-          // Every view passed on holds its block now: the chunk's own hold can go.
-          releaseView(chunk);
+          // Every view passed on is a hold of its own: the chunk's hold can go.
+          release(chunk);
         }
       },
       flush: () => {
@@ -237,7 +237,12 @@ export class FrameDecoderStream extends TransformStream<Uint8Array, Frame> {
     this.#maxFrameLength = checkLimit(value);
   }
 
-  #transform(chunk: Uint8Array, controller: TransformStreamDefaultController<Frame>): void {
+  #transform(chunk: Uint8Array, pooled: PooledBytes | null, controller: TransformStreamDefaultController<Frame>): void {
+    // A view passed on: a hold of its own when the chunk is pooled.
+    const view = (begin: number, end: number): Frame => ({
+      type: this.#type,
+      payload: pooled ? pooled.hold(begin, end) : chunk.subarray(begin, end),
+    });
     let offset = 0;
     while (offset < chunk.length) {
       if (this.#payloadLength === null) {
@@ -261,7 +266,7 @@ export class FrameDecoderStream extends TransformStream<Uint8Array, Frame> {
         // Pass on what this chunk holds of the payload, as a view; the rest comes with the next chunks.
         const take = Math.min(payloadLength - this.#payloadFilled, chunk.length - offset);
         if (take > 0 || payloadLength === 0) {
-          controller.enqueue(viewFrame(this.#type, chunk.subarray(offset, offset + take)));
+          controller.enqueue(view(offset, offset + take));
         }
         this.#payloadFilled += take;
         offset += take;
@@ -273,7 +278,7 @@ export class FrameDecoderStream extends TransformStream<Uint8Array, Frame> {
       }
       if (this.#payload === null && chunk.length - offset >= payloadLength) {
         // The whole payload is in this chunk: pass a view, copy nothing.
-        controller.enqueue(viewFrame(this.#type, chunk.subarray(offset, offset + payloadLength)));
+        controller.enqueue(view(offset, offset + payloadLength));
         offset += payloadLength;
         this.#payloadLength = null;
         continue;
@@ -326,12 +331,6 @@ export class FrameDecoderStream extends TransformStream<Uint8Array, Frame> {
     if (length > this.#maxGatheredLength && !this.#streamedTypes.has(this.#type)) this.#dropping = length;
     return offset;
   }
-}
-
-/** A frame whose payload is a view of the input: it holds the view's block if that is pooled. */
-function viewFrame(type: number, payload: Uint8Array): Frame {
-  const release = retainBlock(payload);
-  return release ? { type, payload, release } : { type, payload };
 }
 
 function checkLimit(value: number): number {

@@ -7,6 +7,10 @@ import {
   MAX_DATA_PAYLOAD,
   MAX_FRAME_LENGTH,
 } from "./frames.ts";
+import { bytesOf } from "./pooled_bytes.ts";
+
+/** A frame as these tests give and see it: plain bytes (no pool is involved here). */
+type PlainFrame = Frame & { payload: Uint8Array };
 
 /** Bytes 0, 1, 2, ... (mod 251), so a shifted or swapped byte shows. */
 function pattern(length: number, seed = 0): Uint8Array {
@@ -33,12 +37,16 @@ function header(length: number, type: number): Uint8Array {
   return bytes;
 }
 
-async function encode(frames: Frame[]): Promise<Uint8Array[]> {
-  return await Array.fromAsync(ReadableStream.from(frames).pipeThrough(new FrameEncoderStream()));
+async function encode(frames: PlainFrame[]): Promise<Uint8Array[]> {
+  return (await Array.fromAsync(ReadableStream.from(frames).pipeThrough(new FrameEncoderStream()))).map(bytesOf);
 }
 
-async function decode(chunks: Uint8Array[], decoder = new FrameDecoderStream()): Promise<Frame[]> {
-  return await Array.fromAsync(ReadableStream.from(chunks).pipeThrough(decoder));
+async function decode(chunks: Uint8Array[], decoder = new FrameDecoderStream()): Promise<PlainFrame[]> {
+  return (await Array.fromAsync(ReadableStream.from(chunks).pipeThrough(decoder))).map(plain);
+}
+
+function plain(frame: Frame): PlainFrame {
+  return { ...frame, payload: bytesOf(frame.payload) };
 }
 
 /** Compares bytes without printing megabytes on a mismatch. */
@@ -49,7 +57,7 @@ function assertBytes(actual: Uint8Array, expected: Uint8Array, context = ""): vo
 }
 
 /** Compares frames by type and payload bytes (not by buffer). */
-function assertFrames(actual: Frame[], expected: Frame[], context = ""): void {
+function assertFrames(actual: PlainFrame[], expected: PlainFrame[], context = ""): void {
   assert.equal(actual.length, expected.length, `frame count ${context}`);
   for (let i = 0; i < expected.length; i++) {
     assert.equal(actual[i].type, expected[i].type, `type of frame ${i} ${context}`);
@@ -71,7 +79,7 @@ async function within<T>(promise: Promise<T>, ms: number): Promise<T> {
 }
 
 /** Several frames of different types and sizes, around the interesting edges. */
-const SEQUENCE: Frame[] = [
+const SEQUENCE: PlainFrame[] = [
   { type: 0x01, payload: new Uint8Array(0) },
   { type: 0xff, payload: pattern(1, 7) },
   { type: 0x20, payload: pattern(4, 3) },
@@ -115,13 +123,15 @@ Deno.test("FrameEncoderStream passes a payload above 16 KiB on as is, after its 
 Deno.test("FrameEncoderStream puts a batch's small frames side by side in one chunk, around large payloads", async () => {
   const small = [pattern(3, 1), pattern(100, 2), pattern(16 * 1024, 3)];
   const large = pattern(16 * 1024 + 1, 4);
-  const batch: Frame[] = [
+  const batch: PlainFrame[] = [
     { type: 1, payload: small[0] },
     { type: 2, payload: small[1] },
     { type: 3, payload: large },
     { type: 4, payload: small[2] },
   ];
-  const chunks = await Array.fromAsync(ReadableStream.from([batch]).pipeThrough(new FrameEncoderStream()));
+  const chunks = (await Array.fromAsync(ReadableStream.from([batch]).pipeThrough(new FrameEncoderStream()))).map(
+    bytesOf,
+  );
   assert.equal(chunks.length, 3, "small frames and the large one's header / the large payload / the small frame after");
   assert.ok(chunks[1] === large, "a large payload in a batch is not copied either");
   assertBytes(
@@ -175,7 +185,7 @@ Deno.test("FrameDecoderStream decodes the same frames when fed every 3-way split
 });
 
 Deno.test("FrameDecoderStream decodes many frames packed in one chunk", async () => {
-  const frames: Frame[] = [];
+  const frames: PlainFrame[] = [];
   for (let i = 0; i < 2000; i++) frames.push({ type: i % 256, payload: pattern(i % 37, i) });
   const bytes = concat(await encode(frames));
   assertFrames(await decode([bytes]), frames);
@@ -331,9 +341,9 @@ Deno.test("FrameDecoderStream passes streamed types on in pieces as they arrive,
   // Cut inside the DATA payload twice, and inside the next header.
   const cuts = [0, 3, 300, 700, bytes.length - 4, bytes.length];
   const chunks = cuts.slice(1).map((end, i) => bytes.slice(cuts[i], end));
-  const frames = await Array.fromAsync(
+  const frames = (await Array.fromAsync(
     ReadableStream.from(chunks).pipeThrough(new FrameDecoderStream({ streamedTypes: new Set([0x20]) })),
-  );
+  )).map(plain);
   const pieces = frames.filter((frame) => frame.type === 0x20);
   assert.ok(pieces.length >= 3, `expected several pieces, got ${pieces.length}`);
   assert.deepEqual(concat(pieces.map((piece) => piece.payload)), payload);

@@ -13,6 +13,7 @@
 import { decodeBase64, encodeBase64 } from "./base64.ts";
 import { type Frame, MAX_DATA_PAYLOAD } from "./frames.ts";
 import { excerpt } from "./names.ts";
+import { type Bytes, bytesOf } from "./pooled_bytes.ts";
 import { DfosError, isStatusCode, Status, type StatusCode } from "./status.ts";
 
 /** The protocol version this code speaks. */
@@ -37,7 +38,10 @@ export interface ListEntry {
   mtime: number;
 }
 
-/** Every message, by its `type`. */
+/**
+ * Every message, by its `type`. A DATA chunk is plain bytes or `PooledBytes`
+ * (shared/pooled_bytes.ts), whose hold goes with the message to its consumer.
+ */
 export type Message =
   | { type: "hello"; protocol: "dfos"; version: number; agent: string }
   | { type: "welcome"; version: number; agent: string; mechanisms: string[] }
@@ -49,7 +53,7 @@ export type Message =
   | { type: "get"; name: string; limit: number | null; digest: DigestAlgorithm }
   | { type: "delete"; name: string }
   | { type: "list"; prefix: string; after: string }
-  | { type: "data"; chunk: Uint8Array; release?: () => void }
+  | { type: "data"; chunk: Bytes }
   | { type: "end"; size: number; algorithm: DigestAlgorithm; digest: string }
   | { type: "abort"; reason: string }
   | { type: "file"; name: string; size: number; mtime: number }
@@ -204,7 +208,7 @@ export function decodeMessage(frame: Frame): Message {
   }
   let json: unknown;
   try {
-    json = JSON.parse(decoder.decode(frame.payload));
+    json = JSON.parse(decoder.decode(bytesOf(frame.payload)));
   } catch {
     throw badShape(type, "payload is not UTF-8 JSON");
   }

@@ -27,6 +27,7 @@ import {
   type MessageType,
 } from "./messages.ts";
 import { DfosError, isStatusCode, Status } from "./status.ts";
+import { bytesOf } from "./pooled_bytes.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -104,7 +105,7 @@ const mutatedJson = fc.tuple(
     { minLength: 1, maxLength: 3 },
   ),
 ).map(([frame, edits]): Frame => {
-  const json: Record<string, unknown> = JSON.parse(decoder.decode(frame.payload));
+  const json: Record<string, unknown> = JSON.parse(decoder.decode(bytesOf(frame.payload)));
   for (const [edit, index, key, value] of edits) {
     const keys = Object.keys(json);
     const existing = keys.length > 0 ? keys[index % keys.length] : key;
@@ -125,7 +126,7 @@ const mutatedBytes = fc.tuple(
     maxLength: 4,
   }),
 ).map(([frame, edits]): Frame => {
-  let bytes = Array.from(frame.payload);
+  let bytes = Array.from(bytesOf(frame.payload));
   for (const [edit, index, byte] of edits) {
     const at = index % (bytes.length + 1);
     if (edit === "flip" && at < bytes.length) bytes[at] ^= 1 << (byte % 8);
@@ -138,7 +139,7 @@ const mutatedBytes = fc.tuple(
 /** A valid payload with its numbers spelled another way JSON allows (`0` as `-0`, `5` as `5.0`, `5e0` or `50e-1`). */
 const respelledNumbers = fc.tuple(controlFrame, fc.constantFrom("-0", ".0", "e0", "E+0", "0e-1")).map(
   ([frame, spelling]): Frame => {
-    const text = decoder.decode(frame.payload).replace(/(?<=[:,[])(\d+)(?=[,\]}])/g, (digits) => {
+    const text = decoder.decode(bytesOf(frame.payload)).replace(/(?<=[:,[])(\d+)(?=[,\]}])/g, (digits) => {
       if (spelling === "-0") return digits === "0" ? "-0" : digits;
       return spelling === "0e-1" ? `${digits}0e-1` : digits + spelling;
     });
@@ -271,7 +272,7 @@ Deno.test("decodeMessage takes the fields of a message in any order", async () =
       (message, order) => {
         const frame = encodeMessage(message);
         if (frame.payload.length + 1 > MAX_CONTROL_LENGTH) return;
-        const entries = Object.entries(JSON.parse(decoder.decode(frame.payload)));
+        const entries = Object.entries(JSON.parse(decoder.decode(bytesOf(frame.payload))));
         const shuffled = entries.map((entry, i) => ({ entry, key: order[i] ?? i })).sort((a, b) => a.key - b.key);
         const json = JSON.stringify(Object.fromEntries(shuffled.map(({ entry }) => entry)));
         assert.deepStrictEqual(decodeMessage({ type: frame.type, payload: encoder.encode(json) }), message);

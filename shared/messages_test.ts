@@ -9,6 +9,7 @@ import {
   type MessageType,
 } from "./messages.ts";
 import { DfosError, Status, type StatusCode, statusName } from "./status.ts";
+import { bytesOf } from "./pooled_bytes.ts";
 
 const encoder = new TextEncoder();
 
@@ -89,7 +90,7 @@ Deno.test("encodeMessage puts a DATA chunk in the frame as is", () => {
 
 Deno.test("encodeMessage writes control messages as JSON with base64 bytes", () => {
   const frame = encodeMessage({ type: "auth", mechanism: "PLAIN", data: encoder.encode("hi") });
-  assert.deepEqual(JSON.parse(new TextDecoder().decode(frame.payload)), { mechanism: "PLAIN", data: "aGk=" });
+  assert.deepEqual(JSON.parse(new TextDecoder().decode(bytesOf(frame.payload))), { mechanism: "PLAIN", data: "aGk=" });
 });
 
 Deno.test("decodeMessage accepts null for the optional size, limit and next fields", () => {

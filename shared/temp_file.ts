@@ -6,23 +6,23 @@
  */
 
 import { closeQuietly } from "./close_quietly.ts";
-import { retainBlock } from "./block_pool.ts";
+import { type Bytes, bytesOf, release } from "./pooled_bytes.ts";
+import { transferMemory } from "./transfer_memory.ts";
 
 /** Writes up to this size, with nothing queued before them, are made at once (synchronously). */
 const SMALL_WRITE_BYTES = 64 * 1024;
 
+/** A queued write: bytes that one async write will append, and the holds they came with. */
+interface QueuedWrite {
+  /** Grows while the write has not started and the next bytes lie right behind these in the same buffer. */
+  bytes: Uint8Array;
+  holds: Bytes[];
+  started: boolean;
+  done: Promise<void>;
+}
+
 /** Bytes that may wait in one file's write-behind queue before {@linkcode TempFile.write} waits. */
 export const WRITE_BEHIND_BYTES = 8 * 1024 * 1024;
-
-/**
- * Bytes that may wait in all files' queues together: with many uploads at
- * once, one over the total waits for its own writes, so the server's memory does not
- * grow with the number of transfers (docs/PERFORMANCE.md).
- */
-export const WRITE_BEHIND_TOTAL_BYTES = 16 * 1024 * 1024;
-
-/** Bytes queued in every TempFile of this process. */
-let queuedTotal = 0;
 
 /**
  * A new file being written under a temporary path.
@@ -31,8 +31,10 @@ let queuedTotal = 0;
  * async file write runs on Deno's blocking-I/O thread, where the copy into
  * the page cache was the largest cost of an upload), so the caller can take
  * in the next chunk meanwhile; `write` waits only while more than
- * {@linkcode WRITE_BEHIND_BYTES} are queued. A failed write fails the next
- * call.
+ * {@linkcode WRITE_BEHIND_BYTES} are queued, or while every file's queues
+ * together are over `transferMemory`'s total (then it waits for its own
+ * writes, so the server's memory does not grow with the number of uploads).
+ * A failed write fails the next call.
  */
 export class TempFile {
   /** Where the bytes are going. */
@@ -43,8 +45,8 @@ export class TempFile {
   #removed = false;
   /** The last queued write; never rejects (a failure is kept in `#failure`). */
   #tail: Promise<void> = Promise.resolve();
-  /** Queued writes, oldest first, with their sizes. */
-  #queue: { done: Promise<void>; size: number }[] = [];
+  /** Queued writes, oldest first. */
+  #queue: QueuedWrite[] = [];
   #queuedBytes = 0;
   #failure: Error | null = null;
 
@@ -69,40 +71,54 @@ export class TempFile {
   }
 
   /**
-   * Queues all of `chunk` to be appended.
+   * Queues all of `data` to be appended. Takes pooled bytes' hold: it is
+   * released once they are written (or the write failed).
    *
-   * @param chunk Bytes; they must not be changed afterwards (the write may still be queued).
+   * @param data Bytes; they must not be changed afterwards (the write may still be queued).
    */
-  async write(chunk: Uint8Array): Promise<void> {
-    this.#throwIfFailed();
+  async write(data: Bytes): Promise<void> {
+    const chunk = bytesOf(data);
+    if (this.#failure !== null) {
+      release(data);
+      throw this.#failure;
+    }
     if ((chunk.length <= SMALL_WRITE_BYTES || !this.#writeBehind) && this.#queue.length === 0) {
       // A small write with nothing queued (or any write, without write-behind): done in place, rather than
       // a round trip to the blocking-I/O thread (40-60 us) for a small one.
-      let written = 0;
-      while (written < chunk.length) written += this.#file.writeSync(chunk.subarray(written));
-      return;
-    }
-    // The chunk waits in the queue after this call returns: hold its receive block, if it is a pooled one.
-    const release = retainBlock(chunk);
-    const done = this.#tail.then(async () => {
-      if (this.#failure !== null) return;
       try {
         let written = 0;
-        while (written < chunk.length) written += await this.#file.write(chunk.subarray(written));
-      } catch (error) {
-        this.#failure = error instanceof Error ? error : new Error(String(error));
+        while (written < chunk.length) written += this.#file.writeSync(chunk.subarray(written));
+      } finally {
+        release(data);
       }
-    }).finally(release);
-    this.#tail = done;
-    this.#queue.push({ done, size: chunk.length });
+      return;
+    }
+    // The bytes wait in the queue after this call returns, with their hold. Pieces of one receive block
+    // arrive side by side: one that lies right behind a write not yet started joins it (one write, not two).
+    const last = this.#queue.at(-1);
+    if (last !== undefined && !last.started && follows(last.bytes, chunk)) {
+      last.bytes = new Uint8Array(last.bytes.buffer, last.bytes.byteOffset, last.bytes.length + chunk.length);
+      last.holds.push(data);
+    } else {
+      const queued: QueuedWrite = { bytes: chunk, holds: [data], started: false, done: Promise.resolve() };
+      queued.done = this.#tail.then(async () => {
+        queued.started = true;
+        if (this.#failure !== null) return;
+        try {
+          let written = 0;
+          while (written < queued.bytes.length) written += await this.#file.write(queued.bytes.subarray(written));
+        } catch (error) {
+          this.#failure = error instanceof Error ? error : new Error(String(error));
+        }
+      }).finally(() => queued.holds.forEach(release));
+      this.#tail = queued.done;
+      this.#queue.push(queued);
+    }
     this.#queuedBytes += chunk.length;
-    queuedTotal += chunk.length;
+    transferMemory.queue(chunk.length);
     // Over the process-wide total, a file waits for its own queue to drain, down to nothing: with many
     // uploads at once, the others keep the disk busy meanwhile.
-    while (
-      this.#queue.length > 0 &&
-      (this.#queuedBytes > WRITE_BEHIND_BYTES || queuedTotal > WRITE_BEHIND_TOTAL_BYTES)
-    ) {
+    while (this.#queue.length > 0 && (this.#queuedBytes > WRITE_BEHIND_BYTES || transferMemory.overQueued)) {
       await this.#settleOldest();
     }
     this.#throwIfFailed();
@@ -111,8 +127,8 @@ export class TempFile {
   async #settleOldest(): Promise<void> {
     const oldest = this.#queue.shift()!;
     await oldest.done;
-    this.#queuedBytes -= oldest.size;
-    queuedTotal -= oldest.size;
+    this.#queuedBytes -= oldest.bytes.length;
+    transferMemory.dequeue(oldest.bytes.length);
   }
 
   /** Waits until every queued write is done; throws if one failed. */
@@ -174,4 +190,9 @@ export class TempFile {
       // already gone
     }
   }
+}
+
+/** True when `next` lies right behind `bytes` in the same buffer. */
+function follows(bytes: Uint8Array, next: Uint8Array): boolean {
+  return next.buffer === bytes.buffer && next.byteOffset === bytes.byteOffset + bytes.length;
 }

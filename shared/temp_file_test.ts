@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { takeBlock } from "./block_pool.ts";
+import { transferMemory } from "./transfer_memory.ts";
 import { TempFile, WRITE_BEHIND_BYTES } from "./temp_file.ts";
 
 function chunk(size: number, seed: number): Uint8Array {
@@ -55,20 +55,21 @@ Deno.test("TempFile.create refuses an existing path, even a symbolic link", asyn
   }
 });
 
-Deno.test("TempFile holds the pooled blocks of queued writes until they are written", async () => {
+Deno.test("TempFile.write() takes pooled bytes' hold and releases it only once they are written", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const temp = await TempFile.create(join(dir, "t.part"));
     const expected: Uint8Array[] = [];
     for (let i = 0; i < 12; i++) {
-      // Like the body path: a pooled block, its hold released as soon as write() returns, and the next
-      // block taken (and scribbled over) at once: a block still queued must not be handed out again.
-      const block = takeBlock(1 << 20);
+      // Like the body path: pooled bytes handed to write() with their hold, and the next block taken (and
+      // scribbled over) at once: a block still queued must not be lent again.
+      const block = transferMemory.take(1 << 20);
       block.bytes.set(chunk(1 << 20, i));
       expected.push(block.bytes.slice());
-      await temp.write(block.bytes);
-      block.release();
-      takeBlock(1 << 20).bytes.fill(0xee);
+      await temp.write(block);
+      const next = transferMemory.take(1 << 20);
+      next.bytes.fill(0xee);
+      next.release();
     }
     await temp.moveTo(join(dir, "final"));
     const written = await Deno.readFile(join(dir, "final"));
@@ -95,6 +96,30 @@ Deno.test("TempFile without write-behind has every chunk written by the time wri
     }
     await temp.moveTo(join(dir, "final"));
     assert.equal(Deno.statSync(join(dir, "final")).size, size);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("TempFile.write() joins pieces that lie side by side in one block, and releases each once written", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const temp = await TempFile.create(join(dir, "t.part"));
+    const block = transferMemory.take(4 << 20);
+    block.bytes.set(chunk(4 << 20, 3));
+    const expected = block.bytes.slice();
+    // Four views one behind the other, as a receive block's pieces arrive; the block's own hold goes at once.
+    for (let i = 0; i < 4; i++) await temp.write(block.hold(i << 20, (i + 1) << 20));
+    block.release();
+    const free = transferMemory.snapshot().freeBytes;
+    await temp.moveTo(join(dir, "final"));
+    assert.equal(
+      transferMemory.snapshot().freeBytes,
+      free + (4 << 20),
+      "the block is free once every piece is written",
+    );
+    const written = await Deno.readFile(join(dir, "final"));
+    assert.ok(written.length === expected.length && written.every((byte, i) => byte === expected[i]));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

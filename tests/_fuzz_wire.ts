@@ -14,6 +14,7 @@ import type { DigestAlgorithm, Message, MessageOf, MessageType } from "../shared
 import { DfosError, Status, statusName } from "../shared/status.ts";
 import { sha256 } from "./_fixture.ts";
 import { concat, frameBytes } from "./_peer.ts";
+import { release } from "../shared/pooled_bytes.ts";
 
 /** The longest wait for any one reply, or for the server to close a connection. */
 export const REPLY_TIMEOUT_MS = 40_000;
@@ -320,7 +321,7 @@ export class Wire {
           return; // reset, or the stream ended inside a frame: closed either way
         }
         if (message === null) return;
-        if (message.type === "data") message.release?.();
+        if (message.type === "data") release(message.chunk);
         if (message.type === "error" && message.code === Status.INTERNAL) {
           fail(`the server answered INTERNAL: "${excerpt(message.message)}"`);
         }

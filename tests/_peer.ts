@@ -16,6 +16,7 @@ import { Channel } from "../shared/channel.ts";
 import { FRAME_HEADER_BYTES } from "../shared/frames.ts";
 import { encodeMessage, type Message, type MessageOf, type MessageType } from "../shared/messages.ts";
 import { type Fixture, sha256, USERS } from "./_fixture.ts";
+import { bytesOf } from "../shared/pooled_bytes.ts";
 
 const MiB = 1024 * 1024;
 
@@ -184,7 +185,7 @@ export class Peer {
         strictEqual(message.digest, sha256(body));
         return body;
       }
-      parts.push(message.chunk.slice());
+      parts.push(bytesOf(message.chunk).slice());
     }
   }
 
@@ -227,7 +228,7 @@ export function plain(user: string, password: string): Uint8Array {
  */
 export function frameBytes(message: Message): Uint8Array {
   const { type, payload } = encodeMessage(message);
-  return rawFrame(type, payload);
+  return rawFrame(type, bytesOf(payload));
 }
 
 /**

@@ -80,6 +80,7 @@ import {
   Wire,
 } from "./_fuzz_wire.ts";
 import { concat, frameBytes, plain, rawFrame } from "./_peer.ts";
+import { bytesOf } from "../shared/pooled_bytes.ts";
 
 const MiB = 1024 * 1024;
 
@@ -425,7 +426,7 @@ const getFile: Action = async (ctx) => {
   while (true) {
     const message = await ctx.wire.receive();
     if (message?.type === "data") {
-      parts.push(message.chunk.slice());
+      parts.push(bytesOf(message.chunk).slice());
       continue;
     }
     if (message?.type !== "end") fail(`get of ${name}: expected DATA or END, got ${describe(message)}`);
