@@ -261,6 +261,44 @@ export async function memoryLog(): Promise<{ lines: () => string[]; [Symbol.asyn
   };
 }
 
+/** A `dfos serve` subprocess in a fresh temporary folder, from {@linkcode spawnServe}. */
+export interface SpawnedServe {
+  /** The process: standard input closed, output piped and not yet read. */
+  child: Deno.ChildProcess;
+  /** The temporary folder holding the rest; the caller removes it. */
+  dir: string;
+  /** The storage root, `DIR/root`. */
+  root: string;
+  /** The users file, `DIR/users.txt`. */
+  users: string;
+  /** The log file, `DIR/server.log`. */
+  log: string;
+}
+
+/**
+ * Starts the real `dfos serve` on 127.0.0.1, port 0, in a fresh temporary
+ * folder with a users file of `users`, its storage root and log inside it.
+ *
+ * @param flags More flags for `serve`.
+ * @param options The folder's name prefix and the users file's users.
+ * @returns The process and its folder (read its port with {@linkcode watchServe}).
+ */
+export async function spawnServe(
+  flags: string[],
+  options: { prefix?: string; users?: Readonly<Record<string, string>> } = {},
+): Promise<SpawnedServe> {
+  const dir = await Deno.makeTempDir({ prefix: options.prefix ?? "dfos_serve_" });
+  const root = join(dir, "root");
+  const users = join(dir, "users.txt");
+  const log = join(dir, "server.log");
+  const lines = Object.entries(options.users ?? USERS).map(([user, password]) => `${user}:${password}\n`);
+  await Deno.writeTextFile(users, lines.join(""));
+  const address = ["--host", "127.0.0.1", "--port", "0"];
+  const child = spawnCli(["serve", ...address, "--root", root, "--users", users, "--log", log, ...flags], { cwd: dir });
+  await child.stdin.close();
+  return { child, dir, root, users, log };
+}
+
 /** What {@linkcode watchServe} reports of a `dfos serve` subprocess. */
 export interface ServeWatch {
   /** The port it listens on. */

@@ -13,7 +13,7 @@ import net from "node:net";
 import { join } from "node:path";
 import { MESSAGE_CODES } from "../shared/messages.ts";
 import { Status } from "../shared/status.ts";
-import { connect, delay, runCli, spawnCli, startServer, waitFor, watchServe } from "./_fixture.ts";
+import { connect, delay, runCli, spawnServe, startServer, waitFor, watchServe } from "./_fixture.ts";
 import { concat, frameBytes, HELLO, Peer } from "./_peer.ts";
 
 Deno.test("clients that pipeline requests and never read the replies are cut off at --op-timeout, and others get in", async () => {
@@ -139,12 +139,7 @@ function firstFrameType(port: number, from: string): Promise<number> {
 
 Deno.test("a flood of connections over the cap is refused without holding a socket for each", async () => {
   // A `dfos serve` of its own, so that its open files are its alone (tests in parallel share this process).
-  const dir = await Deno.makeTempDir({ prefix: "dfos_flood_" });
-  const users = join(dir, "users.txt");
-  await Deno.writeTextFile(users, "alice:apple\n");
-  const args = ["--host", "127.0.0.1", "--port", "0", "--root", join(dir, "root"), "--users", users];
-  const child = spawnCli(["serve", ...args, "--log", join(dir, "log"), "--max-connections", "1"], { cwd: dir });
-  await child.stdin.close();
+  const { child, dir } = await spawnServe(["--max-connections", "1"], { prefix: "dfos_flood_" });
   const flood: Deno.TcpConn[] = [];
   const watch = await watchServe(child);
   try {

@@ -50,7 +50,7 @@ import {
   type MessageOf,
 } from "../shared/messages.ts";
 import { Status, statusName } from "../shared/status.ts";
-import { listDir, runCli, sha256, sha256File, spawnCli, USERS, waitFor } from "./_fixture.ts";
+import { listDir, runCli, sha256, sha256File, spawnServe, USERS, waitFor } from "./_fixture.ts";
 import {
   FORGED_RECORD,
   loginBurst,
@@ -847,32 +847,11 @@ const RECORD_PREFIX = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} [+-]\d\d:\d\d \[[A
 const RAW_LINES_KEPT = 5;
 
 async function startServeProcess(): Promise<ServeProcess> {
-  const dir = await Deno.makeTempDir({ prefix: "dfos_fuzz_" });
-  const root = join(dir, "root");
-  const users = join(dir, "users.txt");
-  const log = join(dir, "server.log");
-  const everyone = { ...USERS, ...SHAPE_USERS };
-  await Deno.writeTextFile(users, Object.entries(everyone).map(([user, password]) => `${user}:${password}\n`).join(""));
-  const child = spawnCli(
-    [
-      "serve",
-      "--host",
-      "127.0.0.1",
-      "--port",
-      "0",
-      "--root",
-      root,
-      "--users",
-      users,
-      "--log",
-      log,
-      "--handshake-timeout",
-      `${HANDSHAKE_TIMEOUT_SECONDS}`,
-      ...SHAPE_SERVER_FLAGS,
-    ],
-    { cwd: dir },
-  );
-  await child.stdin.close();
+  const flags = ["--handshake-timeout", `${HANDSHAKE_TIMEOUT_SECONDS}`, ...SHAPE_SERVER_FLAGS];
+  const { child, dir, root, log } = await spawnServe(flags, {
+    prefix: "dfos_fuzz_",
+    users: { ...USERS, ...SHAPE_USERS },
+  });
   let port = 0;
   let exited = false;
   const errors: string[] = [];

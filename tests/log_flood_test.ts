@@ -11,9 +11,8 @@
  */
 
 import { ok, strictEqual } from "node:assert/strict";
-import { join } from "node:path";
 import { DfosClient } from "../client/connection.ts";
-import { delay, spawnCli, USERS, waitFor } from "./_fixture.ts";
+import { delay, spawnServe, USERS, waitFor } from "./_fixture.ts";
 import { frameBytes, HELLO, rawFrame } from "./_peer.ts";
 import { MESSAGE_CODES } from "../shared/messages.ts";
 
@@ -150,28 +149,7 @@ interface Served extends AsyncDisposable {
  * session), and the port is found in the log file instead.
  */
 async function startServe(args: string[], screen: LineWatch | null): Promise<Served> {
-  const dir = await Deno.makeTempDir({ prefix: "dfos_logflood_" });
-  const users = join(dir, "users.txt");
-  const log = join(dir, "server.log");
-  await Deno.writeTextFile(users, Object.entries(USERS).map(([user, password]) => `${user}:${password}\n`).join(""));
-  const child = spawnCli(
-    [
-      "serve",
-      "--host",
-      "127.0.0.1",
-      "--port",
-      "0",
-      "--root",
-      join(dir, "root"),
-      "--users",
-      users,
-      "--log",
-      log,
-      ...args,
-    ],
-    { cwd: dir },
-  );
-  await child.stdin.close();
+  const { child, dir, log } = await spawnServe(args, { prefix: "dfos_logflood_" });
   // Standard output is read until the server says its port; then on into `screen`, or never again.
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let head = "";

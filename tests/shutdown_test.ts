@@ -16,9 +16,8 @@ import {
   randomBytes,
   sha256,
   sha256File,
-  spawnCli,
+  spawnServe,
   startServer,
-  USERS,
   waitFor,
   watchServe,
 } from "./_fixture.ts";
@@ -158,28 +157,7 @@ interface ServeProcess extends AsyncDisposable {
 }
 
 async function startServeProcess(args: string[]): Promise<ServeProcess> {
-  const dir = await Deno.makeTempDir({ prefix: "dfos_serve_" });
-  const root = join(dir, "root");
-  const users = join(dir, "users.txt");
-  const log = join(dir, "server.log");
-  await Deno.writeTextFile(users, Object.entries(USERS).map(([user, password]) => `${user}:${password}\n`).join(""));
-  const child = spawnCli([
-    "serve",
-    "--host",
-    "127.0.0.1",
-    "--port",
-    "0",
-    "--root",
-    root,
-    "--users",
-    users,
-    "--log",
-    log,
-    ...args,
-  ], {
-    cwd: dir,
-  });
-  await child.stdin.close();
+  const { child, dir, root, log } = await spawnServe(args);
   const watch = await watchServe(child);
   const ended = watch.ended.then(({ status }) => status);
   const stop = async () => {
