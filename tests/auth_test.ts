@@ -286,9 +286,10 @@ Deno.test("server takes as long to fail an unknown user as a wrong password (PLA
   await using _fx = fx;
   await addHashedUser(fx, "dave", "durian");
   // A shortcut for unknown users (no PBKDF2 for PLAIN) would be several times faster, every time. A loaded machine
-  // can make one measurement look so by chance: up to three are taken, and one within a factor of 2 is enough.
+  // can make one measurement look so by chance (the whole suite runs files in parallel on two cores): up to five are
+  // taken, and one within a factor of 2 is enough.
   let verdict = "";
-  for (let run = 0; run < 3; run++) {
+  for (let run = 0; run < 5; run++) {
     const medians = await failureTimes(fx, cert);
     verdict = "";
     for (const mechanism of ["plain", "scram"]) {
@@ -302,7 +303,7 @@ Deno.test("server takes as long to fail an unknown user as a wrong password (PLA
     }
     if (verdict === "") break;
   }
-  strictEqual(verdict, "", "three measurements out of a factor of 2");
+  strictEqual(verdict, "", "five measurements out of a factor of 2");
 });
 
 Deno.test("server refuses a SCRAM channel binding request clearly and closes", async () => {
