@@ -210,9 +210,11 @@ async function checkLogFile(path: string): Promise<string> {
   return text;
 }
 
-Deno.test("a flood of 60 KB hostile login text without an account leaves a small, clean log and bounded memory", async () => {
-  const screen = new LineWatch("console");
-  await using served = await startServe([], screen);
+/**
+ * Floods the server for 4 s from 4 connections, sampling its RSS every 100 ms
+ * until `settleMs` after the flood.
+ */
+async function floodWatchingMemory(served: Served, settleMs: number) {
   const rssBefore = await rssOf(served.child.pid);
   let rssPeak = rssBefore;
   let sampling = true;
@@ -223,9 +225,16 @@ Deno.test("a flood of 60 KB hostile login text without an account leaves a small
     }
   })();
   const attacks = await flood(served.port, 4, 4000);
-  await delay(300);
+  await delay(settleMs);
   sampling = false;
   await sampler;
+  return { rssBefore, rssPeak, attacks };
+}
+
+Deno.test("a flood of 60 KB hostile login text without an account leaves a small, clean log and bounded memory", async () => {
+  const screen = new LineWatch("console");
+  await using served = await startServe([], screen);
+  const { rssBefore, rssPeak, attacks } = await floodWatchingMemory(served, 300);
   const logBytes = (await Deno.stat(served.log)).size;
   console.log(
     `flood: ${attacks} attacks of 60 KB in 4 s; log ${logBytes} bytes (console ${screen.bytes}); ` +
@@ -255,18 +264,7 @@ Deno.test("a flood of 60 KB hostile login text without an account leaves a small
 Deno.test("with a console nobody reads, a flood costs console lines, not memory, and SIGTERM ends dfos serve at once", async () => {
   // No per-address limit: every record of the flood reaches the console's queue.
   await using served = await startServe(["--log-limit", "0"], null);
-  const rssBefore = await rssOf(served.child.pid);
-  let rssPeak = rssBefore;
-  let sampling = true;
-  const sampler = (async () => {
-    while (sampling) {
-      rssPeak = Math.max(rssPeak, await rssOf(served.child.pid).catch(() => 0));
-      await delay(100);
-    }
-  })();
-  const attacks = await flood(served.port, 4, 4000);
-  sampling = false;
-  await sampler;
+  const { rssBefore, rssPeak, attacks } = await floodWatchingMemory(served, 0);
   console.log(
     `unread console: ${attacks} attacks in 4 s; RSS ${(rssBefore / MiB).toFixed(1)} -> peak ${
       (rssPeak / MiB).toFixed(1)
