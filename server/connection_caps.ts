@@ -72,11 +72,6 @@ export class ConnectionCaps {
     this.caps = { ...caps };
   }
 
-  /** Connections open now, in all. */
-  get total(): number {
-    return this.#total;
-  }
-
   /**
    * Takes a place for a new connection from `address`.
    *
