@@ -107,7 +107,7 @@ export async function main(args: string[]): Promise<number> {
   const { command } = await entry.load();
   const verbose = rest.includes("--verbose") || rest.includes("-v");
   try {
-    const parsed = parseCommandArgs(command, rest);
+    const parsed = await parseCommandArgs(command, rest);
     if (parsed.values.help) {
       console.log(command.usage);
       return 0;

@@ -3,10 +3,15 @@
  * shape, argument parsing with `node:util` `parseArgs`, `UsageError`, and the
  * exit codes.
  *
+ * Plain command lines (known flags, each value in its own argument or after
+ * `=`) are read without `node:util`, whose first import is most of a client
+ * command's start-up (docs/PERFORMANCE.md, "Start-up"); anything else goes to
+ * `parseArgs` itself, so its rules and messages stay the only ones.
+ *
  * @module
  */
 
-import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
+import type { ParseArgsOptionsConfig } from "node:util";
 import { DfosError, Status } from "./status.ts";
 
 /** Exit codes, as documented in the README. */
@@ -75,18 +80,65 @@ export const COMMON_OPTIONS: ParseArgsOptionsConfig = {
  * @param args The arguments after the subcommand's name.
  * @returns The parsed flags and positionals.
  */
-export function parseCommandArgs(command: Command, args: string[]): ParsedArgs {
+export async function parseCommandArgs(command: Command, args: string[]): Promise<ParsedArgs> {
+  const options = { ...COMMON_OPTIONS, ...command.options };
+  const plain = parsePlainArgs(options, args);
+  if (plain !== null) return plain;
+  const { parseArgs } = await import("node:util");
   try {
-    const { values, positionals } = parseArgs({
-      args,
-      options: { ...COMMON_OPTIONS, ...command.options },
-      allowPositionals: true,
-      strict: true,
-    });
+    const { values, positionals } = parseArgs({ args, options, allowPositionals: true, strict: true });
     return { values: values as ParsedArgs["values"], positionals };
   } catch (error) {
     throw new UsageError((error as Error).message.replace(/\. To specify.*$/s, ""));
   }
+}
+
+/**
+ * Reads a command line made only of positionals, known flags, and string
+ * values that do not start with `-`, as `parseArgs` (strict, positionals
+ * allowed) would; returns null for anything else: an unknown or grouped
+ * flag, `--`, a value that is missing or starts with `-`, a boolean given a
+ * value, an option with `multiple` or a `default`.
+ *
+ * @param options The flags the command takes.
+ * @param args The arguments after the subcommand's name.
+ * @returns The parsed flags and positionals, or null to leave it to `parseArgs`.
+ */
+export function parsePlainArgs(options: ParseArgsOptionsConfig, args: string[]): ParsedArgs | null {
+  const values: ParsedArgs["values"] = Object.create(null);
+  const positionals: string[] = [];
+  const shorts = new Map<string, string>();
+  for (const [name, option] of Object.entries(options)) {
+    if (option.multiple || option.default !== undefined) return null;
+    if (option.short !== undefined) shorts.set(option.short, name);
+  }
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === "-" || !arg.startsWith("-")) {
+      positionals.push(arg);
+      continue;
+    }
+    const long = arg.startsWith("--");
+    const equals = long ? arg.indexOf("=") : -1;
+    const name = long
+      ? arg.slice(2, equals === -1 ? undefined : equals)
+      : arg.length === 2
+      ? shorts.get(arg[1])
+      : undefined;
+    if (name === undefined || name === "" || !Object.hasOwn(options, name)) return null;
+    if (options[name].type === "boolean") {
+      if (equals !== -1) return null;
+      values[name] = true;
+    } else if (equals !== -1) {
+      values[name] = arg.slice(equals + 1);
+    } else {
+      const value = args[i + 1];
+      if (value === undefined || value.startsWith("-")) return null;
+      values[name] = value;
+      i++;
+    }
+  }
+  return { values, positionals };
 }
 
 /**

@@ -1,5 +1,15 @@
-import { strictEqual, throws } from "node:assert/strict";
-import { byteSizeFlag, CommandFailure, exitCodeFor, integerFlag, secondsFlag, UsageError } from "./cli.ts";
+import { deepStrictEqual, ok, rejects, strictEqual, throws } from "node:assert/strict";
+import type { ParseArgsOptionsConfig } from "node:util";
+import {
+  byteSizeFlag,
+  CommandFailure,
+  exitCodeFor,
+  integerFlag,
+  parseCommandArgs,
+  parsePlainArgs,
+  secondsFlag,
+  UsageError,
+} from "./cli.ts";
 import { DfosError, Status } from "./status.ts";
 
 Deno.test("secondsFlag() reads whole and fractional seconds as milliseconds", () => {
@@ -73,4 +83,52 @@ Deno.test("byteSizeFlag() refuses what is not a size in range, naming the flag a
   throws(() => byteSizeFlag("1023", "max-frame", 7, [1024, 65536]), UsageError);
   throws(() => byteSizeFlag("65K", "max-frame", 7, [1024, 65536]), UsageError);
   strictEqual(byteSizeFlag("64K", "max-frame", 7, [1024, 65536]), 65536);
+});
+
+Deno.test("parsePlainArgs() reads what it accepts exactly as node:util parseArgs does", async () => {
+  const { parseArgs } = await import("node:util");
+  const fc = (await import("fast-check")).default;
+  const options: ParseArgsOptionsConfig = {
+    help: { type: "boolean", short: "h" },
+    verbose: { type: "boolean", short: "v" },
+    server: { type: "string", short: "s" },
+    user: { type: "string", short: "u" },
+    tls: { type: "boolean" },
+    ca: { type: "string" },
+  };
+  const token = fc.oneof(
+    fc.constantFrom("-", "--", "-h", "-v", "-s", "-u", "-x", "-hv", "-sHOST", "--help", "--verbose", "--tls", "--ca"),
+    fc.constantFrom("--server", "--user", "--server=a:1", "--user=", "--tls=1", "--colour", "--no-tls", "--=x", "-5"),
+    fc.constantFrom("--__proto__", "--constructor", "a", "b.txt", "", "=", "x=y"),
+    fc.string({ maxLength: 4 }),
+  );
+  let plainCount = 0;
+  fc.assert(
+    fc.property(fc.array(token, { maxLength: 6 }), (args) => {
+      const plain = parsePlainArgs(options, args);
+      if (plain === null) return;
+      plainCount++;
+      const node = parseArgs({ args, options, allowPositionals: true, strict: true });
+      deepStrictEqual(plain, { values: node.values, positionals: node.positionals });
+    }),
+    { numRuns: 2000 },
+  );
+  ok(plainCount > 100, `only ${plainCount} command lines were plain`);
+});
+
+Deno.test("parseCommandArgs() gives node:util parseArgs's message for what is not plain", async () => {
+  const command = { usage: "", options: { server: { type: "string" as const, short: "s" } }, run: async () => {} };
+  deepStrictEqual(await parseCommandArgs(command, ["-s", "a:1", "x", "-"]), {
+    values: Object.assign(Object.create(null), { server: "a:1" }),
+    positionals: ["x", "-"],
+  });
+  deepStrictEqual((await parseCommandArgs(command, ["--", "-s"])).positionals, ["-s"]);
+  await rejects(
+    parseCommandArgs(command, ["--colour"]),
+    (error) => error instanceof UsageError && error.message === "Unknown option '--colour'",
+  );
+  await rejects(
+    parseCommandArgs(command, ["--server"]),
+    (error) => error instanceof UsageError && error.message === "Option '-s, --server <value>' argument missing",
+  );
 });
