@@ -1,6 +1,6 @@
 /**
  * The peers the benchmark compares: raw TCP with socat (the wire's limit),
- * an rsync daemon, OpenSSH sftp against a private sshd, and dfos, in
+ * the bare Deno copy (`bare_copy.ts`: what a Deno program reaches), an rsync daemon, OpenSSH sftp against a private sshd, and dfos, in
  * plaintext and over TLS. Each peer
  * starts its servers on 127.0.0.1 (free ports, stopped by PID at the end) and
  * moves one file in either direction with one whole client process.
@@ -9,6 +9,7 @@
  */
 
 import { basename, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { freePort, makeCertificate, randomHex } from "../tests/_common.ts";
 import { BENCH_USER, DfosServer } from "./dfos_server.ts";
 import { type ProcessGroup, type Server, waitForListener } from "./processes.ts";
@@ -20,7 +21,7 @@ export type Direction = "put" | "get";
 export const DIRECTIONS: readonly Direction[] = ["put", "get"];
 
 /** The peers this module knows, in the order a round runs them. */
-export const PEER_IDS = ["socat", "rsync", "sftp", "dfos", "dfos-verify", "dfos-tls"] as const;
+export const PEER_IDS = ["socat", "deno-bare", "rsync", "sftp", "dfos", "dfos-verify", "dfos-tls"] as const;
 
 /** One of {@linkcode PEER_IDS}. */
 export type PeerId = typeof PEER_IDS[number];
@@ -104,6 +105,8 @@ export function createPeer(id: PeerId, context: PeerContext, options: PeerOption
   switch (id) {
     case "socat":
       return new SocatPeer(context);
+    case "deno-bare":
+      return new BareCopyPeer(context);
     case "rsync":
       return new RsyncPeer(context, clientArgs);
     case "sftp":
@@ -175,6 +178,62 @@ class SocatPeer implements Peer {
     const { status, timedOut } = await listener.server.waitForExit(left);
     if (timedOut) throw new Error(`socat listener was stopped after ${this.#context.timeoutMs / 1000} s`);
     if (!status.success) throw new Error(`socat listener failed: exit status ${status.code}`);
+    return [listener.server.argv, argv];
+  }
+}
+
+/**
+ * The bare Deno copy (`bench/bare_copy.ts`): 1 MiB `conn.read`/`conn.write`, synchronous 1 MiB file calls,
+ * CRC-32 on both ends; like socat, a one-shot listener per run, started untimed.
+ */
+class BareCopyPeer implements Peer {
+  readonly id = "deno-bare";
+  readonly label = "bare Deno copy (bench/bare_copy.ts: 1 MiB conn.read/write, sync file calls, CRC-32 both ends)";
+  readonly servers: string[][] = [];
+  readonly #context: PeerContext;
+  readonly #root: string;
+  readonly #script = fileURLToPath(new URL("./bare_copy.ts", import.meta.url));
+  #listener: { server: Server; port: number; direction: Direction } | undefined;
+
+  constructor(context: PeerContext) {
+    this.#context = context;
+    this.#root = join(context.dir, "srv", "deno-bare");
+  }
+
+  async start(): Promise<void> {
+    await Deno.mkdir(this.#root, { recursive: true });
+  }
+
+  serverPath(name: string): string {
+    return join(this.#root, name);
+  }
+
+  async prepare(direction: Direction, name: string): Promise<void> {
+    const port = freePort();
+    const argv = [Deno.execPath(), "run", "-A", this.#script, "serve", `${port}`, this.serverPath(name), direction];
+    const server = this.#context.processes.startServer("bare copy listener", argv, {
+      log: join(this.#context.dir, "logs", "deno-bare-listener.log"),
+    });
+    this.#listener = { server, port, direction };
+    await waitForListener(port, 10_000);
+  }
+
+  async transfer(direction: Direction, local: string): Promise<string[][]> {
+    const listener = this.#listener;
+    this.#listener = undefined;
+    if (listener === undefined) throw new Error("Cannot run the bare copy: no listener was started");
+    const started = Date.now();
+    const argv = [Deno.execPath(), "run", "-A", this.#script, "client", `${listener.port}`, local, direction];
+    try {
+      await runClient(this.#context, argv);
+    } catch (error) {
+      await listener.server.stop();
+      throw error;
+    }
+    const left = Math.max(0, this.#context.timeoutMs - (Date.now() - started));
+    const { status, timedOut } = await listener.server.waitForExit(left);
+    if (timedOut) throw new Error(`bare copy listener was stopped after ${this.#context.timeoutMs / 1000} s`);
+    if (!status.success) throw new Error(`bare copy listener failed: exit status ${status.code}`);
     return [listener.server.argv, argv];
   }
 }

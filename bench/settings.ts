@@ -13,7 +13,15 @@ import { PEER_IDS, type PeerId } from "./peers.ts";
 import { SECTION_IDS, type SectionId } from "./section.ts";
 
 /** The peers the transfer section measures by default. */
-export const DEFAULT_PEERS: readonly PeerId[] = ["socat", "rsync", "sftp", "dfos", "dfos-verify", "dfos-tls"];
+export const DEFAULT_PEERS: readonly PeerId[] = [
+  "socat",
+  "deno-bare",
+  "rsync",
+  "sftp",
+  "dfos",
+  "dfos-verify",
+  "dfos-tls",
+];
 /** Where the results of a full run go unless `--out` says otherwise. */
 export const DEFAULT_OUT = join(PROJECT_DIR, "bench", "results", "latest.json");
 

@@ -2,7 +2,8 @@
  * Section "transfer": how fast one whole `dfos put` or `dfos get` process
  * moves one large file over loopback, next to what a user would otherwise
  * pick: socat raw TCP (the limit of the wire), an rsync daemon and OpenSSH
- * sftp; dfos with `--verify` ("dfos-verify", SHA-256); and dfos over TLS
+ * sftp; the bare Deno copy ("deno-bare", `bare_copy.ts`: what a Deno program
+ * reaches here, issue 10's prototype, its ratio to socat shown); dfos with `--verify` ("dfos-verify", SHA-256); and dfos over TLS
  * ("dfos-tls"), the encrypted figure to set beside sftp's. Targets: dfos
  * (plaintext, CRC-32) at least 0.70x socat, ahead of rsync and at least twice
  * sftp, each direction; dfos-verify at least 0.28x socat; dfos-tls has no
@@ -249,6 +250,28 @@ function rowsOf(all: Series[], sizeMiB: number): Row[] {
         figure: `${ratio.toFixed(2)}x (${Math.round(ours.median)} vs ${Math.round(theirs.median)} MB/s)`,
         judgement: judge(target, ratio),
         note: "medians of the same run",
+      });
+    }
+    // The bare Deno copy: what a Deno program reaches here (against socat), and dfos against it; no targets.
+    for (
+      const [ourId, id, note] of [
+        ["deno-bare", "socat", "the ceiling of a Deno program on this machine; medians of the same run"],
+        ["dfos", "deno-bare", "dfos against the bare Deno copy; medians of the same run"],
+      ] as const
+    ) {
+      const ours = all.find((one) => one.peer.id === ourId && one.direction === direction);
+      const theirs = all.find((one) => one.peer.id === id && one.direction === direction);
+      const oursSummary = ours && seriesSummary(ours);
+      const theirsSummary = theirs && seriesSummary(theirs);
+      if (!oursSummary || !theirsSummary) continue;
+      rows.push({
+        section: "transfer",
+        what: `${ourId} ${direction} / ${id} ${direction}`,
+        figure: `${(oursSummary.median / theirsSummary.median).toFixed(2)}x (${Math.round(oursSummary.median)} vs ${
+          Math.round(theirsSummary.median)
+        } MB/s)`,
+        judgement: null,
+        note,
       });
     }
     // Encrypted next to plaintext: no target, the figure issue 10 asks to report.
