@@ -8,6 +8,7 @@
  */
 
 import process from "node:process";
+import { transferMemory, type TransferMemorySnapshot } from "../shared/transfer_memory.ts";
 
 /** Operations that move a body or change a file. */
 export type OperationKind = "put" | "get" | "peek" | "rm" | "ls";
@@ -96,6 +97,10 @@ export interface ProcessFigures {
   cpuSystemSeconds: number;
   /** Resident set size, bytes. */
   rss: number;
+  /** Bytes this thread's V8 heap uses (a worker's own, not the process's). */
+  heapUsed: number;
+  /** Bytes outside that heap held by its objects (ArrayBuffers: body blocks), this thread's. */
+  external: number;
   /** The system's memory in use (total minus available), bytes, or null without `--allow-sys`. */
   systemMemoryUsed: number | null;
   /** The system's total memory, bytes, or null without `--allow-sys`. */
@@ -114,10 +119,13 @@ export function processFigures(): ProcessFigures {
   } catch {
     // no --allow-sys: leave the system's figures out
   }
+  const memory = Deno.memoryUsage();
   return {
     cpuUserSeconds: cpu.user / 1e6,
     cpuSystemSeconds: cpu.system / 1e6,
-    rss: Deno.memoryUsage().rss,
+    rss: memory.rss,
+    heapUsed: memory.heapUsed,
+    external: memory.external,
     systemMemoryUsed,
     systemMemoryTotal,
   };
@@ -144,13 +152,23 @@ export interface TotalsReportOptions {
    * @default {() => ""}
    */
   logLosses?: () => string;
+  /**
+   * Reads the state of the memory bodies share: transfers, piece size,
+   * bytes queued for the disk, free pool blocks.
+   *
+   * @default {() => transferMemory.snapshot()}
+   */
+  transferMemory?: () => TransferMemorySnapshot;
 }
 
 /**
  * The totals line of the performance log, written every interval and at
  * shutdown: connections (total, active, peak), operations by kind, bytes in
  * and out, failures by kind, the process's CPU time and the share of one core
- * it used since the line before, its RSS, and the system's memory in use.
+ * it used since the line before, its RSS, the system's memory in use, the
+ * transfer memory (shared/transfer_memory.ts: bodies moving, piece size,
+ * bytes queued for the disk, free pool blocks) and this thread's V8 heap and
+ * external memory.
  *
  * @example Usage
  * ```ts
@@ -165,6 +183,7 @@ export class TotalsReport {
   readonly #figures: () => ProcessFigures;
   readonly #now: () => number;
   readonly #logLosses: () => string;
+  readonly #transferMemory: () => TransferMemorySnapshot;
   #lastAt: number;
   #lastCpuSeconds: number;
 
@@ -179,6 +198,7 @@ export class TotalsReport {
     this.#figures = options.figures ?? processFigures;
     this.#now = options.now ?? (() => performance.now());
     this.#logLosses = options.logLosses ?? (() => "");
+    this.#transferMemory = options.transferMemory ?? (() => transferMemory.snapshot());
     const figures = this.#figures();
     this.#lastAt = this.#now();
     this.#lastCpuSeconds = figures.cpuUserSeconds + figures.cpuSystemSeconds;
@@ -204,12 +224,16 @@ export class TotalsReport {
     const memory = figures.systemMemoryUsed === null || figures.systemMemoryTotal === null
       ? "unknown (no --allow-sys)"
       : `${mebibytes(figures.systemMemoryUsed, 0)} of ${mebibytes(figures.systemMemoryTotal, 0)} MiB used`;
+    const bodies = this.#transferMemory();
     const losses = this.#logLosses();
     return `${totals.connections} connections (${totals.activeConnections} active, peak ${totals.peakConnections}); ` +
       `operations ${operations}; ${totals.bytesIn} bytes in, ${totals.bytesOut} bytes out; ` +
       `failures ${failures || "none"}; CPU ${figures.cpuUserSeconds.toFixed(2)} s user, ` +
       `${figures.cpuSystemSeconds.toFixed(2)} s system, ${share.toFixed(1)}% of one core over the last ` +
-      `${wallSeconds.toFixed(1)} s; RSS ${mebibytes(figures.rss, 1)} MiB; system memory ${memory}` +
+      `${wallSeconds.toFixed(1)} s; RSS ${mebibytes(figures.rss, 1)} MiB; system memory ${memory}; ` +
+      `transfer memory: ${bodies.transfers} bodies moving, pieces of ${bodies.pieceBytes / 1024} KiB, ` +
+      `${mebibytes(bodies.queuedBytes, 1)} MiB queued for the disk, ${mebibytes(bodies.freeBytes, 1)} MiB free in ` +
+      `the pool; V8 heap ${mebibytes(figures.heapUsed, 1)} MiB, external ${mebibytes(figures.external, 1)} MiB` +
       (losses === "" ? "" : `; ${losses}`);
   }
 }

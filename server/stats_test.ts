@@ -9,6 +9,8 @@ function fakeFigures(initial: Partial<ProcessFigures> = {}): ProcessFigures {
     cpuUserSeconds: 0,
     cpuSystemSeconds: 0,
     rss: 0,
+    heapUsed: 0,
+    external: 0,
     systemMemoryUsed: null,
     systemMemoryTotal: null,
     ...initial,
@@ -47,11 +49,18 @@ Deno.test("TotalsReport writes every total on one line, with CPU use since the l
     cpuUserSeconds: 1,
     cpuSystemSeconds: 0.5,
     rss: 50 * MiB,
+    heapUsed: 12 * MiB,
+    external: 40 * MiB,
     systemMemoryUsed: 1000 * MiB,
     systemMemoryTotal: 4000 * MiB,
   });
   let now = 10_000;
-  const report = new TotalsReport(stats, { figures: () => ({ ...figures }), now: () => now });
+  const bodies = { transfers: 3, pieceBytes: 256 * 1024, queuedBytes: 2 * MiB, freeBytes: 16 * MiB };
+  const report = new TotalsReport(stats, {
+    figures: () => ({ ...figures }),
+    now: () => now,
+    transferMemory: () => bodies,
+  });
   stats.connectionOpened();
   stats.connectionOpened();
   stats.connectionClosed();
@@ -67,7 +76,8 @@ Deno.test("TotalsReport writes every total on one line, with CPU use since the l
     report.line(),
     "2 connections (1 active, peak 2); operations put 1, get 0, peek 0, rm 0, ls 1; 1234 bytes in, 0 bytes out; " +
       "failures AUTH_FAILED 1, NOT_FOUND 1; CPU 10.00 s user, 3.50 s system, 20.0% of one core over the last " +
-      "60.0 s; RSS 50.0 MiB; system memory 1000 of 4000 MiB used",
+      "60.0 s; RSS 50.0 MiB; system memory 1000 of 4000 MiB used; transfer memory: 3 bodies moving, pieces of " +
+      "256 KiB, 2.0 MiB queued for the disk, 16.0 MiB free in the pool; V8 heap 12.0 MiB, external 40.0 MiB",
   );
   // The next line measures from this one.
   now += 10_000;
@@ -81,7 +91,7 @@ Deno.test("TotalsReport says so when the failures are none and the system's memo
   const line = report.line();
   ok(line.includes("failures none;"), line);
   ok(line.includes("0.0% of one core over the last 0.0 s"), line);
-  ok(line.endsWith("system memory unknown (no --allow-sys)"), line);
+  ok(line.includes("system memory unknown (no --allow-sys); transfer memory: "), line);
 });
 
 Deno.test("processFigures() reads this process's CPU time and RSS and the system's memory", () => {
@@ -89,6 +99,8 @@ Deno.test("processFigures() reads this process's CPU time and RSS and the system
   ok(figures.cpuUserSeconds > 0);
   ok(figures.cpuSystemSeconds >= 0);
   ok(figures.rss > MiB);
+  ok(figures.heapUsed > 0 && figures.heapUsed < figures.rss);
+  ok(figures.external >= 0);
   ok(figures.systemMemoryTotal !== null && figures.systemMemoryUsed !== null, "the tests run with --allow-all");
   ok(figures.systemMemoryUsed <= figures.systemMemoryTotal);
 });

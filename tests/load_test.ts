@@ -59,7 +59,9 @@ Deno.test("100 concurrent clients each get back exactly what they put, and the l
     new RegExp(
       `^Shut down\\. Totals: 100 connections \\(0 active, peak \\d+\\); operations put 100, get 100, peek 0, rm 0, ls 0; ` +
         `${bytes} bytes in, ${bytes} bytes out; failures none; CPU [\\d.]+ s user, [\\d.]+ s system, [\\d.]+% of one core ` +
-        `over the last [\\d.]+ s; RSS [\\d.]+ MiB; system memory \\d+ of \\d+ MiB used$`,
+        `over the last [\\d.]+ s; RSS [\\d.]+ MiB; system memory \\d+ of \\d+ MiB used; ` +
+        `transfer memory: 0 bodies moving, pieces of 1024 KiB, 0\\.0 MiB queued for the disk, [\\d.]+ MiB free in ` +
+        `the pool; V8 heap [\\d.]+ MiB, external [\\d.]+ MiB$`,
     ),
   );
   // Per transfer and per connection: one line each, with their figures.
