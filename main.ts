@@ -14,6 +14,7 @@
 
 import { type Command, exitCodeFor, parseCommandArgs, UsageError } from "./shared/cli.ts";
 import { type CommandPermissions, dropPermissions } from "./shared/permissions.ts";
+import config from "./deno.json" with { type: "json" };
 
 /** One subcommand: what it does, where it lives, and the permissions it keeps. */
 export interface CommandRow {
@@ -82,7 +83,7 @@ const USAGE = `Usage: dfos COMMAND [options]
 Commands:
 ${Object.entries(COMMANDS).map(([name, { summary }]) => `  ${name.padEnd(8)}${summary}`).join("\n")}
 
-Run "dfos COMMAND --help" for a command's options.
+Run "dfos COMMAND --help" for a command's options, "dfos --version" for the version.
 Exit codes: 0 success, 1 failure, 2 usage error, 3 authentication failed, 4 remote file not found.`;
 
 /**
@@ -98,6 +99,10 @@ export async function main(args: string[]): Promise<number> {
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
     console.log(USAGE);
     return name === undefined ? 2 : 0;
+  }
+  if (name === "--version" || name === "-V") {
+    console.log(`dfos ${config.version}`);
+    return 0;
   }
   const entry = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
   if (entry === undefined) {

@@ -22,6 +22,7 @@ import type { Channel } from "../shared/channel.ts";
 import { type MessageOf, PROTOCOL_VERSION } from "../shared/messages.ts";
 import { excerpt, printableName } from "../shared/names.ts";
 import { DfosError, Status } from "../shared/status.ts";
+import { hostOf, isLoopback } from "./loopback.ts";
 import type { AuthMechanism, AuthStep } from "./auth/mechanism.ts";
 import type { ConnectionCaps } from "./connection_caps.ts";
 import { isConnectionLoss, isNoSpace } from "./errors.ts";
@@ -178,10 +179,34 @@ export class Login {
       if (exchanged === null) return null;
       const { auth, step } = exchanged;
       const hold = this.#context.throttle.delayFor(this.#client.address, attempt.name);
+      if (step.kind === "success" && !await this.#clearAllowed(attempt, step)) return null;
       if (step.kind === "success") return await this.#succeed(attempt, auth, step, hold);
       if (!await this.#fail(attempt, exchanged, hold)) return null;
     }
     return null;
+  }
+
+  /**
+   * A password stored in clear is accepted from this host only (a loopback
+   * address): one from elsewhere is refused with AUTH_FAILED that says why,
+   * and the connection is closed. The client proved the password, so the
+   * answer tells it nothing new; the attempt is not counted as a guess.
+   */
+  async #clearAllowed(attempt: Attempt, step: Extract<AuthStep, { kind: "success" }>): Promise<boolean> {
+    if (!step.credential.startsWith("clear:") || isLoopback(hostOf(this.#client.remote))) return true;
+    attempt.slot?.release();
+    this.#context.stats.failure("AUTH_FAILED");
+    this.#context.log.warn`Login of ${
+      printableName(step.user)
+    } from ${this.#client.remote} refused: its password is stored in clear, accepted from this host only`;
+    await this.#channel.send({
+      type: "error",
+      code: Status.AUTH_FAILED,
+      message:
+        `Authentication failed: the password of "${step.user}" is stored in clear on the server, which accepts ` +
+        `it only from the server's own host; the server's operator must hash it with "dfos passwd ${step.user}"`,
+    });
+    return false;
   }
 
   /** The mechanism if this connection may use it: one that sends the password itself, only over TLS. */

@@ -26,6 +26,8 @@ import {
   type LoginThrottleOptions,
 } from "./throttle.ts";
 import { serveInSandbox } from "./sandbox.ts";
+import { isLoopback } from "./loopback.ts";
+import { parseUserLine } from "./users.ts";
 import {
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
   DEFAULT_IDLE_TIMEOUT_MS,
@@ -201,6 +203,13 @@ totals and exits 0. A second signal aborts everything at once.`,
       throw error;
     });
     const log = getLogger(["dfos", "server"]);
+    const users = (values.users as string | undefined) ?? "id_passwd.txt";
+    const inClear = isLoopback(server.addr.hostname) ? [] : await usersInClear(users);
+    if (inClear.length > 0) {
+      log.warn`Listening on ${server.addr.hostname}, beyond this host, with passwords stored in clear for ${
+        inClear.join(", ")
+      }: their logins are accepted from this host only; hash them with "dfos passwd USER --users ${users}"`;
+    }
     let signals = 0;
     const stop = (signal: Deno.Signal) => {
       signals++;
@@ -225,6 +234,21 @@ totals and exits 0. A second signal aborts everything at once.`,
     await closeLogs();
   },
 };
+
+/** The users whose passwords `path` stores in clear (what `UserFile` warns about); none if it cannot be read. */
+async function usersInClear(path: string): Promise<string[]> {
+  const text = await Deno.readTextFile(path).catch(() => "");
+  const users: string[] = [];
+  for (const line of text.split("\n")) {
+    try {
+      const entry = parseUserLine(line);
+      if (entry !== null && !entry.value.startsWith("SCRAM-SHA-256$")) users.push(`"${entry.user}"`);
+    } catch {
+      // A malformed line: the server warns about it itself.
+    }
+  }
+  return users;
+}
 
 /** Reads the `--auth-*` flags: what failed logins cost. */
 function loginThrottleFlags(values: Record<string, string | boolean | undefined>): LoginThrottleOptions {
