@@ -40,14 +40,22 @@ export async function openLocalTarget(path: string, io: CommandIo): Promise<Loca
   }
   const info = await Deno.stat(path).catch(() => null);
   if (info !== null && !info.isFile && !info.isDirectory) return await openSpecialFile(path);
-  const temp = await prepareLocalFile(path);
+  // The cleanup is in place before the file exists: a signal between the two would otherwise leave it behind.
+  const tempPath = temporaryPath(path);
   const forget = io.atInterrupt(() => {
     try {
-      Deno.removeSync(temp.path);
+      Deno.removeSync(tempPath);
     } catch {
-      // already gone
+      // not made yet, or already gone
     }
   });
+  let temp: TempFile;
+  try {
+    temp = await prepareLocalFile(path, tempPath);
+  } catch (error) {
+    forget();
+    throw error;
+  }
   return {
     save: (download) => saveToFile(download, temp, path),
     close: async () => {
@@ -97,19 +105,25 @@ async function openSpecialFile(path: string): Promise<LocalTarget> {
  * unwritable destination fails first.
  *
  * @param path The local file to be written.
+ * @param tempPath The temporary file's path (default: a new hidden name beside `path`).
  * @returns The temporary file.
  */
-export async function prepareLocalFile(path: string): Promise<TempFile> {
+export async function prepareLocalFile(path: string, tempPath = temporaryPath(path)): Promise<TempFile> {
   try {
     // One download at a time: each piece is written in place (less CPU than the write-behind thread, and
     // nothing else waits on this process).
-    return await TempFile.create(join(dirname(path), `.${crypto.randomUUID()}.dfos-part`), {
+    return await TempFile.create(tempPath, {
       mode: 0o644,
       writeBehind: false,
     });
   } catch (error) {
     throw new Error(`Cannot write "${path}": ${(error as Error).message.replace(/:.*$/s, "")}`, { cause: error });
   }
+}
+
+/** A new hidden name beside `path` for its download's temporary file. */
+function temporaryPath(path: string): string {
+  return join(dirname(path), `.${crypto.randomUUID()}.dfos-part`);
 }
 
 /**

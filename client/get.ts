@@ -91,7 +91,7 @@ async function folderDownloads(client: DfosClient, folder: string, into: string)
   const downloads: Download[] = [];
   for await (const entry of client.list(folder + "/")) {
     const problem = nameProblem(entry.name);
-    if (problem !== null || !entry.name.startsWith(folder + "/")) {
+    if (problem || !entry.name.startsWith(folder + "/")) {
       throw new Error(`Cannot save "${printableName(entry.name)}": the server listed a name not under "${folder}"`);
     }
     const local = join(into, ...entry.name.slice(folder.length + 1).split("/"));

@@ -227,7 +227,9 @@ const ROWS = {
     async handle({ message, user, storage }) {
       if (message.digest === null) {
         const info = await storage.stat(user, message.name);
-        if (info === null) throw new DfosError(Status.NOT_FOUND, `Cannot find "${excerpt(message.name)}": no such file`);
+        if (info === null) {
+          throw new DfosError(Status.NOT_FOUND, `Cannot find "${excerpt(message.name)}": no such file`);
+        }
         return { message: { type: "info", ...info, digest: null } };
       }
       // The digest of the bytes of one version, read as a download reads them (S3: a stored checksum could answer).

@@ -18,6 +18,11 @@
  * aside into `.dfos-partial` (a rename of a name, cheap) and frees it off the
  * event loop. File bodies are read and written asynchronously.
  *
+ * A rename (`mv`) is one `rename(2)` of the file or the whole folder, after
+ * both ways are walked and the target is found free, inside the user's one
+ * change at a time; it makes the folders on the new way and prunes those it
+ * empties, as an upload and a delete do.
+ *
  * `.dfos-partial` is emptied at start-up. `usage` counts as `du` would in
  * blocks of {@linkcode BLOCK_BYTES}.
  *
@@ -51,8 +56,8 @@ import {
   type ListPage,
   type Moved,
   type ReadHandle,
-  type RenameOptions,
   type Removed,
+  type RenameOptions,
   type Storage,
   type Upload,
   type Usage,
