@@ -16,6 +16,7 @@ import {
   type CliResult,
   type Fixture,
   listDir,
+  MAIN,
   randomBytes,
   runCli,
   sha256,
@@ -250,4 +251,73 @@ Deno.test("dfos get to /dev/null and to a FIFO writes to it directly", async () 
   assertOk(await runCli(["get", "f.bin", fifo], { env }), "get to a FIFO");
   strictEqual(sha256(await reading), sha256(bytes));
   deepStrictEqual(await listDir(fx.local), ["pipe"]);
+});
+
+/** Runs `dfos ARGS` under a pseudo-terminal (util-linux `script`); types `answer` once `prompt` has appeared. */
+async function onTerminal(args: string[], env: Record<string, string>, prompt: string, answer: string) {
+  const line = [Deno.execPath(), "run", "-A", MAIN, ...args].map((word) => `'${word}'`).join(" ");
+  const child = new Deno.Command("script", {
+    args: ["-qec", line, "/dev/null"],
+    env: { ...env, PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", RUST_BACKTRACE: "0", NO_COLOR: "1", TERM: "dumb" },
+    clearEnv: true,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  const reader = child.stdout.getReader();
+  const decoder = new TextDecoder();
+  let screen = "";
+  let typed = false;
+  while (true) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    screen += decoder.decode(value, { stream: true });
+    if (!typed && screen.includes(prompt)) {
+      await writer.write(new TextEncoder().encode(`${answer}\r`));
+      typed = true;
+    }
+  }
+  await writer.close().catch(() => {});
+  return { code: (await child.status).code, screen };
+}
+
+Deno.test("dfos rm -r on a terminal says how many files and deletes only on yes", async () => {
+  await using fx = await startServer();
+  for (const name of ["old/a", "old/deep/b", "keep"]) await store(fx, name, new Uint8Array([1]));
+  const env = fx.envFor("alice");
+  const no = await onTerminal(["rm", "-r", "old"], env, "[y/N]", "n");
+  strictEqual(no.code, 0, no.screen);
+  match(no.screen, /Delete 2 files under "old"\? \[y\/N\]/);
+  deepStrictEqual(await stored(fx), ["keep", "old/a", "old/deep/b"]);
+  const yes = await onTerminal(["rm", "-r", "old"], env, "[y/N]", "y");
+  strictEqual(yes.code, 0, yes.screen);
+  deepStrictEqual(await stored(fx), ["keep"]);
+});
+
+Deno.test("mv leaves file bytes alone but counts the folders it makes and removes against the quota", async () => {
+  await using fx = await startServer({ quotaBytes: 3 * 4096, quotaEntries: 100 });
+  await store(fx, "a.txt", new Uint8Array(10));
+  const client = await DfosClient.connect({ server: fx.address, user: "alice", password: USERS.alice });
+  const put = (name: string) =>
+    client.put(
+      name,
+      (async function* () {
+        yield new Uint8Array(10);
+      })(),
+      { size: 10 },
+    ).then(() => null, (error) => error);
+  try {
+    // 1 block used: three new folders would make 4 of 3.
+    const deep = await client.move("a.txt", "x/y/z/a.txt").then(() => null, (error) => error);
+    ok(deep instanceof DfosError && deep.code === Status.TOO_LARGE, String(deep));
+    deepStrictEqual(await stored(fx), ["a.txt"]);
+    deepStrictEqual(await listDir(join(fx.root, "alice")), [".dfos-partial", "a.txt"]);
+    strictEqual((await client.move("a.txt", "d1/d2/a.txt")).files, 1); // 3 blocks of 3
+    strictEqual((await put("b.txt"))?.code, Status.TOO_LARGE);
+    await client.move("d1/d2/a.txt", "a.txt"); // its two folders pruned: 1 block of 3
+    strictEqual(await put("b.txt"), null);
+  } finally {
+    await client.close();
+  }
 });
