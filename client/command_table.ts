@@ -184,8 +184,10 @@ ${CLIENT_OPTIONS_USAGE}`,
 
 Renames the remote file or folder OLD to NEW; a folder's files all move with
 it. A NEW that ends in "/" is a folder to move OLD into, under its base name.
-Nothing is replaced: a NEW that exists is refused. Sizes, and so the quota,
-do not change. On the server's local disk the move is atomic (one rename).
+Nothing is replaced: a NEW that exists is refused (exit 1); a missing OLD
+exits 4. File sizes do not change: the quota counts only the folders a move
+makes or leaves empty. On the server's local disk the move is atomic (one
+rename of the file or the whole folder).
 
 ${CLIENT_OPTIONS_USAGE}`,
     options: CLIENT_OPTIONS,
