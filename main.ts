@@ -15,6 +15,7 @@
 import { type Command, exitCodeFor, parseCommandArgs, UsageError } from "./shared/cli.ts";
 import { type CommandPermissions, dropPermissions } from "./shared/permissions.ts";
 import config from "./deno.json" with { type: "json" };
+import { CLIENT_COMMANDS, type ClientCommandName } from "./client/command_table.ts";
 
 /** One subcommand: what it does, where it lives, and the permissions it keeps. */
 export interface CommandRow {
@@ -30,13 +31,40 @@ export interface CommandRow {
 }
 
 /**
- * The subcommands. Client commands keep the environment, and read access for
- * a `--ca` file, only until their connection options are read: `put` keeps
- * read (the file it sends), `get` read and write (the file it saves, through
- * a temporary file and a rename, which Deno counts as both), `peek`, `rm` and
- * `ls` nothing but the network. None keeps subprocesses, FFI, system
- * information or remote imports.
+ * What each client command keeps. Client commands keep the environment, and
+ * read access for a `--ca` file, only until their connection options are
+ * read: `put` keeps read (the files it sends, and whether a REMOTE is also a
+ * local path), `get` read and write (the files it saves, through a temporary
+ * file and a rename, which Deno counts as both, and the folders of `-r`),
+ * `peek`, `rm`, `mv`, `stat` and `ls` nothing but the network. None keeps
+ * subprocesses, FFI, system information or remote imports. The commands
+ * themselves, their usage and flags, are client/command_table.ts's: a row is
+ * needed here for each (the type says so).
  */
+const CLIENT_PERMISSIONS: Readonly<Record<ClientCommandName, CommandPermissions>> = {
+  put: { keep: ["read", "net"], untilOptionsRead: ["env"] },
+  get: { keep: ["read", "write", "net"], untilOptionsRead: ["env"] },
+  peek: { keep: ["net"], untilOptionsRead: ["env", "read"] },
+  rm: { keep: ["net"], untilOptionsRead: ["env", "read"] },
+  mv: { keep: ["net"], untilOptionsRead: ["env", "read"] },
+  stat: { keep: ["net"], untilOptionsRead: ["env", "read"] },
+  ls: { keep: ["net"], untilOptionsRead: ["env", "read"] },
+};
+
+/** The row of a client command: its module and client/command_line.ts, loaded when it runs. */
+function clientRow(name: ClientCommandName): CommandRow {
+  const { summary, usage, options, load } = CLIENT_COMMANDS[name];
+  return {
+    summary,
+    permissions: CLIENT_PERMISSIONS[name],
+    load: async () => {
+      const [{ run }, { runOnCommandLine }] = await Promise.all([load(), import("./client/command_line.ts")]);
+      return { command: { usage, options, run: (args) => runOnCommandLine(run, args) } };
+    },
+  };
+}
+
+/** The subcommands: the server's, then the client's (client/command_table.ts). */
 export const COMMANDS: Readonly<Record<string, CommandRow>> = {
   serve: {
     summary: "run the server",
@@ -51,31 +79,9 @@ export const COMMANDS: Readonly<Record<string, CommandRow>> = {
     // The users file (and its temporary beside it), and DFOS_PASSWORD.
     permissions: { keep: ["read", "write", "env"], untilOptionsRead: [] },
   },
-  put: {
-    summary: "upload a file (or standard input)",
-    load: () => import("./client/put.ts"),
-    permissions: { keep: ["read", "net"], untilOptionsRead: ["env"] },
-  },
-  get: {
-    summary: "download a file (or to standard output)",
-    load: () => import("./client/get.ts"),
-    permissions: { keep: ["read", "write", "net"], untilOptionsRead: ["env"] },
-  },
-  peek: {
-    summary: "show the first bytes of a file",
-    load: () => import("./client/peek.ts"),
-    permissions: { keep: ["net"], untilOptionsRead: ["env", "read"] },
-  },
-  rm: {
-    summary: "delete files",
-    load: () => import("./client/rm.ts"),
-    permissions: { keep: ["net"], untilOptionsRead: ["env", "read"] },
-  },
-  ls: {
-    summary: "list files",
-    load: () => import("./client/ls.ts"),
-    permissions: { keep: ["net"], untilOptionsRead: ["env", "read"] },
-  },
+  ...Object.fromEntries(
+    (Object.keys(CLIENT_COMMANDS) as ClientCommandName[]).map((name) => [name, clientRow(name)]),
+  ),
 };
 
 const USAGE = `Usage: dfos COMMAND [options]

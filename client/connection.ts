@@ -232,6 +232,36 @@ export class DfosClient {
   }
 
   /**
+   * Renames the file or folder `from` to `to` (a folder's files move with
+   * it); nothing is replaced.
+   *
+   * @param from The old name.
+   * @param to The new name.
+   * @returns The names and the number of files moved.
+   */
+  async move(from: string, to: string): Promise<MessageOf<"moved">> {
+    await this.#channel.send({ type: "move", from, to });
+    return await this.#channel.expect(...REPLIES.move.replies).catch((error) => {
+      throw olderServer(error, "mv");
+    });
+  }
+
+  /**
+   * Returns a file's size and modification time and, when asked, the
+   * digest of its bytes as the server computes it.
+   *
+   * @param name The remote name.
+   * @param options `digest`: the algorithm, or null for none.
+   * @returns The file's facts.
+   */
+  async stat(name: string, options: { digest?: DigestAlgorithm | null } = {}): Promise<MessageOf<"info">> {
+    await this.#channel.send({ type: "stat", name, digest: options.digest ?? null });
+    return await this.#channel.expect(...REPLIES.stat.replies).catch((error) => {
+      throw olderServer(error, "stat");
+    });
+  }
+
+  /**
    * Lists the user's files whose names start with `prefix`, sorted by name,
    * fetching one page at a time.
    *
@@ -371,6 +401,14 @@ async function login(channel: Channel, mechanism: ClientMechanism): Promise<stri
     }
     await channel.send({ type: "auth-response", data: await mechanism.step(reply.data) });
   }
+}
+
+/** Says so when an older server did not know a request (`UNSUPPORTED`, unknown type). */
+function olderServer(error: unknown, command: string): unknown {
+  if (error instanceof DfosError && error.code === Status.UNSUPPORTED && /unknown type/.test(error.message)) {
+    return new DfosError(Status.UNSUPPORTED, `Cannot ${command}: the server is an older dfos without it`);
+  }
+  return error;
 }
 
 async function* stopOnAbort(chunks: AsyncIterable<Bytes>, signal: AbortSignal): AsyncGenerator<Bytes> {

@@ -1,63 +1,117 @@
 /**
- * `dfos get REMOTE [LOCAL]`: downloads a file, or writes it to standard
- * output with `-`.
+ * `dfos get`: downloads files, a remote folder with `-r`, or one file to
+ * standard output with `-`, all over one connection (usage in
+ * client/command_table.ts).
  *
  * @module
  */
 
 import { join } from "node:path";
-import { type Command, UsageError } from "../shared/cli.ts";
-import { CLIENT_OPTIONS, CLIENT_OPTIONS_USAGE, VERIFY_OPTION, VERIFY_USAGE, withClient } from "./options.ts";
-import { prepareLocalFile, saveToFile, writeToStdout } from "./download.ts";
+import { type ParsedArgs, UsageError } from "../shared/cli.ts";
+import { nameProblem, printableName } from "../shared/names.ts";
+import { DfosError, Status } from "../shared/status.ts";
+import type { CommandContext } from "./command_table.ts";
+import type { DfosClient } from "./connection.ts";
+import { openLocalTarget } from "./download.ts";
 import { Progress } from "./progress.ts";
 import { baseName, remoteName } from "./remote_name.ts";
+import { runEach } from "./run_each.ts";
 
-/** The `get` subcommand. */
-export const command: Command = {
-  usage: `Usage: dfos get REMOTE [LOCAL] [options]
+/** One download: the remote name and the local path ("-" for standard output). */
+interface Download {
+  name: string;
+  local: string;
+}
 
-Downloads REMOTE to LOCAL (default: REMOTE's base name in the current folder;
-a folder puts it inside; "-" writes to standard output). The local file is
-replaced only once the download has arrived whole and its digest matches.
-
-${VERIFY_USAGE}
-${CLIENT_OPTIONS_USAGE}`,
-  options: { ...CLIENT_OPTIONS, ...VERIFY_OPTION },
-  async run({ values, positionals }) {
+/** Runs `get` once. */
+export async function run({ values, positionals }: ParsedArgs, { client, io }: CommandContext): Promise<void> {
+  const digest = values.verify ? "sha256" : "crc32";
+  let downloads: Download[];
+  let connection: DfosClient;
+  if (values.recursive) {
     if (positionals.length < 1 || positionals.length > 2) {
-      throw new UsageError("get takes REMOTE and an optional LOCAL");
+      throw new UsageError("get -r takes FOLDER and an optional LOCAL_FOLDER");
     }
-    const name = remoteName(positionals[0]);
-    const local = await localTarget(positionals[1] ?? baseName(name), baseName(name));
-    const temp = local === "-" ? null : await prepareLocalFile(local);
+    const folder = remoteName(positionals[0].replace(/\/+$/, ""));
+    const into = join(positionals[1] ?? ".", baseName(folder));
+    connection = await client();
+    downloads = await folderDownloads(connection, folder, into);
+    if (downloads.length === 0) throw new DfosError(Status.NOT_FOUND, `Cannot find "${folder}": no files under it`);
+  } else {
+    downloads = await plan(positionals);
+    connection = await client();
+  }
+  await runEach("get", downloads, io, async ({ name, local }) => {
+    const target = await openLocalTarget(local, io);
     try {
-      await withClient({ values, positionals }, async (client) => {
-        const progress = new Progress(name, null);
-        const download = await client.get(name, {
-          digest: values.verify ? "sha256" : "crc32",
-          onProgress: (bytes) => progress.update(bytes),
-        });
+      const progress = new Progress(name, null);
+      try {
+        const download = await connection.get(name, { digest, onProgress: (bytes) => progress.update(bytes) });
         progress.total = download.file.size;
-        try {
-          if (temp === null) await writeToStdout(download);
-          else await saveToFile(download, temp, local);
-        } finally {
-          progress.done();
-        }
-      });
+        await target.save(download);
+      } finally {
+        progress.done();
+      }
     } finally {
-      await temp?.remove();
+      await target.close();
     }
-  },
-};
+  }, { label: (download) => download.name, failed: "files could not be downloaded" });
+}
+
+/** Reads the arguments: REMOTE [LOCAL], or REMOTE... LOCAL_FOLDER. */
+async function plan(positionals: string[]): Promise<Download[]> {
+  if (positionals.length === 0) throw new UsageError("get takes REMOTE and an optional LOCAL");
+  if (positionals.length <= 2) {
+    const name = remoteName(positionals[0]);
+    return [{ name, local: await localTarget(positionals[1] ?? baseName(name), baseName(name)) }];
+  }
+  const folder = positionals[positionals.length - 1];
+  if (!(await isDirectory(folder))) {
+    throw new UsageError(`get of several files needs an existing local folder last, not "${folder}"`);
+  }
+  const downloads: Download[] = [];
+  const seen = new Set<string>();
+  for (const remote of positionals.slice(0, -1)) {
+    const name = remoteName(remote);
+    const local = join(folder, baseName(name));
+    if (seen.has(local)) throw new UsageError(`Cannot save two files as "${local}"`);
+    seen.add(local);
+    downloads.push({ name, local });
+  }
+  return downloads;
+}
+
+/**
+ * Every file under the remote `folder`, saved under `into` by its path below
+ * the folder; the folders on the way are made as needed. A name the server
+ * lists that is not under the folder, or breaks the naming rules, is refused:
+ * only checked names become local paths.
+ */
+async function folderDownloads(client: DfosClient, folder: string, into: string): Promise<Download[]> {
+  const downloads: Download[] = [];
+  for await (const entry of client.list(folder + "/")) {
+    const problem = nameProblem(entry.name);
+    if (problem || !entry.name.startsWith(folder + "/")) {
+      throw new Error(`Cannot save "${printableName(entry.name)}": the server listed a name not under "${folder}"`);
+    }
+    const local = join(into, ...entry.name.slice(folder.length + 1).split("/"));
+    downloads.push({ name: entry.name, local });
+  }
+  const folders = new Set(downloads.map(({ local }) => join(local, "..")));
+  for (const dir of folders) await Deno.mkdir(dir, { recursive: true });
+  return downloads;
+}
 
 /** The local path to write: a folder gets the base name inside it. */
 async function localTarget(local: string, base: string): Promise<string> {
   if (local === "-") return local;
+  return (await isDirectory(local)) ? join(local, base) : local;
+}
+
+async function isDirectory(path: string): Promise<boolean> {
   try {
-    if ((await Deno.stat(local)).isDirectory) return join(local, base);
+    return (await Deno.stat(path)).isDirectory;
   } catch {
-    // does not exist yet: it is the file's path
+    return false;
   }
-  return local;
 }

@@ -1,40 +1,23 @@
 /**
  * `dfos ls [PREFIX] [--json]`: the user's files, sorted by name, with size
- * and modification time.
+ * and modification time (usage in client/command_table.ts).
  *
  * @module
  */
 
-import { type Command, UsageError } from "../shared/cli.ts";
+import { type ParsedArgs, UsageError } from "../shared/cli.ts";
 import type { ListEntry } from "../shared/messages.ts";
 import { printableName } from "../shared/names.ts";
-import { CLIENT_OPTIONS, CLIENT_OPTIONS_USAGE, withClient } from "./options.ts";
+import type { CommandContext } from "./command_table.ts";
 
-/** The `ls` subcommand. */
-export const command: Command = {
-  usage: `Usage: dfos ls [PREFIX] [--json] [options]
-
-Lists your files whose names start with PREFIX (all by default), sorted by
-name: size in bytes, modification time (UTC), name. Names are printed with
-control characters and bidirectional marks escaped (\\x1b, \\u202e).
-
-      --json               one JSON array of {name, size, mtime} (mtime in ISO 8601)
-${CLIENT_OPTIONS_USAGE}`,
-  options: { ...CLIENT_OPTIONS, json: { type: "boolean" } },
-  async run({ values, positionals }) {
-    if (positionals.length > 1) throw new UsageError("ls takes at most one PREFIX");
-    const prefix = positionals[0] ?? "";
-    const entries = await withClient({ values, positionals }, async (client) => {
-      const entries: ListEntry[] = [];
-      for await (const entry of client.list(prefix)) entries.push(entry);
-      return entries;
-    });
-    const out = values.json ? formatJson(entries) : formatTable(entries);
-    const writer = Deno.stdout.writable.getWriter();
-    await writer.write(new TextEncoder().encode(out));
-    writer.releaseLock();
-  },
-};
+/** Runs `ls` once. */
+export async function run({ values, positionals }: ParsedArgs, { client, io }: CommandContext): Promise<void> {
+  if (positionals.length > 1) throw new UsageError("ls takes at most one PREFIX");
+  const prefix = positionals[0] ?? "";
+  const entries: ListEntry[] = [];
+  for await (const entry of (await client()).list(prefix)) entries.push(entry);
+  await io.write(values.json ? formatJson(entries) : formatTable(entries));
+}
 
 /**
  * What `JSON.stringify` leaves raw but a terminal must not get raw (it escapes

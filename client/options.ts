@@ -6,41 +6,13 @@
  * @module
  */
 
-import type { ParseArgsOptionsConfig } from "node:util";
 import { type ParsedArgs, UsageError } from "../shared/cli.ts";
 import { dropOptionPermissions } from "../shared/permissions.ts";
 import { DEFAULT_SERVER } from "../shared/defaults.ts";
 import { type ClientTlsOptions, type ConnectOptions, DfosClient, parseServerAddress } from "./connection.ts";
 import { readPassword } from "../shared/password_prompt.ts";
 
-/** Flags of every client command. */
-export const CLIENT_OPTIONS: ParseArgsOptionsConfig = {
-  server: { type: "string", short: "s" },
-  user: { type: "string", short: "u" },
-  tls: { type: "boolean" },
-  ca: { type: "string" },
-};
-
-/** The flag of commands that move a whole file: check it with SHA-256 rather than CRC-32. */
-export const VERIFY_OPTION: ParseArgsOptionsConfig = { verify: { type: "boolean" } };
-
-/** The usage line for {@linkcode VERIFY_OPTION}. */
-export const VERIFY_USAGE =
-  "      --verify             check the body end to end with SHA-256 (default: CRC-32, which catches\n" +
-  "                           truncation and corruption at almost no cost)";
-
-/** The usage lines for {@linkcode CLIENT_OPTIONS}. */
-export const CLIENT_OPTIONS_USAGE = `Connection:
-  -s, --server HOST:PORT   server address (env DFOS_SERVER, default ${DEFAULT_SERVER})
-  -u, --user NAME          user name (env DFOS_USER)
-      --tls                connect with TLS (env DFOS_TLS=1); the server's certificate must carry
-                           the HOST of --server and be signed by a trusted root; never falls back
-                           to plaintext
-      --ca FILE            also trust the certificates in FILE (PEM: the server's own, or its CA),
-                           besides the default roots; implies --tls (env DFOS_CA)
-  password                 env DFOS_PASSWORD, else asked without echo on a terminal
-  -v, --verbose            show error details
-  -h, --help               show this help`;
+export { CLIENT_OPTIONS, CLIENT_OPTIONS_USAGE, VERIFY_OPTION, VERIFY_USAGE } from "./command_table.ts";
 
 /**
  * Reads server, user and password from flags, environment and prompt.

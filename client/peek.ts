@@ -1,33 +1,21 @@
 /**
  * `dfos peek REMOTE [--bytes N]`: the first bytes of a file, raw, on standard
- * output.
+ * output (usage in client/command_table.ts).
  *
  * @module
  */
 
-import { type Command, integerFlag, UsageError } from "../shared/cli.ts";
-import { CLIENT_OPTIONS, CLIENT_OPTIONS_USAGE, withClient } from "./options.ts";
+import { integerFlag, type ParsedArgs, UsageError } from "../shared/cli.ts";
+import { type CommandContext, DEFAULT_PEEK_BYTES } from "./command_table.ts";
 import { writeToStdout } from "./download.ts";
 import { remoteName } from "./remote_name.ts";
 
-/** Bytes shown when `--bytes` is not given, as in the original project. */
-export const DEFAULT_PEEK_BYTES = 1024;
+export { DEFAULT_PEEK_BYTES };
 
-/** The `peek` subcommand. */
-export const command: Command = {
-  usage: `Usage: dfos peek REMOTE [--bytes N] [options]
-
-Writes the first ${DEFAULT_PEEK_BYTES} bytes of REMOTE (or N with --bytes) to standard output, raw.
-
-  -n, --bytes N            how many bytes (default ${DEFAULT_PEEK_BYTES})
-${CLIENT_OPTIONS_USAGE}`,
-  options: { ...CLIENT_OPTIONS, bytes: { type: "string", short: "n" } },
-  async run({ values, positionals }) {
-    if (positionals.length !== 1) throw new UsageError("peek takes one REMOTE name");
-    const name = remoteName(positionals[0]);
-    const limit = integerFlag(values.bytes, "bytes", DEFAULT_PEEK_BYTES);
-    await withClient({ values, positionals }, async (client) => {
-      await writeToStdout(await client.get(name, { limit }));
-    });
-  },
-};
+/** Runs `peek` once. */
+export async function run({ values, positionals }: ParsedArgs, { client, io }: CommandContext): Promise<void> {
+  if (positionals.length !== 1) throw new UsageError("peek takes one REMOTE name");
+  const name = remoteName(positionals[0]);
+  const limit = integerFlag(values.bytes, "bytes", DEFAULT_PEEK_BYTES);
+  await writeToStdout(await (await client()).get(name, { limit }), io);
+}

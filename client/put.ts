@@ -1,65 +1,113 @@
 /**
- * `dfos put LOCAL [REMOTE]`: uploads a file, or standard input with `-`.
+ * `dfos put`: uploads files, or standard input with `-`, all over one
+ * connection (usage in client/command_table.ts). The arguments are read by
+ * one rule: the last ends in "/" (a remote folder), or there are at most two
+ * and the second, a remote name, is not also a local path.
  *
  * @module
  */
 
-import { type Command, UsageError } from "../shared/cli.ts";
+import { type ParsedArgs, UsageError } from "../shared/cli.ts";
 import { fileChunks } from "../shared/file_chunks.ts";
-import { CLIENT_OPTIONS, CLIENT_OPTIONS_USAGE, VERIFY_OPTION, VERIFY_USAGE, withClient } from "./options.ts";
+import type { CommandContext } from "./command_table.ts";
 import { Progress } from "./progress.ts";
 import { baseName, remoteName } from "./remote_name.ts";
+import { runEach } from "./run_each.ts";
 
-/** The `put` subcommand. */
-export const command: Command = {
-  usage: `Usage: dfos put LOCAL [REMOTE] [options]
+/** One upload: a local file (or `-`), the remote name, and the size seen before connecting. */
+interface Upload {
+  local: string;
+  name: string;
+  size: number | null;
+}
 
-Uploads LOCAL to the server as REMOTE (default: LOCAL's base name). LOCAL "-"
-reads standard input, and then REMOTE is required. REMOTE may contain folders
-("notes/today.txt"). The upload replaces any previous version at once, and
-only once it has arrived whole.
-
-${VERIFY_USAGE}
-${CLIENT_OPTIONS_USAGE}`,
-  options: { ...CLIENT_OPTIONS, ...VERIFY_OPTION },
-  async run({ values, positionals }) {
-    if (positionals.length < 1 || positionals.length > 2) {
-      throw new UsageError("put takes LOCAL and an optional REMOTE");
-    }
-    const [local, remote] = positionals;
-    if (local === "-" && remote === undefined) throw new UsageError("put - needs a REMOTE name");
-    const name = remoteName(remote ?? baseName(local));
+/** Runs `put` once. */
+export async function run({ values, positionals }: ParsedArgs, { client, io }: CommandContext): Promise<void> {
+  const uploads = await plan(positionals);
+  const connection = await client();
+  await runEach("put", uploads, io, async ({ local, name, size }) => {
     let source: Deno.FsFile | typeof Deno.stdin = Deno.stdin;
-    let size: number | null = null;
     if (local !== "-") {
-      const file = await Deno.open(local, { read: true }).catch((error) => {
+      source = await Deno.open(local, { read: true }).catch((error) => {
         throw new Error(`Cannot read "${local}": ${(error as Error).message}`);
       });
-      const info = await file.stat();
-      if (!info.isFile) {
-        file.close();
-        throw new UsageError(`Cannot upload "${local}": it is not a file`);
-      }
-      source = file;
-      size = info.size;
     }
     try {
-      await withClient({ values, positionals }, async (client) => {
-        const progress = new Progress(name, size);
-        try {
-          // A file is read in turn, synchronously; standard input, which may wait on a pipe, ahead.
-          const chunks = fileChunks(source, { limit: size ?? Infinity, readAhead: source === Deno.stdin });
-          await client.put(name, chunks, {
-            size,
-            digest: values.verify ? "sha256" : "crc32",
-            onProgress: (bytes) => progress.update(bytes),
-          });
-        } finally {
-          progress.done();
-        }
-      });
+      const progress = new Progress(name, size);
+      try {
+        // A file is read in turn, synchronously; standard input, which may wait on a pipe, ahead.
+        const chunks = fileChunks(source, { limit: size ?? Infinity, readAhead: source === Deno.stdin });
+        await connection.put(name, chunks, {
+          size,
+          digest: values.verify ? "sha256" : "crc32",
+          onProgress: (bytes) => progress.update(bytes),
+        });
+      } finally {
+        progress.done();
+      }
     } finally {
       if (source !== Deno.stdin) source.close();
     }
-  },
-};
+  }, { label: (upload) => upload.local, failed: "files could not be uploaded" });
+}
+
+/** Reads the arguments by the rule above, checks every name and local file, and returns the uploads. */
+async function plan(positionals: string[]): Promise<Upload[]> {
+  if (positionals.length === 0) throw new UsageError("put takes LOCAL, or LOCAL... REMOTE_FOLDER/");
+  const last = positionals[positionals.length - 1];
+  let pairs: [string, string][];
+  if (positionals.length >= 2 && last.endsWith("/")) {
+    const folder = last.replace(/\/+$/, "");
+    if (folder !== "") remoteName(folder);
+    const locals = positionals.slice(0, -1);
+    if (locals.includes("-")) throw new UsageError("put - takes a REMOTE name, not a folder");
+    pairs = locals.map((local) => [local, folder === "" ? baseName(local) : `${folder}/${baseName(local)}`]);
+  } else if (positionals.length === 1) {
+    if (last === "-") throw new UsageError("put - needs a REMOTE name");
+    pairs = [[last, baseName(last)]];
+  } else if (positionals.length === 2) {
+    const [local, remote] = positionals;
+    if (await localPathExists(remote)) {
+      throw new UsageError(
+        `Cannot tell whether "${remote}" is a remote name or a second file to upload: it is a local path too. ` +
+          `To upload several files, end with a remote folder ("docs/", or "/" for the top); ` +
+          `to store a file under that name, use "dfos put - ${remote} < ${local}"`,
+      );
+    }
+    pairs = [[local, remote]];
+  } else {
+    throw new UsageError(
+      `put of several files needs a remote folder last, ending in "/" ("docs/", or "/" for the top), not "${last}"`,
+    );
+  }
+  const seen = new Set<string>();
+  const uploads: Upload[] = [];
+  for (const [local, remote] of pairs) {
+    const name = remoteName(remote);
+    if (seen.has(name)) throw new UsageError(`Cannot upload two files as "${name}"`);
+    seen.add(name);
+    uploads.push({ local, name, size: local === "-" ? null : await localFileSize(local) });
+  }
+  return uploads;
+}
+
+/** The size of a local file to upload; refuses what is not a readable regular file. */
+async function localFileSize(local: string): Promise<number> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(local);
+  } catch (error) {
+    throw new Error(`Cannot read "${local}": ${(error as Error).message}`);
+  }
+  if (!info.isFile) throw new UsageError(`Cannot upload "${local}": it is not a file`);
+  return info.size;
+}
+
+async function localPathExists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

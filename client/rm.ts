@@ -1,45 +1,55 @@
 /**
- * `dfos rm REMOTE...`: deletes files, all over one connection.
+ * `dfos rm REMOTE...` and `dfos rm -r FOLDER...`: deletes files, all over
+ * one connection (usage in client/command_table.ts). A folder's files are
+ * found by listing it and deleted one by one; on a terminal the command asks
+ * first, elsewhere it needs `--force`.
  *
  * @module
  */
 
-import { type Command, CommandFailure, exitCodeFor, UsageError } from "../shared/cli.ts";
-import { DfosError } from "../shared/status.ts";
+import { type ParsedArgs, UsageError } from "../shared/cli.ts";
 import { printableName } from "../shared/names.ts";
-import { CLIENT_OPTIONS, CLIENT_OPTIONS_USAGE, withClient } from "./options.ts";
+import { DfosError, Status } from "../shared/status.ts";
+import type { CommandContext } from "./command_table.ts";
 import { remoteName } from "./remote_name.ts";
+import { runEach } from "./run_each.ts";
 
-/** The `rm` subcommand. */
-export const command: Command = {
-  usage: `Usage: dfos rm REMOTE... [options]
-
-Deletes each REMOTE file. Every name is tried; the command fails (with the
-exit code of the first failure) if any could not be deleted.
-
-${CLIENT_OPTIONS_USAGE}`,
-  options: CLIENT_OPTIONS,
-  async run({ values, positionals }) {
-    if (positionals.length === 0) throw new UsageError("rm takes at least one REMOTE name");
+/** Runs `rm` once. */
+export async function run({ values, positionals }: ParsedArgs, { client, io }: CommandContext): Promise<void> {
+  if (positionals.length === 0) throw new UsageError("rm takes at least one REMOTE name");
+  if (!values.recursive) {
     const names = positionals.map(remoteName);
-    const failures = await withClient({ values, positionals }, async (client) => {
-      const failures: unknown[] = [];
-      for (const name of names) {
-        try {
-          await client.remove(name);
-        } catch (error) {
-          if (!(error instanceof DfosError)) throw error; // the connection failed: stop
-          console.error(`dfos rm: ${printableName(name)}: ${(error as Error).message}`);
-          failures.push(error);
-        }
-      }
-      return failures;
-    });
-    if (failures.length > 0) {
-      throw new CommandFailure(
-        `${failures.length} of ${names.length} files could not be deleted`,
-        exitCodeFor(failures[0]),
-      );
+    const connection = await client();
+    await runEach("rm", names, io, async (name) => {
+      await connection.remove(name);
+    }, { label: (name) => name, failed: "files could not be deleted", reportOne: true });
+    return;
+  }
+  const folders = positionals.map((folder) => remoteName(folder.replace(/\/+$/, "")));
+  if (!values.force && !io.interactive) {
+    throw new UsageError("rm -r deletes without asking only with --force when standard input is not a terminal");
+  }
+  const connection = await client();
+  const names: string[] = [];
+  for (const folder of folders) {
+    const found: string[] = [];
+    for await (const entry of connection.list(folder)) {
+      if (entry.name === folder || entry.name.startsWith(folder + "/")) found.push(entry.name);
     }
-  },
-};
+    if (found.length === 0) {
+      throw new DfosError(Status.NOT_FOUND, `Cannot find "${printableName(folder)}": no such file or folder`);
+    }
+    names.push(...found);
+  }
+  if (!values.force) {
+    const what = folders.map((folder) => `"${printableName(folder)}"`).join(", ");
+    const yes = await io.confirm(`Delete ${names.length} file${names.length === 1 ? "" : "s"} under ${what}? [y/N] `);
+    if (!yes) {
+      io.warn("dfos rm: nothing deleted");
+      return;
+    }
+  }
+  await runEach("rm", names, io, async (name) => {
+    await connection.remove(name);
+  }, { label: (name) => name, failed: "files could not be deleted", reportOne: true });
+}

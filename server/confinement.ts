@@ -264,6 +264,28 @@ export function checkName(name: string): void {
   if (problem) throw new DfosError(Status.BAD_NAME, `Cannot use name "${excerpt(name)}": ${problem}`);
 }
 
+/**
+ * Refuses a name a rename may not take: one that exists (`CONFLICT`:
+ * nothing is replaced), or whose way runs through a file (`CONFLICT`) or a
+ * link (`FORBIDDEN`). Folders still missing on the way are fine.
+ *
+ * @param home The user's folder.
+ * @param name A remote name, checked already ({@linkcode checkName}).
+ */
+export function checkNewName(home: Folder, name: string): void {
+  const segments = name.split("/");
+  let path = home.path;
+  for (let i = 0; i < segments.length; i++) {
+    path = join(path, segments[i]);
+    const info = lstatOrNull(path);
+    if (info === null) return;
+    if (i === segments.length - 1) {
+      throw new DfosError(Status.CONFLICT, `Cannot move to "${name}": it exists`);
+    }
+    checkFolder(info, name, segments.slice(0, i + 1).join("/"));
+  }
+}
+
 /** True when `a` and `b` are the same file (device and inode). */
 export function sameFile(a: FileId, b: FileId): boolean {
   return a.dev === b.dev && a.ino === b.ino;

@@ -8,8 +8,9 @@
  *
  * A new request type is its message in `shared/messages.ts`, one row here
  * (its key is the message type; `RequestType` follows) and its line in
- * docs/PROTOCOL.md: the session serves every row alike. A new kind of
- * operation in the server's totals is also named in `server/stats.ts`.
+ * docs/PROTOCOL.md: the session serves every row alike. The kinds of
+ * operation the server counts and logs are the rows' `kinds`
+ * ({@linkcode OPERATION_KINDS}): a new kind is named in its row only.
  *
  * @module
  */
@@ -23,11 +24,11 @@ import {
   type MessageOf,
   type MessageType,
 } from "../shared/messages.ts";
+import { createDigest } from "../shared/digest.ts";
 import { excerpt, nameProblem } from "../shared/names.ts";
-import type { Bytes } from "../shared/pooled_bytes.ts";
+import { type Bytes, bytesOf, release } from "../shared/pooled_bytes.ts";
 import { DfosError, Status } from "../shared/status.ts";
 import type { Quota } from "./quota.ts";
-import type { OperationKind } from "./stats.ts";
 import type { Storage, Upload } from "./storage.ts";
 
 /** What a handler is given. */
@@ -98,8 +99,10 @@ export interface HandlerRow<T extends MessageType> {
   receives?: (message: MessageOf<T>) => IncomingBody;
   /** True when the reply is followed by a body (`Reply.body`). */
   sends: boolean;
-  /** How the operation is counted and logged. */
-  kind: (message: MessageOf<T>) => OperationKind;
+  /** The kinds of operation the row counts and logs under (the server's totals show each, 0 too). */
+  kinds: readonly string[];
+  /** How this request is counted and logged: one of `kinds`. */
+  kind: (message: MessageOf<T>) => string;
   /** What the request is about, for the log: a file's name, a listing's prefix. */
   subject: (message: MessageOf<T>) => string;
 }
@@ -117,6 +120,7 @@ const ROWS = {
   put: {
     receives: (message) => ({ size: message.size, algorithm: message.digest }),
     sends: false,
+    kinds: ["put"],
     kind: () => "put",
     subject: (message) => message.name,
     async handle({ message, user, storage, body, limits }) {
@@ -152,6 +156,7 @@ const ROWS = {
   },
   get: {
     sends: true,
+    kinds: ["get", "peek"],
     kind: (message) => message.limit === null ? "get" : "peek",
     subject: (message) => message.name,
     async handle({ message, user, storage }) {
@@ -166,6 +171,7 @@ const ROWS = {
   },
   delete: {
     sends: false,
+    kinds: ["rm"],
     kind: () => "rm",
     subject: (message) => message.name,
     async handle({ message, user, storage, limits }) {
@@ -177,6 +183,7 @@ const ROWS = {
   },
   list: {
     sends: false,
+    kinds: ["ls"],
     kind: () => "ls",
     subject: (message) => message.prefix,
     async handle({ message, user, storage, limits }) {
@@ -198,10 +205,60 @@ const ROWS = {
       return { message: { type: "listing", entries, next } };
     },
   },
-} satisfies { [T in MessageType]?: HandlerRow<T> };
+  move: {
+    sends: false,
+    kinds: ["mv"],
+    kind: () => "mv",
+    subject: (message) => message.from,
+    async handle({ message, user, storage, limits }) {
+      await limits.quota.ready(user); // the user's usage is counted before it changes
+      const moved = await storage.rename(user, message.from, message.to, {
+        admit: (folders) => limits.quota.admitFolders(user, message.to, folders),
+      });
+      limits.quota.moved(user, moved);
+      return { message: { type: "moved", from: moved.from, to: moved.to, files: moved.files } };
+    },
+  },
+  stat: {
+    sends: false,
+    kinds: ["stat"],
+    kind: () => "stat",
+    subject: (message) => message.name,
+    async handle({ message, user, storage }) {
+      if (message.digest === null) {
+        const info = await storage.stat(user, message.name);
+        if (info === null) {
+          throw new DfosError(Status.NOT_FOUND, `Cannot find "${excerpt(message.name)}": no such file`);
+        }
+        return { message: { type: "info", ...info, digest: null } };
+      }
+      // The digest of the bytes of one version, read as a download reads them (S3: a stored checksum could answer).
+      const handle = await storage.openRead(user, message.name);
+      try {
+        const digest = await createDigest(message.digest, { sizeHint: handle.info.size });
+        for await (const chunk of handle.read()) {
+          try {
+            digest.update(bytesOf(chunk));
+          } finally {
+            release(chunk);
+          }
+        }
+        return { message: { type: "info", ...handle.info, digest: digest.hex() } };
+      } finally {
+        handle.close();
+      }
+    },
+  },
+} as const satisfies { [T in MessageType]?: HandlerRow<T> };
 
 /** The requests a logged-in client may send: the rows' types. */
 export type RequestType = keyof typeof ROWS;
+
+/** A kind of operation the server counts and logs: one of a row's `kinds`. */
+export type OperationKind = (typeof ROWS)[RequestType]["kinds"][number];
+
+/** Every kind of operation, in the rows' order. */
+export const OPERATION_KINDS: readonly OperationKind[] = Object.values(ROWS).flatMap((row) => row.kinds);
 
 /** Every request a logged-in client may send, and its handler. */
 export const HANDLERS: { readonly [T in RequestType]: HandlerRow<T> } = ROWS;

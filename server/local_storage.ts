@@ -18,6 +18,11 @@
  * aside into `.dfos-partial` (a rename of a name, cheap) and frees it off the
  * event loop. File bodies are read and written asynchronously.
  *
+ * A rename (`mv`) is one `rename(2)` of the file or the whole folder, after
+ * both ways are walked and the target is found free, inside the user's one
+ * change at a time; it makes the folders on the new way and prunes those it
+ * empties, as an upload and a delete do.
+ *
  * `.dfos-partial` is emptied at start-up. `usage` counts as `du` would in
  * blocks of {@linkcode BLOCK_BYTES}.
  *
@@ -31,12 +36,15 @@ import type { PooledBytes } from "../shared/pooled_bytes.ts";
 import { DfosError, Status } from "../shared/status.ts";
 import {
   checkName,
+  checkNewName,
   Confinement,
   type FileId,
+  type Folder,
   LARGE_FILE_BYTES,
   lstatFile,
   lstatOrNull,
   PARTIAL_DIR,
+  removeFolders,
   removeOwnFile,
 } from "./confinement.ts";
 import { Listings } from "./listing.ts";
@@ -46,8 +54,10 @@ import {
   footprint,
   type ListOptions,
   type ListPage,
+  type Moved,
   type ReadHandle,
   type Removed,
+  type RenameOptions,
   type Storage,
   type Upload,
   type Usage,
@@ -156,6 +166,52 @@ export class LocalStorage implements Storage {
       Deno.removeSync(path);
     }
     // Folders exist only to hold files: drop the ones this left empty, each still the folder walked above.
+    const pruned = this.#pruneEmpty(folders, name);
+    return { removed: { name, size: info.size, mtime: info.mtime?.getTime() ?? 0, folders: pruned }, aside };
+  }
+
+  async rename(user: string, from: string, to: string, options: RenameOptions = {}): Promise<Moved> {
+    checkName(from);
+    checkName(to);
+    if (to === from || to.startsWith(from + "/")) {
+      throw new DfosError(Status.CONFLICT, `Cannot move "${from}" to "${to}": it would go into itself`);
+    }
+    return await this.#door.change(user, () => this.#rename(user, from, to, options));
+  }
+
+  /** One `rename(2)`, after every check: both ways walked, the target free, the folders on both ways the ones walked. */
+  #rename(user: string, from: string, to: string, options: RenameOptions): Moved {
+    const source = this.#door.existing(user, from);
+    const info = lstatOrNull(source.path);
+    if (info === null) throw new DfosError(Status.NOT_FOUND, `Cannot find "${from}": no such file or folder`);
+    if (info.isSymlink) {
+      throw new DfosError(Status.FORBIDDEN, `Cannot move "${from}": it is a symbolic link, which dfos does not follow`);
+    }
+    if (!info.isFile && !info.isDirectory) {
+      throw new DfosError(Status.FORBIDDEN, `Cannot move "${from}": it is not a regular file or a folder`);
+    }
+    const home = source.folders[0];
+    checkNewName(home, to); // nothing there, no file or link on the way
+    const files = info.isDirectory ? countFiles(source.path) : 1;
+    options.admit?.(missingFolders(home.path, to));
+    const target = this.#door.makeWay(home, to);
+    try {
+      if (lstatOrNull(target.path) !== null) {
+        throw new DfosError(Status.CONFLICT, `Cannot move "${from}" to "${to}": "${to}" exists`);
+      }
+      this.#door.recheck(source.folders, from);
+      this.#door.recheck([home, ...target.folders], to);
+      Deno.renameSync(source.path, target.path);
+    } catch (error) {
+      removeFolders(target.created);
+      throw error;
+    }
+    const foldersRemoved = this.#pruneEmpty(source.folders, from);
+    return { from, to, files, foldersCreated: target.created.length, foldersRemoved };
+  }
+
+  /** Removes the folders on a way, deepest first, that are empty now, each still the folder walked; returns how many. */
+  #pruneEmpty(folders: Folder[], name: string): number {
     let pruned = 0;
     for (let depth = folders.length - 1; depth > 0; depth--) {
       try {
@@ -166,7 +222,7 @@ export class LocalStorage implements Storage {
         break; // not empty, already gone, or replaced
       }
     }
-    return { removed: { name, size: info.size, mtime: info.mtime?.getTime() ?? 0, folders: pruned }, aside };
+    return pruned;
   }
 
   async list(user: string, options: ListOptions): Promise<ListPage> {
@@ -222,6 +278,28 @@ class LocalReadHandle implements ReadHandle {
     this.#open = false;
     this.#file.close();
   }
+}
+
+/** The files a folder move takes along: every regular file below `dir`, at any depth, links not followed. */
+function countFiles(dir: string): number {
+  let files = 0;
+  for (const entry of Deno.readDirSync(dir)) {
+    if (entry.isSymlink || isReserved(entry.name)) continue;
+    if (entry.isDirectory) files += countFiles(join(dir, entry.name));
+    else if (entry.isFile) files++;
+  }
+  return files;
+}
+
+/** The folders on the way to `name` under `home` that do not exist yet. */
+function missingFolders(home: string, name: string): number {
+  const segments = name.split("/").slice(0, -1);
+  let path = home;
+  for (let i = 0; i < segments.length; i++) {
+    path = join(path, segments[i]);
+    if (lstatOrNull(path) === null) return segments.length - i;
+  }
+  return 0;
 }
 
 /**

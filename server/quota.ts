@@ -38,7 +38,7 @@
  */
 
 import { DfosError, Status } from "../shared/status.ts";
-import { type CommitChange, footprint, type Removed, type Storage } from "./storage.ts";
+import { type CommitChange, footprint, type Moved, type Removed, type Storage } from "./storage.ts";
 
 /** Bytes of quota per file or folder allowed by default: ext4's default bytes-per-inode ratio. */
 export const QUOTA_BYTES_PER_ENTRY = 16 * 1024;
@@ -179,6 +179,46 @@ export class Quota {
       account.used.bytes - footprint(removed.size, blockSize) - removed.folders * blockSize,
     );
     account.used.entries = Math.max(0, account.used.entries - 1 - removed.folders);
+  }
+
+  /**
+   * Refuses (`TOO_LARGE`) a rename that would make `folders` folders the
+   * user's quota has no room for: a file's bytes do not change when it
+   * moves, but each folder made on the way takes a block and an entry. Call
+   * after {@linkcode Quota.ready}, from the storage's `admit` (no other change
+   * of the user's files comes between it and the rename).
+   *
+   * @param user The user.
+   * @param name The new name (for the message).
+   * @param folders The folders the rename makes.
+   */
+  admitFolders(user: string, name: string, folders: number): void {
+    const account = this.#accounts.get(user);
+    if (account === undefined || folders === 0) return;
+    const bytes = folders * this.#storage.blockSize;
+    const over = (this.quotaBytes > 0 && account.used.bytes + account.reserved.bytes + bytes > this.quotaBytes) ||
+      (this.quotaEntries > 0 && account.used.entries + account.reserved.entries + folders > this.quotaEntries);
+    if (over) {
+      throw new DfosError(
+        Status.TOO_LARGE,
+        `Cannot move to "${name}": the ${folders} folders it needs would go over ${user}'s quota`,
+      );
+    }
+  }
+
+  /**
+   * Counts the folders a rename made and removed (its files' bytes do not
+   * change). Call after {@linkcode Quota.ready} and the rename.
+   *
+   * @param user The user.
+   * @param moved What the rename did.
+   */
+  moved(user: string, moved: Moved): void {
+    const account = this.#accounts.get(user);
+    if (account === undefined) return;
+    const folders = moved.foldersCreated - moved.foldersRemoved;
+    account.used.bytes = Math.max(0, account.used.bytes + folders * this.#storage.blockSize);
+    account.used.entries = Math.max(0, account.used.entries + folders);
   }
 
   /**

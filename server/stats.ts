@@ -9,9 +9,9 @@
 
 import process from "node:process";
 import { transferMemory, type TransferMemorySnapshot } from "../shared/transfer_memory.ts";
+import { OPERATION_KINDS, type OperationKind } from "./handlers.ts";
 
-/** Operations that move a body or change a file. */
-export type OperationKind = "put" | "get" | "peek" | "rm" | "ls";
+export type { OperationKind };
 
 /** A copy of the totals at one moment. */
 export interface StatsSnapshot {
@@ -36,7 +36,7 @@ export class ServerStats {
   #connections = 0;
   #active = 0;
   #peak = 0;
-  #operations: Record<OperationKind, number> = { put: 0, get: 0, peek: 0, rm: 0, ls: 0 };
+  #operations = Object.fromEntries(OPERATION_KINDS.map((kind) => [kind, 0])) as Record<OperationKind, number>;
   #bytesIn = 0;
   #bytesOut = 0;
   #failures: Record<string, number> = {};
@@ -56,12 +56,13 @@ export class ServerStats {
   /**
    * Counts a successful operation.
    *
-   * @param kind What it was.
+   * @param kind What it was: one of a handler row's `kinds` (server/handlers.ts).
    * @param bytesIn Body bytes received.
    * @param bytesOut Body bytes sent.
    */
-  operation(kind: OperationKind, bytesIn: number, bytesOut: number): void {
-    this.#operations[kind]++;
+  operation(kind: string, bytesIn: number, bytesOut: number): void {
+    const operations: Record<string, number> = this.#operations;
+    operations[kind] = (operations[kind] ?? 0) + 1;
     this.#bytesIn += bytesIn;
     this.#bytesOut += bytesOut;
   }

@@ -35,6 +35,30 @@ export interface Removed extends FileInfo {
   folders: number;
 }
 
+/** What {@linkcode Storage.rename} did. */
+export interface Moved {
+  /** The old name. */
+  from: string;
+  /** The new name. */
+  to: string;
+  /** Files now under the new name: 1 for a file, those in the folder (at any depth) for a folder. */
+  files: number;
+  /** Folders made on the way to the new name (0 for a store without folders). */
+  foldersCreated: number;
+  /** Folders removed because the move left them empty (0 for a store without folders). */
+  foldersRemoved: number;
+}
+
+/** Options for {@linkcode Storage.rename}. */
+export interface RenameOptions {
+  /**
+   * Called once, before anything changes, with the number of folders the
+   * rename is to make on the way to the new name; throwing refuses it (a
+   * quota's check, as {@linkcode CommitOptions.admit}).
+   */
+  admit?: (foldersCreated: number) => void;
+}
+
 /** What a user's files take, as {@linkcode Storage.usage} counts them. */
 export interface Usage {
   /**
@@ -175,6 +199,27 @@ export interface Storage {
    * S3: HeadObject (the facts returned), then DeleteObject with `If-Match`.
    */
   remove(user: string, name: string): Promise<Removed>;
+  /**
+   * Renames the file or folder `from` to `to`, within the user's space: a
+   * folder's files all move with it, at any depth. Refuses a bad name
+   * (`BAD_NAME`), a `from` that does not exist (`NOT_FOUND`), a `to` that
+   * exists, file or folder (`CONFLICT`: nothing is replaced), a folder moved
+   * into itself (`CONFLICT`), and a link on either way (`FORBIDDEN`). Sizes
+   * and contents do not change; folders are made on the way to `to` and
+   * those `from` leaves empty are removed, as for an upload and a delete.
+   *
+   * Atomicity is the backend's, and each says what it promises:
+   * LocalStorage renames with one `rename(2)`, so a file or a whole folder
+   * moves at once (a reader sees the old name or the new, never both or
+   * neither), one change of the user's files at a time. An object store has no
+   * rename: S3 does CopyObject then DeleteObject per object (a file is visible
+   * under both names for a moment, never under neither), and a folder's
+   * objects move one by one, so a reader may see some under each name; a
+   * failure part-way leaves them split, and the call reports it
+   * (`INTERNAL`) so that it can be run again to finish (the copies are
+   * idempotent). Callers must not rely on more than this weaker promise.
+   */
+  rename(user: string, from: string, to: string, options?: RenameOptions): Promise<Moved>;
   /**
    * Lists the user's files, one page at a time. A full listing should cost
    * about one walk of the user's files whatever its page count: a page starts

@@ -76,11 +76,11 @@ export const COMMON_OPTIONS: ParseArgsOptionsConfig = {
  * Parses a subcommand's arguments strictly: an unknown flag or a missing flag
  * value is a `UsageError`. A lone `-` is a positional argument.
  *
- * @param command The subcommand.
+ * @param command The subcommand (its flags: a `Command`, or a row of client/command_table.ts).
  * @param args The arguments after the subcommand's name.
  * @returns The parsed flags and positionals.
  */
-export async function parseCommandArgs(command: Command, args: string[]): Promise<ParsedArgs> {
+export async function parseCommandArgs(command: Pick<Command, "options">, args: string[]): Promise<ParsedArgs> {
   const options = { ...COMMON_OPTIONS, ...command.options };
   const plain = parsePlainArgs(options, args);
   if (plain !== null) return plain;

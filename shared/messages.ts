@@ -53,12 +53,16 @@ export type Message =
   | { type: "get"; name: string; limit: number | null; digest: DigestAlgorithm }
   | { type: "delete"; name: string }
   | { type: "list"; prefix: string; after: string }
+  | { type: "move"; from: string; to: string }
+  | { type: "stat"; name: string; digest: DigestAlgorithm | null }
   | { type: "data"; chunk: Bytes }
   | { type: "end"; size: number; algorithm: DigestAlgorithm; digest: string }
   | { type: "abort"; reason: string }
   | { type: "file"; name: string; size: number; mtime: number }
   | { type: "ok"; name: string; size: number }
   | { type: "listing"; entries: ListEntry[]; next: string | null }
+  | { type: "moved"; from: string; to: string; files: number }
+  | { type: "info"; name: string; size: number; mtime: number; digest: string | null }
   | { type: "error"; code: StatusCode; message: string };
 
 /** A message's `type`. */
@@ -76,6 +80,8 @@ export const MESSAGE_CODES: Readonly<Record<MessageType, number>> = {
   "get": 0x11,
   "delete": 0x12,
   "list": 0x13,
+  "move": 0x14,
+  "stat": 0x15,
   "data": 0x20,
   "end": 0x21,
   "abort": 0x22,
@@ -86,10 +92,21 @@ export const MESSAGE_CODES: Readonly<Record<MessageType, number>> = {
   "error": 0x85,
   "file": 0x86,
   "listing": 0x87,
+  "moved": 0x88,
+  "info": 0x89,
 };
 
 /** The messages a client sends that the server answers. */
-export type RequestType = "hello" | "auth" | "auth-response" | "put" | "get" | "delete" | "list";
+export type RequestType =
+  | "hello"
+  | "auth"
+  | "auth-response"
+  | "put"
+  | "get"
+  | "delete"
+  | "list"
+  | "move"
+  | "stat";
 
 /** What a request may be answered with: {@linkcode REPLIES}. */
 export interface Replies {
@@ -117,6 +134,8 @@ export const REPLIES = {
   "get": { replies: ["file"], errors: "any" },
   "delete": { replies: ["ok"], errors: "any" },
   "list": { replies: ["listing"], errors: "any" },
+  "move": { replies: ["moved"], errors: "any" },
+  "stat": { replies: ["info"], errors: "any" },
 } as const satisfies Readonly<Record<RequestType, Replies>>;
 
 const TYPES_BY_CODE = new Map<number, MessageType>(
@@ -133,7 +152,8 @@ export type FieldKind =
   | "strings"
   | "entries"
   | "code"
-  | "algorithm";
+  | "algorithm"
+  | "algorithm?";
 
 /** The JSON fields of every message but DATA, in wire order, with their kinds. */
 export const MESSAGE_FIELDS: Readonly<Record<Exclude<MessageType, "data">, Readonly<Record<string, FieldKind>>>> = {
@@ -147,11 +167,15 @@ export const MESSAGE_FIELDS: Readonly<Record<Exclude<MessageType, "data">, Reado
   "get": { name: "string", limit: "size?", digest: "algorithm" },
   "delete": { name: "string" },
   "list": { prefix: "string", after: "string" },
+  "move": { from: "string", to: "string" },
+  "stat": { name: "string", digest: "algorithm?" },
   "end": { size: "size", algorithm: "algorithm", digest: "string" },
   "abort": { reason: "string" },
   "file": { name: "string", size: "size", mtime: "size" },
   "ok": { name: "string", size: "size" },
   "listing": { entries: "entries", next: "string?" },
+  "moved": { from: "string", to: "string", files: "size" },
+  "info": { name: "string", size: "size", mtime: "size", digest: "string?" },
   "error": { code: "code", message: "string" },
 };
 
@@ -255,6 +279,9 @@ function checkField(type: MessageType, field: string, kind: FieldKind, value: un
         if (bytes !== null) return bytes;
       }
       break;
+    case "algorithm?":
+      if (value === null) return value;
+      // falls through: a named algorithm is checked as one
     case "algorithm":
       if (typeof value === "string" && (DIGEST_ALGORITHMS as readonly string[]).includes(value)) return value;
       if (typeof value === "string") {

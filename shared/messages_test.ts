@@ -25,6 +25,8 @@ const SAMPLES: { [T in MessageType]: Extract<Message, { type: T }> } = {
   "get": { type: "get", name: "notes/today.txt", limit: null, digest: "sha256" },
   "delete": { type: "delete", name: "old.txt" },
   "list": { type: "list", prefix: "notes/", after: "notes/a.txt" },
+  "move": { type: "move", from: "notes", to: "archive/notes" },
+  "stat": { type: "stat", name: "a.txt", digest: null },
   "data": { type: "data", chunk: new Uint8Array([9, 8, 7, 6, 5]) },
   "end": { type: "end", size: 5, algorithm: "sha256", digest: "ab".repeat(32) },
   "abort": { type: "abort", reason: "Sender failed: disk on fire" },
@@ -35,6 +37,8 @@ const SAMPLES: { [T in MessageType]: Extract<Message, { type: T }> } = {
     entries: [{ name: "a.txt", size: 1, mtime: 2 }, { name: "b/c.txt", size: 3, mtime: 4 }],
     next: "b/c.txt",
   },
+  "moved": { type: "moved", from: "notes", to: "archive/notes", files: 3 },
+  "info": { type: "info", name: "a.txt", size: 3, mtime: 4, digest: "ab".repeat(32) },
   "error": { type: "error", code: Status.NOT_FOUND, message: 'Cannot find "x": no such file' },
 };
 

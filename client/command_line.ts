@@ -1,0 +1,116 @@
+/**
+ * Running one client command from the command line: `runOnCommandLine()`
+ * gives the command a connection made at its first request (with the
+ * connection flags, environment and password prompt of client/options.ts)
+ * and closed at the end, standard output and error, a confirmation prompt on
+ * a terminal, and interrupts: on SIGINT or SIGTERM during a command, what it
+ * registered to undo (a download's temporary file) is undone and the process
+ * exits 130 or 143.
+ *
+ * @module
+ */
+
+import type { ParsedArgs } from "../shared/cli.ts";
+import type { CommandIo, CommandRun } from "./command_table.ts";
+import type { DfosClient } from "./connection.ts";
+import { withClient } from "./options.ts";
+
+/**
+ * Runs a client command once, over a connection of its own.
+ *
+ * @param run The command's code.
+ * @param args The parsed command line.
+ */
+export async function runOnCommandLine(run: CommandRun, args: ParsedArgs): Promise<void> {
+  const io = new ConsoleIo();
+  // The connection is withClient's (client/options.ts), made at the command's first call and held until it ends.
+  let connected: Promise<DfosClient> | null = null;
+  let session: Promise<void> | null = null;
+  let finish = () => {};
+  const ended = new Promise<void>((resolve) => finish = resolve);
+  const client = () => {
+    connected ??= new Promise<DfosClient>((resolve, reject) => {
+      session = withClient(args, (client) => {
+        resolve(client);
+        return ended;
+      });
+      session.catch(reject);
+    });
+    return connected;
+  };
+  try {
+    await run(args, { client, io });
+  } finally {
+    io.dispose();
+    finish();
+    await (session as Promise<void> | null)?.catch(() => {});
+  }
+}
+
+const SIGNAL_EXIT_CODES = { SIGINT: 130, SIGTERM: 143 } as const;
+
+/** Standard output and error, a prompt on the terminal, and the signal handlers while a cleanup is registered. */
+class ConsoleIo implements CommandIo {
+  readonly interactive = Deno.stdin.isTerminal();
+  readonly #cleanups = new Set<() => void>();
+  readonly #listeners: [Deno.Signal, () => void][] = [];
+  readonly #encoder = new TextEncoder();
+
+  async write(data: Uint8Array | string): Promise<void> {
+    const bytes = typeof data === "string" ? this.#encoder.encode(data) : data;
+    const writer = Deno.stdout.writable.getWriter();
+    try {
+      await writer.write(bytes);
+    } finally {
+      writer.releaseLock();
+    }
+  }
+
+  warn(line: string): void {
+    console.error(line);
+  }
+
+  async confirm(question: string): Promise<boolean> {
+    if (!this.interactive) return false;
+    Deno.stderr.writeSync(this.#encoder.encode(question));
+    const buffer = new Uint8Array(256);
+    const read = await Deno.stdin.read(buffer);
+    return read !== null && /^\s*y/i.test(new TextDecoder().decode(buffer.subarray(0, read)));
+  }
+
+  atInterrupt(cleanup: () => void): () => void {
+    this.#cleanups.add(cleanup);
+    if (this.#listeners.length === 0) {
+      for (const signal of Object.keys(SIGNAL_EXIT_CODES) as (keyof typeof SIGNAL_EXIT_CODES)[]) {
+        const listener = () => this.#interrupted(signal);
+        Deno.addSignalListener(signal, listener);
+        this.#listeners.push([signal, listener]);
+      }
+    }
+    return () => {
+      this.#cleanups.delete(cleanup);
+      if (this.#cleanups.size === 0) this.#removeListeners();
+    };
+  }
+
+  #interrupted(signal: keyof typeof SIGNAL_EXIT_CODES): void {
+    for (const cleanup of this.#cleanups) {
+      try {
+        cleanup();
+      } catch {
+        // the others still run
+      }
+    }
+    Deno.exit(SIGNAL_EXIT_CODES[signal]);
+  }
+
+  #removeListeners(): void {
+    for (const [signal, listener] of this.#listeners.splice(0)) Deno.removeSignalListener(signal, listener);
+  }
+
+  /** Removes the signal handlers. */
+  dispose(): void {
+    this.#cleanups.clear();
+    this.#removeListeners();
+  }
+}

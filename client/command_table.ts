@@ -1,0 +1,224 @@
+/**
+ * The client commands, in one table that the command line (main.ts) and the
+ * interactive shell both read: each command's name, summary, usage text and
+ * flags (for `node:util` `parseArgs`), and the module that runs it. A command
+ * added here is on the command line and in the shell alike.
+ *
+ * A command's `run` works over a logged-in connection that it asks for
+ * (`context.client()`) once its local checks are done: on the command line
+ * the connection is made at that first call (so a missing local file fails
+ * before any password is asked), in a shell it is the session's. It writes
+ * through `context.io`, never to `Deno.stdout` directly.
+ *
+ * This module is loaded at start-up: it imports no code, only types and
+ * constants, and each row loads its command's module when it runs.
+ *
+ * @module
+ */
+
+import type { ParseArgsOptionsConfig } from "node:util";
+import type { ParsedArgs } from "../shared/cli.ts";
+import { DEFAULT_SERVER } from "../shared/defaults.ts";
+import type { DfosClient } from "./connection.ts";
+
+/** What a command reads and writes besides the server: the terminal or the shell's. */
+export interface CommandIo {
+  /** Writes bytes or text to standard output, in order. */
+  write(data: Uint8Array | string): Promise<void>;
+  /** A line for standard error (without its newline). */
+  warn(line: string): void;
+  /** True when a person is there to answer {@linkcode CommandIo.confirm}. */
+  interactive: boolean;
+  /** Asks a yes/no question; true only for an answer that starts with "y". */
+  confirm(question: string): Promise<boolean>;
+  /**
+   * Registers what must be undone if the command is interrupted (Ctrl-C,
+   * SIGTERM) while it runs, such as removing a download's temporary file:
+   * synchronous, it runs before the process exits or the shell returns to
+   * its prompt. Returns the function that unregisters it.
+   */
+  atInterrupt(cleanup: () => void): () => void;
+}
+
+/** What a command runs with. */
+export interface CommandContext {
+  /** The logged-in connection; ask for it once the local checks are done. */
+  client(): Promise<DfosClient>;
+  /** Output, prompts, interrupts. */
+  io: CommandIo;
+}
+
+/** A command's code: runs it once with its parsed flags and arguments. */
+export type CommandRun = (args: ParsedArgs, context: CommandContext) => Promise<void>;
+
+/** One row of {@linkcode CLIENT_COMMANDS}. */
+export interface ClientCommand {
+  /** The line `dfos --help` and the shell's `help` show. */
+  summary: string;
+  /** The usage text printed by `--help` and after a usage error. */
+  usage: string;
+  /** The flags it takes, beyond `--help` and `--verbose` (the connection flags included). */
+  options: ParseArgsOptionsConfig;
+  /** Loads its module (only when it runs). */
+  load: () => Promise<{ run: CommandRun }>;
+}
+
+/** Flags of every client command. */
+export const CLIENT_OPTIONS: ParseArgsOptionsConfig = {
+  server: { type: "string", short: "s" },
+  user: { type: "string", short: "u" },
+  tls: { type: "boolean" },
+  ca: { type: "string" },
+};
+
+/** The flag of commands that move a whole file: check it with SHA-256 rather than CRC-32. */
+export const VERIFY_OPTION: ParseArgsOptionsConfig = { verify: { type: "boolean" } };
+
+/** The usage line for {@linkcode VERIFY_OPTION}. */
+export const VERIFY_USAGE =
+  "      --verify             check the body end to end with SHA-256 (default: CRC-32, which catches\n" +
+  "                           truncation and corruption at almost no cost)";
+
+/** The usage lines for {@linkcode CLIENT_OPTIONS}. */
+export const CLIENT_OPTIONS_USAGE = `Connection:
+  -s, --server HOST:PORT   server address (env DFOS_SERVER, default ${DEFAULT_SERVER})
+  -u, --user NAME          user name (env DFOS_USER)
+      --tls                connect with TLS (env DFOS_TLS=1); the server's certificate must carry
+                           the HOST of --server and be signed by a trusted root; never falls back
+                           to plaintext
+      --ca FILE            also trust the certificates in FILE (PEM: the server's own, or its CA),
+                           besides the default roots; implies --tls (env DFOS_CA)
+  password                 env DFOS_PASSWORD, else asked without echo on a terminal
+  -v, --verbose            show error details
+  -h, --help               show this help`;
+
+/** Bytes `peek` shows when `--bytes` is not given, as in the original project. */
+export const DEFAULT_PEEK_BYTES = 1024;
+
+/** The client commands, by name. */
+export const CLIENT_COMMANDS = {
+  put: {
+    summary: "upload files (or standard input)",
+    usage: `Usage: dfos put LOCAL [REMOTE] [options]
+       dfos put LOCAL... REMOTE_FOLDER/ [options]
+
+Uploads LOCAL to the server as REMOTE (default: LOCAL's base name). With a
+last argument that ends in "/", uploads every LOCAL into that remote folder
+under its base name ("/" alone is the top of your space); with more than one
+LOCAL the last argument must be such a folder. All go over one connection.
+
+A two-argument REMOTE that is also a local path is refused (exit 2): "put
+*.pdf" matching two files must not upload one under the other's name. To
+store a file under such a name, feed it on standard input:
+"dfos put - b.pdf < a.pdf". LOCAL "-" reads standard input, and then REMOTE
+is required. REMOTE may contain folders ("notes/today.txt"). Each upload
+replaces any previous version at once, and only once it has arrived whole.
+Every file is tried; the exit code is the first failure's.
+
+${VERIFY_USAGE}
+${CLIENT_OPTIONS_USAGE}`,
+    options: { ...CLIENT_OPTIONS, ...VERIFY_OPTION },
+    load: () => import("./put.ts"),
+  },
+  get: {
+    summary: "download files (or to standard output)",
+    usage: `Usage: dfos get REMOTE [LOCAL] [options]
+       dfos get REMOTE... LOCAL_FOLDER [options]
+       dfos get -r FOLDER [LOCAL_FOLDER] [options]
+
+Downloads REMOTE to LOCAL (default: REMOTE's base name in the current folder;
+a folder puts it inside; "-" writes to standard output). With more than one
+REMOTE, the last argument must be an existing local folder. With -r, every
+file under the remote FOLDER is saved under LOCAL_FOLDER (default: the
+current folder) in a folder of FOLDER's base name, as "cp -r" does.
+
+A local file is replaced, and only once its download has arrived whole and
+its digest matches; until then it is written to a hidden ".*.dfos-part" file
+beside it, removed if the download fails or is interrupted (Ctrl-C,
+SIGTERM: exit 130, 143). A LOCAL that is not a regular file or a folder
+(/dev/null, /dev/stdout, a FIFO, a device) is written to directly, as it
+arrives. All go over one connection; every file is tried, and the exit code
+is the first failure's.
+
+  -r, --recursive          download the files under a remote folder
+${VERIFY_USAGE}
+${CLIENT_OPTIONS_USAGE}`,
+    options: { ...CLIENT_OPTIONS, ...VERIFY_OPTION, recursive: { type: "boolean", short: "r" } },
+    load: () => import("./get.ts"),
+  },
+  peek: {
+    summary: "show the first bytes of a file",
+    usage: `Usage: dfos peek REMOTE [--bytes N] [options]
+
+Writes the first ${DEFAULT_PEEK_BYTES} bytes of REMOTE (or N with --bytes) to standard output, raw.
+
+  -n, --bytes N            how many bytes (default ${DEFAULT_PEEK_BYTES})
+${CLIENT_OPTIONS_USAGE}`,
+    options: { ...CLIENT_OPTIONS, bytes: { type: "string", short: "n" } },
+    load: () => import("./peek.ts"),
+  },
+  rm: {
+    summary: "delete files, or a folder with -r",
+    usage: `Usage: dfos rm REMOTE... [options]
+       dfos rm -r FOLDER... [--force] [options]
+
+Deletes each REMOTE file. With -r, deletes every file under each FOLDER (and
+a file of that name); on a terminal it says how many and asks first, unless
+--force; with standard input not a terminal it needs --force. Every name is
+tried; the command fails (with the exit code of the first failure) if any
+could not be deleted.
+
+  -r, --recursive          delete the files under each FOLDER
+  -f, --force              do not ask
+${CLIENT_OPTIONS_USAGE}`,
+    options: {
+      ...CLIENT_OPTIONS,
+      recursive: { type: "boolean", short: "r" },
+      force: { type: "boolean", short: "f" },
+    },
+    load: () => import("./rm.ts"),
+  },
+  mv: {
+    summary: "rename a file or a folder",
+    usage: `Usage: dfos mv OLD NEW [options]
+
+Renames the remote file or folder OLD to NEW; a folder's files all move with
+it. A NEW that ends in "/" is a folder to move OLD into, under its base name.
+Nothing is replaced: a NEW that exists is refused (exit 1); a missing OLD
+exits 4. File sizes do not change: the quota counts only the folders a move
+makes or leaves empty. On the server's local disk the move is atomic (one
+rename of the file or the whole folder).
+
+${CLIENT_OPTIONS_USAGE}`,
+    options: CLIENT_OPTIONS,
+    load: () => import("./mv.ts"),
+  },
+  stat: {
+    summary: "show a file's size, time and digest",
+    usage: `Usage: dfos stat REMOTE... [--sha256] [options]
+
+Shows each REMOTE file's size in bytes and modification time (UTC), and with
+--sha256 its SHA-256, computed by the server from the stored bytes.
+
+      --sha256             also show the SHA-256 of the file's content
+${CLIENT_OPTIONS_USAGE}`,
+    options: { ...CLIENT_OPTIONS, sha256: { type: "boolean" } },
+    load: () => import("./stat.ts"),
+  },
+  ls: {
+    summary: "list files",
+    usage: `Usage: dfos ls [PREFIX] [--json] [options]
+
+Lists your files whose names start with PREFIX (all by default), sorted by
+name: size in bytes, modification time (UTC), name. Names are printed with
+control characters and bidirectional marks escaped (\\x1b, \\u202e).
+
+      --json               one JSON array of {name, size, mtime} (mtime in ISO 8601)
+${CLIENT_OPTIONS_USAGE}`,
+    options: { ...CLIENT_OPTIONS, json: { type: "boolean" } },
+    load: () => import("./ls.ts"),
+  },
+} as const satisfies Readonly<Record<string, ClientCommand>>;
+
+/** A client command's name. */
+export type ClientCommandName = keyof typeof CLIENT_COMMANDS;
