@@ -18,7 +18,14 @@ import { BodyReceiver, type BodySummary, sendBody } from "../shared/body.ts";
 import { Channel } from "../shared/channel.ts";
 import { closeQuietly } from "../shared/close_quietly.ts";
 import { AGENT, DEFAULT_PORT } from "../shared/defaults.ts";
-import { type DigestAlgorithm, type ListEntry, type MessageOf, PROTOCOL_VERSION, REPLIES } from "../shared/messages.ts";
+import {
+  type DigestAlgorithm,
+  FEATURE_HELD,
+  type ListEntry,
+  type MessageOf,
+  PROTOCOL_VERSION,
+  REPLIES,
+} from "../shared/messages.ts";
 import type { Bytes } from "../shared/pooled_bytes.ts";
 import { SCRAM_SHA_256 } from "../shared/scram.ts";
 import { DfosError, Status } from "../shared/status.ts";
@@ -53,8 +60,15 @@ export interface ConnectOptions {
   server: string;
   /** The user to log in as. */
   user: string;
-  /** The user's password. */
-  password: string;
+  /**
+   * The user's password, or a function that asks for it once connected (after
+   * HELLO: a server that cannot be reached is found out before anyone types
+   * it). A function is asked again after each refused attempt while the
+   * server allows another on the same connection, with that refusal.
+   */
+  password: string | PasswordPrompt;
+  /** Called with the milliseconds the server held its answer to the login after failed logins, when it did. */
+  onHeld?: (ms: number) => void;
   /**
    * Connect with TLS: `true` trusts the default roots only, an object can add
    * certificates to trust. A server whose certificate is not accepted is an
@@ -64,6 +78,12 @@ export interface ConnectOptions {
    */
   tls?: boolean | ClientTlsOptions;
 }
+
+/**
+ * Asks for the password: `refusal` is null for the first attempt, else the
+ * server's refusal of the last one (to show before asking again).
+ */
+export type PasswordPrompt = (refusal: DfosError | null) => Promise<string>;
 
 /** The TLS handshake with the server failed, or the client did not accept its certificate. */
 export class TlsError extends Error {
@@ -142,6 +162,32 @@ export class DfosClient {
    * reached.
    */
   static async connect(options: ConnectOptions): Promise<DfosClient> {
+    const { password } = options;
+    if (typeof password === "string") return await DfosClient.#connectOnce(options, password);
+    // A person may type for longer than the server waits for a login (its handshake timeout): when the server
+    // closed the connection while the prompt was up, what was typed is sent again on a new one, unasked.
+    let typed: string | null = null;
+    for (let reconnects = 0;; reconnects++) {
+      let prompted = false;
+      let resend = typed;
+      const source: PasswordPrompt = async (refusal) => {
+        if (resend !== null) {
+          [typed, resend] = [resend, null];
+          return typed;
+        }
+        prompted = true;
+        typed = await password(refusal);
+        return typed;
+      };
+      try {
+        return await DfosClient.#connectOnce(options, source);
+      } catch (error) {
+        if (!prompted || reconnects >= MAX_RECONNECTS_AFTER_PROMPT || !closedByServer(error)) throw error;
+      }
+    }
+  }
+
+  static async #connectOnce(options: ConnectOptions, password: string | PasswordPrompt): Promise<DfosClient> {
     const { hostname, port } = parseServerAddress(options.server);
     const tls = options.tls === true ? {} : options.tls || null;
     const tcp = await Deno.connect({ hostname, port });
@@ -150,12 +196,17 @@ export class DfosClient {
     const conn = tls === null ? tcp : await secure(tcp, hostname, tls);
     const channel = new Channel(conn);
     try {
-      await channel.send({ type: "hello", protocol: "dfos", version: PROTOCOL_VERSION, agent: AGENT });
+      await channel.send({
+        type: "hello",
+        protocol: "dfos",
+        version: PROTOCOL_VERSION,
+        agent: AGENT,
+        features: [FEATURE_HELD],
+      });
       const welcome = await channel.expect(...REPLIES.hello.replies).catch((error) => {
         throw tls === null && channel.broken ? notDfos(error) : error;
       });
-      const credentials = { user: options.user, password: options.password };
-      const user = await login(channel, chooseMechanism(welcome.mechanisms, credentials, tls !== null));
+      const user = await logIn(channel, welcome.mechanisms, { ...options, password }, tls !== null);
       return new DfosClient(channel, user, welcome.agent, tls !== null);
     } catch (error) {
       channel.abort();
@@ -390,13 +441,55 @@ function chooseMechanism(offered: string[], credentials: ScramCredentials, tls: 
   );
 }
 
-async function login(channel: Channel, mechanism: ClientMechanism): Promise<string> {
+/**
+ * Logs in: once with a password given, or with a prompt, again after each
+ * refusal that says attempts are left ("(2 attempts left)"), on the same
+ * connection.
+ *
+ * @returns The user logged in.
+ */
+async function logIn(channel: Channel, offered: string[], options: ConnectOptions, tls: boolean): Promise<string> {
+  const { user, password, onHeld } = options;
+  let refusal: DfosError | null = null;
+  while (true) {
+    const credentials = { user, password: typeof password === "string" ? password : await password(refusal) };
+    try {
+      return await login(channel, chooseMechanism(offered, credentials, tls), onHeld);
+    } catch (error) {
+      if (typeof password === "string" || !mayTryAgain(error)) throw error;
+      refusal = error;
+    }
+  }
+}
+
+/** New connections a login with a prompt may open after the server closed one while the prompt was up. */
+const MAX_RECONNECTS_AFTER_PROMPT = 2;
+
+/**
+ * True when the server ended the connection on its own account during the
+ * login: its handshake timeout ("Handshake timed out"), or a close the
+ * client found out about by writing or reading.
+ */
+function closedByServer(error: unknown): boolean {
+  if (error instanceof Deno.errors.BrokenPipe || error instanceof Deno.errors.ConnectionReset) return true;
+  return error instanceof DfosError && error.code === Status.BAD_REQUEST &&
+    (error.message === "Handshake timed out" || error.message === "Connection closed by the peer");
+}
+
+/** True for a refused login after which the server said it takes another attempt on this connection. */
+function mayTryAgain(error: unknown): error is DfosError {
+  return error instanceof DfosError && error.code === Status.AUTH_FAILED &&
+    /\(\d+ attempts? left\b/.test(error.message);
+}
+
+async function login(channel: Channel, mechanism: ClientMechanism, onHeld?: (ms: number) => void): Promise<string> {
   await channel.send({ type: "auth", mechanism: mechanism.name, data: await mechanism.start() });
   // The same replies answer the auth and each auth-response after it.
   while (true) {
     const reply = await channel.expect(...REPLIES["auth-response"].replies);
     if (reply.type === "auth-ok") {
       await mechanism.finish(reply.data);
+      if (reply.held !== undefined && reply.held > 0) onHeld?.(reply.held);
       return reply.user;
     }
     await channel.send({ type: "auth-response", data: await mechanism.step(reply.data) });

@@ -6,11 +6,11 @@
  * @module
  */
 
-import { type ParsedArgs, UsageError } from "../shared/cli.ts";
+import { CommandFailure, type ParsedArgs, UsageError } from "../shared/cli.ts";
 import { dropOptionPermissions } from "../shared/permissions.ts";
 import { DEFAULT_SERVER } from "../shared/defaults.ts";
 import { type ClientTlsOptions, type ConnectOptions, DfosClient, parseServerAddress } from "./connection.ts";
-import { readPassword } from "../shared/password_prompt.ts";
+import { passwordSource } from "../shared/password_prompt.ts";
 
 export { CLIENT_OPTIONS, CLIENT_OPTIONS_USAGE, VERIFY_OPTION, VERIFY_USAGE } from "./command_table.ts";
 
@@ -30,8 +30,19 @@ export async function connectOptions(args: ParsedArgs): Promise<ConnectOptions> 
   const user = (args.values.user as string | undefined) ?? Deno.env.get("DFOS_USER");
   if (!user) throw new UsageError("No user given: use --user NAME or set DFOS_USER");
   const tls = await tlsOptions(args);
-  const password = await readPassword(`Password for ${user}@${server}: `);
-  return { server, user, password, tls };
+  // Asked once connected (client/connection.ts), and again after a refusal on a terminal.
+  const password = passwordSource(`Password for ${user}@${server}: `);
+  return { server, user, password, tls, onHeld: showHeld };
+}
+
+/** Says on a terminal that the server held its answer to the login, and why. */
+function showHeld(ms: number): void {
+  if (!Deno.stderr.isTerminal()) return;
+  Deno.stderr.writeSync(
+    new TextEncoder().encode(
+      `Login answer held ${ms} ms by the server after failed logins from this address or as this user\n`,
+    ),
+  );
 }
 
 /**
@@ -99,6 +110,7 @@ function explainConnectError(error: unknown, server: string): unknown {
     return new Error(`Cannot connect to ${server}: the server closed the connection`);
   }
   if (error instanceof Error && error.name === "DfosError") return error;
+  if (error instanceof CommandFailure) return error; // Ctrl-C at the password prompt
   if (error instanceof Error && !(error instanceof UsageError)) {
     return new Error(`Cannot connect to ${server}: ${error.message}`, { cause: error });
   }

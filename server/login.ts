@@ -19,7 +19,7 @@
 
 import type { Logger } from "@logtape/logtape";
 import type { Channel } from "../shared/channel.ts";
-import { type MessageOf, PROTOCOL_VERSION } from "../shared/messages.ts";
+import { FEATURE_HELD, type MessageOf, PROTOCOL_VERSION } from "../shared/messages.ts";
 import { excerpt, printableName } from "../shared/names.ts";
 import { DfosError, Status } from "../shared/status.ts";
 import { hostOf, isLoopback } from "./loopback.ts";
@@ -94,6 +94,8 @@ export class Login {
   readonly #channel: Channel;
   readonly #context: LoginContext;
   readonly #client: LoginClient;
+  /** True when the client's HELLO asked to be told of a held answer (`auth-ok.held`). */
+  #toldHeld = false;
 
   /**
    * @param channel The connection's channel.
@@ -148,6 +150,7 @@ export class Login {
         `Protocol version ${hello.version} is not supported: this server speaks version ${PROTOCOL_VERSION}`,
       );
     }
+    this.#toldHeld = hello.features?.includes(FEATURE_HELD) ?? false;
     await this.#channel.send({
       type: "welcome",
       version: PROTOCOL_VERSION,
@@ -298,7 +301,9 @@ export class Login {
     if (!await this.#pause(hold)) return null;
     if (!await this.#admit(step.user)) return null;
     try {
-      await this.#channel.send({ type: "auth-ok", user: step.user, data: step.data });
+      // Only a client that asked: an older one refuses a field it does not know.
+      const told = this.#toldHeld && hold > 0 ? { held: hold } : {};
+      await this.#channel.send({ type: "auth-ok", user: step.user, data: step.data, ...told });
     } catch (error) {
       this.#context.caps.logout(step.user);
       throw error;
@@ -333,10 +338,13 @@ export class Login {
     const counts = `${outcome.addressFailures} from ${address}, ${outcome.nameFailures} on this name`;
     log.warn`Failed login from ${remote} as ${shownName(attempt.name)} (${what}; ${counts}; answer held ${hold} ms)`;
     const lockoutSeconds = Math.ceil(throttle.lockoutMs / 1000);
-    let ending = left > 0 ? ` (${left} attempt${left === 1 ? "" : "s"} left)` : "; closing the connection";
+    const held = hold > 0 ? `; answer held ${hold} ms after failed logins` : "";
+    let ending = left > 0
+      ? ` (${left} attempt${left === 1 ? "" : "s"} left${held})`
+      : `${held}; closing the connection`;
     if (outcome.lockout) {
       this.#logLockout(outcome, attempt.name);
-      ending = `; too many failed logins from ${address}: no login from there for ${lockoutSeconds} s; ` +
+      ending = `${held}; too many failed logins from ${address}: no login from there for ${lockoutSeconds} s; ` +
         "closing the connection";
     }
     if (!await this.#pause(hold)) return false;

@@ -43,12 +43,12 @@ export interface ListEntry {
  * (shared/pooled_bytes.ts), whose hold goes with the message to its consumer.
  */
 export type Message =
-  | { type: "hello"; protocol: "dfos"; version: number; agent: string }
+  | { type: "hello"; protocol: "dfos"; version: number; agent: string; features?: string[] }
   | { type: "welcome"; version: number; agent: string; mechanisms: string[] }
   | { type: "auth"; mechanism: string; data: Uint8Array }
   | { type: "auth-continue"; data: Uint8Array }
   | { type: "auth-response"; data: Uint8Array }
-  | { type: "auth-ok"; user: string; data: Uint8Array }
+  | { type: "auth-ok"; user: string; data: Uint8Array; held?: number }
   | { type: "put"; name: string; size: number | null; digest: DigestAlgorithm }
   | { type: "get"; name: string; limit: number | null; digest: DigestAlgorithm }
   | { type: "delete"; name: string }
@@ -179,6 +179,26 @@ export const MESSAGE_FIELDS: Readonly<Record<Exclude<MessageType, "data">, Reado
   "error": { code: "code", message: "string" },
 };
 
+/**
+ * Fields a message may carry or leave out, added to the protocol after its
+ * first version: a peer that does not know one never receives it. A client
+ * lists the features it understands in HELLO's `features` (absent: none),
+ * and the server sends such a field only to a client that listed it.
+ *
+ * - `hello.features`: `"held"`, the client understands `auth-ok.held`.
+ * - `auth-ok.held`: milliseconds the server held this answer after failed
+ *   logins from the client's address or on the user name (absent: not held).
+ */
+export const OPTIONAL_FIELDS: Readonly<
+  Partial<Record<Exclude<MessageType, "data">, Readonly<Record<string, FieldKind>>>>
+> = {
+  "hello": { features: "strings" },
+  "auth-ok": { held: "size" },
+};
+
+/** The HELLO feature that asks for `auth-ok.held`. */
+export const FEATURE_HELD = "held";
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
@@ -196,6 +216,10 @@ export function encodeMessage(message: Message): Frame {
   for (const [field, kind] of Object.entries(fields)) {
     const value = (message as unknown as Record<string, unknown>)[field];
     json[field] = kind === "bytes" ? encodeBase64(value as Uint8Array) : value;
+  }
+  for (const field of Object.keys(OPTIONAL_FIELDS[message.type] ?? {})) {
+    const value = (message as unknown as Record<string, unknown>)[field];
+    if (value !== undefined) json[field] = value;
   }
   return { type, payload: encoder.encode(JSON.stringify(json)) };
 }
@@ -240,14 +264,20 @@ export function decodeMessage(frame: Frame): Message {
     throw badShape(type, "payload is not a JSON object");
   }
   const fields = MESSAGE_FIELDS[type];
+  const optional = OPTIONAL_FIELDS[type] ?? {};
   const record = json as Record<string, unknown>;
   for (const key of Object.keys(record)) {
-    if (!Object.hasOwn(fields, key)) throw badShape(type, `unknown field "${excerpt(key)}"`);
+    if (!Object.hasOwn(fields, key) && !Object.hasOwn(optional, key)) {
+      throw badShape(type, `unknown field "${excerpt(key)}"`);
+    }
   }
   const message: Record<string, unknown> = { type };
   for (const [field, kind] of Object.entries(fields)) {
     if (!Object.hasOwn(record, field)) throw badShape(type, `field "${field}" is missing`);
     message[field] = checkField(type, field, kind, record[field]);
+  }
+  for (const [field, kind] of Object.entries(optional)) {
+    if (Object.hasOwn(record, field)) message[field] = checkField(type, field, kind, record[field]);
   }
   return message as Message;
 }

@@ -6,7 +6,14 @@
 
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { MAX_CONTROL_LENGTH, MESSAGE_CODES, MESSAGE_FIELDS, type MessageType, REPLIES } from "../shared/messages.ts";
+import {
+  MAX_CONTROL_LENGTH,
+  MESSAGE_CODES,
+  MESSAGE_FIELDS,
+  type MessageType,
+  OPTIONAL_FIELDS,
+  REPLIES,
+} from "../shared/messages.ts";
 import { Status } from "../shared/status.ts";
 
 const doc = await Deno.readTextFile(fileURLToPath(new URL("../docs/PROTOCOL.md", import.meta.url)));
@@ -24,15 +31,18 @@ function tableRows(firstColumn: string): string[][] {
   return rows;
 }
 
-Deno.test("PROTOCOL.md lists every message with its code and fields as shared/messages.ts does", () => {
+Deno.test("PROTOCOL.md lists every message with its code and fields (optional ones in brackets) as shared/messages.ts does", () => {
   const rows = tableRows("code");
   const documented = new Map(rows.map(([code, message, , fields]) => [message, { code: Number(code), fields }]));
   assert.deepEqual([...documented.keys()].sort(), Object.keys(MESSAGE_CODES).sort());
   for (const [type, code] of Object.entries(MESSAGE_CODES)) {
     const row = documented.get(type)!;
     assert.equal(row.code, code, `code of ${type}`);
-    const fields = type === "data" ? "raw bytes" : Object.entries(MESSAGE_FIELDS[type as keyof typeof MESSAGE_FIELDS])
-      .map(([field, kind]) => `${field}: ${kind}`).join(", ");
+    const key = type as keyof typeof MESSAGE_FIELDS;
+    const fields = type === "data" ? "raw bytes" : [
+      ...Object.entries(MESSAGE_FIELDS[key]).map(([field, kind]) => `${field}: ${kind}`),
+      ...Object.entries(OPTIONAL_FIELDS[key] ?? {}).map(([field, kind]) => `[${field}: ${kind}]`),
+    ].join(", ");
     assert.equal(row.fields, fields, `fields of ${type}`);
   }
 });

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { ok, strictEqual } from "node:assert/strict";
+import { ok } from "node:assert/strict";
 import { join } from "node:path";
 import { delay, freePort, PROJECT_DIR, USERS, waitFor } from "./_fixture.ts";
 

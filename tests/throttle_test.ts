@@ -105,19 +105,24 @@ Deno.test("throttle: failures from one address are answered slower, then it is l
   for (const [i, held] of [[2, 200], [3, 400], [4, 400]]) {
     ok(answers[i].ms >= held - 5, `answer ${i + 1} came after ${answers[i].ms.toFixed(0)} ms, held ${held} ms`);
   }
-  for (const { end } of answers.slice(0, 4)) {
-    deepStrictEqual(end, {
+  for (
+    const [i, held] of [[0, ""], [1, ""], [2, "; answer held 200 ms after failed logins"], [
+      3,
+      "; answer held 400 ms after failed logins",
+    ]] as const
+  ) {
+    deepStrictEqual(answers[i].end, {
       type: "error",
       code: Status.AUTH_FAILED,
-      message: "Authentication failed: unknown user or wrong password (2 attempts left)",
+      message: `Authentication failed: unknown user or wrong password (2 attempts left${held})`,
     });
   }
   // The fifth failure locks 127.0.0.1 out, and says so.
   deepStrictEqual(answers[4].end, {
     type: "error",
     code: Status.AUTH_FAILED,
-    message: "Authentication failed: unknown user or wrong password; too many failed logins from 127.0.0.1: " +
-      "no login from there for 60 s; closing the connection",
+    message: "Authentication failed: unknown user or wrong password; answer held 400 ms after failed logins; " +
+      "too many failed logins from 127.0.0.1: no login from there for 60 s; closing the connection",
   });
   ok(
     log.lines().some((line) =>

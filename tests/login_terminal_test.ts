@@ -1,0 +1,141 @@
+/**
+ * Logging in from a real terminal (a pseudo-terminal from util-linux
+ * `script`, as in tests/terminal_test.ts): the client connects and says HELLO
+ * before it asks for the password, asks again on the same connection after a
+ * wrong one, exits 130 on Ctrl-C at the prompt, says when the server held its
+ * answer, and sends what was typed again on a new connection when the server
+ * gave up waiting while the prompt was up.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import { match, ok, strictEqual } from "node:assert/strict";
+import type { LoginThrottleOptions } from "../server/throttle.ts";
+import { freePort, MAIN, memoryLog, startServer, USERS } from "./_fixture.ts";
+import { Peer } from "./_peer.ts";
+
+const decoder = new TextDecoder();
+const encoder = new TextEncoder();
+const PROMPT = "Password for";
+
+/**
+ * Runs `dfos ARGS` under a pseudo-terminal and types `inputs[i]` once the
+ * password prompt has appeared for the (i+1)-th time.
+ *
+ * @returns The exit code, what the terminal showed, and how many prompts appeared.
+ */
+async function onTerminal(args: string[], env: Record<string, string>, inputs: string[], typeDelayMs = 300) {
+  const line = [Deno.execPath(), "run", "-A", MAIN, ...args].map((word) => `'${word}'`).join(" ");
+  const child = new Deno.Command("script", {
+    args: ["-qec", line, "/dev/null"],
+    env: { ...env, PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", RUST_BACKTRACE: "0", NO_COLOR: "1", TERM: "dumb" },
+    clearEnv: true,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  const reader = child.stdout.getReader();
+  let screen = "";
+  let typed = 0;
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<null>((resolve) => timer = setTimeout(() => resolve(null), deadline - Date.now()));
+    const result = await Promise.race([reader.read(), timeout]);
+    clearTimeout(timer);
+    if (result === null) {
+      child.kill("SIGKILL");
+      break;
+    }
+    const { value, done } = result;
+    if (done) break;
+    screen += decoder.decode(value, { stream: true });
+    const prompts = screen.split(PROMPT).length - 1;
+    if (typed < prompts && typed < inputs.length) {
+      // Give the client a moment to switch the terminal to raw mode after printing the prompt.
+      await new Promise((resolve) => setTimeout(resolve, typeDelayMs));
+      await writer.write(encoder.encode(inputs[typed]));
+      typed++;
+      if (typed === inputs.length) await writer.close();
+    }
+  }
+  reader.releaseLock();
+  await writer.close().catch(() => {});
+  const status = await child.status;
+  await child.stderr.cancel();
+  return { code: status.code, screen, prompts: screen.split(PROMPT).length - 1 };
+}
+
+Deno.test("login on a terminal: a wrong password is asked again on the same connection", async () => {
+  await using fx = await startServer();
+  const env = { DFOS_SERVER: fx.address, DFOS_USER: "alice" };
+  const run = await onTerminal(["ls"], env, ["not-it\r", `${USERS.alice}\r`]);
+  strictEqual(run.code, 0, run.screen);
+  strictEqual(run.prompts, 2, run.screen);
+  match(run.screen, /Authentication failed: unknown user or wrong password \(2 attempts left\)/);
+  ok(!run.screen.includes("not-it") && !run.screen.includes(USERS.alice), `a password was echoed: ${run.screen}`);
+  strictEqual(fx.server.stats.snapshot().connections, 1, "one connection for both attempts");
+});
+
+Deno.test("login on a terminal: three wrong passwords end with exit code 3, asked three times", async () => {
+  await using fx = await startServer();
+  const env = { DFOS_SERVER: fx.address, DFOS_USER: "alice" };
+  const run = await onTerminal(["ls"], env, ["one\r", "two\r", "three\r"]);
+  strictEqual(run.code, 3, run.screen);
+  strictEqual(run.prompts, 3, run.screen);
+  match(run.screen, /wrong password; closing the connection/);
+  strictEqual(fx.server.stats.snapshot().connections, 1, "one connection for the three attempts");
+});
+
+Deno.test("login on a terminal: with the server down there is no prompt, and the error says why", async () => {
+  const port = await freePort();
+  const run = await onTerminal(["ls"], { DFOS_SERVER: `127.0.0.1:${port}`, DFOS_USER: "alice" }, [
+    "typed-for-nothing\r",
+  ]);
+  strictEqual(run.prompts, 0, run.screen);
+  strictEqual(run.code, 1, run.screen);
+  match(run.screen, new RegExp(`Cannot connect to 127\\.0\\.0\\.1:${port}: connection refused`));
+});
+
+Deno.test("login on a terminal: Ctrl-C at the password prompt exits 130 without a usage hint", async () => {
+  await using fx = await startServer();
+  const run = await onTerminal(["ls"], { DFOS_SERVER: fx.address, DFOS_USER: "alice" }, ["\x03"]);
+  strictEqual(run.code, 130, run.screen);
+  ok(!run.screen.includes("--help"), run.screen);
+});
+
+/** 2 free failures, then 200 ms, 400 ms; no lockout within the test. */
+const SMALL: LoginThrottleOptions = {
+  freeFailures: 2,
+  delayBaseMs: 200,
+  delayMaxMs: 400,
+  lockoutFailures: 50,
+  lockoutMs: 60_000,
+};
+
+Deno.test("login on a terminal: a login the server held after failed logins says so", async () => {
+  await using log = await memoryLog();
+  await using fx = await startServer({ log: getLogger(["dfos-test", "server"]), loginThrottle: SMALL });
+  for (let i = 0; i < 3; i++) {
+    const peer = await Peer.open(fx);
+    await peer.hello();
+    strictEqual((await peer.scram("alice", `wrong-${i}`)).type, "error");
+    peer.abort();
+  }
+  const run = await onTerminal(["ls"], { DFOS_SERVER: fx.address, DFOS_USER: "alice" }, [`${USERS.alice}\r`]);
+  strictEqual(run.code, 0, run.screen);
+  const held = /Login answer held (\d+) ms by the server after failed logins/.exec(run.screen);
+  ok(held !== null, run.screen);
+  ok(log.lines().some((line) => line.includes(`answer held ${held[1]} ms`)), log.lines().join("\n"));
+});
+
+Deno.test("login on a terminal: a password typed after the server's handshake timeout is sent on a new connection", async () => {
+  await using fx = await startServer({ handshakeTimeoutMs: 500 });
+  const env = { DFOS_SERVER: fx.address, DFOS_USER: "alice" };
+  const run = await onTerminal(["ls"], env, [`${USERS.alice}\r`], 1_500);
+  strictEqual(run.code, 0, run.screen);
+  strictEqual(run.prompts, 1, run.screen);
+  strictEqual(fx.server.stats.snapshot().connections, 2, "the second connection logged in without asking");
+});
