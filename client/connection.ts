@@ -387,8 +387,12 @@ function explainTlsFailure(reason: string): string {
       : why === "Expired"
       ? "it has expired (Expired)"
       : why === "CaUsedAsEndEntity"
-      ? "it is a CA certificate, not a server's (CaUsedAsEndEntity): the server needs one made with " +
-        "basicConstraints=critical,CA:FALSE"
+      ? "it is a CA certificate, not a server's (CaUsedAsEndEntity): the server must serve a certificate " +
+        "made for it with basicConstraints=critical,CA:FALSE, signed by that CA or self-signed"
+      : why === "BadSignature"
+      ? "its signature does not match the trusted certificate it names as its signer (BadSignature): the " +
+        "server's certificate or its CA was made again with a new key, or --ca holds an old copy; give --ca " +
+        "the certificate (or CA) the server uses now"
       : why;
     return `the server's TLS certificate was not accepted: ${hint}`;
   }
