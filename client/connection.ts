@@ -379,7 +379,8 @@ async function secure(tcp: Deno.TcpConn, hostname: string, options: ClientTlsOpt
 function explainTlsFailure(reason: string): string {
   const certificate = /^invalid peer certificate: (.*)$/s.exec(reason);
   if (certificate !== null) {
-    const why = certificate[1];
+    // rustls wraps some reasons from the certificate checker: "Other(OtherError(CaUsedAsEndEntity))".
+    const why = certificate[1].replace(/^Other\(OtherError\((\w+)\)\)$/, "$1");
     const hint = why === "UnknownIssuer"
       ? "it is not signed by a trusted authority (UnknownIssuer); trust it, or the CA that signed it, with --ca FILE"
       : why.startsWith("certificate not valid for name")
