@@ -151,7 +151,7 @@ Deno.test("DFOS_TLS=1 and DFOS_CA make every client command use TLS; --ca alone 
   strictEqual(put.code, 0, put.stderr);
   const ls = await runCli(["ls"], { env });
   strictEqual(ls.code, 0, ls.stderr);
-  match(new TextDecoder().decode(ls.stdout), /^15 +\S+ \S+ +notes\.txt\n$/);
+  match(new TextDecoder().decode(ls.stdout), /^15 +\S+ \S+ UTC +notes\.txt\n$/);
   const peek = await runCli(["peek", "notes.txt"], { env });
   strictEqual(new TextDecoder().decode(peek.stdout), "hello over TLS\n");
 
