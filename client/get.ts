@@ -78,7 +78,7 @@ async function approved(downloads: Download[], io: CommandIo, force: boolean): P
     } else if (await io.confirm(`Replace ${shownPath(download.local)}? [y/N] `)) {
       kept.push(download);
     } else {
-      io.warn(`dfos get: kept ${shownPath(download.local)} as it is`);
+      io.warn(`dfos get: Kept ${shownPath(download.local)}: not replaced`);
     }
   }
   return kept;

@@ -164,7 +164,7 @@ Deno.test("get on a terminal asks before it replaces a local file; --force and a
 
   const no = await onTerminal(["get", "x"], env, [{ after: "Replace ./x? [y/N] ", type: "n\r" }], fx.local);
   strictEqual(no.code, 0, no.screen);
-  match(no.screen, /dfos get: kept \.\/x as it is/);
+  match(no.screen, /dfos get: Kept \.\/x: not replaced/);
   strictEqual(await read("x"), "old x");
 
   const yes = await onTerminal(["get", "x"], env, [{ after: "Replace ./x? [y/N] ", type: "y\r" }], fx.local);
