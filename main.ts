@@ -89,7 +89,8 @@ const USAGE = `Usage: dfos COMMAND [options]
 Commands:
 ${Object.entries(COMMANDS).map(([name, { summary }]) => `  ${name.padEnd(8)}${summary}`).join("\n")}
 
-Run "dfos COMMAND --help" for a command's options, "dfos --version" for the version.
+Run "dfos help COMMAND" (or "dfos COMMAND --help") for a command's options,
+"dfos --version" for the version.
 Exit codes: 0 success, 1 failure, 2 usage error, 3 authentication failed, 4 remote file not found.`;
 
 /**
@@ -102,6 +103,7 @@ Exit codes: 0 success, 1 failure, 2 usage error, 3 authentication failed, 4 remo
  */
 export async function main(args: string[]): Promise<number> {
   const [name, ...rest] = args;
+  if (name === "help" && rest.length > 0) return await help(rest);
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
     console.log(USAGE);
     return name === undefined ? 2 : 0;
@@ -134,6 +136,19 @@ export async function main(args: string[]): Promise<number> {
     else if (verbose && error instanceof Error) console.error(error.stack);
     return exitCodeFor(error);
   }
+}
+
+/** `dfos help COMMAND`: the text of `dfos COMMAND --help`, exit 0; an unknown or second name is a usage error. */
+async function help(names: string[]): Promise<number> {
+  const [name] = names;
+  if (names.length > 1 || !Object.hasOwn(COMMANDS, name)) {
+    const what = names.length > 1 ? `help takes one COMMAND, got ${names.length}` : `unknown command "${name}"`;
+    console.error(`dfos: ${what}\n\n${USAGE}`);
+    return 2;
+  }
+  const { command } = await COMMANDS[name].load();
+  console.log(command.usage);
+  return 0;
 }
 
 if (import.meta.main) {

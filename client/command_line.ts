@@ -5,7 +5,8 @@
  * and closed at the end, standard output and error, a confirmation prompt on
  * a terminal, and interrupts: on SIGINT or SIGTERM during a command, what it
  * registered to undo (a download's temporary file) is undone and the process
- * exits 130 or 143.
+ * exits 130 or 143. When the reader of standard output goes away (`| head`),
+ * the command stops and ends quietly with success, as `cat` does.
  *
  * @module
  */
@@ -40,10 +41,21 @@ export async function runOnCommandLine(run: CommandRun, args: ParsedArgs): Promi
   };
   try {
     await run(args, { client, io });
+  } catch (error) {
+    // The reader of standard output left (`dfos get x - | head`): what it wanted it has; end quietly, as cat does.
+    if (!(error instanceof OutputClosed)) throw error;
   } finally {
     io.dispose();
     finish();
     await (session as Promise<void> | null)?.catch(() => {});
+  }
+}
+
+/** Standard output's reader closed its end: the command stops, and the process exits 0 without a word. */
+class OutputClosed extends Error {
+  constructor(options: ErrorOptions) {
+    super("Cannot write to standard output: its reader closed it", options);
+    this.name = "OutputClosed";
   }
 }
 
@@ -61,6 +73,9 @@ class ConsoleIo implements CommandIo {
     const writer = Deno.stdout.writable.getWriter();
     try {
       await writer.write(bytes);
+    } catch (error) {
+      if (error instanceof Deno.errors.BrokenPipe) throw new OutputClosed({ cause: error });
+      throw error;
     } finally {
       writer.releaseLock();
     }

@@ -132,7 +132,11 @@ REMOTE, the last argument must be an existing local folder. With -r, every
 file under the remote FOLDER is saved under LOCAL_FOLDER (default: the
 current folder) in a folder of FOLDER's base name, as "cp -r" does.
 
-A local file is replaced, and only once its download has arrived whole and
+An existing local file is replaced: on a terminal only if you answer "y" to
+"Replace ./x? [y/N]", asked for each such file before any is downloaded
+(with -r, once the remote folder is listed), unless --force; when standard
+input is not a terminal (a script, a pipe) it is replaced without a
+question. A file is replaced only once its download has arrived whole and
 its digest matches; until then it is written to a hidden ".*.dfos-part" file
 beside it, removed if the download fails or is interrupted (Ctrl-C,
 SIGTERM: exit 130, 143). A LOCAL that is not a regular file or a folder
@@ -141,9 +145,15 @@ arrives. All go over one connection; every file is tried, and the exit code
 is the first failure's.
 
   -r, --recursive          download the files under a remote folder
+  -f, --force              replace existing local files without asking
 ${VERIFY_USAGE}
 ${CLIENT_OPTIONS_USAGE}`,
-    options: { ...CLIENT_OPTIONS, ...VERIFY_OPTION, recursive: { type: "boolean", short: "r" } },
+    options: {
+      ...CLIENT_OPTIONS,
+      ...VERIFY_OPTION,
+      recursive: { type: "boolean", short: "r" },
+      force: { type: "boolean", short: "f" },
+    },
     load: () => import("./get.ts"),
   },
   peek: {
@@ -152,7 +162,8 @@ ${CLIENT_OPTIONS_USAGE}`,
 
 Writes the first ${DEFAULT_PEEK_BYTES} bytes of REMOTE (or N with --bytes) to standard output, raw.
 
-  -n, --bytes N            how many bytes (default ${DEFAULT_PEEK_BYTES})
+  -n, --bytes N            how many bytes (default ${DEFAULT_PEEK_BYTES}); K, M, G or T for KiB, MiB,
+                           GiB or TiB (powers of 1024): "512", "1K", "1.5M"
 ${CLIENT_OPTIONS_USAGE}`,
     options: { ...CLIENT_OPTIONS, bytes: { type: "string", short: "n" } },
     load: () => import("./peek.ts"),
@@ -197,8 +208,9 @@ ${CLIENT_OPTIONS_USAGE}`,
     summary: "show a file's size, time and digest",
     usage: `Usage: dfos stat REMOTE... [--sha256] [options]
 
-Shows each REMOTE file's size in bytes and modification time (UTC), and with
---sha256 its SHA-256, computed by the server from the stored bytes.
+Shows each REMOTE file's size in bytes and modification time in UTC, to the
+millisecond ("2026-12-04 19:06:05.123 UTC", as ls shows it to the minute),
+and with --sha256 its SHA-256, computed by the server from the stored bytes.
 
       --sha256             also show the SHA-256 of the file's content
 ${CLIENT_OPTIONS_USAGE}`,
@@ -210,8 +222,10 @@ ${CLIENT_OPTIONS_USAGE}`,
     usage: `Usage: dfos ls [PREFIX] [--json] [options]
 
 Lists your files whose names start with PREFIX (all by default), sorted by
-name: size in bytes, modification time (UTC), name. Names are printed with
-control characters and bidirectional marks escaped (\\x1b, \\u202e).
+name: size in bytes, modification time in UTC ("2026-12-04 19:06 UTC"),
+name. Names are printed with control characters and bidirectional marks
+escaped (\\x1b, \\u202e). With no file to list it prints nothing, or says
+"No files" when standard output is a terminal.
 
       --json               one JSON array of {name, size, mtime} (mtime in ISO 8601)
 ${CLIENT_OPTIONS_USAGE}`,

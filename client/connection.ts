@@ -379,7 +379,8 @@ async function secure(tcp: Deno.TcpConn, hostname: string, options: ClientTlsOpt
 function explainTlsFailure(reason: string): string {
   const certificate = /^invalid peer certificate: (.*)$/s.exec(reason);
   if (certificate !== null) {
-    const why = certificate[1];
+    // rustls wraps some reasons from the certificate checker: "Other(OtherError(CaUsedAsEndEntity))".
+    const why = certificate[1].replace(/^Other\(OtherError\((\w+)\)\)$/, "$1");
     const hint = why === "UnknownIssuer"
       ? "it is not signed by a trusted authority (UnknownIssuer); trust it, or the CA that signed it, with --ca FILE"
       : why.startsWith("certificate not valid for name")
@@ -387,8 +388,12 @@ function explainTlsFailure(reason: string): string {
       : why === "Expired"
       ? "it has expired (Expired)"
       : why === "CaUsedAsEndEntity"
-      ? "it is a CA certificate, not a server's (CaUsedAsEndEntity): the server needs one made with " +
-        "basicConstraints=critical,CA:FALSE"
+      ? "it is a CA certificate, not a server's (CaUsedAsEndEntity): the server must serve a certificate " +
+        "made for it with basicConstraints=critical,CA:FALSE, signed by that CA or self-signed"
+      : why === "BadSignature"
+      ? "its signature does not match the trusted certificate it names as its signer (BadSignature): the " +
+        "server's certificate or its CA was made again with a new key, or --ca holds an old copy; give --ca " +
+        "the certificate (or CA) the server uses now"
       : why;
     return `the server's TLS certificate was not accepted: ${hint}`;
   }

@@ -1,16 +1,17 @@
 /**
  * `dfos get`: downloads files, a remote folder with `-r`, or one file to
  * standard output with `-`, all over one connection (usage in
- * client/command_table.ts).
+ * client/command_table.ts). On a terminal it asks before it replaces a local
+ * file, once per file, unless `--force`; elsewhere it replaces.
  *
  * @module
  */
 
-import { join } from "node:path";
+import { isAbsolute, join } from "node:path";
 import { type ParsedArgs, UsageError } from "../shared/cli.ts";
 import { nameProblem, printableName } from "../shared/names.ts";
 import { DfosError, Status } from "../shared/status.ts";
-import type { CommandContext } from "./command_table.ts";
+import type { CommandContext, CommandIo } from "./command_table.ts";
 import type { DfosClient } from "./connection.ts";
 import { openLocalTarget } from "./download.ts";
 import { Progress } from "./progress.ts";
@@ -37,8 +38,11 @@ export async function run({ values, positionals }: ParsedArgs, { client, io }: C
     connection = await client();
     downloads = await folderDownloads(connection, folder, into);
     if (downloads.length === 0) throw new DfosError(Status.NOT_FOUND, `Cannot find "${folder}": no files under it`);
+    downloads = await approved(downloads, io, values.force === true);
   } else {
-    downloads = await plan(positionals);
+    // Asked before connecting: the questions come before the password's.
+    downloads = await approved(await plan(positionals), io, values.force === true);
+    if (downloads.length === 0) return;
     connection = await client();
   }
   await runEach("get", downloads, io, async ({ name, local }) => {
@@ -56,6 +60,33 @@ export async function run({ values, positionals }: ParsedArgs, { client, io }: C
       await target.close();
     }
   }, { label: (download) => download.name, failed: "files could not be downloaded" });
+}
+
+/**
+ * The downloads to make: on a terminal (and without `--force`), a download
+ * that would replace an existing local file is made only if the person says
+ * yes to "Replace ./x? [y/N]", asked once per such file; the others are
+ * dropped with a line on standard error. Without a terminal every file is
+ * replaced, as the usage says.
+ */
+async function approved(downloads: Download[], io: CommandIo, force: boolean): Promise<Download[]> {
+  if (force || !io.interactive) return downloads;
+  const kept: Download[] = [];
+  for (const download of downloads) {
+    if (download.local === "-" || !(await isRegularFile(download.local))) {
+      kept.push(download);
+    } else if (await io.confirm(`Replace ${shownPath(download.local)}? [y/N] `)) {
+      kept.push(download);
+    } else {
+      io.warn(`dfos get: Kept ${shownPath(download.local)}: not replaced`);
+    }
+  }
+  return kept;
+}
+
+/** A local path as the question shows it: "./x" for a relative one, escaped. */
+function shownPath(path: string): string {
+  return printableName(isAbsolute(path) || path.startsWith(".") ? path : `./${path}`);
 }
 
 /** Reads the arguments: REMOTE [LOCAL], or REMOTE... LOCAL_FOLDER. */
@@ -106,6 +137,14 @@ async function folderDownloads(client: DfosClient, folder: string, into: string)
 async function localTarget(local: string, base: string): Promise<string> {
   if (local === "-") return local;
   return (await isDirectory(local)) ? join(local, base) : local;
+}
+
+async function isRegularFile(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isFile;
+  } catch {
+    return false;
+  }
 }
 
 async function isDirectory(path: string): Promise<boolean> {

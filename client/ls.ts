@@ -1,6 +1,7 @@
 /**
  * `dfos ls [PREFIX] [--json]`: the user's files, sorted by name, with size
- * and modification time (usage in client/command_table.ts).
+ * and modification time in UTC (usage in client/command_table.ts). An empty
+ * listing prints nothing on a pipe and "No files" on a terminal.
  *
  * @module
  */
@@ -16,7 +17,12 @@ export async function run({ values, positionals }: ParsedArgs, { client, io }: C
   const prefix = positionals[0] ?? "";
   const entries: ListEntry[] = [];
   for await (const entry of (await client()).list(prefix)) entries.push(entry);
-  await io.write(values.json ? formatJson(entries) : formatTable(entries));
+  if (values.json) return await io.write(formatJson(entries));
+  // An empty table is nothing on a pipe (as ls prints nothing), and said in words to a person.
+  if (entries.length === 0 && Deno.stdout.isTerminal()) {
+    return await io.write(prefix === "" ? "No files\n" : `No files under "${printableName(prefix)}"\n`);
+  }
+  await io.write(formatTable(entries));
 }
 
 /**
@@ -37,7 +43,12 @@ function formatJson(entries: ListEntry[]): string {
 function formatTable(entries: ListEntry[]): string {
   const width = Math.max(1, ...entries.map((entry) => String(entry.size).length));
   return entries.map((entry) => {
-    const time = new Date(entry.mtime).toISOString().slice(0, 16).replace("T", " ");
+    const time = utcMinute(entry.mtime);
     return `${String(entry.size).padStart(width)}  ${time}  ${printableName(entry.name)}\n`;
   }).join("");
+}
+
+/** A time to the minute in UTC, marked so: `2026-12-04 19:06 UTC` (as `stat` shows it, to the millisecond). */
+function utcMinute(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 16).replace("T", " ") + " UTC";
 }

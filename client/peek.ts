@@ -5,7 +5,7 @@
  * @module
  */
 
-import { integerFlag, type ParsedArgs, UsageError } from "../shared/cli.ts";
+import { byteSizeFlag, type ParsedArgs, UsageError } from "../shared/cli.ts";
 import { type CommandContext, DEFAULT_PEEK_BYTES } from "./command_table.ts";
 import { writeToStdout } from "./download.ts";
 import { remoteName } from "./remote_name.ts";
@@ -16,6 +16,6 @@ export { DEFAULT_PEEK_BYTES };
 export async function run({ values, positionals }: ParsedArgs, { client, io }: CommandContext): Promise<void> {
   if (positionals.length !== 1) throw new UsageError("peek takes one REMOTE name");
   const name = remoteName(positionals[0]);
-  const limit = integerFlag(values.bytes, "bytes", DEFAULT_PEEK_BYTES);
+  const limit = byteSizeFlag(values.bytes, "bytes", DEFAULT_PEEK_BYTES);
   await writeToStdout(await (await client()).get(name, { limit }), io);
 }

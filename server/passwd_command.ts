@@ -13,14 +13,21 @@
 import { basename, dirname, join } from "node:path";
 import { readPassword } from "../shared/password_prompt.ts";
 import { type Command, integerFlag, UsageError } from "../shared/cli.ts";
-import { userProblem } from "../shared/names.ts";
+import { printableName } from "../shared/names.ts";
 import { TempFile } from "../shared/temp_file.ts";
 import { MAX_ITERATIONS, MIN_ITERATIONS } from "../shared/scram.ts";
 import { DEFAULT_ITERATIONS, formatSecret, makeSecret } from "./auth/scram_secret.ts";
-import { parseUserLine } from "./users.ts";
+import { parseUserLine, usersFileUserProblem } from "./users.ts";
 
 /** The users file used when `--users` names none (as for `dfos serve`). */
 const DEFAULT_USERS_FILE = "id_passwd.txt";
+
+/**
+ * The start of a line that marks a users file as the project's sample (the
+ * tracked `id_passwd.txt`): `dfos passwd` edits such a file only when
+ * `--users` names it.
+ */
+export const SAMPLE_MARK = "# Sample users for trying dfos out";
 
 /** The permissions of a users file that `dfos passwd` creates. */
 const NEW_FILE_MODE = 0o600;
@@ -34,9 +41,15 @@ PostgreSQL stores it: the server never learns the password). USER's line is
 replaced where it is, or added at the end; every other line and comment is
 kept as it is. The file is replaced atomically and keeps its permissions (a
 new file is made readable by its owner only); a running server picks the
-change up at the next login.
+change up at the next login. USER must be a name the server reads from the
+file: one folder name, no ":", not starting with "." or "#".
 
-      --users FILE         the users file (default ./${DEFAULT_USERS_FILE})
+The project's sample users file (./${DEFAULT_USERS_FILE} with its line
+"${SAMPLE_MARK}...") is edited only when --users names it: give a
+real server a users file of its own, "dfos passwd USER --users FILE" and
+"dfos serve --users FILE".
+
+      --users FILE         the users file (default ./${DEFAULT_USERS_FILE}, unless it is the sample)
       --iterations N       PBKDF2 iterations, ${MIN_ITERATIONS} to ${MAX_ITERATIONS} (default ${DEFAULT_ITERATIONS}, as PostgreSQL;
                            each login costs the client this many, and so does each
                            offline guess of someone who steals the file)
@@ -52,9 +65,16 @@ change up at the next login.
       throw new UsageError(`passwd takes one USER, got ${positionals.length === 0 ? "none" : positionals.length}`);
     }
     const user = positionals[0];
-    const problem = userProblem(user);
-    if (problem) throw new UsageError(`Cannot use "${user}" as a user name: ${problem}`);
+    const problem = usersFileUserProblem(user);
+    if (problem) throw new UsageError(`Cannot use "${printableName(user)}" as a user name: ${problem}`);
     const path = (values.users as string | undefined) ?? DEFAULT_USERS_FILE;
+    if (values.users === undefined && await isSample(path)) {
+      throw new UsageError(
+        `Cannot edit "${path}" without --users: it is the sample users file; give your server a users file of ` +
+          `its own ("dfos passwd ${user} --users FILE", then "dfos serve --users FILE"), or name this one ` +
+          `("--users ${path}") to edit it anyway`,
+      );
+    }
     const iterations = integerFlag(values.iterations, "iterations", DEFAULT_ITERATIONS, [
       MIN_ITERATIONS,
       MAX_ITERATIONS,
@@ -65,6 +85,18 @@ change up at the next login.
     console.log(added ? `Added "${user}" to ${path}` : `Changed the password of "${user}" in ${path}`);
   },
 };
+
+/** True when `path` is a users file marked as the sample ({@linkcode SAMPLE_MARK}); false when missing. */
+async function isSample(path: string): Promise<boolean> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+  return text.split(/\r?\n/).some((line) => line.startsWith(SAMPLE_MARK));
+}
 
 /**
  * Reads the new password: from `DFOS_PASSWORD`, or typed twice on a terminal.

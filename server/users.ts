@@ -102,6 +102,31 @@ export function parseUserLine(line: string): UserLine | null {
   return { user: line.slice(0, colon), value: line.slice(colon + 1) };
 }
 
+/**
+ * Says why `user` cannot have a line in the users file, or returns undefined:
+ * the rule the server applies to each line it reads. The name must be a user
+ * name (shared/names.ts `userProblem`: one folder name, no ":", no leading
+ * ".") and its line must read back as that user's (a name starting with "#"
+ * would make the line a comment). `dfos passwd` checks it before it writes.
+ *
+ * @param user The user name.
+ * @returns A phrase such as `user name contains ":"`, or undefined.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { usersFileUserProblem } from "./users.ts";
+ * assert.equal(usersFileUserProblem("alice"), undefined);
+ * assert.notEqual(usersFileUserProblem("#alice"), undefined);
+ * ```
+ */
+export function usersFileUserProblem(user: string): string | undefined {
+  const problem = userProblem(user);
+  if (problem) return problem;
+  if (parseUserLine(`${user}:`)?.user !== user) return 'user name starts with "#" (its line would be a comment)';
+  return undefined;
+}
+
 /** What one reading of the file holds, before the lines in clear are derived. */
 interface Parsed {
   secrets: Map<string, Account>;
@@ -250,7 +275,7 @@ export class UserFile {
       }
       if (parsed === null) return;
       const { user, value } = parsed;
-      const problem = userProblem(user);
+      const problem = usersFileUserProblem(user);
       if (problem) {
         this.#warn(`Skipping ${where}: ${problem}`);
         return;

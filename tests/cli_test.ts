@@ -237,7 +237,7 @@ Deno.test("dfos peek shows a short file whole, the first 1024 bytes of a longer 
   strictEqual(bad.code, 2);
   strictEqual(
     bad.stderr,
-    `dfos peek: --bytes takes a whole number from 0 to ${Number.MAX_SAFE_INTEGER}, not "ten"\n` +
+    `dfos peek: --bytes takes a size in bytes ("4096", or with K, M, G or T: "512K", "10M", "2G"), not "ten"\n` +
       'Run "dfos peek --help" for usage.\n',
   );
 });
@@ -294,7 +294,9 @@ Deno.test("dfos ls lists names sorted with their sizes, as text or --json, filte
   const table = (names: string[]) => {
     const width = Math.max(...names.map((name) => String(files[name]).length));
     return names.map((name) =>
-      `${String(files[name]).padStart(width)}  ${mtimes[name].toISOString().slice(0, 16).replace("T", " ")}  ${name}\n`
+      `${String(files[name]).padStart(width)}  ${
+        mtimes[name].toISOString().slice(0, 16).replace("T", " ")
+      } UTC  ${name}\n`
     ).join("");
   };
   const rows = (names: string[]) =>
@@ -593,7 +595,7 @@ Deno.test("dfos keeps users apart: bob cannot see, get or remove alice's files",
     runCli(["ls"], { env: alice }),
   ]);
   assertOk(bobLs, "bob's ls");
-  match(text(bobLs.stdout), /^5 {2}\d{4}-\d\d-\d\d \d\d:\d\d {2}own\.txt\n$/);
+  match(text(bobLs.stdout), /^5 {2}\d{4}-\d\d-\d\d \d\d:\d\d UTC {2}own\.txt\n$/);
   assertOk(aliceLs, "alice's ls");
   deepStrictEqual(text(aliceLs.stdout).split("\n").map((line) => line.split("  ").pop()), [
     "notes/plan.txt",

@@ -471,7 +471,7 @@ Deno.test("path safety: ls prints planted names with escapes, controls and bidi 
   }
   const lines = text(table.stdout).split("\n");
   strictEqual(lines.pop(), "");
-  const shown = lines.map((line) => /^ *\d+ {2}\d{4}-\d\d-\d\d \d\d:\d\d {2}(.*)$/.exec(line)?.[1]).sort();
+  const shown = lines.map((line) => /^ *\d+ {2}\d{4}-\d\d-\d\d \d\d:\d\d UTC {2}(.*)$/.exec(line)?.[1]).sort();
   deepStrictEqual(shown, planted.map(printableName).sort());
   ok(shown.includes("\\x1b[31mred") && shown.includes("evil\\u202etxt.exe"), JSON.stringify(shown));
   // --json is still JSON, and its names are the names.

@@ -310,7 +310,7 @@ Deno.test("dfos ls --ca reads its CA file before it drops read access, and lists
     strictEqual(put.code, 0, put.stderr);
     const ls = await runCli(["ls", "--ca", certificate.certFile], { env });
     strictEqual(ls.code, 0, ls.stderr);
-    match(text(ls.stdout), /^\s*1 {2}\d{4}-\d\d-\d\d \d\d:\d\d {2}a\.txt\n$/);
+    match(text(ls.stdout), /^\s*1 {2}\d{4}-\d\d-\d\d \d\d:\d\d UTC {2}a\.txt\n$/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -151,7 +151,7 @@ Deno.test("DFOS_TLS=1 and DFOS_CA make every client command use TLS; --ca alone 
   strictEqual(put.code, 0, put.stderr);
   const ls = await runCli(["ls"], { env });
   strictEqual(ls.code, 0, ls.stderr);
-  match(new TextDecoder().decode(ls.stdout), /^15 +\S+ \S+ +notes\.txt\n$/);
+  match(new TextDecoder().decode(ls.stdout), /^15 +\S+ \S+ UTC +notes\.txt\n$/);
   const peek = await runCli(["peek", "notes.txt"], { env });
   strictEqual(new TextDecoder().decode(peek.stdout), "hello over TLS\n");
 
@@ -488,4 +488,33 @@ Deno.test("the HELLO frame a plaintext client sends is never answered in plainte
   ok(received !== null, "the server closed the connection");
   // At most a TLS alert record (content type 21), never a dfos frame.
   ok(received.length === 0 || received[0] === 21, `received ${received.slice(0, 8)}`);
+});
+
+Deno.test("a certificate signed by another key than the trusted one it names is refused: BadSignature explained", async () => {
+  // Two CAs of the same name: the one the client trusts, and the one made again (a new key) that signed the server's.
+  await using trusted = await certificateDir();
+  await using remade = await certificateDir();
+  const oldCa = await trusted.make("ca", { ca: true });
+  const newCa = await remade.make("ca", { ca: true });
+  const certificate = await remade.make("server", { issuer: newCa });
+  await using fx = await startServer({ tls: certificate });
+  const result = await runCli(["ls", "--ca", oldCa.certFile], { env: localhostEnv(fx) });
+  strictEqual(result.code, 1, result.stderr);
+  match(
+    result.stderr,
+    /^dfos ls: Cannot connect to localhost:\d+: the server's TLS certificate was not accepted: its signature does not match the trusted certificate it names as its signer \(BadSignature\): the server's certificate or its CA was made again with a new key, or --ca holds an old copy; give --ca the certificate \(or CA\) the server uses now\n$/,
+  );
+  strictEqual(fx.server.stats.snapshot().failures.AUTH_FAILED, undefined);
+});
+
+Deno.test("a CA certificate served as the server's own is refused: CaUsedAsEndEntity explained", async () => {
+  await using certs = await certificateDir();
+  const ca = await certs.make("ca", { ca: true });
+  await using fx = await startServer({ tls: ca });
+  const result = await runCli(["ls", "--ca", ca.certFile], { env: localhostEnv(fx) });
+  strictEqual(result.code, 1, result.stderr);
+  match(
+    result.stderr,
+    /^dfos ls: Cannot connect to localhost:\d+: the server's TLS certificate was not accepted: it is a CA certificate, not a server's \(CaUsedAsEndEntity\): the server must serve a certificate made for it with basicConstraints=critical,CA:FALSE, signed by that CA or self-signed\n$/,
+  );
 });
