@@ -101,8 +101,10 @@ export function decodeKeys(input: string): { keys: Key[]; rest: string } {
     const char = input[i];
     if (char === "\x1b") {
       // ESC [ params final, or ESC O final
+      // deno-lint-ignore no-control-regex
       const match = /^\x1b(?:\[[0-9;]*[\x40-\x7e]|O[\x40-\x7e])/.exec(input.slice(i));
       if (match === null) {
+        // deno-lint-ignore no-control-regex
         if (/^\x1b(?:\[[0-9;]*|O)?$/.test(input.slice(i))) {
           flush();
           return { keys, rest: input.slice(i) };
@@ -333,6 +335,7 @@ export class TerminalLineReader {
 
 /** The line as drawn: control characters (which the decoder drops anyway) shown escaped. */
 function visible(text: string): string {
+  // deno-lint-ignore no-control-regex
   return text.replace(/[\x00-\x1f\x7f]/g, (char) => `^${String.fromCharCode(char.charCodeAt(0) ^ 0x40)}`);
 }
 
