@@ -51,11 +51,11 @@ class Terminal {
 
   /** Waits until the screen after `from` shows `text`; returns where it ends. */
   async waitFor(text: string, from = 0, timeoutMs = 20_000): Promise<number> {
-    await waitFor(
-      () => this.screen.indexOf(text, from) !== -1,
-      `${JSON.stringify(text)} in ${JSON.stringify(this.screen)}`,
-      timeoutMs,
-    );
+    try {
+      await waitFor(() => this.screen.indexOf(text, from) !== -1, JSON.stringify(text), timeoutMs);
+    } catch (error) {
+      throw new Error(`${(error as Error).message} on the screen: ${JSON.stringify(this.screen.slice(from))}`);
+    }
     return this.screen.indexOf(text, from) + text.length;
   }
 
@@ -206,6 +206,72 @@ Deno.test("dfos shell: Ctrl-C during a large put stops it, keeps the previous ve
     await term.type("exit\r");
     const code = await term.close();
     equal(code, 0, `${code} ${term.screen}`);
+  } finally {
+    await term.close();
+  }
+});
+
+Deno.test("dfos shell: Ctrl-C during a large get removes its temporary file; Ctrl-C at the prompt clears the line", async () => {
+  await using fx = await startServer();
+  await upload(fx, { "small.txt": "small" });
+  // 1 GiB on the server, sparse: fast to make and to read, slow enough to receive that Ctrl-C comes first.
+  const huge = join(fx.root, "alice", "huge.bin");
+  await Deno.writeFile(huge, new Uint8Array(0));
+  await Deno.truncate(huge, 1024 * 1024 * 1024);
+  const prompt = `alice@${fx.address}:/> `;
+  const term = new Terminal(["shell"], {
+    env: { ...fx.envFor("alice"), XDG_STATE_HOME: join(fx.dir, "state") },
+    cwd: fx.local,
+  });
+  try {
+    let at = await term.waitFor(prompt);
+    await term.type("rm small.txt\x03");
+    at = await term.waitFor("^C", at);
+    await term.type("get huge.bin\r");
+    await waitFor(
+      async () => {
+        for (const name of await filesUnder(fx.local)) {
+          if (name.endsWith(".dfos-part") && (await Deno.stat(join(fx.local, name))).size > 0) return true;
+        }
+        return false;
+      },
+      "the download to start",
+      20_000,
+    );
+    await term.type("\x03");
+    at = await term.waitFor("Interrupted", at);
+    at = await term.waitFor(prompt, at);
+    deepEqual(await filesUnder(fx.local), []);
+    await term.type("stat small.txt\r");
+    at = await term.waitFor("size:   5", at);
+    await term.type("exit\r");
+    const code = await term.close();
+    equal(code, 0, `${code} ${term.screen}`);
+    deepEqual(await filesUnder(join(fx.root, "alice")), ["huge.bin", "small.txt"]);
+  } finally {
+    await term.close();
+  }
+});
+
+Deno.test("dfos shell: after the server's idle timeout it logs in again with the password typed, unasked", async () => {
+  await using fx = await startServer({ idleTimeoutMs: 400 });
+  await upload(fx, { "small.txt": "small" });
+  const term = new Terminal(["shell"], {
+    env: { DFOS_SERVER: fx.address, DFOS_USER: "alice", XDG_STATE_HOME: join(fx.dir, "state") },
+    cwd: fx.local,
+  });
+  try {
+    await term.waitFor("Password for");
+    await term.type(`${USERS.alice}\r`);
+    let at = await term.waitFor(`alice@${fx.address}:/> `);
+    await delay(1_200); // well past the idle timeout
+    await term.type("stat small.txt\r");
+    at = await term.waitFor("size:   5", at);
+    await term.type("exit\r");
+    equal(await term.close(), 0, term.screen);
+    equal(term.screen.split("Password for").length - 1, 1, term.screen);
+    ok(term.screen.includes("logging in again"), term.screen);
+    ok(!term.screen.includes(USERS.alice), term.screen);
   } finally {
     await term.close();
   }

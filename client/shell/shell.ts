@@ -228,7 +228,7 @@ class Shell {
           signal,
         })
       );
-    const reused = this.connection.reused;
+    const reused = this.connection.open;
     try {
       await once();
     } catch (error) {
@@ -241,7 +241,6 @@ class Shell {
     } finally {
       if (CHANGES_NAMES.has(name)) this.#listing.invalidate();
     }
-    this.connection.carried();
   }
 
   /** Runs a command with Ctrl-C wired to it. */

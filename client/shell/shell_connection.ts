@@ -19,7 +19,6 @@ export class ShellConnection {
   #password: ConnectOptions["password"];
   #connecting: Promise<DfosClient> | null = null;
   #client: DfosClient | null = null;
-  #carried = false;
 
   /** @param options The server, user and password (or its prompt). */
   constructor(options: ConnectOptions) {
@@ -38,17 +37,12 @@ export class ShellConnection {
   }
 
   /**
-   * True when the connection in use has carried a command already: a lost
-   * connection then may be the server's idle timeout, and a command that
-   * found it lost can be run again on a new one.
+   * True when a connection is open already (made for an earlier command, or
+   * at the start): a command that finds it lost may have found the server's
+   * idle timeout, and can be run again on a new one.
    */
-  get reused(): boolean {
-    return this.#client !== null && this.#carried;
-  }
-
-  /** Notes that the connection in use has carried a command. */
-  carried(): void {
-    if (this.#client !== null) this.#carried = true;
+  get open(): boolean {
+    return this.#client !== null;
   }
 
   /**
@@ -76,7 +70,6 @@ export class ShellConnection {
       // Accepted: a new connection later logs in with it, unasked.
       if (typed !== null) this.#password = typed;
       this.#client = client;
-      this.#carried = false;
       return client;
     } catch (error) {
       throw explainConnectError(error, this.#options.server);
