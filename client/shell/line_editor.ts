@@ -5,11 +5,14 @@
  * (erase before or after the cursor), Ctrl-W (erase a word), Ctrl-C (clear
  * the line), Ctrl-D (leave, on an empty line) and Enter.
  *
- * Deno has no readline with completion of its own; `node:readline` has one,
- * but its interface keeps standard input flowing (a read always pending),
- * which the password prompt and a command's confirmation, which read
- * standard input themselves, would compete with. Here nothing reads the
- * terminal unless a line is being asked for.
+ * Deno has no readline with completion of its own. `node:readline` works
+ * under Deno with a completer (tried on a pseudo-terminal: `get rep<TAB>`
+ * completed), but it keeps the terminal in raw mode while paused: a
+ * command's confirmation prompt would read without echo, and Ctrl-C during
+ * a transfer would arrive as a byte instead of SIGINT, so the shell would
+ * have to switch modes around it anyway; and its key handling cannot be
+ * tested on bytes without a terminal. Here the terminal is raw only while a
+ * line is being read, and nothing reads it otherwise.
  *
  * The parts: `decodeKeys()` turns terminal input into keys, `LineEditor`
  * applies keys to the line (no I/O: its unit tests feed it bytes), and
