@@ -276,3 +276,32 @@ Deno.test("dfos shell: after the server's idle timeout it logs in again with the
     await term.close();
   }
 });
+
+Deno.test("dfos shell: rm -r asks on the terminal; Ctrl-C at the question leaves the files and the next prompt works", async () => {
+  await using fx = await startServer();
+  await upload(fx, { "docs/a.txt": "alpha", "old/b.txt": "beta" });
+  const prompt = `alice@${fx.address}:/> `;
+  const term = new Terminal(["shell"], {
+    env: { ...fx.envFor("alice"), XDG_STATE_HOME: join(fx.dir, "state") },
+    cwd: fx.local,
+  });
+  try {
+    let at = await term.waitFor(prompt);
+    await term.type("rm -r docs\r");
+    at = await term.waitFor(`Delete 1 file under "docs"? [y/N] `, at);
+    await term.type("\x03");
+    at = await term.waitFor("Interrupted", at);
+    at = await term.waitFor(prompt, at);
+    await term.type("stat docs/a.txt\r");
+    at = await term.waitFor("size:   5", at);
+    await term.type("rm -r old\r");
+    at = await term.waitFor(`Delete 1 file under "old"? [y/N] `, at);
+    await term.type("y\r");
+    at = await term.waitFor(prompt, at);
+    await term.type("exit\r");
+    equal(await term.close(), 0, term.screen);
+    deepEqual(await filesUnder(join(fx.root, "alice")), ["docs/a.txt"]);
+  } finally {
+    await term.close();
+  }
+});

@@ -273,8 +273,51 @@ export type Completer = (before: string) => Promise<Completion>;
 /** Reads lines from the terminal with a {@linkcode LineEditor}, drawing them on standard output. */
 export class TerminalLineReader {
   #rest = "";
+  /**
+   * A read of the terminal under way. A read cannot be taken back: one left
+   * by a question that was given up (Ctrl-C) is the next one's.
+   */
+  #reading: Promise<string | null> | null = null;
   readonly #decoder = new TextDecoder();
   readonly #encoder = new TextEncoder();
+
+  /**
+   * Asks a question on standard error and reads the answer, a line, in the
+   * terminal's normal mode (echoed, edited by the terminal).
+   *
+   * @param question The question.
+   * @param signal Gives up the question when aborted.
+   * @returns The answer, or null at the end of input or when given up.
+   */
+  async readAnswer(question: string, signal?: AbortSignal): Promise<string | null> {
+    Deno.stderr.writeSync(this.#encoder.encode(question));
+    let answer = this.#rest;
+    this.#rest = "";
+    const aborted = new Promise<null>((resolve) => {
+      if (signal?.aborted) resolve(null);
+      signal?.addEventListener("abort", () => resolve(null), { once: true });
+    });
+    while (!/[\r\n]/.test(answer)) {
+      const chunk = await Promise.race([this.#read(), aborted]);
+      if (chunk === null) return null;
+      answer += chunk;
+    }
+    const end = answer.search(/[\r\n]/);
+    this.#rest = answer.slice(end + (answer.startsWith("\r\n", end) ? 2 : 1));
+    return answer.slice(0, end);
+  }
+
+  /** The next input from the terminal, or null at its end. */
+  #read(): Promise<string | null> {
+    if (this.#reading === null) {
+      const buffer = new Uint8Array(1024);
+      this.#reading = Deno.stdin.read(buffer).then((n) => {
+        this.#reading = null;
+        return n === null ? null : this.#decoder.decode(buffer.subarray(0, n), { stream: true });
+      });
+    }
+    return this.#reading;
+  }
 
   /**
    * Shows `prompt` and reads one line in raw mode.
@@ -289,7 +332,6 @@ export class TerminalLineReader {
     const editor = new LineEditor(options.history);
     Deno.stdin.setRaw(true);
     try {
-      const buffer = new Uint8Array(1024);
       let pending = this.#rest;
       this.#rest = "";
       while (true) {
@@ -313,12 +355,12 @@ export class TerminalLineReader {
           }
         }
         this.#draw(prompt, editor);
-        const n = await Deno.stdin.read(buffer);
-        if (n === null) {
+        const chunk = await this.#read();
+        if (chunk === null) {
           this.#write("\r\n");
           return null;
         }
-        pending += this.#decoder.decode(buffer.subarray(0, n), { stream: true });
+        pending += chunk;
       }
     } finally {
       Deno.stdin.setRaw(false);

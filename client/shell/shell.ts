@@ -89,7 +89,7 @@ export async function runShell(args: ParsedArgs): Promise<void> {
   const options = await connectOptions({ ...args, values: { ...args.values, user } });
   // DFOS_*, HOME and the history's place are read: the environment goes (main.ts, shared/permissions.ts).
   dropOptionPermissions();
-  const shell = new Shell(new ShellConnection(options), { interactive, home });
+  const shell = new Shell(new ShellConnection(options), { interactive, home, reader });
   try {
     await shell.connection.client();
     if (interactive) await shell.interact(reader, history);
@@ -116,12 +116,15 @@ class Shell {
     Deno.exit(143);
   };
 
-  constructor(connection: ShellConnection, options: { interactive: boolean; home: string | null }) {
+  constructor(
+    connection: ShellConnection,
+    options: { interactive: boolean; home: string | null; reader: TerminalLineReader },
+  ) {
     this.connection = connection;
     this.#interactive = options.interactive;
     this.#home = options.home;
     this.#listing = new RemoteListing(() => connection.client());
-    this.#io = new ShellIo(options.interactive, () => this.#running);
+    this.#io = new ShellIo(options.interactive, options.reader, () => this.#running);
     Deno.addSignalListener("SIGINT", this.#onInterrupt);
     Deno.addSignalListener("SIGTERM", this.#onTerminate);
   }
@@ -391,11 +394,13 @@ async function localListing(dir: string): Promise<string> {
 /** Output, prompts and interrupts for commands run in the shell. */
 class ShellIo implements CommandIo {
   readonly interactive: boolean;
+  readonly #reader: TerminalLineReader;
   readonly #running: () => Running | null;
   readonly #encoder = new TextEncoder();
 
-  constructor(interactive: boolean, running: () => Running | null) {
+  constructor(interactive: boolean, reader: TerminalLineReader, running: () => Running | null) {
     this.interactive = interactive;
+    this.#reader = reader;
     this.#running = running;
   }
 
@@ -415,10 +420,9 @@ class ShellIo implements CommandIo {
 
   async confirm(question: string): Promise<boolean> {
     if (!this.interactive) return false;
-    Deno.stderr.writeSync(this.#encoder.encode(question));
-    const buffer = new Uint8Array(256);
-    const read = await Deno.stdin.read(buffer);
-    return read !== null && /^\s*y/i.test(new TextDecoder().decode(buffer.subarray(0, read)));
+    // Through the prompt's reader: a question given up with Ctrl-C leaves its read to the next prompt.
+    const answer = await this.#reader.readAnswer(question, this.#running()?.controller.signal);
+    return answer !== null && /^\s*y/i.test(answer);
   }
 
   atInterrupt(cleanup: () => void): () => void {
