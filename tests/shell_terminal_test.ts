@@ -265,12 +265,18 @@ Deno.test("dfos shell: after the server's idle timeout it logs in again with the
     await term.type(`${USERS.alice}\r`);
     let at = await term.waitFor(`alice@${fx.address}:/> `);
     await delay(1_200); // well past the idle timeout
+    await term.type("stat sm\t");
+    at = await term.waitFor("stat small.txt", at); // the listing for Tab found the connection closed, and made one
+    await term.type("\r");
+    at = await term.waitFor("size:   5", at);
+    await delay(1_200);
     await term.type("stat small.txt\r");
     at = await term.waitFor("size:   5", at);
     await term.type("exit\r");
     equal(await term.close(), 0, term.screen);
     equal(term.screen.split("Password for").length - 1, 1, term.screen);
     ok(term.screen.includes("logging in again"), term.screen);
+    equal(fx.server.stats.snapshot().connections, 4, "the upload's, the shell's first, and two new ones");
     ok(!term.screen.includes(USERS.alice), term.screen);
   } finally {
     await term.close();

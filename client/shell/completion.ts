@@ -15,6 +15,7 @@ import { COMMON_OPTIONS } from "../../shared/cli.ts";
 import type { DfosClient } from "../connection.ts";
 import type { Completion } from "./line_editor.ts";
 import { argumentKind, resolveRemote } from "./arguments.ts";
+import { connectionLost } from "./shell_connection.ts";
 import { partialWord, quoteWord } from "./words.ts";
 
 /** What completion reads. */
@@ -130,11 +131,17 @@ function commonPrefix(names: string[]): string {
  */
 export class RemoteListing {
   readonly #client: () => Promise<DfosClient>;
+  readonly #onLost: (() => void) | undefined;
   readonly #cache = new Map<string, Promise<string[]>>();
 
-  /** @param client The shell's connection, asked for when a listing is needed. */
-  constructor(client: () => Promise<DfosClient>) {
+  /**
+   * @param client The shell's connection, asked for when a listing is needed.
+   * @param onLost Called when the connection was found lost (closed for
+   * idleness): the listing is then asked once more, of a new connection.
+   */
+  constructor(client: () => Promise<DfosClient>, onLost?: () => void) {
     this.#client = client;
+    this.#onLost = onLost;
   }
 
   /**
@@ -159,6 +166,16 @@ export class RemoteListing {
   }
 
   async #list(folder: string): Promise<string[]> {
+    try {
+      return await this.#listOnce(folder);
+    } catch (error) {
+      if (this.#onLost === undefined || !connectionLost(error)) throw error;
+      this.#onLost();
+      return await this.#listOnce(folder);
+    }
+  }
+
+  async #listOnce(folder: string): Promise<string[]> {
     const prefix = folder === "" ? "" : `${folder}/`;
     const names = new Set<string>();
     for await (const entry of (await this.#client()).list(prefix)) {

@@ -123,7 +123,7 @@ class Shell {
     this.connection = connection;
     this.#interactive = options.interactive;
     this.#home = options.home;
-    this.#listing = new RemoteListing(() => connection.client());
+    this.#listing = new RemoteListing(() => connection.client(), () => connection.drop());
     this.#io = new ShellIo(options.interactive, options.reader, () => this.#running);
     Deno.addSignalListener("SIGINT", this.#onInterrupt);
     Deno.addSignalListener("SIGTERM", this.#onTerminate);
