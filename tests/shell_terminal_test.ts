@@ -311,3 +311,16 @@ Deno.test("dfos shell: rm -r asks on the terminal; Ctrl-C at the question leaves
     await term.close();
   }
 });
+
+Deno.test("dfos shell: Ctrl-C at the user prompt exits 130", async () => {
+  await using fx = await startServer();
+  const term = new Terminal(["shell"], { env: { DFOS_SERVER: fx.address }, cwd: fx.local });
+  try {
+    await term.waitFor("User: ");
+    await term.type("ali\x03");
+    equal(await term.close(), 130, term.screen);
+    equal(fx.server.stats.snapshot().connections, 0);
+  } finally {
+    await term.close();
+  }
+});

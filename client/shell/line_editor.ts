@@ -267,6 +267,23 @@ export interface Completion {
   candidates: string[];
 }
 
+/** What {@linkcode TerminalLineReader.readLine} returns for Ctrl-C when asked to end there. */
+export const INTERRUPTED: unique symbol = Symbol("interrupted");
+
+/** Options for {@linkcode TerminalLineReader.readLine}. */
+export interface ReadLineOptions {
+  /** Earlier lines, oldest first, for Up and Down. */
+  history: readonly string[];
+  /** Completes the line for Tab. */
+  complete?: Completer;
+  /**
+   * Ctrl-C ends the reading with {@linkcode INTERRUPTED} instead of clearing the line.
+   *
+   * @default {false}
+   */
+  endOnInterrupt?: boolean;
+}
+
 /** Completes the line before the cursor. */
 export type Completer = (before: string) => Promise<Completion>;
 
@@ -323,12 +340,11 @@ export class TerminalLineReader {
    * Shows `prompt` and reads one line in raw mode.
    *
    * @param prompt The prompt.
-   * @param options The history (oldest first) and the completer.
-   * @returns The line, or null for Ctrl-D on an empty line or the end of input.
+   * @param options The history, the completer, what Ctrl-C does.
+   * @returns The line; null for Ctrl-D on an empty line or the end of input;
+   * {@linkcode INTERRUPTED} for Ctrl-C with `endOnInterrupt`.
    */
-  async readLine(prompt: string, options: { history: readonly string[]; complete?: Completer }): Promise<
-    string | null
-  > {
+  async readLine(prompt: string, options: ReadLineOptions): Promise<string | null | typeof INTERRUPTED> {
     const editor = new LineEditor(options.history);
     Deno.stdin.setRaw(true);
     try {
@@ -348,6 +364,7 @@ export class TerminalLineReader {
           }
           if (result === "interrupt") {
             this.#write("^C\r\n");
+            if (options.endOnInterrupt) return INTERRUPTED;
           } else if (result === "complete" && options.complete !== undefined) {
             const { insert, candidates } = await options.complete(editor.text.slice(0, editor.cursor));
             if (insert !== "") editor.insert(insert);

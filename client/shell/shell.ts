@@ -38,7 +38,7 @@ import { connectOptions } from "../options.ts";
 import { resolveRemote, shellPositionals } from "./arguments.ts";
 import { complete, RemoteListing } from "./completion.ts";
 import { History, historyPath } from "./history.ts";
-import { TerminalLineReader } from "./line_editor.ts";
+import { INTERRUPTED, TerminalLineReader } from "./line_editor.ts";
 import { connectionLost, ShellConnection } from "./shell_connection.ts";
 import { splitWords } from "./words.ts";
 
@@ -82,7 +82,11 @@ export async function runShell(args: ParsedArgs): Promise<void> {
   const interactive = batchFile === undefined && terminal;
   const reader = new TerminalLineReader();
   let user = (args.values.user as string | undefined) ?? Deno.env.get("DFOS_USER");
-  if (!user && terminal) user = (await reader.readLine("User: ", { history: [] }))?.trim();
+  if (!user && terminal) {
+    const typed = await reader.readLine("User: ", { history: [], endOnInterrupt: true });
+    if (typed === INTERRUPTED) throw new CommandFailure("Interrupted at the user prompt", INTERRUPTED_EXIT_CODE);
+    user = typed?.trim();
+  }
   if (!user) throw new UsageError("No user given: use --user NAME or set DFOS_USER");
   const history = await History.load(interactive ? historyPath() : null);
   const home = Deno.env.get("HOME") ?? null;
@@ -152,7 +156,7 @@ class Shell {
             remoteChildren: (folder) => this.#listing.children(folder),
           }),
       });
-      if (line === null) return;
+      if (line === null || line === INTERRUPTED) return;
       await history.add(line.trim());
       const result = await this.execute(line);
       if (result === "exit") return;
