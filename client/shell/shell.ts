@@ -213,6 +213,11 @@ class Shell {
         return INTERRUPTED_EXIT_CODE;
       }
       this.#io.warn(`dfos ${printableName(name)}: ${(error as Error).message}`);
+      if (error instanceof UsageError && Object.hasOwn(CLIENT_COMMANDS, name)) {
+        this.#io.warn(`"help ${name}" shows its usage.`);
+      } else if ((rest.includes("--verbose") || rest.includes("-v")) && error instanceof Error) {
+        this.#io.warn(error.stack ?? "");
+      }
       return exitCodeFor(error);
     }
   }
@@ -242,7 +247,7 @@ class Shell {
       if (!connectionLost(error)) throw error;
       this.connection.drop();
       // Closed by the server while the shell waited (its idle timeout): nothing of this command was done.
-      if (!reused || this.#running?.interrupted) throw error;
+      if (!reused) throw error;
       this.#io.warn("The server closed the connection; logging in again");
       await once();
     } finally {
