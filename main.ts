@@ -82,6 +82,13 @@ export const COMMANDS: Readonly<Record<string, CommandRow>> = {
   ...Object.fromEntries(
     (Object.keys(CLIENT_COMMANDS) as ClientCommandName[]).map((name) => [name, clientRow(name)]),
   ),
+  shell: {
+    summary: "log in once and run commands at a prompt (or from a batch file)",
+    load: () => import("./client/shell/shell_command.ts"),
+    // What every client command keeps between them: the files put reads and get writes (lcd, lls, the history
+    // file too), the network; the environment only until the options (and the history's place) are read.
+    permissions: { keep: ["read", "write", "net"], untilOptionsRead: ["env"] },
+  },
 };
 
 const USAGE = `Usage: dfos COMMAND [options]
@@ -104,6 +111,8 @@ Exit codes: 0 success, 1 failure, 2 usage error, 3 authentication failed, 4 remo
 export async function main(args: string[]): Promise<number> {
   const [name, ...rest] = args;
   if (name === "help" && rest.length > 0) return await help(rest);
+  // A person at a terminal gets the shell; a script that forgot its command, the usage and exit code 2.
+  if (name === undefined && Deno.stdin.isTerminal()) return await main(["shell"]);
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
     console.log(USAGE);
     return name === undefined ? 2 : 0;

@@ -46,6 +46,11 @@ export interface CommandContext {
   client(): Promise<DfosClient>;
   /** Output, prompts, interrupts. */
   io: CommandIo;
+  /**
+   * Aborted when the command is to stop and leave the connection usable
+   * (Ctrl-C in the shell); an upload then stops its body.
+   */
+  signal?: AbortSignal;
 }
 
 /** A command's code: runs it once with its parsed flags and arguments. */

@@ -109,6 +109,12 @@ export interface PutOptions {
   size?: number | null;
   /** Called with the bytes sent so far. */
   onProgress?: (bytes: number) => void;
+  /**
+   * Stops the upload when aborted: the body ends with ABORT, the server
+   * discards what it received (a previous version stays), and the
+   * connection stays usable.
+   */
+  signal?: AbortSignal;
 }
 
 /** Options for {@linkcode DfosClient.get}. */
@@ -234,7 +240,8 @@ export class DfosClient {
     reply.then(() => refused.abort(), (error) => refused.abort(error));
     let sent: BodySummary;
     try {
-      sent = await sendBody(channel, stopOnAbort(chunks, refused.signal), {
+      const stop = options.signal === undefined ? refused.signal : AbortSignal.any([refused.signal, options.signal]);
+      sent = await sendBody(channel, stopOnAbort(chunks, stop), {
         algorithm: digest,
         sizeHint: size,
         onProgress: options.onProgress,

@@ -102,7 +102,16 @@ export async function withClient<T>(args: ParsedArgs, work: (client: DfosClient)
   }
 }
 
-function explainConnectError(error: unknown, server: string): unknown {
+/**
+ * Turns a failure to connect or log in into the error to show: a refused or
+ * closed connection in a sentence that names the server; a refused login,
+ * an interrupted prompt or a usage error as they are.
+ *
+ * @param error What connecting threw.
+ * @param server The address as given.
+ * @returns The error to throw.
+ */
+export function explainConnectError(error: unknown, server: string): unknown {
   if (error instanceof Deno.errors.ConnectionRefused) {
     return new Error(`Cannot connect to ${server}: connection refused (is "dfos serve" running there?)`);
   }

@@ -22,7 +22,7 @@ interface Upload {
 }
 
 /** Runs `put` once. */
-export async function run({ values, positionals }: ParsedArgs, { client, io }: CommandContext): Promise<void> {
+export async function run({ values, positionals }: ParsedArgs, { client, io, signal }: CommandContext): Promise<void> {
   const uploads = await plan(positionals);
   const connection = await client();
   await runEach("put", uploads, io, async ({ local, name, size }) => {
@@ -39,6 +39,7 @@ export async function run({ values, positionals }: ParsedArgs, { client, io }: C
         const chunks = fileChunks(source, { limit: size ?? Infinity, readAhead: source === Deno.stdin });
         await connection.put(name, chunks, {
           size,
+          signal,
           digest: values.verify ? "sha256" : "crc32",
           onProgress: (bytes) => progress.update(bytes),
         });
