@@ -145,6 +145,33 @@ Deno.test("log: a client that hangs up mid-download is one warning naming the do
   );
 });
 
+Deno.test("log: a download whose client stops reading is named with its bytes, timed out", async () => {
+  await using served = await loggedServer({ opTimeoutMs: 600 });
+  const { fx } = served;
+  await Deno.mkdir(join(fx.root, "alice"), { recursive: true });
+  // Far more than the socket buffers hold: the server's sends must wait on the client.
+  await Deno.writeFile(join(fx.root, "alice", "big.bin"), randomBytes(48 * MiB));
+  const peer = await Peer.login(fx);
+  await peer.send({ type: "get", name: "big.bin", limit: null, digest: "crc32" });
+  await waitFor(() => fx.server.stats.snapshot().failures.STALL_TIMEOUT === 1, "the stall to be seen", 10_000);
+  peer.abort();
+  await allClosed(fx);
+  const lines = linesOf(served.lines(), peer);
+  assertNoErrors(lines);
+  const aborted = lines.filter((line) => line.includes("get aborted"));
+  strictEqual(aborted.length, 1, lines.join("\n"));
+  match(
+    aborted[0],
+    /\[WRN\] .*get aborted user=alice name=big\.bin direction=download bytes=\d+ duration=[\d.]+s rate=[\d.]+MiB\/s: timed out: Transfer stalled: nothing moved for 0\.6 s/,
+  );
+  deepStrictEqual(fx.server.stats.snapshot().aborted, { get: 1 });
+  deepStrictEqual(fx.server.stats.snapshot().failures, { STALL_TIMEOUT: 1 });
+  match(
+    lines.at(-1)!,
+    /closed \(timed out: Transfer stalled: nothing moved for 0\.6 s; connection closed\): user alice/,
+  );
+});
+
 Deno.test("log: an upload whose client hangs up, is killed inside a frame, sends ABORT or stalls is named with its bytes and why", async () => {
   await using served = await loggedServer({ opTimeoutMs: 500 });
   const { fx } = served;
