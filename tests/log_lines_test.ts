@@ -12,6 +12,7 @@
 import { configure, getLogger, type LogRecord, reset } from "@logtape/logtape";
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
 import { join } from "node:path";
+import { LocalStorage } from "../server/local_storage.ts";
 import { formatLogRecord } from "../server/log_format.ts";
 import type { ServeOptions } from "../server/server.ts";
 import { MESSAGE_CODES } from "../shared/messages.ts";
@@ -247,6 +248,56 @@ Deno.test("log: an upload whose client hangs up, is killed inside a frame, sends
     last,
     /aborted put 4 \(8912891 bytes in, 0 bytes out\); 8912891 bytes in, 0 bytes out; failures client gone 2 \(CLIENT_GONE 2\), client abort 1 \(ABORTED 1\), timed out 1 \(STALL_TIMEOUT 1\);/,
   );
+});
+
+Deno.test("log: a disk that fails mid-upload is one error line naming the upload and its bytes, without a stack", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "dfos_log_disk_" });
+  try {
+    const local = await LocalStorage.open(join(dir, "root"));
+    // The disk fails once 1 MiB of the upload is written.
+    const beginUpload = async (user: string, name: string) => {
+      const upload = await local.beginUpload(user, name);
+      let written = 0;
+      const write = upload.write.bind(upload);
+      upload.write = async (chunk) => {
+        if (written >= MiB) throw new Error(`Input/output error (os error 5): write '${dir}/root/${user}/x'`);
+        written += bytesOf(chunk).length;
+        await write(chunk);
+      };
+      return upload;
+    };
+    const storage = new Proxy(local, {
+      get(target, key) {
+        if (key === "beginUpload") return beginUpload;
+        const value = Reflect.get(target, key, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    await using served = await loggedServer({ storage });
+    const { fx } = served;
+    const peer = await Peer.login(fx);
+    await peer.send({ type: "put", name: "doomed.bin", size: 3 * MiB, digest: "crc32" });
+    const body = randomBytes(3 * MiB);
+    for (let offset = 0; offset < body.length; offset += MiB) {
+      await peer.send({ type: "data", chunk: body.subarray(offset, offset + MiB) });
+    }
+    await peer.send({ type: "end", size: body.length, algorithm: "crc32", digest: "00000000" });
+    await peer.expectError(Status.INTERNAL);
+    await peer.channel.close();
+    await allClosed(fx);
+    const lines = served.lines();
+    const failed = lines.filter((line) => line.includes("put aborted"));
+    strictEqual(failed.length, 1, lines.join("\n"));
+    match(
+      failed[0],
+      /\[ERR\] .*put aborted user=alice name=doomed\.bin direction=upload bytes=\d+ duration=[\d.]+s rate=[\d.]+MiB\/s: storage error: Input\/output error \(os error 5\): write '/,
+    );
+    ok(!/\\x0a\s+at /.test(failed[0]), "no stack trace");
+    deepStrictEqual(fx.server.stats.snapshot().failures, { STORAGE: 1 });
+    deepStrictEqual(fx.server.stats.snapshot().aborted, { put: 1 });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("log: a TLS client at a plaintext port is one line saying so, and is sent nothing", async () => {
