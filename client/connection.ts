@@ -404,7 +404,11 @@ function explainTlsFailure(reason: string): string {
       : why;
     return `the server's TLS certificate was not accepted: ${hint}`;
   }
-  if (/corrupt message|InvalidContentType|unexpected EOF|UnexpectedEof|peer closed connection/i.test(reason)) {
+  // A dfos server in plaintext closes on a TLS client without a word (server/session.ts): the end of the stream.
+  if (
+    /corrupt message|InvalidContentType|unexpected EOF|unexpected end of file|UnexpectedEof|peer closed connection/i
+      .test(reason)
+  ) {
     return `TLS handshake failed: ${reason} (is the server serving TLS? a plaintext server needs no --tls)`;
   }
   return `TLS handshake failed: ${reason}`;

@@ -1,7 +1,8 @@
 /**
  * `Progress`: a one-line progress bar on standard error (bytes, rate, ETA)
  * for transfers that last longer than about a second, shown only when
- * standard error is a terminal.
+ * standard error is a terminal. Sizes and rates are in binary units (KiB,
+ * MiB, MiB/s: 1 MiB = 2^20 bytes), as the server's log gives them.
  *
  * @module
  */

@@ -7,6 +7,8 @@
  * bounded size; what does not fit is dropped and counted in the
  * `LogCounters`, and a line says how many once there is room. A console that
  * is read slowly (a pipe, an SSH session) costs lines, not memory or time.
+ * Records of the {@linkcode FILE_ONLY_CATEGORY} logger go to the file alone:
+ * a fatal error that the command line prints on standard error anyway.
  *
  * @module
  */
@@ -46,6 +48,9 @@ export interface LoggingOptions {
   fileQueueBytes?: number;
 }
 
+/** The category of a logger whose records go to the log file only, not the console. */
+export const FILE_ONLY_CATEGORY: readonly string[] = ["dfos", "server", "fatal"];
+
 /** The default bound on bytes waiting for the log file. */
 export const FILE_QUEUE_BYTES = 4 * 1024 * 1024;
 
@@ -82,6 +87,12 @@ export async function configureLogging(options: LoggingOptions): Promise<() => P
     sinks,
     loggers: [
       { category: ["dfos"], lowestLevel: "info", sinks: Object.keys(sinks) },
+      {
+        category: [...FILE_ONLY_CATEGORY],
+        lowestLevel: "info",
+        sinks: file === null ? [] : ["file"],
+        parentSinks: "override",
+      },
       { category: ["logtape", "meta"], lowestLevel: "warning", sinks: Object.keys(sinks) },
     ],
   });

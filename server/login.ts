@@ -110,25 +110,21 @@ export class Login {
 
   /**
    * Runs the TLS handshake. A client that fails it (a plaintext client, or
-   * one that refuses the certificate) is logged and cut off: no ERROR can
-   * reach it.
+   * one that refuses the certificate) is to be cut off by the session: no
+   * ERROR can reach it.
    *
    * @param conn The TLS connection under the channel.
-   * @returns True when the connection may go on.
+   * @returns Null when the connection may go on; else why it failed, for the session's last line.
    */
-  async secure(conn: Deno.TlsConn): Promise<boolean> {
+  async secure(conn: Deno.TlsConn): Promise<string | null> {
     try {
       await conn.handshake();
-      return true;
+      return null;
     } catch (error) {
-      if (!this.#client.signal.aborted) {
-        this.#context.stats.failure("TLS_HANDSHAKE");
-        this.#context.log.info`Connection from ${this.#client.remote} closed: TLS handshake failed: ${
-          (error as Error).message
-        }`;
-        this.#channel.abort();
-      }
-      return false;
+      const message = (error as Error).message;
+      // rustls reads a plaintext frame's first bytes as a record of an unknown type.
+      if (/InvalidContentType|corrupt message|wrong version/i.test(message)) return "plaintext client at a TLS port";
+      return `TLS handshake failed: ${message}`;
     }
   }
 

@@ -187,13 +187,16 @@ export function sandboxPermissions(options: ServeOptions): SandboxPermissions {
  * `logLimit` per client address per 10 s; and its errors become this call's: a users file that cannot be
  * read, an address in use, a certificate and key that do not match.
  *
- * @param options The server's options: plain data only (no `storage`, `log` or `logCounters`).
+ * @param options The server's options: plain data only (no `storage`, `log`, `logCounters` or `onListening`).
  * @param sandbox The worker's module, the log's counters and its per-address limit.
  * @returns The running server, once it listens.
  * @throws {Error} when this process lacks a permission the sandbox needs, or the server cannot start.
  */
 export async function serveInSandbox(options: ServeOptions, sandbox: SandboxOptions = {}): Promise<SandboxedServer> {
-  if (options.storage !== undefined || options.log !== undefined || options.logCounters !== undefined) {
+  if (
+    options.storage !== undefined || options.log !== undefined || options.logCounters !== undefined ||
+    options.onListening !== undefined
+  ) {
     throw new TypeError("Cannot run the server in a sandbox with a storage or logger of this thread");
   }
   const permissions = sandboxPermissions(options);

@@ -81,13 +81,16 @@ async function start(options: ServeOptions, permissions: SandboxPermissions): Pr
   });
   const log = getLogger(["dfos", "server"]);
   const sys = permissions.sys === false ? "" : `; sys ${permissions.sys.join(", ")}`;
-  log.info`Sandbox: net ${permissions.net.join(", ")}; read ${permissions.read.join(", ")}; write ${
-    permissions.write.join(", ")
-  }${sys}; nothing else`;
+  // Said once the server listens: a server that cannot (its port in use) logs nothing but why.
+  const describe = () => {
+    log.info`Sandbox: net ${permissions.net.join(", ")}; read ${permissions.read.join(", ")}; write ${
+      permissions.write.join(", ")
+    }${sys}; nothing else`;
+  };
   const sweeping = setInterval(sweep, SWEEP_INTERVAL_MS);
   Deno.unrefTimer(sweeping);
   try {
-    server = await serve({ ...options, logCounters: counters });
+    server = await serve({ ...options, logCounters: counters, onListening: describe });
     const { hostname, port, transport } = server.addr;
     scope.postMessage({ type: "listening", addr: { hostname, port, transport }, tls: server.tls });
     await server.finished;

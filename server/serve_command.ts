@@ -2,7 +2,11 @@
  * `dfos serve`: parses the server's flags, reads the TLS certificate and key
  * if given, sets up logging, starts the server and shuts it down on SIGINT
  * or SIGTERM: the first signal drains (requests in flight may finish for up
- * to `--drain-timeout` seconds), a second one stops at once.
+ * to `--drain-timeout` seconds), a second one stops at once. An error that
+ * stops the server (its port in use, a certificate that cannot be read) goes
+ * to the log file too, not only to standard error; the server takes its
+ * address before it logs anything, so a second server started on a port in
+ * use writes that one line into the log and nothing else.
  *
  * @module
  */
@@ -16,7 +20,7 @@ import { defaultPerAddress, defaultPerUser } from "./connection_caps.ts";
 import { LIST_PAGE_ENTRIES } from "./handlers.ts";
 import { LogCounters } from "./log_counters.ts";
 import { DEFAULT_LOG_LIMIT, DEFAULT_LOG_WINDOW_MS } from "./log_limiter.ts";
-import { configureLogging } from "./logging.ts";
+import { configureLogging, FILE_ONLY_CATEGORY } from "./logging.ts";
 import {
   DEFAULT_DELAY_BASE_MS,
   DEFAULT_DELAY_MAX_MS,
@@ -25,7 +29,7 @@ import {
   DEFAULT_LOCKOUT_MS,
   type LoginThrottleOptions,
 } from "./throttle.ts";
-import { serveInSandbox } from "./sandbox.ts";
+import { type SandboxedServer, serveInSandbox } from "./sandbox.ts";
 import { isLoopback } from "./loopback.ts";
 import { parseUserLine } from "./users.ts";
 import {
@@ -176,64 +180,82 @@ totals and exits 0. A second signal aborts everything at once.`,
     const statsIntervalMs = secondsFlag(values["stats-interval"], "stats-interval", DEFAULT_STATS_INTERVAL_MS);
     const limits = limitFlags(values);
     const logLimit = integerFlag(values["log-limit"], "log-limit", DEFAULT_LOG_LIMIT, [0, 1_000_000]);
-    const tls = await readTlsFiles(values["tls-cert"] as string | undefined, values["tls-key"] as string | undefined);
     // One set of counters: the sinks count what they drop, the server's worker what it drops and suppresses.
     const logCounters = new LogCounters();
     const closeLogs = await configureLogging({
       file: (values.log as string | undefined) ?? "server_performance.log",
       counters: logCounters,
     });
-    const server = await serveInSandbox({
-      hostname: (values.host as string | undefined) ?? DEFAULT_LISTEN_HOSTNAME,
-      port,
-      root: (values.root as string | undefined) ?? "server_storage",
-      users: (values.users as string | undefined) ?? "id_passwd.txt",
-      fsync: values.fsync === true,
-      maxConnections,
-      maxConnectionsPerAddress: perAddress,
-      maxConnectionsPerUser: perUser,
-      handshakeTimeoutMs,
-      idleTimeoutMs,
-      statsIntervalMs,
-      ...limits,
-      tls,
-      loginThrottle: loginThrottleFlags(values),
-    }, { logCounters, logLimit }).catch(async (error) => {
-      await closeLogs();
+    try {
+      const tls = await readTlsFiles(values["tls-cert"] as string | undefined, values["tls-key"] as string | undefined);
+      const server = await serveInSandbox({
+        hostname: (values.host as string | undefined) ?? DEFAULT_LISTEN_HOSTNAME,
+        port,
+        root: (values.root as string | undefined) ?? "server_storage",
+        users: (values.users as string | undefined) ?? "id_passwd.txt",
+        fsync: values.fsync === true,
+        maxConnections,
+        maxConnectionsPerAddress: perAddress,
+        maxConnectionsPerUser: perUser,
+        handshakeTimeoutMs,
+        idleTimeoutMs,
+        statsIntervalMs,
+        ...limits,
+        tls,
+        loginThrottle: loginThrottleFlags(values),
+      }, { logCounters, logLimit });
+      await runUntilStopped(server, values, drainMs);
+    } catch (error) {
+      // Standard error says it too (main.ts): in the file alone, so that the console does not show it twice.
+      getLogger([...FILE_ONLY_CATEGORY]).fatal`dfos serve stopped: ${(error as Error).message ?? String(error)}`;
       throw error;
-    });
-    const log = getLogger(["dfos", "server"]);
-    const users = (values.users as string | undefined) ?? "id_passwd.txt";
-    const inClear = isLoopback(server.addr.hostname) ? [] : await usersInClear(users);
-    if (inClear.length > 0) {
-      log.warn`Listening on ${server.addr.hostname}, beyond this host, with passwords stored in clear for ${
-        inClear.join(", ")
-      }: their logins are accepted from this host only; hash them with "dfos passwd USER --users ${users}"`;
+    } finally {
+      await closeLogs();
     }
-    let signals = 0;
-    const stop = (signal: Deno.Signal) => {
-      signals++;
-      // shutdown() stops listening before it returns: the log line that says so comes after.
-      if (signals === 1) {
-        server.shutdown({ drainMs });
-        log.info`${signal}: shutting down (transfers in flight have ${
-          drainMs / 1000
-        } s; a second signal stops at once)`;
-      } else {
-        server.shutdown();
-        log.warn`${signal} again: aborting everything now`;
-      }
-    };
-    const onInterrupt = () => stop("SIGINT");
-    const onTerminate = () => stop("SIGTERM");
-    Deno.addSignalListener("SIGINT", onInterrupt);
-    Deno.addSignalListener("SIGTERM", onTerminate);
-    await server.finished;
-    Deno.removeSignalListener("SIGINT", onInterrupt);
-    Deno.removeSignalListener("SIGTERM", onTerminate);
-    await closeLogs();
   },
 };
+
+/**
+ * Warns of passwords in clear on a server reachable from the network, then
+ * runs the server until its end: the first SIGINT or SIGTERM drains it, a
+ * second one stops it at once.
+ */
+async function runUntilStopped(
+  server: SandboxedServer,
+  values: Record<string, string | boolean | undefined>,
+  drainMs: number,
+): Promise<void> {
+  const log = getLogger(["dfos", "server"]);
+  const users = (values.users as string | undefined) ?? "id_passwd.txt";
+  const inClear = isLoopback(server.addr.hostname) ? [] : await usersInClear(users);
+  if (inClear.length > 0) {
+    log.warn`Listening on ${server.addr.hostname}, beyond this host, with passwords stored in clear for ${
+      inClear.join(", ")
+    }: their logins are accepted from this host only; hash them with "dfos passwd USER --users ${users}"`;
+  }
+  let signals = 0;
+  const stop = (signal: Deno.Signal) => {
+    signals++;
+    // shutdown() stops listening before it returns: the log line that says so comes after.
+    if (signals === 1) {
+      server.shutdown({ drainMs });
+      log.info`${signal}: shutting down (transfers in flight have ${drainMs / 1000} s; a second signal stops at once)`;
+    } else {
+      server.shutdown();
+      log.warn`${signal} again: aborting everything now`;
+    }
+  };
+  const onInterrupt = () => stop("SIGINT");
+  const onTerminate = () => stop("SIGTERM");
+  Deno.addSignalListener("SIGINT", onInterrupt);
+  Deno.addSignalListener("SIGTERM", onTerminate);
+  try {
+    await server.finished;
+  } finally {
+    Deno.removeSignalListener("SIGINT", onInterrupt);
+    Deno.removeSignalListener("SIGTERM", onTerminate);
+  }
+}
 
 /** The users whose passwords `path` stores in clear (what `UserFile` warns about); none if it cannot be read. */
 async function usersInClear(path: string): Promise<string[]> {

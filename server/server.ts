@@ -237,6 +237,12 @@ export interface ServeOptions {
   log?: Logger;
   /** What the log lost (records dropped or suppressed), for the totals line; nothing is said when omitted. */
   logCounters?: LogCounters;
+  /**
+   * Called once the server has its address, before it logs anything: the
+   * sandbox's worker says what it may do then, so that a server that cannot
+   * listen (its port in use) writes no line but its error.
+   */
+  onListening?: () => void;
 }
 
 /** Options for {@linkcode Server.shutdown}. */
@@ -279,16 +285,31 @@ export interface Server {
  * @param options Address, storage, credentials and TLS certificate.
  * @returns The running server, once it listens.
  * @throws {Error} when the users file cannot be read, the address cannot be
- * listened on, or the TLS certificate and key cannot be used.
+ * listened on, or the TLS certificate and key cannot be used. The address is
+ * taken first: nothing is logged before it.
  */
 export async function serve(options: ServeOptions): Promise<Server> {
   const log = options.log ?? getLogger(["dfos", "server"]);
-  const users = new UserFile(options.users, (message) => log.warn`${message}`);
-  const count = await users.load().catch((error) => {
-    throw new Error(`Cannot read users file "${options.users}": ${error.message}`, { cause: error });
-  });
   const limits = checkLimits(options);
-  const storage = options.storage ?? await LocalStorage.open(options.root, { fsync: options.fsync });
+  const hostname = options.hostname ?? DEFAULT_LISTEN_HOSTNAME;
+  const port = options.port ?? DEFAULT_PORT;
+  const tls = options.tls !== undefined;
+  // The address first: a server that cannot have it (a second one on the port) says nothing else.
+  const listener = listen(hostname, port, options.tls);
+  options.onListening?.();
+  let users: UserFile;
+  let count: number;
+  let storage: Storage;
+  try {
+    users = new UserFile(options.users, (message) => log.warn`${message}`);
+    count = await users.load().catch((error) => {
+      throw new Error(`Cannot read users file "${options.users}": ${error.message}`, { cause: error });
+    });
+    storage = options.storage ?? await LocalStorage.open(options.root, { fsync: options.fsync });
+  } catch (error) {
+    listener.close();
+    throw error;
+  }
   // Offered in this order: SCRAM-SHA-256 first (the password never crosses the wire), then PLAIN (over TLS only).
   const mechanisms = new Map<string, AuthMechanism>(
     [new ScramMechanism(users), new PlainMechanism(users)].map((mechanism) => [mechanism.name, mechanism]),
@@ -302,10 +323,6 @@ export async function serve(options: ServeOptions): Promise<Server> {
     perAddress: options.maxConnectionsPerAddress ?? defaultPerAddress(maxConnections),
     perUser: options.maxConnectionsPerUser ?? defaultPerUser(maxConnections),
   });
-  const hostname = options.hostname ?? DEFAULT_LISTEN_HOSTNAME;
-  const port = options.port ?? DEFAULT_PORT;
-  const tls = options.tls !== undefined;
-  const listener = listen(hostname, port, options.tls);
   const addr = listener.addr as Deno.NetAddr;
   const where = `${addr.hostname}:${addr.port}`;
   const serving = `storage ${options.root}, ${count} users from ${options.users}`;

@@ -21,6 +21,17 @@
  * A logged-in session ends at its next request once its user is removed
  * from the users file or changes its password.
  *
+ * What the log says of a session: "Connection from ..." when it opens, one
+ * line per request, and one line when it ends, with its figures and, unless
+ * the client simply hung up between requests, why it ended ("client gone",
+ * "timed out", "protocol error", ...: `FailureClass`, server/stats.ts). A
+ * transfer cut short (the client hung up, sent ABORT or stalled; the storage
+ * failed; a shutdown) has a line of its own that names the user, the file,
+ * the direction, the bytes moved so far and why, and is counted as aborted
+ * with its bytes. A failure is counted once, by the first thing that went
+ * wrong: what fails after it is its consequence. Events of the network are
+ * never logged as errors and never with a stack trace.
+ *
  * @module
  */
 
@@ -30,11 +41,12 @@ import { Channel } from "../shared/channel.ts";
 import { MAX_FRAME_LENGTH } from "../shared/frames.ts";
 import type { Message, MessageOf } from "../shared/messages.ts";
 import { excerpt, printableName } from "../shared/names.ts";
-import { DfosError, Status, type StatusCode, statusName } from "../shared/status.ts";
-import { errorReply, isConnectionLoss } from "./errors.ts";
+import { DfosError, Status, type StatusCode } from "../shared/status.ts";
+import { errorReply, isConnectionLoss, isTlsClientHello } from "./errors.ts";
 import { HANDLERS, isRequest, type Reply, type RequestLimits, type RequestType } from "./handlers.ts";
 import { Login, type LoginContext } from "./login.ts";
 import { SessionClock } from "./session_clock.ts";
+import { failureClass } from "./stats.ts";
 import { addressKey } from "./throttle.ts";
 import type { UserFile } from "./users.ts";
 
@@ -73,6 +85,30 @@ export interface SessionContext extends LoginContext {
 /** Where a session is; see the module's documentation. */
 type SessionState = "securing" | "login" | "idle" | "busy" | "last" | "closing" | "ended";
 
+/** A transfer under way: what its line says if it is cut short. */
+interface Transfer {
+  /** `put`, `get` or `peek`. */
+  kind: string;
+  /** The file's name, as the client sent it. */
+  subject: string;
+  /** Which way the body moves. */
+  direction: "upload" | "download";
+  /** `performance.now()` when the request arrived. */
+  started: number;
+  /** Body bytes received so far. */
+  bytesIn: number;
+  /** Body bytes sent so far (taken by the connection's queue). */
+  bytesOut: number;
+}
+
+/** Why a session ended, for its last line: the failure's label (counted once) and what happened. */
+interface Ending {
+  /** The failure's label (`ServerStats.failure`), or null when it is none (a drain closing an idle connection). */
+  label: string | null;
+  /** What happened, for the log. */
+  text: string;
+}
+
 /** One client connection being served. */
 export class Session {
   /** The client's address, `host:port`. */
@@ -100,6 +136,10 @@ export class Session {
   #operations = 0;
   #bytesIn = 0;
   #bytesOut = 0;
+  /** Why the session ends, once something ended it; null while it runs, and for a client that hung up between requests. */
+  #ending: Ending | null = null;
+  /** The transfer under way, if any. */
+  #transfer: Transfer | null = null;
 
   /**
    * @param conn The accepted connection; the session owns it.
@@ -145,7 +185,8 @@ export class Session {
       if (this.#user !== null) this.#context.caps.logout(this.#user);
       stats.connectionClosed();
       const seconds = (performance.now() - this.#opened) / 1000;
-      this.#log.info`Connection from ${this.remote} closed: user ${this.#user ?? "-"}, ${
+      const why = this.#ending === null ? "" : ` (${describeEnding(this.#ending)})`;
+      this.#log.info`Connection from ${this.remote} closed${why}: user ${this.#user ?? "-"}, ${
         seconds.toFixed(3)
       } s, ${this.#operations} operations, ${this.#bytesIn} bytes in, ${this.#bytesOut} bytes out`;
     }
@@ -168,9 +209,8 @@ export class Session {
 
   /** Closes the connection at once; the transfer in progress, if any, fails and is cleaned up. */
   abort(): void {
-    if (this.busy) {
-      this.#context.stats.failure("SHUTDOWN");
-      this.#log.warn`Connection from ${this.remote}: request in flight aborted by the shutdown`;
+    if (this.#open) {
+      this.#endWith(this.busy ? "request in flight aborted" : SHUTTING_DOWN, this.busy ? "SHUTDOWN" : null);
     }
     this.#state = "ended";
     this.#stop.abort();
@@ -194,10 +234,12 @@ export class Session {
       signal: this.#stop.signal,
     });
     if (this.#tlsConn !== null) {
-      const secured = await login.secure(this.#tlsConn);
+      const failed = await login.secure(this.#tlsConn);
       if (this.#state !== "securing") return false; // cut meanwhile (the deadline, or a shutdown)
-      if (!secured) {
+      if (failed !== null) {
+        this.#endWith(failed, failed.startsWith("plaintext") ? "PLAINTEXT_CLIENT" : "TLS_HANDSHAKE");
         this.#state = "ended"; // no ERROR can reach a client that failed TLS
+        this.#channel.abort();
         return false;
       }
       this.#state = "login";
@@ -288,12 +330,17 @@ export class Session {
     const kind = row.kind(message);
     const subject = row.subject(message);
     const announced = row.receives?.(message);
+    const started = performance.now();
+    const transfer: Transfer | null = announced !== undefined || row.sends
+      ? { kind, subject, direction: row.sends ? "download" : "upload", started, bytesIn: 0, bytesOut: 0 }
+      : null;
+    this.#transfer = transfer;
     const body = announced === undefined ? null : new BodyReceiver(this.#channel, {
       expectedSize: announced.size,
       algorithm: announced.algorithm,
       senderMayFail: false,
+      onProgress: (received) => transfer!.bytesIn = received,
     });
-    const started = performance.now();
     // The request's clock stops while the server works: in the handler, once the request's body (if any) has ended
     // (END or ABORT). It runs while the client is to send a body or take a reply.
     let serverWorking = () => body === null || body.finished;
@@ -309,7 +356,17 @@ export class Session {
       }
     } catch (error) {
       serverWorking = () => false;
-      if (this.#channel.broken) throw error;
+      if (!this.#open || this.#channel.broken || isConnectionLoss(error)) {
+        this.#cutShort(error); // the connection is gone or closing: nothing more can be said to the client
+        throw error;
+      }
+      if (error instanceof DfosError && error.code === Status.ABORTED && transfer !== null) {
+        // The client gave the upload up (ABORT): it is told ABORTED, as any refusal, and the session goes on.
+        this.#context.stats.failure("ABORTED");
+        this.#transferEnded(`client abort: ${error.message.replace(/^Transfer aborted by the peer: /, "")}`);
+        await this.#channel.send(errorReply(error).message);
+        return;
+      }
       await this.#sendError(error, kind, subject);
       await body?.discard();
       return;
@@ -322,16 +379,21 @@ export class Session {
     if (reply.body) {
       const { chunks, size, algorithm } = reply.body;
       try {
-        bytesOut = (await sendBody(this.#channel, chunks, { algorithm, sizeHint: size })).size;
+        const onProgress = (sent: number) => transfer!.bytesOut = sent;
+        bytesOut = (await sendBody(this.#channel, chunks, { algorithm, sizeHint: size, onProgress })).size;
       } catch (error) {
-        if (this.#state === "closing") return; // the server closed the connection (a stalled transfer), and said why
-        stats.failure("SEND_FAILED");
-        this.#log.error`${kind} of ${printableName(subject)} for ${this.#user} failed while sending: ${error}`;
+        if (!this.#open || this.#channel.broken || isConnectionLoss(error)) {
+          this.#cutShort(error);
+        } else {
+          // The file could not be read: the client was sent ABORT (sendBody), and the session goes on.
+          this.#failed(error, errorReply(error).label);
+        }
         return;
       } finally {
         reply.body.close();
       }
     }
+    this.#transfer = null;
     const bytesIn = body?.summary?.size ?? 0;
     this.#operations++;
     this.#bytesIn += bytesIn;
@@ -340,10 +402,9 @@ export class Session {
     if (row.receives !== undefined || row.sends) { // a transfer: one line with its figures
       const seconds = (performance.now() - started) / 1000;
       const bytes = bytesIn + bytesOut;
-      const rate = seconds > 0 ? bytes / seconds / 1e6 : 0;
       this.#log.info`${kind} user=${this.#user} name=${printableName(subject)} bytes=${bytes} duration=${
         seconds.toFixed(3)
-      }s rate=${rate.toFixed(1)}MB/s`;
+      }s rate=${mibPerSecond(bytes, seconds)}MiB/s`;
     } else {
       this.#log.info`${kind} user=${this.#user} name=${printableName(subject)}`;
     }
@@ -411,13 +472,11 @@ export class Session {
     if (securing) this.#state = "ended";
     // A login's answer held back is not sent: the client is told why it is closed instead.
     this.#stop.abort();
-    if (failure !== undefined) this.#context.stats.failure(failure);
+    this.#endWith(securing ? `${message}, during the TLS handshake` : message, failure ?? null);
     if (securing) {
-      this.#log.info`Connection from ${this.remote} closed by the server during the TLS handshake: ${message}`;
       this.#channel.abort();
       return;
     }
-    this.#log.info`Connection from ${this.remote} closed by the server: ${message}`;
     this.#channel.send({ type: "error", code, message }).catch(() => {});
     this.#close();
   }
@@ -430,26 +489,134 @@ export class Session {
     this.#clock.deadline(CLOSE_GRACE_MS, () => this.#channel.abort());
   }
 
+  /**
+   * Answers a request that failed with the ERROR that says why, and counts
+   * it. A refusal is logged at info; an error of the storage or a bug at
+   * error level (a bug with its stack), and a transfer it cut short is
+   * named with its bytes.
+   */
   async #sendError(error: unknown, kind?: string, name?: string): Promise<void> {
-    const { message, unexpected } = errorReply(error);
-    this.#context.stats.failure(statusName(message.code));
-    const what = kind ? `${kind} of ${excerpt(name ?? "")} for ${this.#user}` : `request from ${this.remote}`;
-    if (unexpected) this.#log.error`${what} failed: ${error}`;
-    else this.#log.with({ refused: true }).info`${what} refused: ${message.message}`;
+    const { message, unexpected, label } = errorReply(error);
+    if (unexpected) {
+      this.#failed(error, label);
+    } else {
+      this.#context.stats.failure(label);
+      const what = kind ? `${kind} of ${excerpt(name ?? "")} for ${this.#user}` : `request from ${this.remote}`;
+      this.#log.with({ refused: true }).info`${what} refused: ${message.message}`;
+      this.#transfer = null;
+    }
     await this.#channel.send(message);
   }
 
-  /** Tells the client why the connection is closing, if it can still hear. */
-  async #refuse(error: unknown): Promise<void> {
-    if (isConnectionLoss(error)) {
-      this.#context.stats.failure("CONNECTION_LOST");
-      this.#log.info`Connection from ${this.remote} lost: ${(error as Error).message}`;
+  /**
+   * Counts and logs an error of the server's own while serving a request
+   * (an error of the storage, or a bug), at error level; the transfer it
+   * cut short, if any, is named with its bytes.
+   */
+  #failed(error: unknown, label: string): void {
+    this.#context.stats.failure(label);
+    // The storage's errors say what failed (the call and the path); a bug's stack is what its reader needs.
+    const detail = label === "INTERNAL" ? error : (error as Error).message;
+    if (this.#transfer !== null) {
+      this.#transferEnded(`${failureClass(label)}: ${renderError(detail)}`, "error");
       return;
     }
-    const { message, unexpected } = errorReply(error);
-    this.#context.stats.failure(statusName(message.code));
-    if (unexpected) this.#log.error`Connection from ${this.remote} failed: ${error}`;
-    else this.#log.info`Connection from ${this.remote} closed: ${message.message}`;
+    this.#log.error`Request from ${this.remote} for ${this.#user ?? "-"} failed (${failureClass(label)}): ${detail}`;
+  }
+
+  /**
+   * Records that the connection is gone or closing while a request was
+   * served: the transfer under way, if any, is named with why (the reason
+   * the server closed the connection, or the client's leaving).
+   */
+  #cutShort(error: unknown): void {
+    if (isConnectionLoss(error)) {
+      this.#endWith(hungUp(error), "CLIENT_GONE");
+    }
+    if (this.#transfer === null) return;
+    this.#transferEnded(this.#ending === null ? hungUp(error) : describeEnding(this.#ending));
+  }
+
+  /**
+   * Logs and counts the transfer under way as aborted, with the bytes it moved so far.
+   *
+   * @param why What cut it short.
+   * @param level warn, or error for an error of the server's own.
+   */
+  #transferEnded(why: string, level: "warn" | "error" = "warn"): void {
+    const transfer = this.#transfer;
+    if (transfer === null) return;
+    this.#transfer = null;
+    const { kind, subject, direction, bytesIn, bytesOut } = transfer;
+    const seconds = (performance.now() - transfer.started) / 1000;
+    const bytes = bytesIn + bytesOut;
+    this.#bytesIn += bytesIn;
+    this.#bytesOut += bytesOut;
+    this.#context.stats.abortedTransfer(kind, bytesIn, bytesOut);
+    this.#log[level]`${kind} aborted user=${this.#user} name=${
+      printableName(subject)
+    } direction=${direction} bytes=${bytes} duration=${seconds.toFixed(3)}s rate=${
+      mibPerSecond(bytes, seconds)
+    }MiB/s: ${why}`;
+  }
+
+  /**
+   * Records why the session ends, and counts it as a failure under `label`
+   * (none when null). Only the first reason counts: what fails after it is
+   * its consequence.
+   */
+  #endWith(text: string, label: string | null): void {
+    if (this.#ending !== null) return;
+    this.#ending = { label, text };
+    if (label !== null) this.#context.stats.failure(label);
+  }
+
+  /**
+   * Tells the client why the connection is closing, if it can still hear,
+   * and records it. A client that went away is told nothing; nor is a TLS
+   * client at this plaintext port: it could not read a dfos frame, and its
+   * own error (the connection closed during its handshake) says enough.
+   */
+  async #refuse(error: unknown): Promise<void> {
+    if (this.#ending !== null) return; // the session already ended on something else: this is its consequence
+    if (isConnectionLoss(error)) {
+      this.#endWith(hungUp(error), "CLIENT_GONE");
+      return;
+    }
+    if (this.#user === null && this.#channel.traffic.received === 0 && isTlsClientHello(error)) {
+      this.#endWith("TLS client at a plaintext port", "TLS_CLIENT");
+      return;
+    }
+    const { message, unexpected, label } = errorReply(error);
+    if (unexpected) {
+      this.#failed(error, label);
+      this.#ending = { label: null, text: `${failureClass(label)}: ${(error as Error).message ?? String(error)}` };
+    } else {
+      // A stream that is no longer frames is the client's protocol error, whatever the limit it broke.
+      this.#endWith(message.message, this.#channel.broken ? "BAD_FRAME" : label);
+    }
     await this.#channel.send(message).catch(() => {});
   }
+}
+
+/** A rate in MiB/s (2^20 bytes a second), as every line of the log gives it: `12.3`. */
+function mibPerSecond(bytes: number, seconds: number): string {
+  return (seconds > 0 ? bytes / seconds / 2 ** 20 : 0).toFixed(1);
+}
+
+/** Why a session ended, for the log: `client gone: hung up (broken pipe)`, `Server shutting down`. */
+function describeEnding(ending: Ending): string {
+  return ending.label === null ? ending.text : `${failureClass(ending.label)}: ${ending.text}`;
+}
+
+/** What a connection loss says of the client: "hung up (connection reset by peer)". */
+function hungUp(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const detail = message.replace(/^Cannot decode frame: /, "").replace(/ \(os error \d+\)$/, "");
+  return `hung up (${detail.charAt(0).toLowerCase()}${detail.slice(1)})`;
+}
+
+/** An error as one line of text: a value the log renders (an Error with its stack) or a message already. */
+function renderError(detail: unknown): string {
+  return typeof detail === "string" ? detail : Deno.inspect(detail);
 }

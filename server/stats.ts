@@ -2,7 +2,10 @@
  * `ServerStats`: the server's running totals; `processFigures()`, the
  * process's and the system's CPU and memory use; and `TotalsReport`, which
  * turns both into the totals line of the performance log. Nothing here is
- * called per chunk: the session counts once per operation.
+ * called per chunk: the session counts once per operation. Every failure is
+ * counted under its label and the class of what happened
+ * ({@linkcode failureClass}); a transfer cut short is counted as aborted,
+ * with the bytes it moved (which the bytes in and out include).
  *
  * @module
  */
@@ -27,8 +30,74 @@ export interface StatsSnapshot {
   bytesIn: number;
   /** Body bytes sent (downloads and previews). */
   bytesOut: number;
-  /** Failures by status name (`NOT_FOUND`, `AUTH_FAILED`, ...). */
+  /** Transfers cut short (the client hung up, sent ABORT, stalled; a shutdown) by kind (`put`, `get`, `peek`). */
+  aborted: Record<string, number>;
+  /** Body bytes the aborted transfers received before they ended (counted in `bytesIn` too). */
+  abortedBytesIn: number;
+  /** Body bytes the aborted transfers sent before they ended (counted in `bytesOut` too). */
+  abortedBytesOut: number;
+  /** Failures by label: a status name (`NOT_FOUND`, `AUTH_FAILED`, ...) or another (`CLIENT_GONE`, `STALL_TIMEOUT`, ...). */
   failures: Record<string, number>;
+  /** Failures by what happened ({@linkcode failureClass}). */
+  failureClasses: Partial<Record<FailureClass, number>>;
+}
+
+/**
+ * What happened, for a failure: the client went away (hung up or reset the
+ * connection), it gave up a transfer with ABORT, a timeout ran out, the
+ * client broke the protocol, the storage failed, a request was refused (a
+ * missing file, a wrong password, a cap), the server shut down, or a bug.
+ */
+export type FailureClass =
+  | "client gone"
+  | "client abort"
+  | "timed out"
+  | "protocol error"
+  | "storage error"
+  | "refused"
+  | "shutdown"
+  | "internal error";
+
+/** Every class, in the order the totals line names them. */
+export const FAILURE_CLASSES: readonly FailureClass[] = [
+  "client gone",
+  "client abort",
+  "timed out",
+  "protocol error",
+  "storage error",
+  "refused",
+  "shutdown",
+  "internal error",
+];
+
+/** The labels that are not refusals; any other label (a status name such as `NOT_FOUND`, `BUSY`) is "refused". */
+const CLASS_OF_LABEL: Readonly<Record<string, FailureClass>> = {
+  CLIENT_GONE: "client gone",
+  ABORTED: "client abort",
+  HANDSHAKE_TIMEOUT: "timed out",
+  IDLE_TIMEOUT: "timed out",
+  STALL_TIMEOUT: "timed out",
+  BAD_REQUEST: "protocol error",
+  BAD_FRAME: "protocol error",
+  UNSUPPORTED: "protocol error",
+  VERSION: "protocol error",
+  INTEGRITY: "protocol error",
+  TLS_HANDSHAKE: "protocol error",
+  TLS_CLIENT: "protocol error",
+  PLAINTEXT_CLIENT: "protocol error",
+  STORAGE: "storage error",
+  SHUTDOWN: "shutdown",
+  INTERNAL: "internal error",
+};
+
+/**
+ * The class of a failure's label.
+ *
+ * @param label A status name or another label (`CLIENT_GONE`, `STALL_TIMEOUT`, `STORAGE`, ...).
+ * @returns What happened.
+ */
+export function failureClass(label: string): FailureClass {
+  return CLASS_OF_LABEL[label] ?? "refused";
 }
 
 /** Counts connections, operations, bytes and failures. */
@@ -39,7 +108,11 @@ export class ServerStats {
   #operations = Object.fromEntries(OPERATION_KINDS.map((kind) => [kind, 0])) as Record<OperationKind, number>;
   #bytesIn = 0;
   #bytesOut = 0;
+  #aborted: Record<string, number> = {};
+  #abortedBytesIn = 0;
+  #abortedBytesOut = 0;
   #failures: Record<string, number> = {};
+  #failureClasses: Partial<Record<FailureClass, number>> = {};
 
   /** Counts a connection accepted. */
   connectionOpened(): void {
@@ -68,12 +141,29 @@ export class ServerStats {
   }
 
   /**
-   * Counts a failure.
+   * Counts a transfer cut short, and the bytes it moved.
    *
-   * @param kind A status name or another short label.
+   * @param kind What it was: `put`, `get`, `peek`.
+   * @param bytesIn Body bytes received before it ended.
+   * @param bytesOut Body bytes sent before it ended.
    */
-  failure(kind: string): void {
-    this.#failures[kind] = (this.#failures[kind] ?? 0) + 1;
+  abortedTransfer(kind: string, bytesIn: number, bytesOut: number): void {
+    this.#aborted[kind] = (this.#aborted[kind] ?? 0) + 1;
+    this.#abortedBytesIn += bytesIn;
+    this.#abortedBytesOut += bytesOut;
+    this.#bytesIn += bytesIn;
+    this.#bytesOut += bytesOut;
+  }
+
+  /**
+   * Counts a failure, under its label and its class ({@linkcode failureClass}).
+   *
+   * @param label A status name or another short label.
+   */
+  failure(label: string): void {
+    this.#failures[label] = (this.#failures[label] ?? 0) + 1;
+    const kind = failureClass(label);
+    this.#failureClasses[kind] = (this.#failureClasses[kind] ?? 0) + 1;
   }
 
   /** Returns a copy of the totals. */
@@ -85,7 +175,11 @@ export class ServerStats {
       operations: { ...this.#operations },
       bytesIn: this.#bytesIn,
       bytesOut: this.#bytesOut,
+      aborted: { ...this.#aborted },
+      abortedBytesIn: this.#abortedBytesIn,
+      abortedBytesOut: this.#abortedBytesOut,
       failures: { ...this.#failures },
+      failureClasses: { ...this.#failureClasses },
     };
   }
 }
@@ -164,8 +258,9 @@ export interface TotalsReportOptions {
 
 /**
  * The totals line of the performance log, written every interval and at
- * shutdown: connections (total, active, peak), operations by kind, bytes in
- * and out, failures by kind, the process's CPU time and the share of one core
+ * shutdown: connections (total, active, peak), operations by kind, transfers
+ * aborted by kind with their bytes, bytes in and out (all that moved, aborted
+ * transfers' too), failures by class and label, the process's CPU time and the share of one core
  * it used since the line before, its RSS, the system's memory in use, the
  * transfer memory (shared/transfer_memory.ts: bodies moving, piece size,
  * bytes queued for the disk, free pool blocks) and this thread's V8 heap and
@@ -220,16 +315,19 @@ export class TotalsReport {
     this.#lastAt = now;
     this.#lastCpuSeconds = cpuSeconds;
     const operations = Object.entries(totals.operations).map(([kind, count]) => `${kind} ${count}`).join(", ");
-    const failures = Object.entries(totals.failures).sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0)
-      .map(([kind, count]) => `${kind} ${count}`).join(", ");
+    const failures = describeFailures(totals);
+    const aborted = Object.entries(totals.aborted).map(([kind, count]) => `${kind} ${count}`).join(", ");
+    const abortedBytes = `${totals.abortedBytesIn} bytes in, ${totals.abortedBytesOut} bytes out`;
     const memory = figures.systemMemoryUsed === null || figures.systemMemoryTotal === null
       ? "unknown (no --allow-sys)"
       : `${mebibytes(figures.systemMemoryUsed, 0)} of ${mebibytes(figures.systemMemoryTotal, 0)} MiB used`;
     const bodies = this.#transferMemory();
     const losses = this.#logLosses();
     return `${totals.connections} connections (${totals.activeConnections} active, peak ${totals.peakConnections}); ` +
-      `operations ${operations}; ${totals.bytesIn} bytes in, ${totals.bytesOut} bytes out; ` +
-      `failures ${failures || "none"}; CPU ${figures.cpuUserSeconds.toFixed(2)} s user, ` +
+      `operations ${operations}; aborted ${aborted === "" ? "none" : `${aborted} (${abortedBytes})`}; ` +
+      `${totals.bytesIn} bytes in, ${totals.bytesOut} bytes out; failures ${failures || "none"}; CPU ${
+        figures.cpuUserSeconds.toFixed(2)
+      } s user, ` +
       `${figures.cpuSystemSeconds.toFixed(2)} s system, ${share.toFixed(1)}% of one core over the last ` +
       `${wallSeconds.toFixed(1)} s; RSS ${mebibytes(figures.rss, 1)} MiB; system memory ${memory}; ` +
       `transfer memory: ${bodies.transfers} bodies moving, pieces of ${bodies.pieceBytes / 1024} KiB, ` +
@@ -237,6 +335,15 @@ export class TotalsReport {
       `the pool; V8 heap ${mebibytes(figures.heapUsed, 1)} MiB, external ${mebibytes(figures.external, 1)} MiB` +
       (losses === "" ? "" : `; ${losses}`);
   }
+}
+
+/** The failures of the totals line: each class with its count, then its labels: `client gone 2 (CLIENT_GONE 2)`. */
+function describeFailures(totals: StatsSnapshot): string {
+  const labels = Object.entries(totals.failures).sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0);
+  return FAILURE_CLASSES.filter((kind) => (totals.failureClasses[kind] ?? 0) > 0).map((kind) => {
+    const own = labels.filter(([label]) => failureClass(label) === kind).map(([label, count]) => `${label} ${count}`);
+    return `${kind} ${totals.failureClasses[kind]} (${own.join(", ")})`;
+  }).join(", ");
 }
 
 function mebibytes(bytes: number, digits: number): string {

@@ -1,5 +1,5 @@
-import { ok, strictEqual } from "node:assert/strict";
-import { type ProcessFigures, processFigures, ServerStats, TotalsReport } from "./stats.ts";
+import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
+import { failureClass, type ProcessFigures, processFigures, ServerStats, TotalsReport } from "./stats.ts";
 
 const MiB = 2 ** 20;
 
@@ -74,8 +74,8 @@ Deno.test("TotalsReport writes every total on one line, with CPU use since the l
   figures.cpuSystemSeconds += 3;
   strictEqual(
     report.line(),
-    "2 connections (1 active, peak 2); operations put 1, get 0, peek 0, rm 0, ls 1, mv 0, stat 0; 1234 bytes in, 0 bytes out; " +
-      "failures AUTH_FAILED 1, NOT_FOUND 1; CPU 10.00 s user, 3.50 s system, 20.0% of one core over the last " +
+    "2 connections (1 active, peak 2); operations put 1, get 0, peek 0, rm 0, ls 1, mv 0, stat 0; aborted none; " +
+      "1234 bytes in, 0 bytes out; failures refused 2 (AUTH_FAILED 1, NOT_FOUND 1); CPU 10.00 s user, 3.50 s system, 20.0% of one core over the last " +
       "60.0 s; RSS 50.0 MiB; system memory 1000 of 4000 MiB used; transfer memory: 3 bodies moving, pieces of " +
       "256 KiB, 2.0 MiB queued for the disk, 16.0 MiB free in the pool; V8 heap 12.0 MiB, external 40.0 MiB",
   );
@@ -84,6 +84,44 @@ Deno.test("TotalsReport writes every total on one line, with CPU use since the l
   figures.cpuUserSeconds += 5;
   const next = report.line();
   ok(next.includes("CPU 15.00 s user, 3.50 s system, 50.0% of one core over the last 10.0 s"), next);
+});
+
+Deno.test("ServerStats counts aborted transfers with their bytes, and failures by what happened", () => {
+  const stats = new ServerStats();
+  stats.operation("put", 100, 0);
+  stats.abortedTransfer("put", 40, 0);
+  stats.abortedTransfer("get", 0, 7);
+  stats.failure("CLIENT_GONE");
+  stats.failure("CLIENT_GONE");
+  stats.failure("STALL_TIMEOUT");
+  stats.failure("TLS_CLIENT");
+  stats.failure("STORAGE");
+  stats.failure("NOT_FOUND");
+  const totals = stats.snapshot();
+  deepStrictEqual(totals.aborted, { put: 1, get: 1 });
+  strictEqual(totals.abortedBytesIn, 40);
+  strictEqual(totals.abortedBytesOut, 7);
+  strictEqual(totals.bytesIn, 140, "the bytes in count what the aborted upload moved");
+  strictEqual(totals.bytesOut, 7);
+  strictEqual(totals.operations.put, 1, "an aborted transfer is no operation");
+  deepStrictEqual(totals.failureClasses, {
+    "client gone": 2,
+    "timed out": 1,
+    "protocol error": 1,
+    "storage error": 1,
+    refused: 1,
+  });
+  strictEqual(failureClass("BAD_REQUEST"), "protocol error");
+  strictEqual(failureClass("BUSY"), "refused");
+  const line = new TotalsReport(stats, { figures: () => fakeFigures(), now: () => 0 }).line();
+  ok(
+    line.includes(
+      "aborted put 1, get 1 (40 bytes in, 7 bytes out); 140 bytes in, 7 bytes out; failures client gone 2 " +
+        "(CLIENT_GONE 2), timed out 1 (STALL_TIMEOUT 1), protocol error 1 (TLS_CLIENT 1), storage error 1 " +
+        "(STORAGE 1), refused 1 (NOT_FOUND 1); CPU",
+    ),
+    line,
+  );
 });
 
 Deno.test("TotalsReport says so when the failures are none and the system's memory is unknown", () => {

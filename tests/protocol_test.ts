@@ -647,7 +647,8 @@ Deno.test("a download abandoned by its client mid-body leaves the server serving
   deepStrictEqual(concat(first).subarray(0, MiB), big.subarray(0, MiB));
   peer.abort();
   // The server notices when its next write fails; then it closes the file (the resource sanitizer checks).
-  await waitFor(() => fx.server.stats.snapshot().failures["SEND_FAILED"] === 1, "the server to give up sending");
+  await waitFor(() => fx.server.stats.snapshot().aborted.get === 1, "the server to give up sending");
+  strictEqual(fx.server.stats.snapshot().failures.CLIENT_GONE, 1, "a client gone, not a failure of the server");
   await assertServing(fx);
 });
 

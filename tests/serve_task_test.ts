@@ -62,8 +62,9 @@ Deno.test({
     try {
       await waitFor(async () => await listening(port), `the server to listen on port ${port}`, 60_000);
       ok(processesWith(root).length >= 2, "deno task's launcher and the server run");
-      const data = await Deno.readTextFile(log);
-      ok(data.includes(`Serving on 127.0.0.1:${port}`), data);
+      // The server takes its port before it logs anything (server/server.ts): its line may come a moment later.
+      const serving = async () => (await Deno.readTextFile(log)).includes(`Serving on 127.0.0.1:${port}`);
+      await waitFor(serving, "the server's start-up line", 10_000);
       // What `kill -TERM $!` does: the signal goes to npx (npm exec) alone.
       child.kill("SIGTERM");
       await child.status;

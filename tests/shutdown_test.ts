@@ -202,15 +202,15 @@ Deno.test("SIGTERM to dfos serve lets the upload in flight finish, logs the tota
   strictEqual(await sha256File(join(server.root, "alice", "big.bin")), sha256(body));
   deepStrictEqual(await listDir(join(server.root, "alice", ".dfos-partial")), []);
   const log = await Deno.readTextFile(server.log);
-  match(log, /put user=alice name=big\.bin bytes=2097155 duration=[\d.]+s rate=[\d.]+MB\/s/);
+  match(log, /put user=alice name=big\.bin bytes=2097155 duration=[\d.]+s rate=[\d.]+MiB\/s/);
   match(
     log,
-    /Connection from 127\.0\.0\.1:\d+ closed: user alice, [\d.]+ s, 1 operations, 2097155 bytes in, 0 bytes out/,
+    /Connection from 127\.0\.0\.1:\d+ closed \(Server shutting down\): user alice, [\d.]+ s, 1 operations, 2097155 bytes in, 0 bytes out/,
   );
   match(log, /Totals: \d+ connections \(\d+ active, peak 1\); operations put \d/);
   match(
     log,
-    /Shut down\. Totals: 1 connections \(0 active, peak 1\); operations put 1, get 0, peek 0, rm 0, ls 0, mv 0, stat 0; 2097155 bytes in, 0 bytes out; failures none; CPU [\d.]+ s user, [\d.]+ s system, [\d.]+% of one core over the last [\d.]+ s; RSS [\d.]+ MiB; system memory \d+ of \d+ MiB used/,
+    /Shut down\. Totals: 1 connections \(0 active, peak 1\); operations put 1, get 0, peek 0, rm 0, ls 0, mv 0, stat 0; aborted none; 2097155 bytes in, 0 bytes out; failures none; CPU [\d.]+ s user, [\d.]+ s system, [\d.]+% of one core over the last [\d.]+ s; RSS [\d.]+ MiB; system memory \d+ of \d+ MiB used/,
   );
 });
 
@@ -235,8 +235,11 @@ Deno.test("a second SIGTERM to dfos serve aborts the upload in flight at once an
   strictEqual(await sha256File(join(server.root, "alice", "f")), sha256(v1));
   const log = await Deno.readTextFile(server.log);
   match(log, /\[WRN\] dfos·server: SIGTERM again: aborting everything now/);
-  match(log, /\[WRN\] dfos·server: Connection from 127\.0\.0\.1:\d+: request in flight aborted by the shutdown/);
-  match(log, /Shut down\. Totals: .*failures SHUTDOWN 1;/);
+  match(
+    log,
+    /\[WRN\] dfos·server: put aborted user=alice name=f direction=upload bytes=\d+ duration=[\d.]+s rate=[\d.]+MiB\/s: shutdown: request in flight aborted/,
+  );
+  match(log, /Shut down\. Totals: .*aborted put 1 \(\d+ bytes in, 0 bytes out\);.*failures shutdown 1 \(SHUTDOWN 1\);/);
 
   gated.release();
   await rejects(putting);
