@@ -15,7 +15,8 @@
  * it ends after byte `max` in any case, and at the end of the input. The top
  * bits of a gear fingerprint depend on the last 32 bytes, so a cut depends
  * only on the 32 bytes before it and on where the chunk began: an edit moves
- * the cuts near it and no others.
+ * the cuts near it, and those after it fall back into step within a chunk or
+ * a few (docs/PERFORMANCE.md, "Chunking, for issue 12").
  *
  * Invariants: the cuts do not depend on how the input is split into pieces;
  * every chunk but the last is `min` to `max` bytes long; the same bytes give
