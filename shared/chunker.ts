@@ -9,10 +9,10 @@
  * The cut rule. A chunk's bytes are numbered from 1. The fingerprint `fp`
  * (32 bits) starts at 0 at each chunk; for byte number `n >= min` it becomes
  * `fp = (fp << 1) + GEAR[byte]` (mod 2^32), and the chunk ends after that
- * byte when `fp & mask === 0`, where `mask` is `maskS` (the top `log2(avg) +
- * 1` bits) while `n <= avg` and `maskL` (the top `log2(avg) - 1` bits) after
- * (normalization level 1);
- * it ends after byte `max` in any case, and at the end of the input. The top
+ * byte when `fp & mask === 0`, where `mask` is `maskS` (the top
+ * `log2(avg) + 1` bits) while `n <= avg` and `maskL` (the top `log2(avg) - 1`
+ * bits) after (normalization level 1); it ends after byte `max` in any case,
+ * and at the end of the input. The top
  * bits of a gear fingerprint depend on the last 32 bytes, so a cut depends
  * only on the 32 bytes before it and on where the chunk began: an edit moves
  * the cuts near it, and those after it fall back into step within a chunk or
