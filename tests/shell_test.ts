@@ -43,7 +43,7 @@ Deno.test("dfos shell batch: a line starting with - goes on after a failure; -b 
   equal(run.code, 0, run.stderr);
   const out = text(run.stdout);
   match(out, /:\/docs> pwd\n\/docs\n/);
-  match(out, /^\s*5 {2}\S+ \S+ {2}b\.txt$/m);
+  match(out, /^\s*5 {2}\S+ \S+ UTC {2}b\.txt$/m);
   match(out, /name: {3}b\.txt\n/);
   match(run.stderr, /dfos get: Cannot find "missing\.txt"/);
   match(run.stderr, /dfos cd: Cannot use "\.\.\/\.\.": it goes above the top folder/);
