@@ -5,6 +5,7 @@
  * @module
  */
 
+import { MAX_DATA_PAYLOAD } from "./frames.ts";
 import type { PooledBytes } from "./pooled_bytes.ts";
 import { transferMemory } from "./transfer_memory.ts";
 
@@ -91,8 +92,12 @@ export async function* fileChunks(source: ByteSource, options: FileChunksOptions
     while (true) {
       const chunk = await next;
       if (chunk === null) return;
-      next = readNext();
+      // With pieces below the largest, many transfers share the budget and keep the disk and the CPU busy
+      // between them: a read ahead would only add a piece to each one's memory.
+      const ahead = chunk.length >= MAX_DATA_PAYLOAD;
+      if (ahead) next = readNext();
       yield chunk;
+      if (!ahead) next = readNext();
     }
   } finally {
     // A caller that stops early must not close the file under a read still in flight.

@@ -7,12 +7,18 @@
  *   and so how large each one's pieces are ({@linkcode TransferMemory.pieceBytes}):
  *   1 MiB for a lone transfer, smaller as transfers are added, down to 64 KiB,
  *   so that a server's memory stays flat however many clients move files;
- * - the pool of receive and read blocks ({@linkcode TransferMemory.take}): a
- *   block of 64 KiB or more is lent as `PooledBytes` and reused once every
- *   hold on it is released; at most {@linkcode POOL_FREE_BYTES} wait free;
+ * - the pool ({@linkcode TransferMemory.take}): blocks of one size,
+ *   {@linkcode BLOCK_BYTES}; a request of 64 KiB or more is lent as
+ *   `PooledBytes`, a whole block or a slice cut from one, and a block is reused
+ *   once every hold on it is released. While bodies move, a free block is kept
+ *   while the pool's blocks stay within {@linkcode POOL_BYTES}, and a few
+ *   ({@linkcode SPARE_FREE_BYTES}) beyond it; once none moves, all but
+ *   {@linkcode IDLE_FREE_BYTES} of the free ones go. So a
+ *   change of piece size wastes no block, and no block is dropped (to wait
+ *   for the garbage collector) while the pool is within its bound;
  * - the write-behind total: bytes queued for the disk by every file being
- *   written ({@linkcode TransferMemory.queue}); over
- *   {@linkcode WRITE_BEHIND_TOTAL_BYTES}, a file waits for its own writes.
+ *   written ({@linkcode TransferMemory.queue}), a hard bound: a file waits for
+ *   room before it queues more than {@linkcode WRITE_BEHIND_TOTAL_BYTES} allow.
  *
  * @module
  */
@@ -23,14 +29,27 @@ import { type Block, PooledBytes } from "./pooled_bytes.ts";
 /** Memory all bodies in flight together may hold in their pipelines. */
 export const TRANSFER_BUDGET_BYTES = 64 * 1024 * 1024;
 
-/** Blocks smaller than this are plain buffers: pooling them would save little. */
+/** Requests smaller than this are plain buffers: pooling them would save little. */
 export const MIN_POOLED_BYTES = 64 * 1024;
-
-/** Free blocks the pool keeps, in bytes, across all sizes. */
-export const POOL_FREE_BYTES = 16 * 1024 * 1024;
 
 /** Bytes that may wait in all files' write-behind queues together. */
 export const WRITE_BEHIND_TOTAL_BYTES = 16 * 1024 * 1024;
+
+/** The size of every pooled block: the largest piece. Smaller requests are slices cut from a block. */
+export const BLOCK_BYTES = MAX_DATA_PAYLOAD;
+
+/**
+ * The pool's blocks, lent and free, beyond which free blocks over
+ * {@linkcode SPARE_FREE_BYTES} are dropped: the budget, and the receive blocks
+ * that the write-behind queues hold.
+ */
+export const POOL_BYTES = TRANSFER_BUDGET_BYTES + WRITE_BEHIND_TOTAL_BYTES;
+
+/** Free blocks kept even over {@linkcode POOL_BYTES}, so that demand moving about the bound does not churn. */
+export const SPARE_FREE_BYTES = 8 * BLOCK_BYTES;
+
+/** Free blocks kept once no body is moving: enough for one transfer to start without new blocks. */
+export const IDLE_FREE_BYTES = 4 * BLOCK_BYTES;
 
 /** Buffers one body holds at once: the one being handled, one read ahead, one queued, one in flight. */
 const BUFFERS_PER_TRANSFER = 4;
@@ -48,15 +67,28 @@ export interface TransferMemorySnapshot {
   queuedBytes: number;
   /** Bytes in free blocks, waiting to be lent again. */
   freeBytes: number;
+  /** Bytes in all the pool's blocks, lent or free. */
+  poolBytes: number;
+  /** Bytes of blocks made since the process started. */
+  madeBytes: number;
+  /** Bytes of blocks dropped (left to the garbage collector) since the process started. */
+  droppedBytes: number;
 }
 
 /** The process-wide transfer memory. */
 export class TransferMemory {
   #transfers = 0;
   #queuedBytes = 0;
-  #freeBytes = 0;
-  /** Free blocks by size. */
-  readonly #free = new Map<number, Block[]>();
+  #poolBytes = 0;
+  #madeBytes = 0;
+  #droppedBytes = 0;
+  /** Free blocks, the most recently freed last. */
+  readonly #free: Block[] = [];
+  /** The block slices are being cut from (this object holds it meanwhile), and where the next slice starts. */
+  #cutting: PooledBytes | null = null;
+  #cutAt = 0;
+  /** Files waiting for room in the write-behind total. */
+  #waiting: (() => void)[] = [];
   readonly #freeBlock = (block: Block) => this.#giveBack(block);
 
   /** The state now, for the totals line, the benchmark and tests. */
@@ -65,7 +97,10 @@ export class TransferMemory {
       transfers: this.#transfers,
       pieceBytes: this.pieceBytes(),
       queuedBytes: this.#queuedBytes,
-      freeBytes: this.#freeBytes,
+      freeBytes: this.#free.length * BLOCK_BYTES,
+      poolBytes: this.#poolBytes,
+      madeBytes: this.#madeBytes,
+      droppedBytes: this.#droppedBytes,
     };
   }
 
@@ -78,8 +113,9 @@ export class TransferMemory {
     this.#transfers++;
     let ended = false;
     return () => {
-      if (!ended) this.#transfers--;
+      if (ended) return;
       ended = true;
+      if (--this.#transfers === 0) this.#trim(IDLE_FREE_BYTES);
     };
   }
 
@@ -95,73 +131,84 @@ export class TransferMemory {
   }
 
   /**
-   * Lends a block of at least `size` bytes, reused when one is free (a free
-   * block of that size, else the smallest larger one). Below
-   * {@linkcode MIN_POOLED_BYTES}, a fresh buffer that no pool takes back.
+   * Lends `size` bytes: a whole block for {@linkcode BLOCK_BYTES}, a slice
+   * cut from one for less (slices taken one after another lie side by side).
+   * Below {@linkcode MIN_POOLED_BYTES} or above a block, a fresh buffer that
+   * no pool takes back.
    *
-   * @param size The least size in bytes.
-   * @returns The whole block, one hold on it; its contents are undefined.
+   * @param size The size in bytes.
+   * @returns The bytes, one hold on their block; their contents are undefined.
    */
   take(size: number): PooledBytes {
-    if (size < MIN_POOLED_BYTES) return new PooledBytes({ bytes: new Uint8Array(size), holders: 0, free: () => {} });
-    const block = this.#takeFree(size) ?? { bytes: new Uint8Array(size), holders: 0, free: this.#freeBlock };
-    return new PooledBytes(block);
+    if (size < MIN_POOLED_BYTES || size > BLOCK_BYTES) {
+      return new PooledBytes({ bytes: new Uint8Array(size), holders: 0, free: () => {} });
+    }
+    if (size === BLOCK_BYTES) return new PooledBytes(this.#takeBlock());
+    if (this.#cutting === null || this.#cutAt + size > BLOCK_BYTES) {
+      this.#cutting?.release();
+      this.#cutting = new PooledBytes(this.#takeBlock());
+      this.#cutAt = 0;
+    }
+    const slice = this.#cutting.hold(this.#cutAt, this.#cutAt + size);
+    this.#cutAt += size;
+    return slice;
   }
 
   /**
-   * Counts `size` bytes queued for the disk.
+   * Counts `size` bytes queued for the disk, once they fit in the write-behind
+   * total: waits until then (or until nothing is queued: a piece larger than
+   * the total still goes, alone). The check and the count are one step, so
+   * files woken together cannot overshoot.
    *
-   * @param size Bytes now waiting.
+   * @param size Bytes about to be queued.
    */
-  queue(size: number): void {
+  async queue(size: number): Promise<void> {
+    while (this.#queuedBytes > 0 && this.#queuedBytes + size > WRITE_BEHIND_TOTAL_BYTES) {
+      await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    }
     this.#queuedBytes += size;
   }
 
   /**
-   * Counts `size` queued bytes written (or dropped).
+   * Counts `size` queued bytes written (or dropped), and wakes the files
+   * waiting for room.
    *
    * @param size Bytes no longer waiting.
    */
   dequeue(size: number): void {
     this.#queuedBytes -= size;
+    const waiting = this.#waiting;
+    this.#waiting = [];
+    for (const wake of waiting) wake();
   }
 
-  /** True while the bytes queued for the disk are over {@linkcode WRITE_BEHIND_TOTAL_BYTES}. */
-  get overQueued(): boolean {
-    return this.#queuedBytes > WRITE_BEHIND_TOTAL_BYTES;
+  #takeBlock(): Block {
+    const block = this.#free.pop();
+    if (block !== undefined) return block;
+    this.#poolBytes += BLOCK_BYTES;
+    this.#madeBytes += BLOCK_BYTES;
+    return { bytes: new Uint8Array(BLOCK_BYTES), holders: 0, free: this.#freeBlock };
   }
 
-  #takeFree(size: number): Block | undefined {
-    let best = size;
-    if (!this.#free.get(size)?.length) {
-      best = Infinity;
-      for (const [length, list] of this.#free) if (length > size && length < best && list.length > 0) best = length;
-      if (best === Infinity) return undefined;
-    }
-    const block = this.#free.get(best)!.pop()!;
-    this.#freeBytes -= best;
-    return block;
-  }
-
-  /** A block no one holds: kept free if there is room (blocks of other sizes go first), else forgotten. */
+  /** A block no one holds: kept free while the pool is within its bound, else dropped. */
   #giveBack(block: Block): void {
-    const size = block.bytes.length;
-    while (this.#freeBytes + size > POOL_FREE_BYTES && this.#evictOtherSize(size));
-    if (this.#freeBytes + size > POOL_FREE_BYTES) return;
-    let list = this.#free.get(size);
-    if (!list) this.#free.set(size, list = []);
-    list.push(block);
-    this.#freeBytes += size;
+    this.#free.push(block);
+    this.#trim(this.#transfers === 0 ? IDLE_FREE_BYTES : Infinity);
   }
 
-  #evictOtherSize(size: number): boolean {
-    for (const [length, list] of this.#free) {
-      if (length === size || list.length === 0) continue;
-      list.shift();
-      this.#freeBytes -= length;
-      return true;
+  /**
+   * Drops free blocks (the longest free first) while more than `freeBytes`
+   * are free, or more than {@linkcode SPARE_FREE_BYTES} with the pool over its bound.
+   */
+  #trim(freeBytes: number): void {
+    let drop = 0;
+    const over = (free: number) => free > freeBytes || (this.#poolBytes > POOL_BYTES && free > SPARE_FREE_BYTES);
+    while (drop < this.#free.length && over((this.#free.length - drop) * BLOCK_BYTES)) {
+      drop++;
+      this.#poolBytes -= BLOCK_BYTES;
+      this.#droppedBytes += BLOCK_BYTES;
     }
-    return false;
+    if (drop > 0) this.#free.splice(0, drop);
   }
 }
 
