@@ -67,7 +67,11 @@ export interface TransferMemorySnapshot {
   queuedBytes: number;
   /** Bytes in free blocks, waiting to be lent again. */
   freeBytes: number;
-  /** Bytes in all the pool's blocks, lent or free. */
+}
+
+/** What {@linkcode TransferMemory.poolCounts} shows: the pool's blocks over the process's life. */
+export interface PoolCounts {
+  /** Bytes in all the pool's blocks now, lent or free. */
   poolBytes: number;
   /** Bytes of blocks made since the process started. */
   madeBytes: number;
@@ -98,10 +102,12 @@ export class TransferMemory {
       pieceBytes: this.pieceBytes(),
       queuedBytes: this.#queuedBytes,
       freeBytes: this.#free.length * BLOCK_BYTES,
-      poolBytes: this.#poolBytes,
-      madeBytes: this.#madeBytes,
-      droppedBytes: this.#droppedBytes,
     };
+  }
+
+  /** The pool's blocks now and over the process's life: whether it churns. */
+  poolCounts(): PoolCounts {
+    return { poolBytes: this.#poolBytes, madeBytes: this.#madeBytes, droppedBytes: this.#droppedBytes };
   }
 
   /**

@@ -53,7 +53,7 @@ Deno.test("TransferMemory.take() cuts smaller requests from one block, side by s
   assert.deepEqual(pieces.map((piece) => piece.bytes.byteOffset), [0, SIZE, 3 * SIZE]);
   const next = memory.take(SIZE);
   assert.notEqual(next.bytes.buffer, pieces[0].bytes.buffer, "a full block is cut no further");
-  assert.equal(memory.snapshot().poolBytes, 2 * BLOCK_BYTES, "a change of piece size made no other block");
+  assert.equal(memory.poolCounts().poolBytes, 2 * BLOCK_BYTES, "a change of piece size made no other block");
   for (const piece of pieces) piece.release();
   next.release();
 });
@@ -93,7 +93,7 @@ Deno.test("PooledBytes.hold() after release() throws, and sizes outside the pool
     assert.throws(() => plain.hold(), TypeError);
     assert.notEqual(memory.take(size).bytes.buffer, plain.bytes.buffer);
   }
-  assert.equal(memory.snapshot().poolBytes, 0);
+  assert.equal(memory.poolCounts().poolBytes, 0);
 });
 
 Deno.test("TransferMemory keeps its free blocks while bodies move, up to POOL_BYTES, and IDLE_FREE_BYTES once none does", () => {
@@ -101,18 +101,19 @@ Deno.test("TransferMemory keeps its free blocks while bodies move, up to POOL_BY
   const end = memory.begin();
   const count = POOL_BYTES / BLOCK_BYTES + 8;
   const held = Array.from({ length: count }, () => memory.take(BLOCK_BYTES));
-  assert.equal(memory.snapshot().poolBytes, count * BLOCK_BYTES, "made as needed, even over the bound");
+  assert.equal(memory.poolCounts().poolBytes, count * BLOCK_BYTES, "made as needed, even over the bound");
   for (const block of held) block.release();
-  const { freeBytes, poolBytes, droppedBytes } = memory.snapshot();
+  const { freeBytes } = memory.snapshot();
+  const { poolBytes, droppedBytes } = memory.poolCounts();
   assert.equal(poolBytes, POOL_BYTES, "back within the bound");
   assert.equal(freeBytes, POOL_BYTES, "every block within it kept: none waits for the garbage collector");
   assert.equal(droppedBytes, 8 * BLOCK_BYTES);
   const reused = memory.take(BLOCK_BYTES);
-  assert.equal(memory.snapshot().madeBytes, count * BLOCK_BYTES, "a free block is lent before a new one is made");
+  assert.equal(memory.poolCounts().madeBytes, count * BLOCK_BYTES, "a free block is lent before a new one is made");
   reused.release();
   end();
   assert.equal(memory.snapshot().freeBytes, IDLE_FREE_BYTES, "idle: most free blocks go");
-  assert.equal(memory.snapshot().poolBytes, IDLE_FREE_BYTES);
+  assert.equal(memory.poolCounts().poolBytes, IDLE_FREE_BYTES);
 });
 
 Deno.test("TransferMemory.queue() waits while the bytes queued for the disk would go over the total", async () => {
