@@ -10,12 +10,11 @@
  * - the pool ({@linkcode TransferMemory.take}): blocks of one size,
  *   {@linkcode BLOCK_BYTES}; a request of 64 KiB or more is lent as
  *   `PooledBytes`, a whole block or a slice cut from one, and a block is reused
- *   once every hold on it is released. While bodies move, a free block is kept
- *   while the pool's blocks stay within {@linkcode POOL_BYTES}, and a few
- *   ({@linkcode SPARE_FREE_BYTES}) beyond it; once none moves, all but
- *   {@linkcode IDLE_FREE_BYTES} of the free ones go. So a
- *   change of piece size wastes no block, and no block is dropped (to wait
- *   for the garbage collector) while the pool is within its bound;
+ *   once every hold on it is released. While bodies move, no block is dropped
+ *   (to wait for the garbage collector): the pool is as large as the most the
+ *   bodies held at once, which the budget sizes; once none moves, all but
+ *   {@linkcode IDLE_FREE_BYTES} of the free ones go. A change of piece size
+ *   wastes no block;
  * - the write-behind total: bytes queued for the disk by every file being
  *   written ({@linkcode TransferMemory.queue}), a hard bound: a file waits for
  *   room before it queues more than {@linkcode WRITE_BEHIND_TOTAL_BYTES} allow.
@@ -37,16 +36,6 @@ export const WRITE_BEHIND_TOTAL_BYTES = 16 * 1024 * 1024;
 
 /** The size of every pooled block: the largest piece. Smaller requests are slices cut from a block. */
 export const BLOCK_BYTES = MAX_DATA_PAYLOAD;
-
-/**
- * The pool's blocks, lent and free, beyond which free blocks over
- * {@linkcode SPARE_FREE_BYTES} are dropped: the budget, and the receive blocks
- * that the write-behind queues hold.
- */
-export const POOL_BYTES = TRANSFER_BUDGET_BYTES + WRITE_BEHIND_TOTAL_BYTES;
-
-/** Free blocks kept even over {@linkcode POOL_BYTES}, so that demand moving about the bound does not churn. */
-export const SPARE_FREE_BYTES = 8 * BLOCK_BYTES;
 
 /** Free blocks kept once no body is moving: enough for one transfer to start without new blocks. */
 export const IDLE_FREE_BYTES = 4 * BLOCK_BYTES;
@@ -137,6 +126,17 @@ export class TransferMemory {
   }
 
   /**
+   * Bytes per receive block now: twice {@linkcode TransferMemory.pieceBytes},
+   * up to 1 MiB. A receiving body holds its block and the piece in hand; the
+   * pieces queued for the disk count in the write-behind total instead, so
+   * its share of the budget goes in two buffers, not four, and larger blocks
+   * mean fewer socket reads and file writes per byte.
+   */
+  receiveBytes(): number {
+    return Math.min(MAX_DATA_PAYLOAD, 2 * this.pieceBytes());
+  }
+
+  /**
    * Lends `size` bytes: a whole block for {@linkcode BLOCK_BYTES}, a slice
    * cut from one for less (slices taken one after another lie side by side).
    * Below {@linkcode MIN_POOLED_BYTES} or above a block, a fresh buffer that
@@ -196,25 +196,19 @@ export class TransferMemory {
     return { bytes: new Uint8Array(BLOCK_BYTES), holders: 0, free: this.#freeBlock };
   }
 
-  /** A block no one holds: kept free while the pool is within its bound, else dropped. */
+  /** A block no one holds: kept free, for good while bodies move (else up to the idle allowance). */
   #giveBack(block: Block): void {
     this.#free.push(block);
-    this.#trim(this.#transfers === 0 ? IDLE_FREE_BYTES : Infinity);
+    if (this.#transfers === 0) this.#trim(IDLE_FREE_BYTES);
   }
 
-  /**
-   * Drops free blocks (the longest free first) while more than `freeBytes`
-   * are free, or more than {@linkcode SPARE_FREE_BYTES} with the pool over its bound.
-   */
+  /** Drops free blocks, the longest free first, until at most `freeBytes` are free. */
   #trim(freeBytes: number): void {
-    let drop = 0;
-    const over = (free: number) => free > freeBytes || (this.#poolBytes > POOL_BYTES && free > SPARE_FREE_BYTES);
-    while (drop < this.#free.length && over((this.#free.length - drop) * BLOCK_BYTES)) {
-      drop++;
-      this.#poolBytes -= BLOCK_BYTES;
-      this.#droppedBytes += BLOCK_BYTES;
-    }
-    if (drop > 0) this.#free.splice(0, drop);
+    const drop = Math.max(0, this.#free.length - Math.floor(freeBytes / BLOCK_BYTES));
+    if (drop === 0) return;
+    this.#free.splice(0, drop);
+    this.#poolBytes -= drop * BLOCK_BYTES;
+    this.#droppedBytes += drop * BLOCK_BYTES;
   }
 }
 
