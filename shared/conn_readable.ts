@@ -31,7 +31,7 @@ export interface ConnReadableOptions {
    * The largest block. Blocks grow fourfold, up to this, while reads keep
    * filling them (a body is arriving).
    *
-   * @default {`transferMemory.receiveBytes()`: 1 MiB for up to 32 transfers, less when more run at once}
+   * @default {`transferMemory.pieceBytes()`: 1 MiB for a lone transfer, less when many run at once}
    */
   maxBlockSize?: number;
 }
@@ -56,7 +56,7 @@ export function connReadable(
   options: ConnReadableOptions = {},
 ): ReadableStream<PooledBytes> {
   const minBlockSize = options.minBlockSize ?? 16 * 1024;
-  const maxBlockSize = () => Math.max(minBlockSize, options.maxBlockSize ?? transferMemory.receiveBytes());
+  const maxBlockSize = () => Math.max(minBlockSize, options.maxBlockSize ?? transferMemory.pieceBytes());
   let blockSize = minBlockSize;
   let held = transferMemory.take(0);
   let block = held.bytes;

@@ -80,8 +80,8 @@ export class TransferMemory {
   /** The block slices are being cut from (this object holds it meanwhile), and where the next slice starts. */
   #cutting: PooledBytes | null = null;
   #cutAt = 0;
-  /** Files waiting for room in the write-behind total. */
-  #waiting: (() => void)[] = [];
+  /** Files waiting for room in the write-behind total, first come first. */
+  readonly #waiting: { size: number; wake: () => void }[] = [];
   readonly #freeBlock = (block: Block) => this.#giveBack(block);
 
   /** The state now, for the totals line, the benchmark and tests. */
@@ -164,28 +164,37 @@ export class TransferMemory {
    * Counts `size` bytes queued for the disk, once they fit in the write-behind
    * total: waits until then (or until nothing is queued: a piece larger than
    * the total still goes, alone). The check and the count are one step, so
-   * files woken together cannot overshoot.
+   * files woken together cannot overshoot; waiting files go first come,
+   * first served.
    *
    * @param size Bytes about to be queued.
    */
   async queue(size: number): Promise<void> {
-    while (this.#queuedBytes > 0 && this.#queuedBytes + size > WRITE_BEHIND_TOTAL_BYTES) {
-      await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    if (this.#waiting.length === 0 && this.#fits(size)) {
+      this.#queuedBytes += size;
+      return;
     }
-    this.#queuedBytes += size;
+    // Counted by dequeue() when its turn comes, first come first served.
+    await new Promise<void>((wake) => this.#waiting.push({ size, wake }));
   }
 
   /**
-   * Counts `size` queued bytes written (or dropped), and wakes the files
-   * waiting for room.
+   * Counts `size` queued bytes written (or dropped), and lets the waiting
+   * files that now fit queue theirs, in order.
    *
    * @param size Bytes no longer waiting.
    */
   dequeue(size: number): void {
     this.#queuedBytes -= size;
-    const waiting = this.#waiting;
-    this.#waiting = [];
-    for (const wake of waiting) wake();
+    while (this.#waiting.length > 0 && this.#fits(this.#waiting[0].size)) {
+      const next = this.#waiting.shift()!;
+      this.#queuedBytes += next.size;
+      next.wake();
+    }
+  }
+
+  #fits(size: number): boolean {
+    return this.#queuedBytes === 0 || this.#queuedBytes + size <= WRITE_BEHIND_TOTAL_BYTES;
   }
 
   #takeBlock(): Block {
