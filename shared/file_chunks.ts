@@ -47,7 +47,9 @@ const SMALL_READ_BYTES = 64 * 1024;
  * again only once the chunk is released (the channel does, once the socket
  * has taken the bytes), so they can be queued for the socket without a copy.
  * With read-ahead (the default), the next chunk is read while the caller
- * works on the current one (one read in flight).
+ * works on the current one (one read in flight) as long as chunks are of
+ * the largest size; smaller ones mean many transfers share the budget, and
+ * the next is then read (still asynchronously) once the caller asks for it.
  *
  * @param source What to read.
  * @param options The limit, and whether to read ahead.

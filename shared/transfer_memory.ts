@@ -126,17 +126,6 @@ export class TransferMemory {
   }
 
   /**
-   * Bytes per receive block now: twice {@linkcode TransferMemory.pieceBytes},
-   * up to 1 MiB. A receiving body holds its block and the piece in hand; the
-   * pieces queued for the disk count in the write-behind total instead, so
-   * its share of the budget goes in two buffers, not four, and larger blocks
-   * mean fewer socket reads and file writes per byte.
-   */
-  receiveBytes(): number {
-    return Math.min(MAX_DATA_PAYLOAD, 2 * this.pieceBytes());
-  }
-
-  /**
    * Lends `size` bytes: a whole block for {@linkcode BLOCK_BYTES}, a slice
    * cut from one for less (slices taken one after another lie side by side).
    * Below {@linkcode MIN_POOLED_BYTES} or above a block, a fresh buffer that

@@ -23,16 +23,6 @@ Deno.test("TransferMemory.pieceBytes() is 1 MiB for a lone transfer and shrinks 
   assert.equal(memory.snapshot().transfers, 0);
 });
 
-Deno.test("TransferMemory.receiveBytes() is twice the piece, up to 1 MiB: 1 MiB for 32 transfers, 512 KiB for 64", () => {
-  const memory = new TransferMemory();
-  const ends = [];
-  while (memory.snapshot().transfers < 32) ends.push(memory.begin());
-  assert.equal(memory.receiveBytes(), 1 << 20);
-  while (memory.snapshot().transfers < 64) ends.push(memory.begin());
-  assert.equal(memory.receiveBytes(), 512 * 1024);
-  for (const end of ends) end();
-});
-
 Deno.test("TransferMemory.begin()'s end counts once, however often it is called", () => {
   const memory = new TransferMemory();
   const end = memory.begin();
