@@ -58,11 +58,11 @@ Deno.test("Channel releases pooled DATA bytes once the socket has taken them", a
   listener.close();
   const sender = new Channel(near);
   try {
-    const held = transferMemory.take(256 * 1024);
+    const held = transferMemory.take(1 << 20);
     held.bytes.fill(7);
     const chunk = held.hold(0, 100 * 1024);
     held.release();
-    const other = transferMemory.take(256 * 1024);
+    const other = transferMemory.take(1 << 20);
     assert.notEqual(other.bytes.buffer, held.bytes.buffer, "held by the chunk until it is written");
     const sending = sender.send({ type: "data", chunk });
     const buffer = new Uint8Array(256 * 1024);
@@ -70,7 +70,7 @@ Deno.test("Channel releases pooled DATA bytes once the socket has taken them", a
     while (received < 5 + chunk.length) received += (await far.read(buffer.subarray(received))) ?? 0;
     assert.ok(buffer.subarray(5, received).every((byte) => byte === 7));
     await sending;
-    assert.equal(transferMemory.take(256 * 1024).bytes.buffer, held.bytes.buffer, "free again once written");
+    assert.equal(transferMemory.take(1 << 20).bytes.buffer, held.bytes.buffer, "free again once written");
     other.release();
   } finally {
     await sender.close();

@@ -9,7 +9,8 @@
  * `PooledBytes`, each a hold of its own that its consumer releases; the
  * source holds the block while it fills it, and takes the next one once its
  * free tail is small. Blocks start small (an idle connection costs little
- * memory) and grow while a body streams in.
+ * memory), grow while a body streams in, and go back to small once a read
+ * shows the sender is not ahead.
  *
  * @module
  */
@@ -62,8 +63,10 @@ export function connReadable(
   let used = 0;
   return new ReadableStream<PooledBytes>({
     async pull(controller) {
-      // A tail of less than 1/16 of the block is not worth a read: take a new block.
-      if (block.length - used < blockSize / 16) {
+      // A tail of less than 1/16 of the block is not worth a read: take a new block. So is a large block once
+      // the stream has gone quiet: a body has ended, and its block goes back to the pool (its other slices'
+      // holders may be other transfers) rather than wait, held, for a tail that small messages fill slowly.
+      if (block.length - used < blockSize / 16 || (blockSize === minBlockSize && block.length > minBlockSize)) {
         held.release();
         held = transferMemory.take(blockSize);
         block = held.bytes;

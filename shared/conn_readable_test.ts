@@ -37,11 +37,11 @@ Deno.test("connReadable grows its blocks fourfold while reads fill them, up to t
   assert.deepEqual(conn.rooms.slice(0, 6), [1024, 4096, 16384, 65536, 65536, 65536]);
 });
 
-Deno.test("connReadable drops back to small blocks after a small read", async () => {
+Deno.test("connReadable drops back to small blocks after a small read, and gives its large block back", async () => {
   const conn = fakeConn([Infinity, Infinity, 10, Infinity]);
   await drain(connReadable(conn, { minBlockSize: 1024, maxBlockSize: 64 * 1024 }));
-  // 1024 (full) -> 4096 (full) -> 16384 block, only 10 bytes came -> the rest of it is used, and it stops growing
-  assert.deepEqual(conn.rooms.slice(0, 4), [1024, 4096, 16384, 16374]);
+  // 1024 (full) -> 4096 (full) -> 16384 block, only 10 bytes came -> a small block again, not the large one's rest
+  assert.deepEqual(conn.rooms.slice(0, 4), [1024, 4096, 16384, 1024]);
 });
 
 Deno.test("connReadable hands out views of blocks that are never written again", async () => {

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { MAX_DATA_PAYLOAD } from "./frames.ts";
 import type { PooledBytes } from "./pooled_bytes.ts";
 import { transferMemory } from "./transfer_memory.ts";
 
@@ -46,7 +47,9 @@ const SMALL_READ_BYTES = 64 * 1024;
  * again only once the chunk is released (the channel does, once the socket
  * has taken the bytes), so they can be queued for the socket without a copy.
  * With read-ahead (the default), the next chunk is read while the caller
- * works on the current one (one read in flight).
+ * works on the current one (one read in flight) as long as chunks are of
+ * the largest size; smaller ones mean many transfers share the budget, and
+ * the next is then read (still asynchronously) once the caller asks for it.
  *
  * @param source What to read.
  * @param options The limit, and whether to read ahead.
@@ -91,8 +94,12 @@ export async function* fileChunks(source: ByteSource, options: FileChunksOptions
     while (true) {
       const chunk = await next;
       if (chunk === null) return;
-      next = readNext();
+      // With pieces below the largest, many transfers share the budget and keep the disk and the CPU busy
+      // between them: a read ahead would only add a piece to each one's memory.
+      const ahead = chunk.length >= MAX_DATA_PAYLOAD;
+      if (ahead) next = readNext();
       yield chunk;
+      if (!ahead) next = readNext();
     }
   } finally {
     // A caller that stops early must not close the file under a read still in flight.

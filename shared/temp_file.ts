@@ -30,11 +30,12 @@ export const WRITE_BEHIND_BYTES = 8 * 1024 * 1024;
  * Writes are queued behind each other and carried out in the background (an
  * async file write runs on Deno's blocking-I/O thread, where the copy into
  * the page cache was the largest cost of an upload), so the caller can take
- * in the next chunk meanwhile; `write` waits only while more than
- * {@linkcode WRITE_BEHIND_BYTES} are queued, or while every file's queues
- * together are over `transferMemory`'s total (then it waits for its own
- * writes, so the server's memory does not grow with the number of uploads).
- * A failed write fails the next call.
+ * in the next chunk meanwhile; `write` waits only when queueing the chunk
+ * would take this file's queue over {@linkcode WRITE_BEHIND_BYTES}, or every
+ * file's queues together over `transferMemory`'s total: both are checked
+ * before the bytes are queued, so they are hard bounds and the server's
+ * memory does not grow with the number of uploads. A failed write fails the
+ * next call.
  */
 export class TempFile {
   /** Where the bytes are going. */
@@ -93,6 +94,15 @@ export class TempFile {
       }
       return;
     }
+    // Room first, so that both bounds are hard: this file's queue, then every file's together (with many
+    // uploads at once, the others keep the disk busy meanwhile).
+    while (this.#queue.length > 0 && this.#queuedBytes + chunk.length > WRITE_BEHIND_BYTES) await this.#settleOldest();
+    await transferMemory.queue(chunk.length);
+    if (this.#failure !== null) {
+      transferMemory.dequeue(chunk.length);
+      release(data);
+      throw this.#failure;
+    }
     // The bytes wait in the queue after this call returns, with their hold. Pieces of one receive block
     // arrive side by side: one that lies right behind a write not yet started joins it (one write, not two).
     const last = this.#queue.at(-1);
@@ -110,25 +120,19 @@ export class TempFile {
         } catch (error) {
           this.#failure = error instanceof Error ? error : new Error(String(error));
         }
-      }).finally(() => queued.holds.forEach(release));
+      }).finally(() => {
+        queued.holds.forEach(release);
+        this.#queuedBytes -= queued.bytes.length;
+        transferMemory.dequeue(queued.bytes.length);
+      });
       this.#tail = queued.done;
       this.#queue.push(queued);
     }
     this.#queuedBytes += chunk.length;
-    transferMemory.queue(chunk.length);
-    // Over the process-wide total, a file waits for its own queue to drain, down to nothing: with many
-    // uploads at once, the others keep the disk busy meanwhile.
-    while (this.#queue.length > 0 && (this.#queuedBytes > WRITE_BEHIND_BYTES || transferMemory.overQueued)) {
-      await this.#settleOldest();
-    }
-    this.#throwIfFailed();
   }
 
   async #settleOldest(): Promise<void> {
-    const oldest = this.#queue.shift()!;
-    await oldest.done;
-    this.#queuedBytes -= oldest.bytes.length;
-    transferMemory.dequeue(oldest.bytes.length);
+    await this.#queue.shift()!.done;
   }
 
   /** Waits until every queued write is done; throws if one failed. */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { transferMemory } from "./transfer_memory.ts";
+import { BLOCK_BYTES, transferMemory, WRITE_BEHIND_TOTAL_BYTES } from "./transfer_memory.ts";
 import { TempFile, WRITE_BEHIND_BYTES } from "./temp_file.ts";
 
 function chunk(size: number, seed: number): Uint8Array {
@@ -105,21 +105,44 @@ Deno.test("TempFile.write() joins pieces that lie side by side in one block, and
   const dir = await Deno.makeTempDir();
   try {
     const temp = await TempFile.create(join(dir, "t.part"));
-    const block = transferMemory.take(4 << 20);
-    block.bytes.set(chunk(4 << 20, 3));
+    const end = transferMemory.begin(); // a body is moving: the pool keeps the block once it is free
+    const block = transferMemory.take(BLOCK_BYTES);
+    block.bytes.set(chunk(BLOCK_BYTES, 3));
     const expected = block.bytes.slice();
     // Four views one behind the other, as a receive block's pieces arrive; the block's own hold goes at once.
-    for (let i = 0; i < 4; i++) await temp.write(block.hold(i << 20, (i + 1) << 20));
+    const quarter = BLOCK_BYTES / 4;
+    for (let i = 0; i < 4; i++) await temp.write(block.hold(i * quarter, (i + 1) * quarter));
     block.release();
     const free = transferMemory.snapshot().freeBytes;
     await temp.moveTo(join(dir, "final"));
     assert.equal(
       transferMemory.snapshot().freeBytes,
-      free + (4 << 20),
+      free + BLOCK_BYTES,
       "the block is free once every piece is written",
     );
+    end();
     const written = await Deno.readFile(join(dir, "final"));
     assert.ok(written.length === expected.length && written.every((byte, i) => byte === expected[i]));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("TempFile.write() keeps every file's queued bytes together within the write-behind total", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const files = await Promise.all(Array.from({ length: 24 }, (_, i) => TempFile.create(join(dir, `${i}.part`))));
+    let most = 0;
+    await Promise.all(files.map(async (temp, i) => {
+      for (let j = 0; j < 4; j++) {
+        await temp.write(chunk(1 << 20, i + j));
+        most = Math.max(most, transferMemory.snapshot().queuedBytes);
+      }
+      await temp.close();
+    }));
+    assert.ok(most <= WRITE_BEHIND_TOTAL_BYTES, `${most} bytes queued at once`);
+    assert.equal(transferMemory.snapshot().queuedBytes, 0);
+    for (let i = 0; i < files.length; i++) assert.equal(Deno.statSync(join(dir, `${i}.part`)).size, 4 << 20);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

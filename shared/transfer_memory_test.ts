@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import {
+  BLOCK_BYTES,
+  IDLE_FREE_BYTES,
   MIN_POOLED_BYTES,
-  POOL_FREE_BYTES,
   TRANSFER_BUDGET_BYTES,
   TransferMemory,
   WRITE_BEHIND_TOTAL_BYTES,
@@ -32,88 +33,101 @@ Deno.test("TransferMemory.begin()'s end counts once, however often it is called"
 
 Deno.test("TransferMemory.take() lends a block again once its only hold is released, not zeroed", () => {
   const memory = new TransferMemory();
-  const first = memory.take(SIZE);
+  const first = memory.take(BLOCK_BYTES);
   first.bytes[0] = 42;
   first.release();
-  assert.equal(memory.snapshot().freeBytes, SIZE);
-  const second = memory.take(SIZE);
+  assert.equal(memory.snapshot().freeBytes, BLOCK_BYTES);
+  const second = memory.take(BLOCK_BYTES);
   assert.equal(second.bytes.buffer, first.bytes.buffer);
   assert.equal(second.bytes[0], 42, "a reused block keeps its old bytes: it is not zeroed");
   assert.equal(memory.snapshot().freeBytes, 0);
   second.release();
 });
 
-Deno.test("TransferMemory.take() does not lend a block while a view held from it is not released", () => {
+Deno.test("TransferMemory.take() cuts smaller requests from one block, side by side, whatever their sizes", () => {
   const memory = new TransferMemory();
-  const taken = memory.take(SIZE);
+  const pieces = [memory.take(SIZE), memory.take(2 * SIZE), memory.take(SIZE)];
+  assert.deepEqual(pieces.map((piece) => piece.length), [SIZE, 2 * SIZE, SIZE]);
+  assert.ok(pieces.every((piece) => piece.bytes.buffer === pieces[0].bytes.buffer), "one block");
+  assert.deepEqual(pieces.map((piece) => piece.bytes.byteOffset), [0, SIZE, 3 * SIZE]);
+  const next = memory.take(SIZE);
+  assert.notEqual(next.bytes.buffer, pieces[0].bytes.buffer, "a full block is cut no further");
+  assert.equal(memory.poolCounts().poolBytes, 2 * BLOCK_BYTES, "a change of piece size made no other block");
+  for (const piece of pieces) piece.release();
+  next.release();
+});
+
+Deno.test("TransferMemory.take() does not lend a block again while a slice or view of it is held", () => {
+  const memory = new TransferMemory();
+  const end = memory.begin();
+  const taken = memory.take(BLOCK_BYTES);
   const view = taken.hold(10, 20);
   assert.equal(view.length, 10);
   taken.release();
-  const other = memory.take(SIZE);
+  const other = memory.take(BLOCK_BYTES);
   assert.notEqual(other.bytes.buffer, taken.bytes.buffer);
   view.release();
   view.release(); // a second release counts once
-  const again = memory.take(SIZE);
+  const again = memory.take(BLOCK_BYTES);
   assert.equal(again.bytes.buffer, taken.bytes.buffer);
+  // Slices: their block goes back once every slice is released and no more are cut from it.
+  const slices = Array.from({ length: BLOCK_BYTES / SIZE }, () => memory.take(SIZE));
+  const block = slices[0].bytes.buffer;
+  for (const slice of slices.slice(1)) slice.release();
+  memory.take(SIZE).release(); // cut from a new block: the first is no longer being cut
+  assert.ok(memory.snapshot().freeBytes === 0 || memory.take(BLOCK_BYTES).bytes.buffer !== block);
+  slices[0].release();
+  assert.equal(memory.take(BLOCK_BYTES).bytes.buffer, block, "free once its last slice is released");
   other.release();
   again.release();
+  end();
 });
 
-Deno.test("PooledBytes.hold() after release() throws, and blocks below MIN_POOLED_BYTES are never reused", () => {
+Deno.test("PooledBytes.hold() after release() throws, and sizes outside the pool's are never reused", () => {
   const memory = new TransferMemory();
-  const small = memory.take(MIN_POOLED_BYTES - 1);
-  small.release();
-  assert.throws(() => small.hold(), TypeError);
-  assert.notEqual(memory.take(MIN_POOLED_BYTES - 1).bytes.buffer, small.bytes.buffer);
-  assert.equal(memory.snapshot().freeBytes, 0);
+  for (const size of [MIN_POOLED_BYTES - 1, BLOCK_BYTES + 1]) {
+    const plain = memory.take(size);
+    assert.equal(plain.length, size);
+    plain.release();
+    assert.throws(() => plain.hold(), TypeError);
+    assert.notEqual(memory.take(size).bytes.buffer, plain.bytes.buffer);
+  }
+  assert.equal(memory.poolCounts().poolBytes, 0);
 });
 
-Deno.test("TransferMemory keeps at most POOL_FREE_BYTES of free blocks", () => {
+Deno.test("TransferMemory drops no block while bodies move, and keeps IDLE_FREE_BYTES once none does", () => {
   const memory = new TransferMemory();
-  const size = 1024 * 1024;
-  const held = Array.from({ length: POOL_FREE_BYTES / size + 8 }, () => memory.take(size));
+  const end = memory.begin();
+  const count = 80;
+  const held = Array.from({ length: count }, () => memory.take(BLOCK_BYTES));
+  assert.equal(memory.poolCounts().poolBytes, count * BLOCK_BYTES);
   for (const block of held) block.release();
-  const { freeBytes } = memory.snapshot();
-  assert.ok(freeBytes <= POOL_FREE_BYTES && freeBytes >= POOL_FREE_BYTES - size, `${freeBytes} bytes free`);
-  const reused = memory.take(size);
-  assert.equal(memory.snapshot().freeBytes, freeBytes - size, "a free block is lent before a new one is made");
+  assert.equal(memory.snapshot().freeBytes, count * BLOCK_BYTES, "every block kept: none waits for the collector");
+  assert.equal(memory.poolCounts().droppedBytes, 0);
+  const reused = memory.take(BLOCK_BYTES);
+  assert.equal(memory.poolCounts().madeBytes, count * BLOCK_BYTES, "a free block is lent before a new one is made");
   reused.release();
+  end();
+  assert.equal(memory.snapshot().freeBytes, IDLE_FREE_BYTES, "idle: most free blocks go");
+  assert.equal(memory.poolCounts().poolBytes, IDLE_FREE_BYTES);
 });
 
-Deno.test("TransferMemory.take() serves a request from a larger free block when none of its size is free", () => {
+Deno.test("TransferMemory.queue() waits while the bytes queued for the disk would go over the total", async () => {
   const memory = new TransferMemory();
-  const large = memory.take(4 * SIZE);
-  large.release();
-  const smaller = memory.take(2 * SIZE);
-  assert.equal(smaller.bytes.buffer, large.bytes.buffer);
-  assert.equal(smaller.length, 4 * SIZE);
-  smaller.release();
-});
-
-Deno.test("A full TransferMemory pool drops free blocks of a size no longer asked for before the one released", () => {
-  const memory = new TransferMemory();
-  const old = 128 * 1024;
-  const current = 1024 * 1024;
-  const stale = Array.from({ length: POOL_FREE_BYTES / old }, () => memory.take(old));
-  for (const block of stale) block.release();
-  const fresh = Array.from({ length: 4 }, () => memory.take(current));
-  for (const block of fresh) block.release();
-  assert.ok(memory.snapshot().freeBytes <= POOL_FREE_BYTES);
-  const again = memory.take(current);
-  assert.ok(
-    fresh.some((block) => block.bytes.buffer === again.bytes.buffer),
-    "the blocks of the current size were kept",
-  );
-  again.release();
-});
-
-Deno.test("TransferMemory counts the bytes queued for the disk and says when they are over the total", () => {
-  const memory = new TransferMemory();
-  memory.queue(WRITE_BEHIND_TOTAL_BYTES);
-  assert.equal(memory.overQueued, false);
-  memory.queue(1);
-  assert.equal(memory.overQueued, true);
-  assert.equal(memory.snapshot().queuedBytes, WRITE_BEHIND_TOTAL_BYTES + 1);
-  memory.dequeue(WRITE_BEHIND_TOTAL_BYTES + 1);
-  assert.equal(memory.snapshot().queuedBytes, 0);
+  await memory.queue(2 * WRITE_BEHIND_TOTAL_BYTES); // nothing queued: a piece of any size goes, alone
+  memory.dequeue(2 * WRITE_BEHIND_TOTAL_BYTES);
+  await memory.queue(WRITE_BEHIND_TOTAL_BYTES - 10);
+  await memory.queue(10);
+  let queued = 0;
+  const waiting = [memory.queue(1).then(() => queued++), memory.queue(1).then(() => queued++)];
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.equal(queued, 0);
+  memory.dequeue(1);
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.equal(queued, 1, "woken together, only one fits");
+  assert.equal(memory.snapshot().queuedBytes, WRITE_BEHIND_TOTAL_BYTES);
+  memory.dequeue(WRITE_BEHIND_TOTAL_BYTES);
+  await Promise.all(waiting);
+  assert.equal(memory.snapshot().queuedBytes, 1);
+  memory.dequeue(1);
 });
