@@ -105,6 +105,7 @@ export const CLIENT_COMMANDS = {
   put: {
     summary: "upload files (or standard input)",
     usage: `Usage: dfos put LOCAL [REMOTE] [options]
+       dfos put LOCAL --as REMOTE [options]
        dfos put LOCAL... REMOTE_FOLDER/ [options]
 
 Uploads LOCAL to the server as REMOTE (default: LOCAL's base name). With a
@@ -114,15 +115,16 @@ LOCAL the last argument must be such a folder. All go over one connection.
 
 A two-argument REMOTE that is also a local path is refused (exit 2): "put
 *.pdf" matching two files must not upload one under the other's name. To
-store a file under such a name, feed it on standard input:
-"dfos put - b.pdf < a.pdf". LOCAL "-" reads standard input, and then REMOTE
-is required. REMOTE may contain folders ("notes/today.txt"). Each upload
+store a file under such a name, say so with --as: "dfos put a.pdf --as
+b.pdf". LOCAL "-" reads standard input, and then REMOTE (or --as) is
+required. REMOTE may contain folders ("notes/today.txt"). Each upload
 replaces any previous version at once, and only once it has arrived whole.
 Every file is tried; the exit code is the first failure's.
 
+      --as REMOTE          store the one LOCAL as REMOTE, whatever exists locally
 ${VERIFY_USAGE}
 ${CLIENT_OPTIONS_USAGE}`,
-    options: { ...CLIENT_OPTIONS, ...VERIFY_OPTION },
+    options: { ...CLIENT_OPTIONS, ...VERIFY_OPTION, as: { type: "string" } },
     load: () => import("./put.ts"),
   },
   get: {

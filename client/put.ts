@@ -23,7 +23,7 @@ interface Upload {
 
 /** Runs `put` once. */
 export async function run({ values, positionals }: ParsedArgs, { client, io, signal }: CommandContext): Promise<void> {
-  const uploads = await plan(positionals);
+  const uploads = await plan(positionals, values.as as string | undefined);
   const connection = await client();
   await runEach("put", uploads, io, async ({ local, name, size }) => {
     let source: Deno.FsFile | typeof Deno.stdin = Deno.stdin;
@@ -53,11 +53,14 @@ export async function run({ values, positionals }: ParsedArgs, { client, io, sig
 }
 
 /** Reads the arguments by the rule above, checks every name and local file, and returns the uploads. */
-async function plan(positionals: string[]): Promise<Upload[]> {
+async function plan(positionals: string[], as: string | undefined): Promise<Upload[]> {
   if (positionals.length === 0) throw new UsageError("put takes LOCAL, or LOCAL... REMOTE_FOLDER/");
   const last = positionals[positionals.length - 1];
   let pairs: [string, string][];
-  if (positionals.length >= 2 && last.endsWith("/")) {
+  if (as !== undefined) {
+    if (positionals.length !== 1) throw new UsageError("put --as NAME takes one LOCAL");
+    pairs = [[last, as]];
+  } else if (positionals.length >= 2 && last.endsWith("/")) {
     const folder = last.replace(/\/+$/, "");
     if (folder !== "") remoteName(folder);
     const locals = positionals.slice(0, -1);
@@ -68,13 +71,7 @@ async function plan(positionals: string[]): Promise<Upload[]> {
     pairs = [[last, baseName(last)]];
   } else if (positionals.length === 2) {
     const [local, remote] = positionals;
-    if (await localPathExists(remote)) {
-      throw new UsageError(
-        `Cannot tell whether "${remote}" is a remote name or a second file to upload: it is a local path too. ` +
-          `To upload several files, end with a remote folder ("docs/", or "/" for the top); ` +
-          `to store a file under that name, use "dfos put - ${remote} < ${local}"`,
-      );
-    }
+    await refuseLocalRemote(local, remote);
     pairs = [[local, remote]];
   } else {
     throw new UsageError(
@@ -90,6 +87,24 @@ async function plan(positionals: string[]): Promise<Upload[]> {
     uploads.push({ local, name, size: local === "-" ? null : await localFileSize(local) });
   }
   return uploads;
+}
+
+/**
+ * Refuses a two-argument put whose REMOTE is also a local path: `put *.pdf`
+ * matching two files must not upload one under the other's name. The shell
+ * calls it with REMOTE as typed, before reading it against its remote folder.
+ *
+ * @param local The LOCAL argument.
+ * @param remote The REMOTE argument, as typed.
+ * @throws {UsageError} when REMOTE is a local path too.
+ */
+export async function refuseLocalRemote(local: string, remote: string): Promise<void> {
+  if (!await localPathExists(remote)) return;
+  throw new UsageError(
+    `Cannot tell whether "${remote}" is a remote name or a second file to upload: it is a local path too. ` +
+      `To upload several files, end with a remote folder ("docs/", or "/" for the top); ` +
+      `to store the file under that name, use "dfos put ${local} --as ${remote}"`,
+  );
 }
 
 /** The size of a local file to upload; refuses what is not a readable regular file. */

@@ -69,8 +69,22 @@ Deno.test("dfos put a.pdf b.pdf with both local (a glob's two matches) is refuse
   const result = await runCli(["put", "a.pdf", "b.pdf"], { env: fx.envFor("alice"), cwd: fx.local });
   strictEqual(result.code, 2, result.stderr);
   match(result.stderr, /"b\.pdf" .*local path too/);
-  match(result.stderr, /dfos put - b\.pdf < a\.pdf/);
+  match(result.stderr, /dfos put a\.pdf --as b\.pdf/);
   deepStrictEqual(await stored(fx), []);
+});
+
+Deno.test("dfos put LOCAL --as REMOTE stores the one file under REMOTE even where REMOTE is a local path", async () => {
+  await using fx = await startServer();
+  await Deno.writeTextFile(join(fx.local, "a.pdf"), "first");
+  await Deno.writeTextFile(join(fx.local, "b.pdf"), "second");
+  const env = fx.envFor("alice");
+  const stored1 = await runCli(["put", "a.pdf", "--as", "b.pdf"], { env, cwd: fx.local });
+  strictEqual(stored1.code, 0, stored1.stderr);
+  strictEqual(await Deno.readTextFile(join(fx.root, "alice", "b.pdf")), "first");
+  deepStrictEqual(await stored(fx), ["b.pdf"]);
+  const two = await runCli(["put", "a.pdf", "b.pdf", "--as", "c.pdf"], { env, cwd: fx.local });
+  strictEqual(two.code, 2, two.stderr);
+  match(two.stderr, /--as NAME takes one LOCAL/);
 });
 
 Deno.test("dfos put of several files into a remote folder, or the top with /, over one connection", async () => {

@@ -50,6 +50,26 @@ Deno.test("dfos shell batch: a line starting with - goes on after a failure; -b 
   deepEqual(await listUser(fx.root), ["b.txt"]);
 });
 
+Deno.test("dfos shell batch: put LOCAL REMOTE in a remote folder checks REMOTE as typed, not as a local path under it", async () => {
+  await using fx = await startServer();
+  await Deno.writeTextFile(join(fx.local, "a.txt"), "alpha");
+  // A local docs/b.txt: the remote name docs/b.txt, read against the shell's folder, is also a local path; b.txt is not.
+  await Deno.mkdir(join(fx.local, "docs"));
+  await Deno.writeTextFile(join(fx.local, "docs", "b.txt"), "local");
+  await Deno.writeTextFile(join(fx.local, "c.txt"), "gamma");
+  const run = await runCli(["shell"], {
+    env: fx.envFor("alice"),
+    cwd: fx.local,
+    stdin: "put a.txt docs/first.txt\ncd docs\nput a.txt b.txt\nput a.txt --as ../top.txt\n-put a.txt c.txt\n",
+  });
+  equal(run.code, 0, run.stderr);
+  equal(await Deno.readTextFile(join(fx.root, "alice", "docs", "b.txt")), "alpha");
+  equal(await Deno.readTextFile(join(fx.root, "alice", "top.txt")), "alpha");
+  // c.txt is a local path as typed: refused as on the command line.
+  match(run.stderr, /"c\.txt" is a remote name or a second file to upload: it is a local path too/);
+  deepEqual(await listUser(fx.root), ["docs/", "top.txt"]);
+});
+
 Deno.test("dfos shell batch: a connection closed by the server's idle timeout is made again without asking", async () => {
   await using fx = await startServer({ idleTimeoutMs: 300 });
   await Deno.writeTextFile(join(fx.local, "a.txt"), "alpha");

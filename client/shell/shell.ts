@@ -222,6 +222,21 @@ class Shell {
     }
   }
 
+  /**
+   * `put LOCAL REMOTE` in the shell: REMOTE is checked against local paths
+   * as typed (not as read against the remote folder), then given as `--as`
+   * from the top; a `--as` typed is read against the remote folder too.
+   */
+  async #putAs(values: ParsedArgs["values"], typed: string[]): Promise<[ParsedArgs["values"], string[]]> {
+    if (typeof values.as === "string") return [{ ...values, as: resolveRemote(this.#folder, values.as) }, typed];
+    if (typed.length !== 2 || typed[1] === "-" || typed[1].endsWith("/")) return [values, typed];
+    const remote = resolveRemote(this.#folder, typed[1]);
+    if (remote.endsWith("/")) return [values, typed];
+    const { refuseLocalRemote } = await import("../put.ts");
+    await refuseLocalRemote(typed[0], typed[1]);
+    return [{ ...values, as: remote }, [typed[0]]];
+  }
+
   async #clientCommand(name: ClientCommandName, rest: string[]): Promise<void> {
     const row = CLIENT_COMMANDS[name];
     const parsed = await parseCommandArgs(row, rest);
@@ -230,11 +245,13 @@ class Shell {
     if (fixed.length > 0) {
       throw new UsageError(`--${fixed[0]} is set for the whole shell, when "dfos shell" starts`);
     }
-    const positionals = shellPositionals(name, parsed.positionals, parsed.values, this.#folder);
+    let { values, positionals: typed } = parsed;
+    if (name === "put") [values, typed] = await this.#putAs(values, typed);
+    const positionals = values.as === undefined ? shellPositionals(name, typed, values, this.#folder) : typed;
     const { run } = await row.load();
     const once = () =>
       this.#run((signal) =>
-        run({ values: parsed.values, positionals }, {
+        run({ values, positionals }, {
           client: () => this.connection.client(),
           io: this.#io,
           signal,
