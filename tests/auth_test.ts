@@ -20,7 +20,6 @@ import {
   type CliResult,
   type Fixture,
   listDir,
-  MAIN,
   makeCertificate,
   memoryLog,
   runCli,
@@ -29,6 +28,7 @@ import {
   USERS,
 } from "./_fixture.ts";
 import { Peer, plain } from "./_peer.ts";
+import { runOnTerminal } from "./_terminal.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -567,37 +567,9 @@ Deno.test("dfos refuses a fake server that accepts the login without a SCRAM cha
 });
 
 /** Runs `dfos ARGS` under a pseudo-terminal (util-linux `script`), typing `answers` at successive prompts. */
-async function onTerminal(args: string[], env: Record<string, string>, answers: string[]) {
-  const line = [Deno.execPath(), "run", "-A", MAIN, ...args].map((word) => `'${word}'`).join(" ");
-  const child = new Deno.Command("script", {
-    args: ["-qec", line, "/dev/null"],
-    env: { ...env, PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", RUST_BACKTRACE: "0", NO_COLOR: "1", TERM: "dumb" },
-    clearEnv: true,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  const reader = child.stdout.getReader();
-  let screen = "";
-  let typed = 0;
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    screen += decoder.decode(value, { stream: true });
-    if (typed < answers.length && screen.split("password for").length - 1 > typed) {
-      // Give the command a moment to switch the terminal to raw mode after printing the prompt.
-      await new Promise((resolve) => setTimeout(resolve, 300));
-      await writer.write(encoder.encode(`${answers[typed]}\r`));
-      typed++;
-    }
-  }
-  reader.releaseLock();
-  await writer.close().catch(() => {});
-  const status = await child.status;
-  await child.stderr.cancel();
-  return { code: status.code, screen };
+function onTerminal(args: string[], env: Record<string, string>, answers: string[]) {
+  const typed = answers.map((answer) => ({ after: "password for", type: `${answer}\r` }));
+  return runOnTerminal(args, { env, answers: typed, timeoutMs: 60_000 });
 }
 
 Deno.test("dfos passwd asks twice on a terminal, without echo, and refuses two different passwords", async () => {

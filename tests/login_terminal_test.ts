@@ -12,11 +12,10 @@
 import { getLogger } from "@logtape/logtape";
 import { match, ok, strictEqual } from "node:assert/strict";
 import type { LoginThrottleOptions } from "../server/throttle.ts";
-import { freePort, MAIN, memoryLog, startServer, USERS } from "./_fixture.ts";
+import { freePort, memoryLog, startServer, USERS } from "./_fixture.ts";
+import { occurrences, runOnTerminal } from "./_terminal.ts";
 import { Peer } from "./_peer.ts";
 
-const decoder = new TextDecoder();
-const encoder = new TextEncoder();
 const PROMPT = "Password for";
 
 /**
@@ -26,46 +25,9 @@ const PROMPT = "Password for";
  * @returns The exit code, what the terminal showed, and how many prompts appeared.
  */
 async function onTerminal(args: string[], env: Record<string, string>, inputs: string[], typeDelayMs = 300) {
-  const line = [Deno.execPath(), "run", "-A", MAIN, ...args].map((word) => `'${word}'`).join(" ");
-  const child = new Deno.Command("script", {
-    args: ["-qec", line, "/dev/null"],
-    env: { ...env, PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", RUST_BACKTRACE: "0", NO_COLOR: "1", TERM: "dumb" },
-    clearEnv: true,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  const reader = child.stdout.getReader();
-  let screen = "";
-  let typed = 0;
-  const deadline = Date.now() + 20_000;
-  while (Date.now() < deadline) {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<null>((resolve) => timer = setTimeout(() => resolve(null), deadline - Date.now()));
-    const result = await Promise.race([reader.read(), timeout]);
-    clearTimeout(timer);
-    if (result === null) {
-      child.kill("SIGKILL");
-      break;
-    }
-    const { value, done } = result;
-    if (done) break;
-    screen += decoder.decode(value, { stream: true });
-    const prompts = screen.split(PROMPT).length - 1;
-    if (typed < prompts && typed < inputs.length) {
-      // Give the client a moment to switch the terminal to raw mode after printing the prompt.
-      await new Promise((resolve) => setTimeout(resolve, typeDelayMs));
-      await writer.write(encoder.encode(inputs[typed]));
-      typed++;
-      if (typed === inputs.length) await writer.close();
-    }
-  }
-  reader.releaseLock();
-  await writer.close().catch(() => {});
-  const status = await child.status;
-  await child.stderr.cancel();
-  return { code: status.code, screen, prompts: screen.split(PROMPT).length - 1 };
+  const answers = inputs.map((type) => ({ after: PROMPT, type }));
+  const { code, screen } = await runOnTerminal(args, { env, answers, typeDelayMs, closeAfterLast: true });
+  return { code, screen, prompts: occurrences(screen, PROMPT) };
 }
 
 Deno.test("login on a terminal: a wrong password is asked again on the same connection", async () => {

@@ -15,16 +15,8 @@ import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
 import { join } from "node:path";
 import { SAMPLE_MARK } from "../server/passwd_command.ts";
 import { UserFile, usersFileUserProblem } from "../server/users.ts";
-import { MAIN, PROJECT_DIR, randomBytes, runCli, spawnCli, startServer, text } from "./_fixture.ts";
-
-const decoder = new TextDecoder();
-const encoder = new TextEncoder();
-
-/** One answer to type at a terminal: once `after` has appeared on the screen (the n-th time for the n-th answer). */
-interface Answer {
-  after: string;
-  type: string;
-}
+import { type Answer, runOnTerminal } from "./_terminal.ts";
+import { PROJECT_DIR, randomBytes, runCli, spawnCli, startServer, text } from "./_fixture.ts";
 
 /**
  * Runs `dfos ARGS` under a pseudo-terminal (standard input and output are a
@@ -33,47 +25,8 @@ interface Answer {
  * @returns The exit code and what the terminal showed.
  */
 async function onTerminal(args: string[], env: Record<string, string>, answers: Answer[] = [], cwd?: string) {
-  const line = [Deno.execPath(), "run", "-A", MAIN, ...args].map((word) => `'${word}'`).join(" ");
-  const child = new Deno.Command("script", {
-    args: ["-qec", line, "/dev/null"],
-    env: { ...env, PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", RUST_BACKTRACE: "0", NO_COLOR: "1", TERM: "dumb" },
-    clearEnv: true,
-    cwd,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  const reader = child.stdout.getReader();
-  let screen = "";
-  let typed = 0;
-  const deadline = Date.now() + 20_000;
-  while (Date.now() < deadline) {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<null>((resolve) => timer = setTimeout(() => resolve(null), deadline - Date.now()));
-    const result = await Promise.race([reader.read(), timeout]);
-    clearTimeout(timer);
-    if (result === null) {
-      child.kill("SIGKILL");
-      break;
-    }
-    if (result.done) break;
-    screen += decoder.decode(result.value, { stream: true });
-    while (typed < answers.length && screen.split(answers[typed].after).length - 1 > countBefore(answers, typed)) {
-      await writer.write(encoder.encode(answers[typed].type));
-      typed++;
-    }
-  }
-  reader.releaseLock();
-  await writer.close().catch(() => {});
-  const status = await child.status;
-  await child.stderr.cancel();
-  return { code: status.code, screen: screen.replaceAll("\r\n", "\n") };
-}
-
-/** How many of the answers before `index` wait for the same prompt: the next one waits for one more of it. */
-function countBefore(answers: Answer[], index: number): number {
-  return answers.slice(0, index).filter((answer) => answer.after === answers[index].after).length;
+  const { code, screen } = await runOnTerminal(args, { env, answers, cwd });
+  return { code, screen: screen.replaceAll("\r\n", "\n") };
 }
 
 Deno.test("dfos help COMMAND prints what COMMAND --help prints, and dfos help what dfos --help prints", async () => {

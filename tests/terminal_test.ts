@@ -7,43 +7,16 @@
  */
 
 import { ok, strictEqual } from "node:assert/strict";
-import { MAIN, startServer, USERS } from "./_fixture.ts";
-
-const decoder = new TextDecoder();
+import { startServer, USERS } from "./_fixture.ts";
+import { runOnTerminal } from "./_terminal.ts";
 
 /** Runs `dfos ARGS` under a pseudo-terminal; types `password` once the prompt has appeared. */
-async function onTerminal(args: string[], env: Record<string, string>, password: string) {
-  const line = [Deno.execPath(), "run", "-A", MAIN, ...args].map((word) => `'${word}'`).join(" ");
-  const child = new Deno.Command("script", {
-    args: ["-qec", line, "/dev/null"],
-    env: { ...env, PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", RUST_BACKTRACE: "0", NO_COLOR: "1", TERM: "dumb" },
-    clearEnv: true,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  let screen = "";
-  const reader = child.stdout.getReader();
-  const deadline = Date.now() + 20_000;
-  let typed = false;
-  while (Date.now() < deadline) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    screen += decoder.decode(value, { stream: true });
-    if (!typed && screen.includes("Password for")) {
-      // Give the client a moment to switch the terminal to raw mode after printing the prompt.
-      await new Promise((resolve) => setTimeout(resolve, 300));
-      await writer.write(new TextEncoder().encode(`${password}\r`));
-      await writer.close();
-      typed = true;
-    }
-  }
-  reader.releaseLock();
-  if (!typed) await writer.close().catch(() => {});
-  const status = await child.status;
-  await child.stderr.cancel();
-  return { code: status.code, screen };
+function onTerminal(args: string[], env: Record<string, string>, password: string) {
+  return runOnTerminal(args, {
+    env,
+    answers: [{ after: "Password for", type: `${password}\r` }],
+    closeAfterLast: true,
+  });
 }
 
 Deno.test("dfos asks for the password on a terminal without echoing it", async () => {
