@@ -135,18 +135,9 @@ export class Confinement {
    * @param name A remote name, checked already.
    */
   checkPlace(home: Folder, name: string): void {
-    const segments = name.split("/");
-    let path = home.path;
-    for (let i = 0; i < segments.length; i++) {
-      path = join(path, segments[i]);
-      const info = lstatOrNull(path);
-      if (info === null) return;
-      if (i === segments.length - 1) {
-        if (info.isDirectory) throw new DfosError(Status.CONFLICT, `Cannot store "${name}": it is a folder`);
-      } else {
-        checkFolder(info, name, segments.slice(0, i + 1).join("/"));
-      }
-    }
+    walkToName(home, name, (info) => {
+      if (info.isDirectory) throw new DfosError(Status.CONFLICT, `Cannot store "${name}": it is a folder`);
+    });
   }
 
   /**
@@ -273,16 +264,25 @@ export function checkName(name: string): void {
  * @param name A remote name, checked already ({@linkcode checkName}).
  */
 export function checkNewName(home: Folder, name: string): void {
+  walkToName(home, name, () => {
+    throw new DfosError(Status.CONFLICT, `Cannot move to "${name}": it exists`);
+  });
+}
+
+/**
+ * Walks `name` under `home` as things are, stopping at the first segment
+ * that does not exist: each folder on the way must be a real folder
+ * (`checkFolder`), and what is there at the name itself goes to `atName`.
+ */
+function walkToName(home: Folder, name: string, atName: (info: Deno.FileInfo) => void): void {
   const segments = name.split("/");
   let path = home.path;
   for (let i = 0; i < segments.length; i++) {
     path = join(path, segments[i]);
     const info = lstatOrNull(path);
     if (info === null) return;
-    if (i === segments.length - 1) {
-      throw new DfosError(Status.CONFLICT, `Cannot move to "${name}": it exists`);
-    }
-    checkFolder(info, name, segments.slice(0, i + 1).join("/"));
+    if (i === segments.length - 1) atName(info);
+    else checkFolder(info, name, segments.slice(0, i + 1).join("/"));
   }
 }
 
