@@ -33,6 +33,7 @@ import { createHash } from "node:crypto";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { Chunker, type ChunkerOptions, type ChunkHash, chunkHashes } from "../shared/chunker.ts";
+import { seededBytes } from "../tests/_common.ts";
 
 const MIB = 1 << 20;
 const PIECE = MIB;
@@ -42,19 +43,6 @@ const ENTRY_BYTES = 36;
 const CHUNK_HEADER_BYTES = 9;
 /** A chunk whose hash's first 16 bits are 0 mod this ends a group (two-level lists). */
 const GROUP_CHUNKS = 64;
-
-/** Deterministic pseudo-random bytes (xorshift32). */
-function randomBytes(size: number, seed: number): Uint8Array {
-  const words = new Uint32Array(Math.ceil(size / 4));
-  let x = seed | 0 || 1;
-  for (let i = 0; i < words.length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    words[i] = x;
-  }
-  return new Uint8Array(words.buffer, 0, size);
-}
 
 /** Views of `bytes` in 1 MiB pieces. */
 function* piecesOf(bytes: Uint8Array): Generator<Uint8Array> {
@@ -237,7 +225,7 @@ async function listOf(pieces: Iterable<Uint8Array>, options?: ChunkerOptions): P
 // ---- the three parts ----
 
 async function throughput(sizeMiB: number, rounds: number): Promise<void> {
-  const bytes = randomBytes(sizeMiB * MIB, 99);
+  const bytes = seededBytes(sizeMiB * MIB, 99);
   const { block } = rsyncSizes(1 << 30);
   const tags = new Uint8Array(1 << 16);
   const methods: Record<string, () => Promise<unknown> | unknown> = {
@@ -296,18 +284,18 @@ interface Edit {
 
 function editsOf(size: number, variant: number): Edit[] {
   return [
-    { name: "append 1 MiB", at: size, remove: 0, insert: randomBytes(MIB, 1000 + variant) },
+    { name: "append 1 MiB", at: size, remove: 0, insert: seededBytes(MIB, 1000 + variant) },
     {
       name: "overwrite 4 KiB in the middle",
       at: size / 2 + variant * 40_009 + 1234,
       remove: 4096,
-      insert: randomBytes(4096, 2000 + variant),
+      insert: seededBytes(4096, 2000 + variant),
     },
     {
       name: "insert 100 B near the start",
       at: 5000 + variant * 9_973,
       remove: 0,
-      insert: randomBytes(100, 3000 + variant),
+      insert: seededBytes(100, 3000 + variant),
     },
   ];
 }
@@ -317,7 +305,7 @@ function kb(n: number): string {
 }
 
 async function deltas(sizeMiB: number): Promise<void> {
-  const old = randomBytes(sizeMiB * MIB, 1);
+  const old = seededBytes(sizeMiB * MIB, 1);
   const before = await listOf(piecesOf(old));
   const { block, s2length } = rsyncSizes(old.length);
   console.log(`\n## Delta: a ${sizeMiB} MiB random file, protocol's chunk sizes (${before.length} chunks);`);
@@ -356,7 +344,7 @@ async function sweep(sizeMiB: number, variants: number): Promise<void> {
     "| min/avg/max KiB (level) | mean chunk KiB | list per GiB, KB | append | overwrite 4 KiB | insert 100 B |",
   );
   console.log("| --- | --- | --- | --- | --- | --- |");
-  const files = Array.from({ length: variants }, (_, v) => randomBytes(sizeMiB * MIB, 100 + v));
+  const files = Array.from({ length: variants }, (_, v) => seededBytes(sizeMiB * MIB, 100 + v));
   for (const options of choices) {
     const sent: number[][] = [[], [], []];
     let chunks = 0;
@@ -387,11 +375,11 @@ async function tail(trials: number): Promise<void> {
     const counts: Record<string, Record<number, number>> = { overwrite: {}, insert: {} };
     const bytes: Record<string, number> = { overwrite: 0, insert: 0 };
     for (let t = 1; t <= trials; t++) {
-      const old = randomBytes(2 * MIB, t * 7919);
+      const old = seededBytes(2 * MIB, t * 7919);
       const before = await listOf([old], options);
       const cases: [string, number, number, Uint8Array][] = [
-        ["overwrite", MIB + ((t * 4099) % (MIB / 2)), 4096, randomBytes(4096, t)],
-        ["insert", (t * 251) % 100_000, 0, randomBytes(100, t)],
+        ["overwrite", MIB + ((t * 4099) % (MIB / 2)), 4096, seededBytes(4096, t)],
+        ["insert", (t * 251) % 100_000, 0, seededBytes(100, t)],
       ];
       for (const [name, at, remove, insert] of cases) {
         const delta = cdcDelta(before, await listOf(edited(old, at, remove, insert), options));

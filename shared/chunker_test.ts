@@ -14,6 +14,7 @@ import { createHash } from "node:crypto";
 import fc from "fast-check";
 import { propertyParameters } from "./_property_params.ts";
 import { type ChunkBoundary, Chunker, type ChunkerOptions, type ChunkHash, chunkHashes, GEAR } from "./chunker.ts";
+import { seededBytes } from "../tests/_common.ts";
 
 /** Small sizes, so that short generated inputs hold many chunks and every branch of the rule runs. */
 const SMALL: Required<ChunkerOptions> = { minSize: 64, avgSize: 256, maxSize: 1024, normalization: 1 };
@@ -56,19 +57,6 @@ function streamChunks(bytes: Uint8Array, cuts: number[], options?: ChunkerOption
   return chunks;
 }
 
-/** Deterministic pseudo-random bytes (xorshift32), so that the large cases are the same on every run. */
-function randomBytes(size: number, seed: number): Uint8Array {
-  const words = new Uint32Array(Math.ceil(size / 4));
-  let x = seed | 0 || 1;
-  for (let i = 0; i < words.length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    words[i] = x;
-  }
-  return new Uint8Array(words.buffer, 0, size);
-}
-
 async function hashed(bytes: Uint8Array): Promise<ChunkHash[]> {
   return await Array.fromAsync(chunkHashes([bytes]));
 }
@@ -100,11 +88,11 @@ Deno.test("GEAR is the protocol's table", () => {
 const SHA256_OF_GEAR = "a91bb0a24cf2d3d6f89415b8bb119ffa2443d31c9f95b9ff7f142b52cb17b9c2";
 
 Deno.test("Chunker cuts a fixed input where it always has (the protocol's defaults)", () => {
-  const chunks = streamChunks(randomBytes(1 << 20, 12), []);
+  const chunks = streamChunks(seededBytes(1 << 20, 12), []);
   assert.deepEqual(chunks.map((chunk) => chunk.length), PINNED_LENGTHS);
 });
 
-/** The chunk lengths of `randomBytes(1 MiB, 12)` with the default sizes, as first computed. */
+/** The chunk lengths of `seededBytes(1 MiB, 12)` with the default sizes, as first computed. */
 const PINNED_LENGTHS = [
   87554,
   112464,
@@ -156,7 +144,7 @@ Deno.test("Chunker agrees with the model on input that cuts rarely (long runs of
 });
 
 Deno.test("Chunker gives the same chunks for any split of 2 MiB, with the default sizes", () => {
-  const bytes = randomBytes(2 << 20, 7);
+  const bytes = seededBytes(2 << 20, 7);
   const whole = streamChunks(bytes, []);
   fc.assert(
     fc.property(fc.array(fc.nat({ max: bytes.length }), { maxLength: 40 }), (points) => {
@@ -208,13 +196,13 @@ Deno.test("Chunker refuses sizes that are not min <= avg <= max with avg a power
 });
 
 Deno.test("Chunker makes chunks near the target mean on random data", () => {
-  const chunks = streamChunks(randomBytes(16 << 20, 3), []);
+  const chunks = streamChunks(seededBytes(16 << 20, 3), []);
   const mean = (16 << 20) / chunks.length;
   assert.ok(mean > 48 * 1024 && mean < 96 * 1024, `mean chunk ${mean}`);
 });
 
 Deno.test("chunkHashes() hashes each chunk, the same for any split", async () => {
-  const bytes = randomBytes(3 << 20, 5);
+  const bytes = seededBytes(3 << 20, 5);
   const whole = await hashed(bytes);
   assert.deepEqual(whole.map(({ offset, length }) => ({ offset, length })), streamChunks(bytes, []));
   for (const chunk of whole) {
@@ -237,10 +225,10 @@ Deno.test("chunkHashes() hashes each chunk, the same for any split", async () =>
 Deno.test("chunkHashes() of a file with 1 MiB appended changes only its last chunk and adds the new bytes'", async () => {
   await fc.assert(
     fc.asyncProperty(fc.integer({ min: 1 }), fc.integer({ min: 8 << 20, max: 16 << 20 }), async (seed, size) => {
-      const old = randomBytes(size, seed);
+      const old = seededBytes(size, seed);
       const grown = new Uint8Array(size + (1 << 20));
       grown.set(old);
-      grown.set(randomBytes(1 << 20, seed + 1), size);
+      grown.set(seededBytes(1 << 20, seed + 1), size);
       const before = await hashed(old);
       const after = await hashed(grown);
       const added = newChunks(before, after);
@@ -269,9 +257,9 @@ const RESYNC_BYTES = 1 << 20;
 Deno.test("chunkHashes() of a file with 4 KiB overwritten in the middle changes a few chunks near it", async () => {
   await fc.assert(
     fc.asyncProperty(fc.integer({ min: 1 }), fc.integer({ min: -(1 << 20), max: 1 << 20 }), async (seed, shift) => {
-      const old = randomBytes(8 << 20, seed);
+      const old = seededBytes(8 << 20, seed);
       const at = (4 << 20) + shift;
-      const changed = splice(old, at, 4096, randomBytes(4096, seed + 1));
+      const changed = splice(old, at, 4096, seededBytes(4096, seed + 1));
       const added = newChunks(await hashed(old), await hashed(changed));
       assert.ok(added.length >= 1 && added.length <= MAX_CHANGED, `${added.length} chunks changed`);
       assert.ok(added.every((chunk) => chunk.offset > at - 256 * 1024 && chunk.offset < at + 4096 + RESYNC_BYTES));
@@ -283,8 +271,8 @@ Deno.test("chunkHashes() of a file with 4 KiB overwritten in the middle changes 
 Deno.test("chunkHashes() of a file with 100 bytes inserted near the start changes a few of its first chunks", async () => {
   await fc.assert(
     fc.asyncProperty(fc.integer({ min: 1 }), fc.integer({ min: 0, max: 100_000 }), async (seed, at) => {
-      const old = randomBytes(8 << 20, seed);
-      const after = await hashed(splice(old, at, 0, randomBytes(100, seed + 1)));
+      const old = seededBytes(8 << 20, seed);
+      const after = await hashed(splice(old, at, 0, seededBytes(100, seed + 1)));
       const added = newChunks(await hashed(old), after);
       assert.ok(added.length >= 1 && added.length <= MAX_CHANGED, `${added.length} chunks changed`);
       assert.ok(added.every((chunk) => chunk.offset < at + 100 + RESYNC_BYTES));
@@ -296,10 +284,10 @@ Deno.test("chunkHashes() of a file with 100 bytes inserted near the start change
 Deno.test("chunkHashes() changes one chunk for most small edits (100 fixed files)", async () => {
   const histogram = { overwrite: [0, 0, 0, 0], insert: [0, 0, 0, 0] };
   for (let t = 1; t <= 100; t++) {
-    const old = randomBytes(2 << 20, t * 7919);
+    const old = seededBytes(2 << 20, t * 7919);
     const before = await hashed(old);
-    const overwrite = splice(old, (1 << 20) + ((t * 4099) % (1 << 19)), 4096, randomBytes(4096, t));
-    const insert = splice(old, (t * 251) % 100_000, 0, randomBytes(100, t));
+    const overwrite = splice(old, (1 << 20) + ((t * 4099) % (1 << 19)), 4096, seededBytes(4096, t));
+    const insert = splice(old, (t * 251) % 100_000, 0, seededBytes(100, t));
     histogram.overwrite[Math.min(3, newChunks(before, await hashed(overwrite)).length)]++;
     histogram.insert[Math.min(3, newChunks(before, await hashed(insert)).length)]++;
   }

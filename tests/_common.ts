@@ -44,6 +44,26 @@ export function randomBytes(size: number): Uint8Array {
 }
 
 /**
+ * Returns pseudo-random bytes that are the same for the same seed on every
+ * run (xorshift32): large cases that a test pins, and a benchmark repeats.
+ *
+ * @param size How many bytes.
+ * @param seed Any integer; 0 counts as 1.
+ * @returns The bytes.
+ */
+export function seededBytes(size: number, seed: number): Uint8Array {
+  const words = new Uint32Array(Math.ceil(size / 4));
+  let x = seed | 0 || 1;
+  for (let i = 0; i < words.length; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    words[i] = x;
+  }
+  return new Uint8Array(words.buffer, 0, size);
+}
+
+/**
  * Returns the lower-case hex SHA-256 of some bytes.
  *
  * @param bytes The data.

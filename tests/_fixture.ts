@@ -244,6 +244,28 @@ export async function waitFor(check: () => Promise<boolean> | boolean, what: str
   }
 }
 
+/**
+ * Waits until something accepts TCP connections on a loopback port.
+ *
+ * @param port The port on 127.0.0.1.
+ * @param what What is waited for, for the error.
+ * @param timeoutMs The longest wait.
+ */
+export function waitForPort(port: number, what: string, timeoutMs: number): Promise<void> {
+  return waitFor(
+    async () => {
+      try {
+        (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    what,
+    timeoutMs,
+  );
+}
+
 /** Collects the `dfos-test` loggers' lines in memory, for one test (`await using log = await memoryLog()`). */
 export async function memoryLog(): Promise<{ lines: () => string[]; [Symbol.asyncDispose]: () => Promise<void> }> {
   const records: LogRecord[] = [];
@@ -350,4 +372,28 @@ export async function watchServe(child: Deno.ChildProcess, timeoutMs = 15_000): 
 /** An in-process client logged in to the server at `fx.address` as `user` (plaintext, SCRAM), with its test password. */
 export function connect(fx: { address: string }, user = "alice"): Promise<DfosClient> {
   return DfosClient.connect({ server: fx.address, user, password: USERS[user] });
+}
+
+/**
+ * Stores a file for `user` through an in-process client (faster than a CLI
+ * run for a test's set-up).
+ */
+export async function storeFile(
+  fx: { address: string },
+  name: string,
+  bytes: Uint8Array,
+  user = "alice",
+): Promise<void> {
+  const client = await connect(fx, user);
+  try {
+    await client.put(
+      name,
+      (async function* () {
+        yield bytes;
+      })(),
+      { size: bytes.length },
+    );
+  } finally {
+    await client.close();
+  }
 }

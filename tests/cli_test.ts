@@ -7,7 +7,6 @@
 
 import { deepStrictEqual, match, strictEqual } from "node:assert/strict";
 import { join } from "node:path";
-import { DfosClient } from "../client/connection.ts";
 import { Channel } from "../shared/channel.ts";
 import type { MessageOf } from "../shared/messages.ts";
 import {
@@ -21,7 +20,6 @@ import {
 import { makeSecret } from "../server/auth/scram_secret.ts";
 import {
   type CliResult,
-  type Fixture,
   freePort,
   listDir,
   randomBytes,
@@ -29,6 +27,7 @@ import {
   sha256,
   sha256File,
   startServer,
+  storeFile,
   text,
   USERS,
 } from "./_fixture.ts";
@@ -39,22 +38,6 @@ const MiB = 1024 * 1024;
 function assertOk(result: CliResult, what: string): void {
   strictEqual(result.code, 0, `${what}: exit code ${result.code}, stderr: ${result.stderr}`);
   strictEqual(result.stderr, "", `${what}: unexpected standard error`);
-}
-
-/** Stores a file for `user` through an in-process client (faster than a CLI run for test set-up). */
-async function store(fx: Fixture, user: string, name: string, bytes: Uint8Array): Promise<void> {
-  const client = await DfosClient.connect({ server: fx.address, user, password: USERS[user] });
-  try {
-    await client.put(
-      name,
-      (async function* () {
-        yield bytes;
-      })(),
-      { size: bytes.length },
-    );
-  } finally {
-    await client.close();
-  }
 }
 
 /** Names in `dir` that look like the client's download temporaries. */
@@ -212,8 +195,8 @@ Deno.test("dfos peek shows a short file whole, the first 1024 bytes of a longer 
   const env = fx.envFor("alice");
   const short = randomBytes(1000);
   const long = randomBytes(5000);
-  await store(fx, "alice", "short.bin", short);
-  await store(fx, "alice", "long.bin", long);
+  await storeFile(fx, "short.bin", short, "alice");
+  await storeFile(fx, "long.bin", long, "alice");
 
   const [whole, first, some, none, exact, bad] = await Promise.all([
     runCli(["peek", "short.bin"], { env }),
@@ -246,7 +229,7 @@ Deno.test("dfos rm deletes several names in one command and drops emptied folder
   await using fx = await startServer();
   const env = fx.envFor("alice");
   for (const name of ["a.txt", "b.txt", "keep.txt", "deep/er/c.txt"]) {
-    await store(fx, "alice", name, new TextEncoder().encode(name));
+    await storeFile(fx, name, new TextEncoder().encode(name), "alice");
   }
   assertOk(await runCli(["rm", "a.txt", "deep/er/c.txt", "b.txt"], { env }), "rm of three names");
   deepStrictEqual(await listDir(join(fx.root, "alice")), [".dfos-partial", "keep.txt"]);
@@ -255,7 +238,7 @@ Deno.test("dfos rm deletes several names in one command and drops emptied folder
 Deno.test("dfos rm of a missing name exits 4, reports it, and still deletes the others", async () => {
   await using fx = await startServer();
   const env = fx.envFor("alice");
-  for (const name of ["one.txt", "two.txt", "three.txt"]) await store(fx, "alice", name, new Uint8Array([1, 2, 3]));
+  for (const name of ["one.txt", "two.txt", "three.txt"]) await storeFile(fx, name, new Uint8Array([1, 2, 3]), "alice");
   const result = await runCli(["rm", "one.txt", "missing.txt", "two.txt"], { env });
   strictEqual(result.code, 4);
   strictEqual(
@@ -278,7 +261,7 @@ Deno.test("dfos ls lists names sorted with their sizes, as text or --json, filte
     "notes/2026/today.txt": 42,
     "notes/x.bin": 100000,
   };
-  for (const [name, size] of Object.entries(files)) await store(fx, "alice", name, randomBytes(size));
+  for (const [name, size] of Object.entries(files)) await storeFile(fx, name, randomBytes(size), "alice");
   const sorted = ["A.txt", "a-b.txt", "a.txt", "a/z.txt", "b.txt", "notes/2026/today.txt", "notes/x.bin"];
   const mtimes: Record<string, Date> = {};
   for (const name of sorted) mtimes[name] = (await Deno.stat(join(fx.root, "alice", name))).mtime!;
@@ -582,9 +565,9 @@ Deno.test("dfos keeps users apart: bob cannot see, get or remove alice's files",
   const alice = fx.envFor("alice");
   const bob = fx.envFor("bob");
   const secret = randomBytes(3000);
-  await store(fx, "alice", "secret.txt", secret);
-  await store(fx, "alice", "notes/plan.txt", new TextEncoder().encode("alice's plan"));
-  await store(fx, "bob", "own.txt", new TextEncoder().encode("bob's"));
+  await storeFile(fx, "secret.txt", secret, "alice");
+  await storeFile(fx, "notes/plan.txt", new TextEncoder().encode("alice's plan"), "alice");
+  await storeFile(fx, "own.txt", new TextEncoder().encode("bob's"), "bob");
 
   const [bobLs, bobGet, bobPeek, bobRm, bobRmFolder, aliceLs] = await Promise.all([
     runCli(["ls"], { env: bob }),

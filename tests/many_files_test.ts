@@ -22,6 +22,7 @@ import {
   sha256,
   spawnCli,
   startServer,
+  storeFile,
   text,
   USERS,
   waitFor,
@@ -29,21 +30,6 @@ import {
 
 function assertOk(result: CliResult, what: string): void {
   strictEqual(result.code, 0, `${what}: exit code ${result.code}, stderr: ${result.stderr}`);
-}
-
-async function store(fx: Fixture, name: string, bytes: Uint8Array, user = "alice"): Promise<void> {
-  const client = await DfosClient.connect({ server: fx.address, user, password: USERS[user] });
-  try {
-    await client.put(
-      name,
-      (async function* () {
-        yield bytes;
-      })(),
-      { size: bytes.length },
-    );
-  } finally {
-    await client.close();
-  }
 }
 
 /** The user's stored files, as paths under their folder (no `.dfos-*`). */
@@ -111,7 +97,7 @@ Deno.test("dfos get of several names into a folder, and get -r of a remote folde
     "photos2/c.jpg": randomBytes(7),
     "notes.txt": randomBytes(11),
   };
-  for (const [name, bytes] of Object.entries(files)) await store(fx, name, bytes);
+  for (const [name, bytes] of Object.entries(files)) await storeFile(fx, name, bytes);
   const env = fx.envFor("alice");
   const out = join(fx.local, "out");
   await Deno.mkdir(out);
@@ -131,7 +117,7 @@ Deno.test("dfos get of several names into a folder, and get -r of a remote folde
 
 Deno.test("dfos rm -r deletes a folder's files with --force, and refuses on a pipe without it", async () => {
   await using fx = await startServer();
-  for (const name of ["old/a", "old/deep/b", "older/c", "keep"]) await store(fx, name, new Uint8Array([1]));
+  for (const name of ["old/a", "old/deep/b", "older/c", "keep"]) await storeFile(fx, name, new Uint8Array([1]));
   const env = fx.envFor("alice");
   const refused = await runCli(["rm", "-r", "old"], { env, stdin: "y\n" });
   strictEqual(refused.code, 2);
@@ -145,7 +131,9 @@ Deno.test("dfos rm -r deletes a folder's files with --force, and refuses on a pi
 
 Deno.test("dfos mv renames a file and a folder prefix, and refuses an existing target or a missing name", async () => {
   await using fx = await startServer();
-  for (const name of ["a.txt", "dir/x", "dir/sub/y", "taken"]) await store(fx, name, new TextEncoder().encode(name));
+  for (const name of ["a.txt", "dir/x", "dir/sub/y", "taken"]) {
+    await storeFile(fx, name, new TextEncoder().encode(name));
+  }
   const env = fx.envFor("alice");
   assertOk(await runCli(["mv", "a.txt", "b/c.txt"], { env }), "mv file");
   assertOk(await runCli(["mv", "dir", "moved/dir2"], { env }), "mv folder");
@@ -164,7 +152,7 @@ Deno.test("dfos mv renames a file and a folder prefix, and refuses an existing t
 
 Deno.test("mv out of the user's space, by .. or through a symbolic link, is refused", async () => {
   await using fx = await startServer();
-  await store(fx, "a.txt", new TextEncoder().encode("secret"));
+  await storeFile(fx, "a.txt", new TextEncoder().encode("secret"));
   const outside = join(fx.dir, "outside");
   await Deno.mkdir(outside);
   await Deno.writeTextFile(join(outside, "o.txt"), "outside");
@@ -196,7 +184,7 @@ Deno.test("mv out of the user's space, by .. or through a symbolic link, is refu
 Deno.test("dfos stat shows size and mtime, and with --sha256 the digest the server computes", async () => {
   await using fx = await startServer();
   const bytes = randomBytes(3 * 1024 * 1024 + 5);
-  await store(fx, "big.bin", bytes);
+  await storeFile(fx, "big.bin", bytes);
   const env = fx.envFor("alice");
   const plain = await runCli(["stat", "big.bin"], { env });
   assertOk(plain, "stat");
@@ -244,7 +232,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
 Deno.test("dfos get to /dev/null and to a FIFO writes to it directly", async () => {
   await using fx = await startServer();
   const bytes = randomBytes(200_000);
-  await store(fx, "f.bin", bytes);
+  await storeFile(fx, "f.bin", bytes);
   const env = fx.envFor("alice");
   assertOk(await runCli(["get", "f.bin", "/dev/null"], { env }), "get to /dev/null");
   const fifo = join(fx.local, "pipe");
@@ -298,7 +286,7 @@ async function onTerminal(args: string[], env: Record<string, string>, prompt: s
 
 Deno.test("dfos rm -r on a terminal says how many files and deletes only on yes", async () => {
   await using fx = await startServer();
-  for (const name of ["old/a", "old/deep/b", "keep"]) await store(fx, name, new Uint8Array([1]));
+  for (const name of ["old/a", "old/deep/b", "keep"]) await storeFile(fx, name, new Uint8Array([1]));
   const env = fx.envFor("alice");
   const no = await onTerminal(["rm", "-r", "old"], env, "[y/N]", "n");
   strictEqual(no.code, 0, no.screen);
@@ -311,7 +299,7 @@ Deno.test("dfos rm -r on a terminal says how many files and deletes only on yes"
 
 Deno.test("mv leaves file bytes alone but counts the folders it makes and removes against the quota", async () => {
   await using fx = await startServer({ quotaBytes: 3 * 4096, quotaEntries: 100 });
-  await store(fx, "a.txt", new Uint8Array(10));
+  await storeFile(fx, "a.txt", new Uint8Array(10));
   const client = await DfosClient.connect({ server: fx.address, user: "alice", password: USERS.alice });
   const put = (name: string) =>
     client.put(

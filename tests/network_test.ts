@@ -13,7 +13,7 @@
 
 import { match, ok, strictEqual } from "node:assert/strict";
 import { join } from "node:path";
-import { freePort, MAIN, runCli, waitFor } from "./_fixture.ts";
+import { freePort, MAIN, runCli, waitForPort } from "./_fixture.ts";
 
 /** Runs `ip ARGS`; throws with its error output when it fails. */
 async function ip(...args: string[]): Promise<void> {
@@ -109,18 +109,7 @@ async function startServe(flags: string[], lines: string) {
     await Deno.remove(dir, { recursive: true });
   };
   try {
-    await waitFor(
-      async () => {
-        try {
-          (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-          return true;
-        } catch {
-          return false;
-        }
-      },
-      "dfos serve to listen",
-      15_000,
-    );
+    await waitForPort(port, "dfos serve to listen", 15_000);
   } catch (error) {
     await stop();
     throw error;

@@ -29,6 +29,7 @@ import {
   startServer,
   USERS,
   waitFor,
+  waitForPort,
 } from "./_fixture.ts";
 import { concat, frameBytes, HELLO, once, Peer, rawFrame } from "./_peer.ts";
 
@@ -492,18 +493,7 @@ Deno.test("dfos serve --quota, --quota-files and --max-file-size, with suffixes,
   server.stdin.close();
   try {
     const env = { DFOS_SERVER: `127.0.0.1:${port}`, DFOS_USER: "alice", DFOS_PASSWORD: USERS.alice };
-    await waitFor(
-      async () => {
-        try {
-          (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-          return true;
-        } catch {
-          return false;
-        }
-      },
-      "the server to listen",
-      20_000,
-    );
+    await waitForPort(port, "the server to listen", 20_000);
     strictEqual((await runCli(["put", "-", "a.bin"], { env, stdin: randomBytes(4096) })).code, 0);
     const tooBig = await runCli(["put", "-", "b.bin"], { env, stdin: randomBytes(8193) });
     strictEqual(tooBig.code, 1, tooBig.stderr);
