@@ -44,7 +44,7 @@ export interface ListEntry {
  */
 export type Message =
   | { type: "hello"; protocol: "dfos"; version: number; agent: string; features?: string[] }
-  | { type: "welcome"; version: number; agent: string; mechanisms: string[] }
+  | { type: "welcome"; version: number; agent: string; mechanisms: string[]; features?: string[] }
   | { type: "auth"; mechanism: string; data: Uint8Array }
   | { type: "auth-continue"; data: Uint8Array }
   | { type: "auth-response"; data: Uint8Array }
@@ -55,6 +55,12 @@ export type Message =
   | { type: "list"; prefix: string; after: string }
   | { type: "move"; from: string; to: string }
   | { type: "stat"; name: string; digest: DigestAlgorithm | null }
+  | { type: "changes" }
+  | { type: "have"; keys: Uint8Array }
+  | { type: "assemble"; name: string; size: number; mtime: number; root: string; chunks: number }
+  | { type: "groups"; name: string }
+  | { type: "group-chunks"; name: string; version: string; first: number; count: number }
+  | { type: "read"; name: string; version: string; ranges: Uint8Array }
   | { type: "data"; chunk: Bytes }
   | { type: "end"; size: number; algorithm: DigestAlgorithm; digest: string }
   | { type: "abort"; reason: string }
@@ -63,6 +69,18 @@ export type Message =
   | { type: "listing"; entries: ListEntry[]; next: string | null }
   | { type: "moved"; from: string; to: string; files: number }
   | { type: "info"; name: string; size: number; mtime: number; digest: string | null }
+  | { type: "counter"; epoch: string; counter: number; mine: number }
+  | { type: "known"; bits: Uint8Array }
+  | {
+    type: "group-list";
+    name: string;
+    size: number;
+    mtime: number;
+    version: string;
+    root: string;
+    count: number;
+  }
+  | { type: "chunk-list"; count: number }
   | { type: "error"; code: StatusCode; message: string };
 
 /** A message's `type`. */
@@ -82,6 +100,12 @@ export const MESSAGE_CODES: Readonly<Record<MessageType, number>> = {
   "list": 0x13,
   "move": 0x14,
   "stat": 0x15,
+  "changes": 0x16,
+  "have": 0x17,
+  "assemble": 0x18,
+  "groups": 0x19,
+  "group-chunks": 0x1a,
+  "read": 0x1b,
   "data": 0x20,
   "end": 0x21,
   "abort": 0x22,
@@ -94,6 +118,10 @@ export const MESSAGE_CODES: Readonly<Record<MessageType, number>> = {
   "listing": 0x87,
   "moved": 0x88,
   "info": 0x89,
+  "counter": 0x8a,
+  "known": 0x8b,
+  "group-list": 0x8c,
+  "chunk-list": 0x8d,
 };
 
 /** The messages a client sends that the server answers. */
@@ -106,7 +134,13 @@ export type RequestType =
   | "delete"
   | "list"
   | "move"
-  | "stat";
+  | "stat"
+  | "changes"
+  | "have"
+  | "assemble"
+  | "groups"
+  | "group-chunks"
+  | "read";
 
 /** What a request may be answered with: {@linkcode REPLIES}. */
 export interface Replies {
@@ -136,6 +170,12 @@ export const REPLIES = {
   "list": { replies: ["listing"], errors: "any" },
   "move": { replies: ["moved"], errors: "any" },
   "stat": { replies: ["info"], errors: "any" },
+  "changes": { replies: ["counter"], errors: "any" },
+  "have": { replies: ["known"], errors: "any" },
+  "assemble": { replies: ["ok"], errors: "any" },
+  "groups": { replies: ["group-list"], errors: "any" },
+  "group-chunks": { replies: ["chunk-list"], errors: "any" },
+  "read": { replies: ["file"], errors: "any" },
 } as const satisfies Readonly<Record<RequestType, Replies>>;
 
 const TYPES_BY_CODE = new Map<number, MessageType>(
@@ -169,6 +209,12 @@ export const MESSAGE_FIELDS: Readonly<Record<Exclude<MessageType, "data">, Reado
   "list": { prefix: "string", after: "string" },
   "move": { from: "string", to: "string" },
   "stat": { name: "string", digest: "algorithm?" },
+  "changes": {},
+  "have": { keys: "bytes" },
+  "assemble": { name: "string", size: "size", mtime: "size", root: "string", chunks: "size" },
+  "groups": { name: "string" },
+  "group-chunks": { name: "string", version: "string", first: "size", count: "size" },
+  "read": { name: "string", version: "string", ranges: "bytes" },
   "end": { size: "size", algorithm: "algorithm", digest: "string" },
   "abort": { reason: "string" },
   "file": { name: "string", size: "size", mtime: "size" },
@@ -177,6 +223,10 @@ export const MESSAGE_FIELDS: Readonly<Record<Exclude<MessageType, "data">, Reado
   "moved": { from: "string", to: "string", files: "size" },
   "info": { name: "string", size: "size", mtime: "size", digest: "string?" },
   "error": { code: "code", message: "string" },
+  "counter": { epoch: "string", counter: "size", mine: "size" },
+  "known": { bits: "bytes" },
+  "group-list": { name: "string", size: "size", mtime: "size", version: "string", root: "string", count: "size" },
+  "chunk-list": { count: "size" },
 };
 
 /**
@@ -188,16 +238,29 @@ export const MESSAGE_FIELDS: Readonly<Record<Exclude<MessageType, "data">, Reado
  * - `hello.features`: `"held"`, the client understands `auth-ok.held`.
  * - `auth-ok.held`: milliseconds the server held this answer after failed
  *   logins from the client's address or on the user name (absent: not held).
+ * - `welcome.features`: sent to a client that listed `"chunks"`: the features
+ *   of that list the server has (today `"chunks"`: the chunk requests,
+ *   `changes` to `read`, docs/PROTOCOL.md "Chunks").
  */
 export const OPTIONAL_FIELDS: Readonly<
   Partial<Record<Exclude<MessageType, "data">, Readonly<Record<string, FieldKind>>>>
 > = {
   "hello": { features: "strings" },
   "auth-ok": { held: "size" },
+  "welcome": { features: "strings" },
 };
 
 /** The HELLO feature that asks for `auth-ok.held`. */
 export const FEATURE_HELD = "held";
+
+/** The HELLO feature that asks whether the server has the chunk requests; its WELCOME then lists it in `features`. */
+export const FEATURE_CHUNKS = "chunks";
+
+/** The most keys one HAVE may ask about (32 bytes each). */
+export const MAX_HAVE_KEYS = 1024;
+
+/** The most ranges one READ may ask for (12 bytes each). */
+export const MAX_READ_RANGES = 2048;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });

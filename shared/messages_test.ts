@@ -27,6 +27,12 @@ const SAMPLES: { [T in MessageType]: Extract<Message, { type: T }> } = {
   "list": { type: "list", prefix: "notes/", after: "notes/a.txt" },
   "move": { type: "move", from: "notes", to: "archive/notes" },
   "stat": { type: "stat", name: "a.txt", digest: null },
+  "changes": { type: "changes" },
+  "have": { type: "have", keys: new Uint8Array(64).fill(3) },
+  "assemble": { type: "assemble", name: "big.iso", size: 70_000, mtime: 5, root: "cd".repeat(32), chunks: 2 },
+  "groups": { type: "groups", name: "big.iso" },
+  "group-chunks": { type: "group-chunks", name: "big.iso", version: "v1", first: 3, count: 2 },
+  "read": { type: "read", name: "big.iso", version: "v1", ranges: new Uint8Array(24).fill(1) },
   "data": { type: "data", chunk: new Uint8Array([9, 8, 7, 6, 5]) },
   "end": { type: "end", size: 5, algorithm: "sha256", digest: "ab".repeat(32) },
   "abort": { type: "abort", reason: "Sender failed: disk on fire" },
@@ -40,6 +46,18 @@ const SAMPLES: { [T in MessageType]: Extract<Message, { type: T }> } = {
   "moved": { type: "moved", from: "notes", to: "archive/notes", files: 3 },
   "info": { type: "info", name: "a.txt", size: 3, mtime: 4, digest: "ab".repeat(32) },
   "error": { type: "error", code: Status.NOT_FOUND, message: 'Cannot find "x": no such file' },
+  "counter": { type: "counter", epoch: "e1", counter: 7, mine: 2 },
+  "known": { type: "known", bits: new Uint8Array([0x80]) },
+  "group-list": {
+    type: "group-list",
+    name: "big.iso",
+    size: 70_000,
+    mtime: 5,
+    version: "v1",
+    root: "cd".repeat(32),
+    count: 1,
+  },
+  "chunk-list": { type: "chunk-list", count: 2 },
 };
 
 /** A frame of message `type` whose payload is `json` as text (any text, valid or not). */
