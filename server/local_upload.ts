@@ -75,6 +75,8 @@ export class LocalUpload implements Upload {
   readonly #start: Start;
   #done = false;
   #resolveSettled: () => void = () => {};
+  /** Issue 12, being built (TODO(S1)). */
+  readonly written = 0;
 
   private constructor(door: Confinement, start: Start) {
     this.#door = door;
@@ -141,6 +143,11 @@ export class LocalUpload implements Upload {
       await this.abort();
       throw error;
     }
+  }
+
+  /** Issue 12, being built (TODO(S1)). */
+  keep(): Promise<void> {
+    return Promise.reject(new Error("not built yet"));
   }
 
   async abort(): Promise<void> {

@@ -94,18 +94,33 @@ export function footprint(size: number, blockSize: number): number {
 }
 
 /**
+ * A file's facts with its version: a string that changes whenever its content
+ * may have (LocalStorage: size, mtime and inode; S3: the ETag). The chunk
+ * requests name a version so that a file replaced meanwhile is noticed.
+ */
+export interface VersionedInfo extends FileInfo {
+  /** The version of the content these facts describe. */
+  version: string;
+}
+
+/**
  * A file opened for reading: a consistent snapshot, even if the name is
  * replaced meanwhile. S3: the HeadObject's ETag (or VersionId), and GetObject
- * with `If-Match` on it (a Range for `limit`).
+ * with `If-Match` on it (a Range for `limit`, or for `readRange`).
  */
 export interface ReadHandle {
-  /** The file's facts when it was opened. */
-  readonly info: FileInfo;
+  /** The file's facts when it was opened, with the version read. */
+  readonly info: VersionedInfo;
   /**
    * The file's bytes, at most `limit` of them, in large chunks, plain or
    * `PooledBytes` that the consumer releases (shared/pooled_bytes.ts).
    */
   read(limit?: number): AsyncIterable<Bytes>;
+  /**
+   * The `length` bytes from `offset`, as `read` gives them. Refuses
+   * (`BAD_REQUEST`) a range past the end of the file.
+   */
+  readRange(offset: number, length: number): AsyncIterable<Bytes>;
   /** Releases the file. Safe to call twice. */
   close(): void;
 }
@@ -136,10 +151,67 @@ export interface Upload {
   commit(options?: CommitOptions): Promise<FileInfo>;
   /** Drops the upload; the previous version, if any, stays. Safe after commit and twice. */
   abort(): Promise<void>;
+  /** Bytes written so far (those of a resumed upload included). */
+  readonly written: number;
+  /**
+   * Keeps the upload for a later try instead of dropping it: its bytes so far
+   * stay in the user's space, with `state` (the caller's record of them, at
+   * most 16 MiB), until {@linkcode Storage.resumeUpload} takes it up again or
+   * {@linkcode Storage.dropKept} drops it. Only an upload begun with `keep`
+   * can be kept. S3: the multipart upload stays open (its parts listed by
+   * ListParts), and `state` is an object beside it.
+   *
+   * @param state What the caller needs to continue (the chunk entries written so far).
+   */
+  keep(state: Uint8Array): Promise<void>;
+}
+
+/** Options for {@linkcode Storage.beginUpload}. */
+export interface BeginOptions {
+  /**
+   * Makes the upload one that can be kept ({@linkcode Upload.keep}): the key
+   * (the new content's root) under which it is kept with its name. Beginning
+   * a keepable upload of a name drops any kept upload of that name.
+   */
+  keep?: string;
+}
+
+/** An upload kept for a later try ({@linkcode Upload.keep}). */
+export interface KeptUpload {
+  /** The name it is to be stored under. */
+  name: string;
+  /** The key it was begun with. */
+  key: string;
+  /** Bytes kept. */
+  size: number;
+  /** The state kept with it. */
+  state: Uint8Array;
+  /** When it was last written or kept, milliseconds since the Unix epoch. */
+  updated: number;
+}
+
+/** A stored chunk list ({@linkcode Storage.readChunkList}). */
+export interface StoredChunkList {
+  /** The file's name. */
+  name: string;
+  /** The version of the file it was computed from. */
+  version: string;
+  /** The chunk entries (shared/chunk_list.ts). */
+  entries: Uint8Array;
+}
+
+/** A user's change counter ({@linkcode Storage.changes}). */
+export interface ChangeCounter {
+  /** The run of counting the counter belongs to; a new one when it was lost or may have missed a change. */
+  epoch: string;
+  /** Changes made to the user's files in this epoch. */
+  counter: number;
 }
 
 /** Options for {@linkcode Upload.commit}. */
 export interface CommitOptions {
+  /** The file's modification time, milliseconds since the Unix epoch (default: now). S3: object metadata. */
+  mtime?: number;
   /**
    * Called once, just before the upload replaces the file, with what the
    * commit changes besides the new file: the version it replaces, and the
@@ -191,7 +263,42 @@ export interface Storage {
    * are: a folder's, or one whose way runs through a file (`CONFLICT`), so
    * the client is told at once and the body is dropped unread.
    */
-  beginUpload(user: string, name: string): Promise<Upload>;
+  beginUpload(user: string, name: string, options?: BeginOptions): Promise<Upload>;
+  /**
+   * Takes up the upload kept under `name` and `key` again: the returned
+   * upload has its bytes so far (`written`), and goes on after them. Null when
+   * there is none (never kept, dropped, expired). S3: the multipart upload's
+   * id from the kept state, and ListParts.
+   */
+  resumeUpload(user: string, name: string, key: string): Promise<{ upload: Upload; state: Uint8Array } | null>;
+  /** The user's kept uploads. S3: ListMultipartUploads under `<user>/`, and their state objects. */
+  keptUploads(user: string): Promise<KeptUpload[]>;
+  /** Drops a kept upload; nothing when there is none. S3: AbortMultipartUpload. */
+  dropKept(user: string, name: string, key: string): Promise<void>;
+  /**
+   * Drops every user's kept uploads last written before `before` (ms since
+   * the epoch); returns how many. The server calls it from time to time
+   * (`--partial-ttl`).
+   */
+  sweepKept(before: number): Promise<number>;
+  /**
+   * The stored chunk list of `name`, or null when none is stored. It may be
+   * stale: its `version` says which content it describes. S3: the object
+   * `<user>/.dfos-chunks/<hash of name>`.
+   */
+  readChunkList(user: string, name: string): Promise<StoredChunkList | null>;
+  /** Stores the chunk list of `name`'s content of `version`, replacing any. It is metadata: not in the quota. */
+  writeChunkList(user: string, list: StoredChunkList): Promise<void>;
+  /** Every chunk list stored for the user, stale ones included. S3: ListObjectsV2 of `<user>/.dfos-chunks/`. */
+  chunkLists(user: string): AsyncIterable<StoredChunkList>;
+  /**
+   * The user's change counter: every upload committed, file removed and
+   * rename done by this storage adds one, after the change. It survives
+   * restarts; its epoch changes when it may have missed a change (it was
+   * lost, or the storage was not closed cleanly). S3: an object per user
+   * written with `If-Match` on its ETag.
+   */
+  changes(user: string): Promise<ChangeCounter>;
   /** Opens `name` for reading. S3: HeadObject, then GetObject on that version (see {@linkcode ReadHandle}). */
   openRead(user: string, name: string): Promise<ReadHandle>;
   /**
@@ -250,6 +357,10 @@ export interface Storage {
    * `<user>/`, page by page.
    */
   usage(user: string): Promise<Usage>;
-  /** Aborts every upload still in progress (at shutdown). S3: AbortMultipartUpload for each. */
+  /**
+   * Aborts every upload still in progress (at shutdown), but kept ones, and
+   * marks the storage closed cleanly (the change counters' epochs hold). S3:
+   * AbortMultipartUpload for each.
+   */
   abortUploads(): Promise<void>;
 }
