@@ -33,6 +33,7 @@ import { createHash } from "node:crypto";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { Chunker, type ChunkerOptions, type ChunkHash, chunkHashes } from "../shared/chunker.ts";
+import { fromHex, groupsOf as groupsOfEntries, toHex } from "../shared/chunk_list.ts";
 import { seededBytes } from "../tests/_common.ts";
 
 const MIB = 1 << 20;
@@ -41,8 +42,6 @@ const PIECE = MIB;
 const ENTRY_BYTES = 36;
 /** Bytes per chunk sent besides its content (a frame header and its index). */
 const CHUNK_HEADER_BYTES = 9;
-/** A chunk whose hash's first 16 bits are 0 mod this ends a group (two-level lists). */
-const GROUP_CHUNKS = 64;
 
 /** Views of `bytes` in 1 MiB pieces. */
 function* piecesOf(bytes: Uint8Array): Generator<Uint8Array> {
@@ -182,26 +181,10 @@ interface CdcDelta {
   twoLevel: number;
 }
 
-function endsGroup(chunk: ChunkHash): boolean {
-  return parseInt(chunk.sha256.slice(0, 4), 16) % GROUP_CHUNKS === 0;
-}
-
-/** The groups of a chunk list, each as the hash of its chunks' hashes with its chunk count. */
+/** The groups of a chunk list (shared/chunk_list.ts), each as its key in hex with its chunk count. */
 function groupsOf(chunks: ChunkHash[]): { key: string; count: number }[] {
-  const groups: { key: string; count: number }[] = [];
-  let hash = createHash("sha256");
-  let count = 0;
-  for (const chunk of chunks) {
-    hash.update(chunk.sha256);
-    count++;
-    if (endsGroup(chunk)) {
-      groups.push({ key: hash.digest("hex"), count });
-      hash = createHash("sha256");
-      count = 0;
-    }
-  }
-  if (count > 0) groups.push({ key: hash.digest("hex"), count });
-  return groups;
+  const entries = chunks.map((chunk) => ({ hash: fromHex(chunk.sha256)!, length: chunk.length }));
+  return groupsOfEntries(entries).map((group) => ({ key: toHex(group.key), count: group.chunks }));
 }
 
 function cdcDelta(before: ChunkHash[], after: ChunkHash[]): CdcDelta {
