@@ -23,7 +23,7 @@ import { DfosError, Status } from "../shared/status.ts";
 import { type ChunkIndex, type ChunkIndexes, type ChunkSource, SourceCheck } from "./chunk_index.ts";
 import { isConnectionLoss } from "./errors.ts";
 import type { Allowance, Quota } from "./quota.ts";
-import type { ReadHandle, Storage, Upload, VersionedInfo } from "./storage.ts";
+import type { FileInfo, ReadHandle, Storage, Upload, VersionedInfo } from "./storage.ts";
 
 /** What the server keeps for the chunk requests, shared by its sessions. */
 export interface ChunkState {
@@ -138,6 +138,7 @@ export async function assemble(
   const check = new SourceCheck(storage, user);
   const handles = new Map<string, ReadHandle>();
   let written = 0;
+  let committed: FileInfo;
   try {
     const decoder = new RecipeDecoder();
     const take = async (step: RecipeStep) => {
@@ -193,16 +194,7 @@ export async function assemble(
     }
     const info = await upload.commit({ admit: (change) => allowance.admit(change), mtime: message.mtime });
     allowance.committed();
-    const stored = await storage.stat(user, info.name) as VersionedInfo | null;
-    if (stored !== null && stored.version !== undefined) {
-      await storage.writeChunkList(user, {
-        name: info.name,
-        version: stored.version,
-        entries: encodeChunkEntries(entries),
-      });
-      index.add({ kind: "file", name: info.name, version: stored.version }, entries);
-    }
-    return { ...info, version: stored?.version ?? "" };
+    committed = info;
   } catch (error) {
     if (isConnectionLoss(error)) {
       // The connection broke in the middle of the recipe: keep what was written, checked, for the next try.
@@ -224,6 +216,27 @@ export async function assemble(
   } finally {
     for (const handle of handles.values()) handle.close();
   }
+  // Stored: its chunk list is metadata, and a failure to store it only means it is computed again when asked.
+  const stored = await committedVersion(storage, user, committed);
+  if (stored !== null) {
+    const list = { name: committed.name, version: stored.version, entries: encodeChunkEntries(entries) };
+    await storage.writeChunkList(user, list).catch(() => {});
+    index.add({ kind: "file", name: committed.name, version: stored.version }, entries);
+  }
+  return { ...committed, version: stored?.version ?? "" };
+}
+
+/**
+ * The committed file's facts with its version: the commit's own when the
+ * storage gives it, else a `stat` that still shows the committed size and
+ * mtime (null when another change came between: no chunk list is then stored
+ * for it, and the next `groups` computes it).
+ */
+async function committedVersion(storage: Storage, user: string, info: FileInfo): Promise<VersionedInfo | null> {
+  if (typeof (info as Partial<VersionedInfo>).version === "string") return info as VersionedInfo;
+  const stored = await storage.stat(user, info.name).catch(() => null) as VersionedInfo | null;
+  if (stored === null || typeof stored.version !== "string") return null;
+  return stored.size === info.size && stored.mtime === info.mtime ? stored : null;
 }
 
 /** The chunks a step names: a sent chunk's bytes and hash, or where the index says a known one is. */

@@ -164,6 +164,20 @@ export class ChunkIndexes {
     return index;
   }
 
+  /**
+   * Adds a file's chunk list to the user's index if it is built (else it is
+   * read with the others when it is).
+   *
+   * @param user The user.
+   * @param name The file.
+   * @param version The version the list describes.
+   * @param entries Its chunks.
+   */
+  async added(user: string, name: string, version: string, entries: readonly ChunkEntry[]): Promise<void> {
+    const index = this.#indexes.get(user);
+    if (index !== undefined) (await index).add({ kind: "file", name, version }, entries);
+  }
+
   async #build(user: string): Promise<ChunkIndex> {
     const index = new ChunkIndex();
     for await (const list of this.#storage.chunkLists(user)) {

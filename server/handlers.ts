@@ -324,12 +324,13 @@ const ROWS = {
     kinds: ["groups"],
     kind: () => "groups",
     subject: (message) => message.name,
-    async handle({ message, user, storage }) {
+    async handle({ message, user, storage, chunks }) {
       const handle = await storage.openRead(user, message.name);
       try {
         const entries = await chunkListOf(storage, user, handle);
         const groups = groupsOf(entries);
         const { name, size, mtime, version } = handle.info;
+        await chunks.indexes.added(user, name, version, entries); // its chunks can be copied from now on
         const bytes = encodeGroupEntries(groups);
         return {
           message: { type: "group-list", name, size, mtime, version, root: rootOf(entries), count: groups.length },
