@@ -30,7 +30,7 @@ import { FrameEncoderStream } from "../shared/frames.ts";
 import { encodeMessage, MAX_CONTROL_LENGTH, type MessageOf } from "../shared/messages.ts";
 import { MAX_NAME_BYTES } from "../shared/names.ts";
 import { bytesOf } from "../shared/pooled_bytes.ts";
-import { Status } from "../shared/status.ts";
+import { DfosError, Status } from "../shared/status.ts";
 import { PlainMechanism } from "./auth/plain.ts";
 import { ScramMechanism } from "./auth/scram.ts";
 import type { AuthMechanism } from "./auth/mechanism.ts";
@@ -388,7 +388,10 @@ export async function serve(options: ServeOptions): Promise<Server> {
         await chunks.holds.prune(storage);
         if (dropped > 0) log.info`Dropped ${dropped} kept uploads older than ${partialTtlMs / 1000} s`;
       } catch (error) {
-        log.error`Cannot sweep kept uploads: ${error}`;
+        // A storage without kept uploads (UNSUPPORTED) has nothing to sweep.
+        if (!(error instanceof DfosError && error.code === Status.UNSUPPORTED)) {
+          log.error`Cannot sweep kept uploads: ${error}`;
+        }
       }
     });
   };
