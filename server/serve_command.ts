@@ -300,7 +300,7 @@ const DURATION_UNITS: Record<string, number> = { "": 1000, s: 1000, m: 60_000, h
 
 /**
  * Reads a flag that is a duration: a number of seconds, or a number followed
- * by `s`, `m`, `h` or `d` ("90s", "30m", "24h"), more than 0.
+ * by `s`, `m`, `h` or `d` ("90s", "30m", "24h"), 1 s at least.
  *
  * @param value The flag's text, or undefined when absent.
  * @param flag The flag's name, for the message.
@@ -311,8 +311,10 @@ export function durationFlag(value: string | boolean | undefined, flag: string, 
   if (value === undefined) return fallbackMs;
   const match = typeof value === "string" ? /^(\d+(?:\.\d+)?)([smhd]?)$/.exec(value.trim()) : null;
   const ms = match === null ? NaN : Math.round(Number(match[1]) * DURATION_UNITS[match[2]]);
-  if (!Number.isSafeInteger(ms) || ms <= 0) {
-    throw new UsageError(`--${flag} takes a duration such as 90s, 30m or 24h (or seconds), not "${value}"`);
+  if (!Number.isSafeInteger(ms) || ms < 1000) {
+    throw new UsageError(
+      `--${flag} takes a duration of 1s or more, such as 90s, 30m or 24h (or seconds), not "${value}"`,
+    );
   }
   return ms;
 }

@@ -307,6 +307,8 @@ export const MAX_SWEEP_INTERVAL_MS = 10 * 60 * 1000;
 export async function serve(options: ServeOptions): Promise<Server> {
   const log = options.log ?? getLogger(["dfos", "server"]);
   const limits = checkLimits(options);
+  const partialTtlMs = options.partialTtlMs ?? DEFAULT_PARTIAL_TTL_MS;
+  if (!(partialTtlMs >= 1000)) throw new RangeError(`partialTtlMs must be at least 1000, not ${partialTtlMs}`);
   const hostname = options.hostname ?? DEFAULT_LISTEN_HOSTNAME;
   const port = options.port ?? DEFAULT_PORT;
   const tls = options.tls !== undefined;
@@ -379,7 +381,6 @@ export async function serve(options: ServeOptions): Promise<Server> {
     },
   };
   let stopping = false;
-  const partialTtlMs = options.partialTtlMs ?? DEFAULT_PARTIAL_TTL_MS;
   let sweeping: Promise<void> = Promise.resolve();
   const sweep = () => {
     sweeping = sweeping.then(async () => {
