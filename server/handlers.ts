@@ -432,8 +432,8 @@ export type RequestType = keyof typeof ROWS;
 /** A kind of operation the server counts and logs: one of a row's `kinds`. */
 export type OperationKind = (typeof ROWS)[RequestType]["kinds"][number];
 
-/** Every kind of operation, in the rows' order. */
-export const OPERATION_KINDS: readonly OperationKind[] = Object.values(ROWS).flatMap((row) => row.kinds);
+/** Every kind of operation, in the rows' order, each once (rows may share one: `groups` and `group-chunks`). */
+export const OPERATION_KINDS: readonly OperationKind[] = [...new Set(Object.values(ROWS).flatMap((row) => row.kinds))];
 
 /** Every request a logged-in client may send, and its handler. */
 export const HANDLERS: { readonly [T in RequestType]: HandlerRow<T> } = ROWS;
