@@ -66,6 +66,8 @@ async function have(peer: Peer, keys: Uint8Array[]): Promise<boolean[]> {
 interface Recipe {
   steps: Uint8Array[];
   dataBytes: number;
+  /** Group steps in it. */
+  groups: number;
 }
 
 /** A recipe of the chunks: group steps for known groups, chunk steps for known chunks, data for the rest. */
@@ -80,10 +82,12 @@ async function planRecipe(peer: Peer | null, chunks: Chunk[]): Promise<Recipe> {
     : await have(peer, chunks.map((chunk) => chunk.hash));
   const steps: Uint8Array[] = [];
   let dataBytes = 0;
+  let groupSteps = 0;
   let at = 0;
   groups.forEach((group, g) => {
     if (groupKnown[g]) {
       steps.push(groupStep(group.key));
+      groupSteps++;
     } else {
       for (let i = at; i < at + group.chunks; i++) {
         if (chunkKnown[i]) {
@@ -96,7 +100,7 @@ async function planRecipe(peer: Peer | null, chunks: Chunk[]): Promise<Recipe> {
     }
     at += group.chunks;
   });
-  return { steps, dataBytes };
+  return { steps, dataBytes, groups: groupSteps };
 }
 
 /** Sends an `assemble` of `bytes` under `name` with its recipe; returns the reply (OK or ERROR). */
@@ -198,6 +202,7 @@ Deno.test("have knows nothing of an empty store, then what an assemble stored; a
     const secondChunks = await chunksOf(second);
     const again = await planRecipe(peer, secondChunks);
     ok(again.dataBytes < second.length / 4, `sent ${again.dataBytes} of ${second.length} bytes`);
+    ok(again.groups > 0, "a group copied whole");
     deepStrictEqual(await assemble(peer, "two.bin", second, secondChunks, again.steps), {
       type: "ok",
       name: "two.bin",
