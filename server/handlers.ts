@@ -20,16 +20,31 @@ import {
   type DigestAlgorithm,
   type ListEntry,
   MAX_CONTROL_LENGTH,
+  MAX_HAVE_KEYS,
+  MAX_READ_RANGES,
   type Message,
   type MessageOf,
   type MessageType,
 } from "../shared/messages.ts";
+import {
+  bitsOf,
+  CHUNK_ENTRY_BYTES,
+  decodeRanges,
+  encodeChunkEntries,
+  encodeGroupEntries,
+  groupsOf,
+  rootOf,
+  splitKeys,
+} from "../shared/chunk_list.ts";
 import { createDigest } from "../shared/digest.ts";
 import { excerpt, nameProblem } from "../shared/names.ts";
 import { type Bytes, bytesOf, release } from "../shared/pooled_bytes.ts";
 import { DfosError, Status } from "../shared/status.ts";
+import { assemble, type ChunkState } from "./assemble.ts";
+import { SourceCheck } from "./chunk_index.ts";
+import { chunkListOf } from "./chunk_lists.ts";
 import type { Quota } from "./quota.ts";
-import type { Storage, Upload } from "./storage.ts";
+import type { ReadHandle, Storage, Upload, VersionedInfo } from "./storage.ts";
 
 /** What a handler is given. */
 export interface Request<T extends MessageType> {
@@ -47,6 +62,10 @@ export interface Request<T extends MessageType> {
   body: BodyReceiver | null;
   /** The server's limits. */
   limits: RequestLimits;
+  /** The chunk indexes and kept uploads' quota holds, shared by the server's sessions. */
+  chunks: ChunkState;
+  /** The session's own changes: a handler adds one for each change it made to the user's files (`changes.mine`). */
+  mine: { changes: number };
 }
 
 /** The server's limits, as the handlers apply them. */
@@ -123,7 +142,7 @@ const ROWS = {
     kinds: ["put"],
     kind: () => "put",
     subject: (message) => message.name,
-    async handle({ message, user, storage, body, limits }) {
+    async handle({ message, user, storage, body, limits, mine }) {
       const problem = nameProblem(message.name, limits.maxNameBytes);
       if (problem) throw new DfosError(Status.BAD_NAME, `Cannot use name "${excerpt(message.name)}": ${problem}`);
       // Refused at once, before any byte is taken, if the announced size does not fit.
@@ -146,6 +165,7 @@ const ROWS = {
         // The last check of the quota: the file actually replaced and the folders created, in the same step as the rename.
         const info = await upload.commit({ admit: (change) => allowance.admit(change) });
         allowance.committed();
+        mine.changes++;
         return { message: { type: "ok", name: info.name, size: info.size } };
       } catch (error) {
         allowance.release(); // at once: another upload of the user's may need the bytes before the file is gone
@@ -174,10 +194,11 @@ const ROWS = {
     kinds: ["rm"],
     kind: () => "rm",
     subject: (message) => message.name,
-    async handle({ message, user, storage, limits }) {
+    async handle({ message, user, storage, limits, mine }) {
       await limits.quota.ready(user); // the user's usage is counted before it changes
       const info = await storage.remove(user, message.name);
       limits.quota.removed(user, info);
+      mine.changes++;
       return { message: { type: "ok", name: info.name, size: info.size } };
     },
   },
@@ -210,12 +231,13 @@ const ROWS = {
     kinds: ["mv"],
     kind: () => "mv",
     subject: (message) => message.from,
-    async handle({ message, user, storage, limits }) {
+    async handle({ message, user, storage, limits, mine }) {
       await limits.quota.ready(user); // the user's usage is counted before it changes
       const moved = await storage.rename(user, message.from, message.to, {
         admit: (folders) => limits.quota.admitFolders(user, message.to, folders),
       });
       limits.quota.moved(user, moved);
+      mine.changes++;
       return { message: { type: "moved", from: moved.from, to: moved.to, files: moved.files } };
     },
   },
@@ -249,7 +271,160 @@ const ROWS = {
       }
     },
   },
+  changes: {
+    sends: false,
+    kinds: ["changes"],
+    kind: () => "changes",
+    subject: () => "",
+    async handle({ user, storage, mine }) {
+      const { epoch, counter } = await storage.changes(user);
+      return { message: { type: "counter", epoch, counter, mine: mine.changes } };
+    },
+  },
+  have: {
+    sends: false,
+    kinds: ["have"],
+    kind: () => "have",
+    subject: () => "",
+    async handle({ message, user, storage, chunks }) {
+      const keys = splitKeys(message.keys);
+      if (keys === null || keys.length === 0 || keys.length > MAX_HAVE_KEYS) {
+        throw new DfosError(Status.BAD_REQUEST, `Cannot look up chunks: 1 to ${MAX_HAVE_KEYS} keys of 32 bytes`);
+      }
+      const index = await chunks.indexes.of(user);
+      const check = new SourceCheck(storage, user);
+      const known: boolean[] = [];
+      for (const key of keys) {
+        const source = index.group(key)?.source ?? index.chunk(key);
+        known.push(source !== undefined && await check.current(source));
+      }
+      return { message: { type: "known", bits: bitsOf(known) } };
+    },
+  },
+  assemble: {
+    receives: () => ({ size: null, algorithm: "crc32" }),
+    sends: false,
+    kinds: ["push"],
+    kind: () => "push",
+    subject: (message) => message.name,
+    async handle({ message, user, storage, body, limits, chunks, mine }) {
+      const info = await assemble(message, body!, {
+        user,
+        storage,
+        quota: limits.quota,
+        maxNameBytes: limits.maxNameBytes,
+        ...chunks,
+      });
+      mine.changes++;
+      return { message: { type: "ok", name: info.name, size: info.size } };
+    },
+  },
+  groups: {
+    sends: true,
+    kinds: ["groups"],
+    kind: () => "groups",
+    subject: (message) => message.name,
+    async handle({ message, user, storage, chunks }) {
+      const handle = await storage.openRead(user, message.name);
+      try {
+        const entries = await chunkListOf(storage, user, handle);
+        const groups = groupsOf(entries);
+        const { name, size, mtime, version } = handle.info;
+        await chunks.indexes.added(user, name, version, entries); // its chunks can be copied from now on
+        const bytes = encodeGroupEntries(groups);
+        return {
+          message: { type: "group-list", name, size, mtime, version, root: rootOf(entries), count: groups.length },
+          body: bodyOf(bytes),
+        };
+      } finally {
+        handle.close();
+      }
+    },
+  },
+  "group-chunks": {
+    sends: true,
+    kinds: ["groups"],
+    kind: () => "groups",
+    subject: (message) => message.name,
+    async handle({ message, user, storage }) {
+      const handle = await openVersion(storage, user, message.name, message.version);
+      try {
+        const entries = await chunkListOf(storage, user, handle);
+        const groups = groupsOf(entries);
+        const { first, count } = message;
+        if (count < 1 || first + count > groups.length) {
+          throw new DfosError(
+            Status.BAD_REQUEST,
+            `Cannot list the chunks of "${excerpt(message.name)}": groups ${first} to ${first + count - 1} ` +
+              `of ${groups.length}`,
+          );
+        }
+        let from = 0;
+        for (let i = 0; i < first; i++) from += groups[i].chunks;
+        let to = from;
+        for (let i = first; i < first + count; i++) to += groups[i].chunks;
+        const bytes = encodeChunkEntries(entries.slice(from, to));
+        return { message: { type: "chunk-list", count: bytes.length / CHUNK_ENTRY_BYTES }, body: bodyOf(bytes) };
+      } finally {
+        handle.close();
+      }
+    },
+  },
+  read: {
+    sends: true,
+    kinds: ["read"],
+    kind: () => "read",
+    subject: (message) => message.name,
+    async handle({ message, user, storage }) {
+      const ranges = decodeRanges(message.ranges);
+      if (ranges === null || ranges.length === 0 || ranges.length > MAX_READ_RANGES) {
+        throw new DfosError(
+          Status.BAD_REQUEST,
+          `Cannot read "${excerpt(message.name)}": 1 to ${MAX_READ_RANGES} ranges of 12 bytes`,
+        );
+      }
+      const handle = await openVersion(storage, user, message.name, message.version);
+      let size = 0;
+      for (const range of ranges) {
+        if (range.offset + range.length > handle.info.size) {
+          handle.close();
+          throw new DfosError(
+            Status.BAD_REQUEST,
+            `Cannot read "${excerpt(message.name)}": the range ${range.offset}+${range.length} ` +
+              `is past its ${handle.info.size} bytes`,
+          );
+        }
+        size += range.length;
+      }
+      async function* chunks(): AsyncGenerator<Bytes> {
+        for (const range of ranges!) if (range.length > 0) yield* handle.readRange(range.offset, range.length);
+      }
+      const { name, mtime } = handle.info;
+      return {
+        message: { type: "file", name, size, mtime },
+        body: { chunks: chunks(), size, algorithm: "crc32", close: () => handle.close() },
+      };
+    },
+  },
 } as const satisfies { [T in MessageType]?: HandlerRow<T> };
+
+/** A reply body of bytes in hand. */
+function bodyOf(bytes: Uint8Array): OutgoingBody {
+  async function* chunks(): AsyncGenerator<Bytes> {
+    if (bytes.length > 0) yield bytes;
+  }
+  return { chunks: chunks(), size: bytes.length, algorithm: "crc32", close() {} };
+}
+
+/** Opens `name` for reading if its version is still `version`; `CONFLICT` "changed since" otherwise. */
+async function openVersion(storage: Storage, user: string, name: string, version: string): Promise<ReadHandle> {
+  const handle = await storage.openRead(user, name);
+  if ((handle.info as VersionedInfo).version !== version) {
+    handle.close();
+    throw new DfosError(Status.CONFLICT, `Cannot read "${excerpt(name)}": changed since version ${excerpt(version)}`);
+  }
+  return handle;
+}
 
 /** The requests a logged-in client may send: the rows' types. */
 export type RequestType = keyof typeof ROWS;
@@ -257,8 +432,8 @@ export type RequestType = keyof typeof ROWS;
 /** A kind of operation the server counts and logs: one of a row's `kinds`. */
 export type OperationKind = (typeof ROWS)[RequestType]["kinds"][number];
 
-/** Every kind of operation, in the rows' order. */
-export const OPERATION_KINDS: readonly OperationKind[] = Object.values(ROWS).flatMap((row) => row.kinds);
+/** Every kind of operation, in the rows' order, each once (rows may share one: `groups` and `group-chunks`). */
+export const OPERATION_KINDS: readonly OperationKind[] = [...new Set(Object.values(ROWS).flatMap((row) => row.kinds))];
 
 /** Every request a logged-in client may send, and its handler. */
 export const HANDLERS: { readonly [T in RequestType]: HandlerRow<T> } = ROWS;

@@ -37,6 +37,7 @@ import {
   DEFAULT_IDLE_TIMEOUT_MS,
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_OP_TIMEOUT_MS,
+  DEFAULT_PARTIAL_TTL_MS,
   DEFAULT_STATS_INTERVAL_MS,
   MIN_MAX_FRAME_BYTES,
   type RequestLimitOptions,
@@ -102,6 +103,8 @@ ROOT/<user>/ created on first login.
       --max-frame BYTES            the largest frame a client may send but file data, ${MIN_MAX_FRAME_BYTES} to ${MAX_CONTROL_LENGTH};
                                    before login, the largest of all (default ${MAX_CONTROL_LENGTH}). File data keeps
                                    the protocol's frames of 1 MiB
+      --partial-ttl DURATION       how long an interrupted push is kept for a resume after its last byte:
+                                   seconds, or with s, m, h or d (default 24h)
       --stats-interval SECONDS     time between two totals lines in the log (default ${SHOWN.stats}; 0: only at
                                    shutdown)
       --auth-free-failures N       failed logins from one address, or on one user name, answered at once
@@ -139,6 +142,7 @@ totals and exits 0. A second signal aborts everything at once.`,
     "idle-timeout": { type: "string" },
     "drain-timeout": { type: "string" },
     "stats-interval": { type: "string" },
+    "partial-ttl": { type: "string" },
     "op-timeout": { type: "string" },
     quota: { type: "string" },
     "quota-files": { type: "string" },
@@ -200,6 +204,7 @@ totals and exits 0. A second signal aborts everything at once.`,
         handshakeTimeoutMs,
         idleTimeoutMs,
         statsIntervalMs,
+        partialTtlMs: durationFlag(values["partial-ttl"], "partial-ttl", DEFAULT_PARTIAL_TTL_MS),
         ...limits,
         tls,
         loginThrottle: loginThrottleFlags(values),
@@ -288,6 +293,30 @@ function loginThrottleFlags(values: Record<string, string | boolean | undefined>
     ),
     lockoutMs: secondsFlag(values["auth-lockout"], "auth-lockout", DEFAULT_LOCKOUT_MS),
   };
+}
+
+/** Milliseconds per unit of {@linkcode durationFlag}. */
+const DURATION_UNITS: Record<string, number> = { "": 1000, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/**
+ * Reads a flag that is a duration: a number of seconds, or a number followed
+ * by `s`, `m`, `h` or `d` ("90s", "30m", "24h"), 1 s at least.
+ *
+ * @param value The flag's text, or undefined when absent.
+ * @param flag The flag's name, for the message.
+ * @param fallbackMs The value when absent.
+ * @returns Milliseconds.
+ */
+export function durationFlag(value: string | boolean | undefined, flag: string, fallbackMs: number): number {
+  if (value === undefined) return fallbackMs;
+  const match = typeof value === "string" ? /^(\d+(?:\.\d+)?)([smhd]?)$/.exec(value.trim()) : null;
+  const ms = match === null ? NaN : Math.round(Number(match[1]) * DURATION_UNITS[match[2]]);
+  if (!Number.isSafeInteger(ms) || ms < 1000) {
+    throw new UsageError(
+      `--${flag} takes a duration of 1s or more, such as 90s, 30m or 24h (or seconds), not "${value}"`,
+    );
+  }
+  return ms;
 }
 
 /** Reads the flags of the server's limits on requests: sizes, names, listing pages, the stall timeout. */

@@ -30,7 +30,7 @@ import { FrameEncoderStream } from "../shared/frames.ts";
 import { encodeMessage, MAX_CONTROL_LENGTH, type MessageOf } from "../shared/messages.ts";
 import { MAX_NAME_BYTES } from "../shared/names.ts";
 import { bytesOf } from "../shared/pooled_bytes.ts";
-import { Status } from "../shared/status.ts";
+import { DfosError, Status } from "../shared/status.ts";
 import { PlainMechanism } from "./auth/plain.ts";
 import { ScramMechanism } from "./auth/scram.ts";
 import type { AuthMechanism } from "./auth/mechanism.ts";
@@ -41,6 +41,8 @@ import type { LogCounters } from "./log_counters.ts";
 import { Quota } from "./quota.ts";
 import { Session } from "./session.ts";
 import { addressKey, DEFAULT_DELAY_MAX_MS, LoginThrottle, type LoginThrottleOptions } from "./throttle.ts";
+import { type ChunkState, KeptHolds } from "./assemble.ts";
+import { ChunkIndexes } from "./chunk_index.ts";
 import { ServerStats, TotalsReport } from "./stats.ts";
 import type { Storage } from "./storage.ts";
 import { UserFile } from "./users.ts";
@@ -221,6 +223,14 @@ export interface ServeOptions {
    */
   statsIntervalMs?: number;
   /**
+   * Milliseconds a kept upload (an `assemble` cut short) is kept after it was
+   * last written; swept at start-up and every quarter of it (at most every
+   * {@linkcode MAX_SWEEP_INTERVAL_MS}).
+   *
+   * @default {DEFAULT_PARTIAL_TTL_MS}
+   */
+  partialTtlMs?: number;
+  /**
    * What failed logins cost (`LoginThrottle`): free failures, the growing
    * delay of answers and its cap, the failures that lock an address out and
    * for how long. The cap is cut to half the handshake timeout, so that a
@@ -279,6 +289,12 @@ export interface Server {
   shutdown(options?: ShutdownOptions): Promise<void>;
 }
 
+/** How long a kept upload is kept by default: 24 hours. */
+export const DEFAULT_PARTIAL_TTL_MS = 24 * 60 * 60 * 1000;
+
+/** The longest time between two sweeps of kept uploads. */
+export const MAX_SWEEP_INTERVAL_MS = 10 * 60 * 1000;
+
 /**
  * Starts a server.
  *
@@ -291,6 +307,8 @@ export interface Server {
 export async function serve(options: ServeOptions): Promise<Server> {
   const log = options.log ?? getLogger(["dfos", "server"]);
   const limits = checkLimits(options);
+  const partialTtlMs = options.partialTtlMs ?? DEFAULT_PARTIAL_TTL_MS;
+  if (!(partialTtlMs >= 1000)) throw new RangeError(`partialTtlMs must be at least 1000, not ${partialTtlMs}`);
   const hostname = options.hostname ?? DEFAULT_LISTEN_HOSTNAME;
   const port = options.port ?? DEFAULT_PORT;
   const tls = options.tls !== undefined;
@@ -336,7 +354,9 @@ export async function serve(options: ServeOptions): Promise<Server> {
   const sessions = new Set<Session>();
   const running = new Set<Promise<void>>();
   const refusing = new Map<Deno.Conn, Promise<void>>();
+  const chunks: ChunkState = { indexes: new ChunkIndexes(storage), holds: new KeptHolds() };
   const context = {
+    chunks,
     storage,
     mechanisms,
     users,
@@ -361,6 +381,23 @@ export async function serve(options: ServeOptions): Promise<Server> {
     },
   };
   let stopping = false;
+  let sweeping: Promise<void> = Promise.resolve();
+  const sweep = () => {
+    sweeping = sweeping.then(async () => {
+      try {
+        const dropped = await storage.sweepKept(Date.now() - partialTtlMs);
+        await chunks.holds.prune(storage);
+        if (dropped > 0) log.info`Dropped ${dropped} kept uploads older than ${partialTtlMs / 1000} s`;
+      } catch (error) {
+        // A storage without kept uploads (UNSUPPORTED) has nothing to sweep.
+        if (!(error instanceof DfosError && error.code === Status.UNSUPPORTED)) {
+          log.error`Cannot sweep kept uploads: ${error}`;
+        }
+      }
+    });
+  };
+  sweep();
+  const sweepTimer = setInterval(sweep, Math.max(1, Math.min(partialTtlMs / 4, MAX_SWEEP_INTERVAL_MS)));
   const statsIntervalMs = options.statsIntervalMs ?? DEFAULT_STATS_INTERVAL_MS;
   const statsTimer = statsIntervalMs > 0
     ? setInterval(() => log.info`Totals: ${report.line()}`, statsIntervalMs)
@@ -420,8 +457,10 @@ export async function serve(options: ServeOptions): Promise<Server> {
     shuttingDown = (async () => {
       stopping = true;
       if (statsTimer !== null) clearInterval(statsTimer);
+      clearInterval(sweepTimer);
       listener.close();
       await accepting;
+      await sweeping;
       for (const conn of refusing.keys()) closeQuietly(conn);
       const drainMs = shutdownOptions.drainMs ?? 0;
       if (drainMs > 0 && sessions.size > 0) {

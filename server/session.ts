@@ -43,6 +43,7 @@ import type { Message, MessageOf } from "../shared/messages.ts";
 import { excerpt, printableName } from "../shared/names.ts";
 import { DfosError, Status, type StatusCode } from "../shared/status.ts";
 import { errorReply, isConnectionLoss, isTlsClientHello } from "./errors.ts";
+import type { ChunkState } from "./assemble.ts";
 import { HANDLERS, isRequest, type Reply, type RequestLimits, type RequestType } from "./handlers.ts";
 import { Login, type LoginContext } from "./login.ts";
 import { SessionClock } from "./session_clock.ts";
@@ -80,6 +81,8 @@ export interface SessionContext extends LoginContext {
   maxControlLength: number;
   /** The limits the request handlers apply: name length, listing page, quota, largest file. */
   limits: RequestLimits;
+  /** The chunk indexes and kept uploads' quota holds (the chunk requests). */
+  chunks: ChunkState;
 }
 
 /** Where a session is; see the module's documentation. */
@@ -134,6 +137,8 @@ export class Session {
   /** What the user's login was checked against: a request after it changed in the users file ends the session. */
   #credential = "";
   #operations = 0;
+  /** The changes this session made to the user's files (`changes.mine`). */
+  readonly #mine = { changes: 0 };
   #bytesIn = 0;
   #bytesOut = 0;
   /** Why the session ends, once something ended it; null while it runs, and for a client that hung up between requests. */
@@ -347,7 +352,15 @@ export class Session {
     this.#watch(() => serverWorking());
     let reply: Reply;
     try {
-      reply = await row.handle({ message, user: this.#user!, storage, body, limits });
+      reply = await row.handle({
+        message,
+        user: this.#user!,
+        storage,
+        body,
+        limits,
+        chunks: this.#context.chunks,
+        mine: this.#mine,
+      });
       if (row.sends !== (reply.body !== undefined)) {
         reply.body?.close();
         throw new Error(

@@ -1,0 +1,193 @@
+/**
+ * The per-user chunk index: for a chunk hash or a group key, where its bytes
+ * are — a stored file (name, version, offset, length) or a kept upload (its
+ * chunks can only be continued, by an `assemble` of that name and root). It
+ * is built lazily, on a user's first `have` or `assemble`, from the user's
+ * stored chunk lists (`Storage.chunkLists`) and kept uploads
+ * (`Storage.keptUploads`), and updated when an `assemble` commits or keeps.
+ *
+ * Entries may go stale (a file replaced, moved or deleted by `put`, `mv`,
+ * `rm`): each names the version it was seen in, and a source is checked
+ * against the file's current version before it is used; a copy re-checks the
+ * bytes' SHA-256 anyway (server/assemble.ts), so a stale or wrong entry can
+ * only cost a `NOT_FOUND`, never a wrong byte.
+ *
+ * Memory is bounded: at most {@linkcode MAX_INDEX_ENTRIES} chunk and group
+ * entries per user (past it, new ones are not indexed: the client then sends
+ * those bytes), and the indexes of at most {@linkcode MAX_INDEXED_USERS}
+ * users, the least recently used dropped first (and rebuilt when needed).
+ *
+ * @module
+ */
+import { type ChunkEntry, decodeChunkEntries, groupsOf, toHex } from "../shared/chunk_list.ts";
+import type { Storage, VersionedInfo } from "./storage.ts";
+
+/** Chunk and group entries at most in one user's index (about 200 bytes each: 256 Ki entries, some 50 MB). */
+export const MAX_INDEX_ENTRIES = 256 * 1024;
+
+/** Users whose indexes are kept in memory at once. */
+export const MAX_INDEXED_USERS = 8;
+
+/** Where a chunk's bytes are. */
+export type ChunkSource =
+  | { kind: "file"; name: string; version: string; offset: number; length: number }
+  | { kind: "kept"; name: string; key: string; offset: number; length: number };
+
+/** Where a group's chunks are: a file's version (or a kept upload) and the group's chunks. */
+export interface GroupSource {
+  /** Where the group's first chunk is; the others follow it. */
+  source: ChunkSource;
+  /** The group's chunks, in order. */
+  chunks: ChunkEntry[];
+}
+
+/** One user's index. */
+export class ChunkIndex {
+  readonly #chunks = new Map<string, ChunkSource>();
+  readonly #groups = new Map<string, GroupSource>();
+
+  /** Entries held (chunks and groups). */
+  get size(): number {
+    return this.#chunks.size + this.#groups.size;
+  }
+
+  /**
+   * Indexes a file's version (or a kept upload's chunks so far).
+   *
+   * @param where The file (name and version) or kept upload (name and key).
+   * @param entries Its chunks, in order.
+   */
+  add(
+    where: { kind: "file"; name: string; version: string } | { kind: "kept"; name: string; key: string },
+    entries: readonly ChunkEntry[],
+  ): void {
+    let offset = 0;
+    const starts: number[] = [];
+    for (const entry of entries) {
+      starts.push(offset);
+      if (this.size < MAX_INDEX_ENTRIES) {
+        this.#chunks.set(toHex(entry.hash), { ...where, offset, length: entry.length });
+      }
+      offset += entry.length;
+    }
+    if (where.kind !== "file") return; // a kept upload's groups may still grow
+    let at = 0;
+    for (const group of groupsOf(entries)) {
+      if (this.size < MAX_INDEX_ENTRIES) {
+        this.#groups.set(toHex(group.key), {
+          source: { ...where, offset: starts[at], length: group.bytes },
+          chunks: entries.slice(at, at + group.chunks),
+        });
+      }
+      at += group.chunks;
+    }
+  }
+
+  /** Where a chunk is, as last seen (check it is current before use), or undefined. */
+  chunk(hash: Uint8Array): ChunkSource | undefined {
+    return this.#chunks.get(toHex(hash));
+  }
+
+  /** Where a group is, as last seen (check it is current before use), or undefined. */
+  group(key: Uint8Array): GroupSource | undefined {
+    return this.#groups.get(toHex(key));
+  }
+
+  /** Forgets a source found stale. */
+  forget(key: Uint8Array): void {
+    const hex = toHex(key);
+    this.#chunks.delete(hex);
+    this.#groups.delete(hex);
+  }
+}
+
+/** Checks sources against the storage, remembering each file's current version (for one request). */
+export class SourceCheck {
+  readonly #versions = new Map<string, string | null>();
+  #keptList: Promise<Set<string>> | null = null;
+
+  /**
+   * @param storage Where the files are.
+   * @param user Whose.
+   */
+  constructor(readonly storage: Storage, readonly user: string) {}
+
+  /** True when the source is still there as indexed: the file's version current, the kept upload still kept. */
+  async current(source: ChunkSource): Promise<boolean> {
+    if (source.kind === "kept") {
+      this.#keptList ??= this.storage.keptUploads(this.user).then((kept) =>
+        new Set(kept.map((upload) => `${upload.name}\0${upload.key}`))
+      );
+      return (await this.#keptList).has(`${source.name}\0${source.key}`);
+    }
+    let version = this.#versions.get(source.name);
+    if (version === undefined) {
+      let info: VersionedInfo | null = null;
+      try {
+        info = await this.storage.stat(this.user, source.name) as VersionedInfo | null;
+      } catch {
+        info = null; // gone, or a folder now: not a source
+      }
+      version = info?.version ?? null;
+      this.#versions.set(source.name, version);
+    }
+    return version === source.version;
+  }
+}
+
+/** Every user's index, built on first use; see the module's documentation for its bounds. */
+export class ChunkIndexes {
+  readonly #storage: Storage;
+  readonly #indexes = new Map<string, Promise<ChunkIndex>>();
+
+  /** @param storage Where the users' files are. */
+  constructor(storage: Storage) {
+    this.#storage = storage;
+  }
+
+  /**
+   * The user's index, built from the stored chunk lists and kept uploads the first time.
+   *
+   * @param user The user.
+   */
+  of(user: string): Promise<ChunkIndex> {
+    let index = this.#indexes.get(user);
+    if (index !== undefined) {
+      this.#indexes.delete(user); // most recently used last
+      this.#indexes.set(user, index);
+      return index;
+    }
+    index = this.#build(user);
+    index.catch(() => this.#indexes.delete(user));
+    this.#indexes.set(user, index);
+    while (this.#indexes.size > MAX_INDEXED_USERS) this.#indexes.delete(this.#indexes.keys().next().value!);
+    return index;
+  }
+
+  /**
+   * Adds a file's chunk list to the user's index if it is built (else it is
+   * read with the others when it is).
+   *
+   * @param user The user.
+   * @param name The file.
+   * @param version The version the list describes.
+   * @param entries Its chunks.
+   */
+  async added(user: string, name: string, version: string, entries: readonly ChunkEntry[]): Promise<void> {
+    const index = this.#indexes.get(user);
+    if (index !== undefined) (await index).add({ kind: "file", name, version }, entries);
+  }
+
+  async #build(user: string): Promise<ChunkIndex> {
+    const index = new ChunkIndex();
+    for await (const list of this.#storage.chunkLists(user)) {
+      const entries = decodeChunkEntries(list.entries);
+      if (entries !== null) index.add({ kind: "file", name: list.name, version: list.version }, entries);
+    }
+    for (const kept of await this.#storage.keptUploads(user)) {
+      const entries = decodeChunkEntries(kept.state);
+      if (entries !== null) index.add({ kind: "kept", name: kept.name, key: kept.key }, entries);
+    }
+    return index;
+  }
+}
