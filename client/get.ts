@@ -26,7 +26,7 @@ interface Download {
 }
 
 /** Runs `get` once. */
-export async function run({ values, positionals }: ParsedArgs, { client, io }: CommandContext): Promise<void> {
+export async function run({ values, positionals }: ParsedArgs, { client, io, signal }: CommandContext): Promise<void> {
   const digest = values.verify ? "sha256" : "crc32";
   let downloads: Download[];
   let connection: DfosClient;
@@ -50,7 +50,7 @@ export async function run({ values, positionals }: ParsedArgs, { client, io }: C
     if (await resumable(connection, values, name, local)) {
       const progress = new Progress(name, null);
       try {
-        await downloadFile(connection, name, local, { onProgress: (bytes) => progress.update(bytes) });
+        await downloadFile(connection, name, local, { signal, onProgress: (bytes) => progress.update(bytes) });
       } finally {
         progress.done();
       }
