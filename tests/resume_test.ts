@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { seededBytes } from "./_common.ts";
 import { connect, type Fixture, runCli, sha256, spawnCli, startServer, storeFile, waitFor } from "./_fixture.ts";
 import { partialPath } from "../client/chunk_download.ts";
+import { localChunkList } from "../client/local_chunks.ts";
 
 const MiB = 1024 * 1024;
 
@@ -134,15 +135,15 @@ async function killPartWay(fx: Fixture, args: string[], ready: () => Promise<boo
   ok(code !== 0, "the client was killed, not done");
 }
 
-/** Files in alice's kept uploads (the server's record of an interrupted assemble). */
-async function keptUploads(fx: Fixture): Promise<number> {
-  let count = 0;
+/** True once the server knows (HAVE) the first chunk of the local file: it kept what an interrupted upload sent. */
+async function serverHasStart(fx: Fixture, path: string): Promise<boolean> {
+  const { entries } = await localChunkList(path);
+  const client = await connect({ address: fx.address });
   try {
-    for await (const _ of Deno.readDir(join(fx.root, "alice", ".dfos-kept"))) count++;
-  } catch {
-    // none yet
+    return (await client.have([entries[0].hash]))[0];
+  } finally {
+    await client.close();
   }
-  return count;
 }
 
 Deno.test("put --resume killed part-way: the next try sends only the rest, and the file arrives whole", async () => {
@@ -151,7 +152,11 @@ Deno.test("put --resume killed part-way: the next try sends only the rest, and t
     await Deno.writeFile(join(fx.local, "big.bin"), bytes);
     proxy.gate = { direction: "up", after: 12 * MiB };
     await killPartWay(fx, ["put", "--resume", "big.bin"], () => proxy.up >= 12 * MiB);
-    await waitFor(async () => await keptUploads(fx) > 0, "the server to keep the interrupted upload", 20_000);
+    await waitFor(
+      () => serverHasStart(fx, join(fx.local, "big.bin")),
+      "the server to keep the interrupted upload",
+      20_000,
+    );
     proxy.reset();
     await cli(fx, proxy, ["put", "--resume", "big.bin"]);
     strictEqual(await stored(fx, "big.bin"), sha256(bytes));
@@ -166,7 +171,11 @@ Deno.test("put --resume of a source changed between tries stores the new content
     await Deno.writeFile(join(fx.local, "big.bin"), first);
     proxy.gate = { direction: "up", after: 12 * MiB };
     await killPartWay(fx, ["put", "--resume", "big.bin"], () => proxy.up >= 12 * MiB);
-    await waitFor(async () => await keptUploads(fx) > 0, "the server to keep the interrupted upload", 20_000);
+    await waitFor(
+      () => serverHasStart(fx, join(fx.local, "big.bin")),
+      "the server to keep the interrupted upload",
+      20_000,
+    );
     const second = first.slice();
     second.set(seededBytes(MiB, 3), 2 * MiB); // inside the part already sent
     second.set(seededBytes(MiB, 4), 20 * MiB); // and in the rest
