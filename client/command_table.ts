@@ -84,6 +84,28 @@ export const VERIFY_USAGE =
   "      --verify             check the body end to end with SHA-256 (default: CRC-32, which catches\n" +
   "                           truncation and corruption at almost no cost)";
 
+/** Files of at least this many bytes move with `--resume` unless `--no-resume` (64 MiB). */
+export const RESUME_FROM_BYTES = 64 * 1024 * 1024;
+
+/** The flags of `put` and `get` that choose a resumable transfer (docs/PROTOCOL.md, "Chunks"). */
+export const RESUME_OPTION: ParseArgsOptionsConfig = {
+  "resume": { type: "boolean" },
+  "no-resume": { type: "boolean" },
+};
+
+/**
+ * Whether a transfer of `size` bytes is resumable: `--resume`, or at least
+ * {@linkcode RESUME_FROM_BYTES} without `--no-resume`.
+ *
+ * @param values The parsed flags.
+ * @param size The file's size, or null when unknown.
+ * @returns True to move it by chunks.
+ */
+export function wantsResume(values: Record<string, unknown>, size: number | null): boolean {
+  if (values["no-resume"]) return false;
+  return values.resume === true || (size !== null && size >= RESUME_FROM_BYTES);
+}
+
 /** The usage lines for {@linkcode CLIENT_OPTIONS}. */
 export const CLIENT_OPTIONS_USAGE = `Connection:
   -s, --server HOST:PORT   server address (env DFOS_SERVER, default ${DEFAULT_SERVER})
@@ -122,9 +144,14 @@ replaces any previous version at once, and only once it has arrived whole.
 Every file is tried; the exit code is the first failure's.
 
       --as REMOTE          store the one LOCAL as REMOTE, whatever exists locally
+      --resume             send only the chunks the server lacks: what an interrupted put
+                           (killed, connection lost) already sent, an older version, a copy;
+                           the mtime goes with the file (on by default from 64 MiB; needs a
+                           server with chunks, else a plain put)
+      --no-resume          send the whole file, whatever its size
 ${VERIFY_USAGE}
 ${CLIENT_OPTIONS_USAGE}`,
-    options: { ...CLIENT_OPTIONS, ...VERIFY_OPTION, as: { type: "string" } },
+    options: { ...CLIENT_OPTIONS, ...VERIFY_OPTION, ...RESUME_OPTION, as: { type: "string" } },
     load: () => import("./put.ts"),
   },
   get: {
@@ -153,6 +180,11 @@ is the first failure's.
 
   -r, --recursive          download the files under a remote folder
   -f, --force              replace existing local files without asking
+      --resume             fetch only the chunks not already here: in the partial
+                           ".NAME.dfos-partial" an interrupted get left beside LOCAL (kept on
+                           interrupt), or in LOCAL's old version; the server's mtime is set
+                           (on by default from 64 MiB; needs a server with chunks, else a plain get)
+      --no-resume          fetch the whole file, whatever its size
 ${VERIFY_USAGE}
 ${CLIENT_OPTIONS_USAGE}`,
     options: {
@@ -160,6 +192,7 @@ ${CLIENT_OPTIONS_USAGE}`,
       ...VERIFY_OPTION,
       recursive: { type: "boolean", short: "r" },
       force: { type: "boolean", short: "f" },
+      ...RESUME_OPTION,
     },
     load: () => import("./get.ts"),
   },

@@ -19,9 +19,22 @@ import { Channel } from "../shared/channel.ts";
 import { closeQuietly } from "../shared/close_quietly.ts";
 import { AGENT, DEFAULT_PORT } from "../shared/defaults.ts";
 import {
+  type ByteRange,
+  type ChunkEntry,
+  decodeChunkEntries,
+  decodeGroupEntries,
+  encodeRanges,
+  type GroupEntry,
+  isSet,
+  joinKeys,
+} from "../shared/chunk_list.ts";
+import {
   type DigestAlgorithm,
+  FEATURE_CHUNKS,
   FEATURE_HELD,
   type ListEntry,
+  MAX_HAVE_KEYS,
+  MAX_READ_RANGES,
   type MessageOf,
   PROTOCOL_VERSION,
   REPLIES,
@@ -147,13 +160,22 @@ export class DfosClient {
   readonly serverAgent: string;
   /** True when the connection is TLS. */
   readonly tls: boolean;
+  /** True when the server's WELCOME listed "chunks": it answers the chunk requests (docs/PROTOCOL.md, "Chunks"). */
+  readonly chunks: boolean;
   readonly #channel: Channel;
 
-  private constructor(channel: Channel, user: string, serverAgent: string, tls: boolean) {
+  private constructor(channel: Channel, user: string, serverAgent: string, tls: boolean, chunks: boolean) {
     this.#channel = channel;
     this.user = user;
     this.serverAgent = serverAgent;
     this.tls = tls;
+    this.chunks = chunks;
+  }
+
+  /** Bytes of frames on this connection so far, both ways. */
+  get traffic(): { sent: number; received: number } {
+    const { sent, received } = this.#channel.traffic;
+    return { sent, received };
   }
 
   /**
@@ -207,13 +229,14 @@ export class DfosClient {
         protocol: "dfos",
         version: PROTOCOL_VERSION,
         agent: AGENT,
-        features: [FEATURE_HELD],
+        features: [FEATURE_HELD, FEATURE_CHUNKS],
       });
       const welcome = await channel.expect(...REPLIES.hello.replies).catch((error) => {
         throw tls === null && channel.broken ? notDfos(error) : error;
       });
       const user = await logIn(channel, welcome.mechanisms, { ...options, password }, tls !== null);
-      return new DfosClient(channel, user, welcome.agent, tls !== null);
+      const chunks = welcome.features?.includes(FEATURE_CHUNKS) ?? false;
+      return new DfosClient(channel, user, welcome.agent, tls !== null, chunks);
     } catch (error) {
       channel.abort();
       throw error;
@@ -334,6 +357,165 @@ export class DfosClient {
       if (page.next === null) return;
       after = page.next;
     }
+  }
+
+  /**
+   * The user's change counter (CHANGES).
+   *
+   * @returns The epoch it counts in, the counter, and the changes this session made.
+   */
+  async changes(): Promise<{ epoch: string; counter: number; mine: number }> {
+    await this.#channel.send({ type: "changes" });
+    const { epoch, counter, mine } = await this.#channel.expect(...REPLIES.changes.replies);
+    return { epoch, counter, mine };
+  }
+
+  /**
+   * Asks which chunk hashes or group keys the server can copy (HAVE), in
+   * batches of {@linkcode MAX_HAVE_KEYS}.
+   *
+   * @param keys Hashes or keys, 32 bytes each, any number.
+   * @returns One flag per key: true when the server has it.
+   */
+  async have(keys: readonly Uint8Array[]): Promise<boolean[]> {
+    const known: boolean[] = [];
+    for (let from = 0; from < keys.length; from += MAX_HAVE_KEYS) {
+      const batch = keys.slice(from, from + MAX_HAVE_KEYS);
+      await this.#channel.send({ type: "have", keys: joinKeys(batch) });
+      const { bits } = await this.#channel.expect(...REPLIES.have.replies);
+      if (bits.length !== Math.ceil(batch.length / 8)) {
+        throw new DfosError(
+          Status.BAD_REQUEST,
+          `Server answered HAVE of ${batch.length} keys with ${bits.length} bytes`,
+        );
+      }
+      batch.forEach((_, i) => known.push(isSet(bits, i)));
+    }
+    return known;
+  }
+
+  /**
+   * A file's group list (GROUPS).
+   *
+   * @param name The remote name.
+   * @returns Its size, mtime, version, root and groups.
+   */
+  async groups(
+    name: string,
+  ): Promise<{ size: number; mtime: number; version: string; root: string; groups: GroupEntry[] }> {
+    await this.#channel.send({ type: "groups", name });
+    const list = await this.#channel.expect(...REPLIES.groups.replies);
+    const bytes = await this.#readEntries(`the group list of "${name}"`);
+    const groups = decodeGroupEntries(bytes);
+    if (groups === null || groups.length !== list.count) {
+      throw new DfosError(Status.BAD_REQUEST, `Server sent a malformed group list of "${name}"`);
+    }
+    return { size: list.size, mtime: list.mtime, version: list.version, root: list.root, groups };
+  }
+
+  /**
+   * The chunk entries of groups `first` to `first + count - 1` of a version (GROUP-CHUNKS).
+   *
+   * @param name The remote name.
+   * @param version The version from {@linkcode DfosClient.groups}.
+   * @param first The first group's index.
+   * @param count How many groups.
+   * @returns Their chunks, in order.
+   * @throws {DfosError} `CONFLICT` when the version is no longer current.
+   */
+  async groupChunks(name: string, version: string, first: number, count: number): Promise<ChunkEntry[]> {
+    await this.#channel.send({ type: "group-chunks", name, version, first, count });
+    const list = await this.#channel.expect(...REPLIES["group-chunks"].replies);
+    const chunks = decodeChunkEntries(await this.#readEntries(`the chunk list of "${name}"`));
+    if (chunks === null || chunks.length !== list.count) {
+      throw new DfosError(Status.BAD_REQUEST, `Server sent a malformed chunk list of "${name}"`);
+    }
+    return chunks;
+  }
+
+  /**
+   * Reads byte ranges of a version (READ): at most {@linkcode MAX_READ_RANGES}
+   * at once. Iterate the body's `pieces()` or `chunks()` whole before the next request.
+   *
+   * @param name The remote name.
+   * @param version The version from {@linkcode DfosClient.groups}.
+   * @param ranges The ranges, 1 to {@linkcode MAX_READ_RANGES}.
+   * @returns The FILE reply (size: the ranges' total) and the body of their bytes.
+   */
+  async read(name: string, version: string, ranges: readonly ByteRange[], options: GetOptions = {}): Promise<Download> {
+    if (ranges.length === 0 || ranges.length > MAX_READ_RANGES) {
+      throw new RangeError(`READ takes 1 to ${MAX_READ_RANGES} ranges, not ${ranges.length}`);
+    }
+    await this.#channel.send({ type: "read", name, version, ranges: encodeRanges(ranges) });
+    const file = await this.#channel.expect(...REPLIES.read.replies);
+    const total = ranges.reduce((sum, range) => sum + range.length, 0);
+    if (file.size !== total) {
+      throw new DfosError(Status.BAD_REQUEST, `Server announced ${file.size} bytes for ranges of ${total}`);
+    }
+    const body = new BodyReceiver(this.#channel, {
+      expectedSize: total,
+      algorithm: "crc32",
+      onProgress: options.onProgress,
+    });
+    return { file, body };
+  }
+
+  /**
+   * Stores a file from a recipe (ASSEMBLE): the steps go as the body, which
+   * ends with ABORT when `signal` aborts or the steps fail.
+   *
+   * @param file The new file's name, size, mtime, root and chunk count.
+   * @param steps The recipe's bytes, in pieces.
+   * @param options Progress (bytes of the recipe sent) and a stop signal.
+   * @returns The stored size.
+   * @throws {DfosError} `NOT_FOUND` when a step named what the server cannot find.
+   */
+  async assemble(
+    file: { name: string; size: number; mtime: number; root: string; chunks: number },
+    steps: AsyncIterable<Bytes>,
+    options: { onProgress?: (bytes: number) => void; signal?: AbortSignal } = {},
+  ): Promise<{ name: string; size: number }> {
+    const channel = this.#channel;
+    await channel.send({ type: "assemble", ...file }, { more: true });
+    const refused = new AbortController();
+    const reply = channel.expect(...REPLIES.assemble.replies);
+    reply.then(() => refused.abort(), (error) => refused.abort(error));
+    try {
+      const stop = options.signal === undefined ? refused.signal : AbortSignal.any([refused.signal, options.signal]);
+      await sendBody(channel, stopOnAbort(steps, stop), { algorithm: "crc32", onProgress: options.onProgress });
+    } catch (error) {
+      if (refused.signal.aborted && !options.signal?.aborted) await reply;
+      reply.catch(() => {});
+      throw error;
+    }
+    const ok = await reply;
+    if (ok.size !== file.size) {
+      throw new DfosError(Status.INTEGRITY, `Server stored ${ok.size} bytes of "${file.name}", ${file.size} were sent`);
+    }
+    return { name: ok.name, size: ok.size };
+  }
+
+  /** Reads a body of entries whole (a group or chunk list; small). */
+  async #readEntries(what: string): Promise<Uint8Array> {
+    const body = new BodyReceiver(this.#channel, { algorithm: "crc32" });
+    const parts: Uint8Array[] = [];
+    let length = 0;
+    try {
+      for await (const piece of body.chunks()) {
+        parts.push(piece);
+        length += piece.length;
+      }
+    } catch (error) {
+      if (error instanceof DfosError) throw error;
+      throw new DfosError(Status.BAD_REQUEST, `Cannot read ${what}: ${(error as Error).message}`);
+    }
+    const bytes = new Uint8Array(length);
+    let at = 0;
+    for (const part of parts) {
+      bytes.set(part, at);
+      at += part.length;
+    }
+    return bytes;
   }
 
   /** Closes the connection. */

@@ -11,7 +11,8 @@ import { isAbsolute, join } from "node:path";
 import { type ParsedArgs, UsageError } from "../shared/cli.ts";
 import { nameProblem, printableName } from "../shared/names.ts";
 import { DfosError, Status } from "../shared/status.ts";
-import type { CommandContext, CommandIo } from "./command_table.ts";
+import { downloadFile } from "./chunk_download.ts";
+import { type CommandContext, type CommandIo, wantsResume } from "./command_table.ts";
 import type { DfosClient } from "./connection.ts";
 import { openLocalTarget } from "./download.ts";
 import { Progress } from "./progress.ts";
@@ -25,7 +26,7 @@ interface Download {
 }
 
 /** Runs `get` once. */
-export async function run({ values, positionals }: ParsedArgs, { client, io }: CommandContext): Promise<void> {
+export async function run({ values, positionals }: ParsedArgs, { client, io, signal }: CommandContext): Promise<void> {
   const digest = values.verify ? "sha256" : "crc32";
   let downloads: Download[];
   let connection: DfosClient;
@@ -46,6 +47,15 @@ export async function run({ values, positionals }: ParsedArgs, { client, io }: C
     connection = await client();
   }
   await runEach("get", downloads, io, async ({ name, local }) => {
+    if (await resumable(connection, values, name, local)) {
+      const progress = new Progress(name, null);
+      try {
+        await downloadFile(connection, name, local, { signal, onProgress: (bytes) => progress.update(bytes) });
+      } finally {
+        progress.done();
+      }
+      return;
+    }
     const target = await openLocalTarget(local, io);
     try {
       const progress = new Progress(name, null);
@@ -60,6 +70,25 @@ export async function run({ values, positionals }: ParsedArgs, { client, io }: C
       await target.close();
     }
   }, { label: (download) => download.name, failed: "files could not be downloaded" });
+}
+
+/**
+ * Whether a download goes by chunks: to a regular file (or none yet), with
+ * `--resume`, or from 64 MiB (asked with STAT) without `--no-resume`.
+ */
+async function resumable(
+  client: DfosClient,
+  values: Record<string, unknown>,
+  name: string,
+  local: string,
+): Promise<boolean> {
+  if (local === "-" || values["no-resume"]) return false;
+  const info = await Deno.stat(local).catch(() => null);
+  if (info !== null && !info.isFile) return false;
+  if (values.resume) return true;
+  if (!client.chunks) return false;
+  const size = await client.stat(name).then((found) => found.size, () => null);
+  return wantsResume(values, size);
 }
 
 /**

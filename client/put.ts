@@ -9,7 +9,8 @@
 
 import { type ParsedArgs, UsageError } from "../shared/cli.ts";
 import { fileChunks } from "../shared/file_chunks.ts";
-import type { CommandContext } from "./command_table.ts";
+import { uploadFile } from "./chunk_upload.ts";
+import { type CommandContext, wantsResume } from "./command_table.ts";
 import { Progress } from "./progress.ts";
 import { baseName, remoteName } from "./remote_name.ts";
 import { runEach } from "./run_each.ts";
@@ -26,6 +27,19 @@ export async function run({ values, positionals }: ParsedArgs, { client, io, sig
   const uploads = await plan(positionals, values.as as string | undefined);
   const connection = await client();
   await runEach("put", uploads, io, async ({ local, name, size }) => {
+    if (local !== "-" && wantsResume(values, size)) {
+      const progress = new Progress(name, size);
+      try {
+        const mtime = (await Deno.stat(local)).mtime?.getTime() ?? Date.now();
+        await uploadFile(connection, { path: local, size: size ?? 0, mtime }, name, {
+          signal,
+          onProgress: (bytes) => progress.update(bytes),
+        });
+      } finally {
+        progress.done();
+      }
+      return;
+    }
     let source: Deno.FsFile | typeof Deno.stdin = Deno.stdin;
     if (local !== "-") {
       source = await Deno.open(local, { read: true }).catch((error) => {

@@ -1,0 +1,284 @@
+/**
+ * `downloadFile()`: fetches a remote file so that only what is not already
+ * beside the target crosses the wire (`get --resume`, `pull`;
+ * docs/PROTOCOL.md, "Chunks").
+ *
+ * The new file is built in order in its partial file beside the target,
+ * `.NAME.dfos-partial` ({@linkcode partialPath}): the chunks it already holds
+ * that start the server's list are kept, the rest come from the target's old
+ * version (copied and re-hashed) or from the server (READ, ranges merged where
+ * adjacent). Every chunk's SHA-256 is checked before it is written, so the
+ * partial is always a verified prefix; once whole its root is the server's,
+ * its mtime is set to the server's and it is renamed over the target. An
+ * interrupted download leaves the partial for the next try; a version that
+ * changes mid-way (`CONFLICT`) starts the file over once.
+ *
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+import { basename, dirname, join } from "node:path";
+import { type ByteRange, type ChunkEntry, groupsOf, rootOf, toHex } from "../shared/chunk_list.ts";
+import { MAX_READ_RANGES } from "../shared/messages.ts";
+import { bytesOf, release } from "../shared/pooled_bytes.ts";
+import { DfosError, Status } from "../shared/status.ts";
+import type { FileTransfer, TransferOptions } from "./chunk_upload.ts";
+import type { DfosClient } from "./connection.ts";
+import { type LocalChunk, localChunks, readAt } from "./local_chunks.ts";
+
+/** The most bytes one READ asks for: the partial grows by at most this between checks of the signal. */
+const READ_BATCH_BYTES = 8 * 1024 * 1024;
+
+/**
+ * The partial file of a resumable download to `path`: hidden, beside it.
+ *
+ * @param path The target.
+ * @returns `DIR/.NAME.dfos-partial`.
+ */
+export function partialPath(path: string): string {
+  return join(dirname(path), `.${basename(path)}.dfos-partial`);
+}
+
+/**
+ * Downloads `name` to `path`, fetching only the chunks not already in the
+ * partial or the old `path`. Against a server without the chunk requests it
+ * is a plain get (through the partial too).
+ *
+ * @param client A logged-in client.
+ * @param name The remote name.
+ * @param path The local file (a regular file or none).
+ * @param options Progress and a stop signal.
+ * @returns What it took, and the server's mtime (ms).
+ */
+export async function downloadFile(
+  client: DfosClient,
+  name: string,
+  path: string,
+  options: TransferOptions = {},
+): Promise<FileTransfer & { mtime: number }> {
+  if (!client.chunks) return await plainGet(client, name, path, options);
+  try {
+    return await downloadOnce(client, name, path, options);
+  } catch (error) {
+    if (!(error instanceof DfosError) || error.code !== Status.CONFLICT || options.signal?.aborted) throw error;
+    return await downloadOnce(client, name, path, options);
+  }
+}
+
+async function downloadOnce(
+  client: DfosClient,
+  name: string,
+  path: string,
+  options: TransferOptions,
+): Promise<FileTransfer & { mtime: number }> {
+  const remote = await client.groups(name);
+  const old = await regularFile(path) ? await localChunks(path) : null;
+  const chunks = await serverChunks(client, name, remote, old?.chunks ?? []);
+  if (rootOf(chunks) !== remote.root || chunks.reduce((sum, chunk) => sum + chunk.length, 0) !== remote.size) {
+    throw new DfosError(Status.INTEGRITY, `Cannot download "${name}": the server's chunk list does not match its root`);
+  }
+  const partial = partialPath(path);
+  const kept = await regularFile(partial) ? await localChunks(partial) : null;
+  let prefix = 0;
+  let done = 0;
+  while (
+    kept !== null && prefix < kept.chunks.length && prefix < chunks.length &&
+    sameChunk(kept.chunks[prefix], chunks[prefix])
+  ) {
+    done += chunks[prefix].length;
+    prefix++;
+  }
+  const resumedBytes = done;
+  const oldByHash = new Map<string, LocalChunk>();
+  for (const chunk of old?.chunks ?? []) oldByHash.set(toHex(chunk.hash), chunk);
+  using out = await Deno.open(partial, { write: true, create: true, mode: 0o644 });
+  await out.truncate(done);
+  await out.seek(done, Deno.SeekMode.Start);
+  using oldFile = old === null ? null : await Deno.open(path, { read: true });
+  let sent = 0;
+  let reused = resumedBytes;
+  options.onProgress?.(done);
+  // Server offsets of each chunk, for READ.
+  const offsets: number[] = [];
+  chunks.reduce((offset, chunk, i) => (offsets[i] = offset) + chunk.length, 0);
+  let pending: number[] = [];
+  const flush = async () => {
+    if (pending.length === 0) return;
+    const batch = pending;
+    pending = [];
+    sent += await fetchChunks(
+      client,
+      name,
+      remote.version,
+      batch.map((i) => ({ ...chunks[i], offset: offsets[i] })),
+      out,
+    );
+    done += batch.reduce((sum, i) => sum + chunks[i].length, 0);
+    options.onProgress?.(done);
+  };
+  let pendingBytes = 0;
+  let pendingRanges = 0;
+  for (let i = prefix; i < chunks.length; i++) {
+    options.signal?.throwIfAborted();
+    const chunk = chunks[i];
+    const local = oldByHash.get(toHex(chunk.hash));
+    if (local !== undefined && oldFile !== null) {
+      const bytes = await readAt(oldFile, local.offset, local.length).catch(() => null);
+      if (bytes !== null && sha256(bytes) === toHex(chunk.hash)) {
+        await flush();
+        pendingBytes = pendingRanges = 0;
+        await writeAll(out, bytes);
+        reused += bytes.length;
+        done += bytes.length;
+        options.onProgress?.(done);
+        continue;
+      }
+    }
+    const adjacent = pending.length > 0 && pending[pending.length - 1] === i - 1;
+    if (!adjacent) pendingRanges++;
+    if (pendingRanges > MAX_READ_RANGES || pendingBytes + chunk.length > READ_BATCH_BYTES) {
+      await flush();
+      pendingBytes = 0;
+      pendingRanges = 1;
+    }
+    pending.push(i);
+    pendingBytes += chunk.length;
+  }
+  await flush();
+  await out.syncData();
+  const mtime = new Date(remote.mtime);
+  await Deno.utime(partial, mtime, mtime);
+  await Deno.rename(partial, path);
+  return { content: remote.size, sent, reused, resumed: reused > 0, mtime: remote.mtime };
+}
+
+/** The server's chunk list: groups the old file has are taken from it, the rest asked with GROUP-CHUNKS. */
+async function serverChunks(
+  client: DfosClient,
+  name: string,
+  remote: { version: string; groups: { key: Uint8Array; chunks: number }[] },
+  old: LocalChunk[],
+): Promise<ChunkEntry[]> {
+  const oldGroups = new Map<string, ChunkEntry[]>();
+  let at = 0;
+  for (const group of groupsOf(old)) {
+    oldGroups.set(toHex(group.key), old.slice(at, at + group.chunks));
+    at += group.chunks;
+  }
+  const chunks: ChunkEntry[] = [];
+  const groups = remote.groups;
+  for (let g = 0; g < groups.length;) {
+    const known = oldGroups.get(toHex(groups[g].key));
+    if (known !== undefined && known.length === groups[g].chunks) {
+      chunks.push(...known.map(({ hash, length }) => ({ hash, length })));
+      g++;
+      continue;
+    }
+    let count = 1;
+    while (g + count < groups.length && !oldGroups.has(toHex(groups[g + count].key))) count++;
+    const fetched = await client.groupChunks(name, remote.version, g, count);
+    const expected = groups.slice(g, g + count).reduce((sum, group) => sum + group.chunks, 0);
+    if (fetched.length !== expected) {
+      throw new DfosError(Status.BAD_REQUEST, `Server sent ${fetched.length} chunk entries for ${expected}`);
+    }
+    chunks.push(...fetched);
+    g += count;
+  }
+  return chunks;
+}
+
+/** READs the chunks (server offsets given, adjacent ones merged) and appends each to `out` once its hash checks. */
+async function fetchChunks(
+  client: DfosClient,
+  name: string,
+  version: string,
+  chunks: (ChunkEntry & { offset: number })[],
+  out: Deno.FsFile,
+): Promise<number> {
+  const ranges: ByteRange[] = [];
+  for (const chunk of chunks) {
+    const last = ranges[ranges.length - 1];
+    if (last !== undefined && last.offset + last.length === chunk.offset) last.length += chunk.length;
+    else ranges.push({ offset: chunk.offset, length: chunk.length });
+  }
+  const download = await client.read(name, version, ranges);
+  let index = 0;
+  let buffer = new Uint8Array(chunks[0].length);
+  let filled = 0;
+  let received = 0;
+  for await (const piece of download.body.pieces()) {
+    const bytes = bytesOf(piece);
+    let at = 0;
+    try {
+      while (at < bytes.length) {
+        if (index >= chunks.length) throw new DfosError(Status.INTEGRITY, `READ of "${name}" sent too many bytes`);
+        const take = Math.min(bytes.length - at, buffer.length - filled);
+        buffer.set(bytes.subarray(at, at + take), filled);
+        filled += take;
+        at += take;
+        if (filled === buffer.length) {
+          if (sha256(buffer) !== toHex(chunks[index].hash)) {
+            throw new DfosError(Status.INTEGRITY, `Cannot download "${name}": a chunk does not match its hash`);
+          }
+          await writeAll(out, buffer);
+          received += buffer.length;
+          index++;
+          if (index < chunks.length) buffer = new Uint8Array(chunks[index].length);
+          filled = 0;
+        }
+      }
+    } catch (error) {
+      release(piece);
+      await download.body.discard().catch(() => {});
+      throw error;
+    }
+    release(piece);
+  }
+  if (index !== chunks.length) throw new DfosError(Status.INTEGRITY, `READ of "${name}" sent too few bytes`);
+  return received;
+}
+
+/** A plain GET through the partial (a server without the chunk requests). */
+async function plainGet(
+  client: DfosClient,
+  name: string,
+  path: string,
+  options: TransferOptions,
+): Promise<FileTransfer & { mtime: number }> {
+  const partial = partialPath(path);
+  const download = await client.get(name, { onProgress: options.onProgress });
+  {
+    using out = await Deno.open(partial, { write: true, create: true, truncate: true, mode: 0o644 });
+    for await (const piece of download.body.pieces()) {
+      await writeAll(out, bytesOf(piece));
+      release(piece);
+    }
+    await out.syncData();
+  }
+  const mtime = new Date(download.file.mtime);
+  await Deno.utime(partial, mtime, mtime);
+  await Deno.rename(partial, path);
+  const size = download.file.size;
+  return { content: size, sent: size, reused: 0, resumed: false, mtime: download.file.mtime };
+}
+
+function sameChunk(a: ChunkEntry, b: ChunkEntry): boolean {
+  return a.length === b.length && toHex(a.hash) === toHex(b.hash);
+}
+
+function sha256(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+  let at = 0;
+  while (at < bytes.length) at += await file.write(bytes.subarray(at));
+}
+
+async function regularFile(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isFile;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,194 @@
+/**
+ * `uploadFile()`: sends a local file so that only what the server lacks
+ * crosses the wire (`put --resume`, `push`; docs/PROTOCOL.md, "Chunks"). The
+ * file is read once for its chunk list; HAVE asks which of its groups, then
+ * which chunks of the other groups, the server can copy (from the user's
+ * files or a kept upload an interrupted try left); ASSEMBLE then sends a
+ * recipe: group and chunk steps for those, the bytes of the rest, read from
+ * the file again. A file that changes meanwhile fails "changed while
+ * sending" (its size or mtime moved), never a splice: the server checks the
+ * root announced.
+ *
+ * @module
+ */
+
+import { groupsOf, toHex } from "../shared/chunk_list.ts";
+import { fileChunks } from "../shared/file_chunks.ts";
+import { chunkStep, dataStepHeader, groupStep } from "../shared/recipe.ts";
+import { DfosError, Status } from "../shared/status.ts";
+import type { DfosClient } from "./connection.ts";
+import { type LocalChunk, localChunks, readAt } from "./local_chunks.ts";
+
+/** What moving one file took. */
+export interface FileTransfer {
+  /** The file's bytes. */
+  content: number;
+  /** Chunk bytes that crossed the wire for it. */
+  sent: number;
+  /** Bytes taken from what the other side had. */
+  reused: number;
+  /** True when the other side had some of it (a kept upload or partial download, an older version, a copy). */
+  resumed: boolean;
+}
+
+/** Options for {@linkcode uploadFile} and `downloadFile()`. */
+export interface TransferOptions {
+  /** Called with the file's bytes done so far. */
+  onProgress?: (bytes: number) => void;
+  /** Stops the transfer: an upload's body ends with ABORT (the server drops it), a download keeps its partial. */
+  signal?: AbortSignal;
+}
+
+/** One step of the recipe to send. */
+type Step =
+  | { kind: "group"; key: Uint8Array; bytes: number }
+  | { kind: "chunk"; chunk: LocalChunk }
+  | { kind: "data"; chunk: LocalChunk };
+
+/**
+ * Uploads a local file as `name`, sending only the chunks the server does not
+ * have; its mtime goes with it. Against a server without the chunk requests
+ * it is a plain put (the server's clock gives the mtime).
+ *
+ * @param client A logged-in client.
+ * @param local The file's path, and its size and mtime (ms) as seen before.
+ * @param name The remote name.
+ * @param options Progress and a stop signal.
+ * @returns What it took.
+ * @throws {DfosError} `CONFLICT` "changed while sending" when the file changes meanwhile.
+ */
+export async function uploadFile(
+  client: DfosClient,
+  local: { path: string; size: number; mtime: number },
+  name: string,
+  options: TransferOptions = {},
+): Promise<FileTransfer> {
+  if (!client.chunks) return await plainPut(client, local, name, options);
+  const before = await fileState(local.path);
+  const { chunks, root, size } = await localChunks(local.path);
+  await checkUnchanged(local.path, before, size, name);
+  const file = { name, size, mtime: before.mtime, root, chunks: chunks.length };
+  const steps = await plan(client, chunks);
+  try {
+    return await send(client, local.path, file, steps, before, options);
+  } catch (error) {
+    // The server lost a chunk it said it had (removed meanwhile): once more, with every chunk's bytes.
+    if (!(error instanceof DfosError) || error.code !== Status.NOT_FOUND || options.signal?.aborted) throw error;
+    const all: Step[] = chunks.map((chunk) => ({ kind: "data", chunk }));
+    return await send(client, local.path, file, all, before, options);
+  }
+}
+
+/** The recipe: group steps for the groups the server has, chunk steps for its chunks, data for the rest. */
+async function plan(client: DfosClient, chunks: LocalChunk[]): Promise<Step[]> {
+  if (chunks.length <= 1) return chunks.map((chunk) => ({ kind: "data", chunk }));
+  const groups = groupsOf(chunks);
+  const knownGroups = await client.have(groups.map((group) => group.key));
+  const asked: LocalChunk[] = [];
+  const seen = new Set<string>();
+  let at = 0;
+  groups.forEach((group, g) => {
+    if (!knownGroups[g]) {
+      for (const chunk of chunks.slice(at, at + group.chunks)) {
+        const hex = toHex(chunk.hash);
+        if (!seen.has(hex)) {
+          seen.add(hex);
+          asked.push(chunk);
+        }
+      }
+    }
+    at += group.chunks;
+  });
+  const knownChunks = new Set<string>();
+  (await client.have(asked.map((chunk) => chunk.hash))).forEach((known, i) => {
+    if (known) knownChunks.add(toHex(asked[i].hash));
+  });
+  const steps: Step[] = [];
+  at = 0;
+  groups.forEach((group, g) => {
+    const members = chunks.slice(at, at + group.chunks);
+    at += group.chunks;
+    if (knownGroups[g]) {
+      steps.push({ kind: "group", key: group.key, bytes: group.bytes });
+      return;
+    }
+    for (const chunk of members) {
+      steps.push({ kind: knownChunks.has(toHex(chunk.hash)) ? "chunk" : "data", chunk });
+    }
+  });
+  return steps;
+}
+
+/** Sends one ASSEMBLE of `steps`; the data steps' bytes are read from the file, which must not change. */
+async function send(
+  client: DfosClient,
+  path: string,
+  file: { name: string; size: number; mtime: number; root: string; chunks: number },
+  steps: Step[],
+  before: { size: number; mtime: number },
+  options: TransferOptions,
+): Promise<FileTransfer> {
+  let sent = 0;
+  let done = 0;
+  using source = await Deno.open(path, { read: true });
+  async function* recipe(): AsyncGenerator<Uint8Array> {
+    for (const step of steps) {
+      if (step.kind === "group") {
+        yield groupStep(step.key);
+        done += step.bytes;
+      } else if (step.kind === "chunk") {
+        yield chunkStep(step.chunk.hash, step.chunk.length);
+        done += step.chunk.length;
+      } else {
+        const bytes = await readAt(source, step.chunk.offset, step.chunk.length).catch((error) => {
+          throw changed(file.name, error);
+        });
+        yield dataStepHeader(bytes.length);
+        yield bytes;
+        sent += bytes.length;
+        done += bytes.length;
+      }
+      options.onProgress?.(done);
+    }
+    await checkUnchanged(path, before, file.size, file.name);
+  }
+  await client.assemble(file, recipe(), { signal: options.signal });
+  const reused = file.size - sent;
+  return { content: file.size, sent, reused, resumed: reused > 0 };
+}
+
+/** A plain PUT of the whole file, for a server without the chunk requests. */
+async function plainPut(
+  client: DfosClient,
+  local: { path: string; size: number },
+  name: string,
+  options: TransferOptions,
+): Promise<FileTransfer> {
+  using source = await Deno.open(local.path, { read: true });
+  const { size } = await client.put(name, fileChunks(source, { limit: local.size }), {
+    size: local.size,
+    signal: options.signal,
+    onProgress: options.onProgress,
+  });
+  return { content: size, sent: size, reused: 0, resumed: false };
+}
+
+/** A local file's size and mtime (ms). */
+async function fileState(path: string): Promise<{ size: number; mtime: number }> {
+  const info = await Deno.stat(path).catch((error) => {
+    throw new Error(`Cannot read "${path}": ${(error as Error).message}`);
+  });
+  if (!info.isFile) throw new DfosError(Status.BAD_REQUEST, `Cannot upload "${path}": it is not a file`);
+  return { size: info.size, mtime: info.mtime?.getTime() ?? Date.now() };
+}
+
+/** Throws "changed while sending" when the file's size or mtime is no longer what it was. */
+async function checkUnchanged(path: string, before: { size: number; mtime: number }, size: number, name: string) {
+  const now = await fileState(path);
+  if (now.size !== before.size || now.mtime !== before.mtime || size !== before.size) throw changed(name);
+}
+
+function changed(name: string, cause?: unknown): DfosError {
+  const why = cause instanceof Error ? ` (${cause.message})` : "";
+  return new DfosError(Status.CONFLICT, `Cannot upload "${name}": the local file changed while sending${why}`);
+}

@@ -1,0 +1,84 @@
+/**
+ * The chunk list of a local file (docs/PROTOCOL.md, "Chunks"), as the server
+ * computes it for its copy: shared/chunker.ts's cuts, each chunk named by the
+ * SHA-256 of its bytes, the root over them. `put --resume`, `get --resume`,
+ * `push` and `pull` compare it with the server's.
+ *
+ * @module
+ */
+
+import { type ChunkEntry, fromHex, rootOf } from "../shared/chunk_list.ts";
+import { chunkHashes } from "../shared/chunker.ts";
+
+/** Bytes read from the file at once while its chunks are computed. */
+const READ_BYTES = 1 << 20;
+
+/** A chunk of a local file: its entry and where it lies. */
+export interface LocalChunk extends ChunkEntry {
+  /** Its first byte's offset in the file. */
+  offset: number;
+}
+
+/**
+ * Computes a local file's chunk list, reading it once.
+ *
+ * @param path The local file.
+ * @returns Its chunk entries (binary hashes), root and size.
+ */
+export async function localChunkList(path: string): Promise<{ entries: ChunkEntry[]; root: string; size: number }> {
+  const { chunks, root, size } = await localChunks(path);
+  return { entries: chunks.map(({ hash, length }) => ({ hash, length })), root, size };
+}
+
+/**
+ * Computes a local file's chunks with their offsets, reading it once.
+ *
+ * @param path The local file.
+ * @param options `limit`: read only the first `limit` bytes (a partial download's verified prefix is all whole chunks
+ *   up to its last cut; the chunks past `limit` are not included).
+ * @returns Its chunks, root and the bytes read.
+ */
+export async function localChunks(
+  path: string,
+  options: { limit?: number } = {},
+): Promise<{ chunks: LocalChunk[]; root: string; size: number }> {
+  using file = await Deno.open(path, { read: true });
+  const limit = options.limit ?? Infinity;
+  let size = 0;
+  async function* pieces(): AsyncGenerator<Uint8Array> {
+    const buffer = new Uint8Array(READ_BYTES);
+    while (size < limit) {
+      const want = Math.min(buffer.length, limit - size);
+      const n = await file.read(buffer.subarray(0, want));
+      if (n === null) return;
+      size += n;
+      yield buffer.subarray(0, n);
+    }
+  }
+  const chunks: LocalChunk[] = [];
+  for await (const chunk of chunkHashes(pieces())) {
+    chunks.push({ hash: fromHex(chunk.sha256)!, length: chunk.length, offset: chunk.offset });
+  }
+  return { chunks, root: rootOf(chunks), size };
+}
+
+/**
+ * Reads `length` bytes at `offset` of an open file, whole.
+ *
+ * @param file The file.
+ * @param offset Where to start.
+ * @param length How many bytes.
+ * @returns The bytes.
+ * @throws {Error} when the file ends before them.
+ */
+export async function readAt(file: Deno.FsFile, offset: number, length: number): Promise<Uint8Array> {
+  await file.seek(offset, Deno.SeekMode.Start);
+  const bytes = new Uint8Array(length);
+  let at = 0;
+  while (at < length) {
+    const n = await file.read(bytes.subarray(at));
+    if (n === null) throw new Error(`the file ends at ${offset + at} bytes, before ${offset + length}`);
+    at += n;
+  }
+  return bytes;
+}
