@@ -94,7 +94,10 @@ export async function localChunkList(path: string): Promise<{ entries: unknown[]
   const entries = [];
   let size = 0;
   for await (const chunk of chunkHashes([await Deno.readFile(path)])) {
-    entries.push({ hash: Uint8Array.from(chunk.sha256.match(/../g)!.map((h) => parseInt(h, 16))), length: chunk.length });
+    entries.push({
+      hash: Uint8Array.from(chunk.sha256.match(/../g)!.map((h) => parseInt(h, 16))),
+      length: chunk.length,
+    });
     size += chunk.length;
   }
   return { entries, root: rootOf(entries), size };

@@ -46,7 +46,8 @@ export interface PlanInput {
  * Plans the run.
  *
  * @param input Both sides, what is skipped, the flags.
- * @returns The actions, sorted by path (skips first, deletes last).
+ * @returns The actions: skips, then deletes, then the rest, each sorted by path. Deletes come
+ * before sends so that a file may take the place of a folder the source no longer has.
  *
  * @example Usage
  * ```ts
@@ -58,14 +59,18 @@ export interface PlanInput {
  *   skipped: new Map(),
  *   delete: true,
  * });
- * assert.deepEqual(plan.map((step) => `${step.action} ${step.rel}`), ["unchanged a", "send b", "delete c"]);
+ * assert.deepEqual(plan.map((step) => `${step.action} ${step.rel}`), ["delete c", "unchanged a", "send b"]);
  * ```
  */
 export async function planSync(input: PlanInput): Promise<PlannedAction[]> {
-  const skips: PlannedAction[] = [...input.skipped].sort(byKey).map(([rel, reason]) => ({ action: "skip", rel, reason }));
+  const skips: PlannedAction[] = [...input.skipped].sort(byKey).map(([rel, reason]) => ({
+    action: "skip",
+    rel,
+    reason,
+  }));
   const steps: PlannedAction[] = [];
   for (const [rel, facts] of [...input.source].sort(byKey)) {
-    if (input.skipped.has(rel)) continue;
+    if (input.skipped.has(rel) || underSkipped(rel, input.skipped)) continue;
     const there = input.target.get(rel);
     let same = there !== undefined && there.size === facts.size;
     if (same) same = input.sameContent ? await input.sameContent(rel) : there!.mtime === facts.mtime;
@@ -82,10 +87,10 @@ export async function planSync(input: PlanInput): Promise<PlannedAction[]> {
       deletes.push({ action: "delete", rel, size: facts.size });
     }
   }
-  return [...skips, ...steps, ...deletes];
+  return [...skips, ...deletes, ...steps];
 }
 
-/** True when a folder of `rel` is skipped (a link to a folder): nothing under it is touched. */
+/** True when a folder of `rel` is skipped (a link to a folder): nothing under it is sent or deleted. */
 function underSkipped(rel: string, skipped: ReadonlyMap<string, string>): boolean {
   for (let slash = rel.indexOf("/"); slash !== -1; slash = rel.indexOf("/", slash + 1)) {
     if (skipped.has(rel.slice(0, slash))) return true;
