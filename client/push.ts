@@ -135,7 +135,9 @@ export async function run({ values, positionals }: ParsedArgs, { client, io, sig
   } finally {
     progress.done();
   }
-  if (!flags.dryRun) await remoteEnd(connection, start.counter, view, statePath);
+  // After a failure the remote side is not known for sure: no state, the next run lists.
+  const known = report.summary.failed === 0 ? start.counter : null;
+  if (!flags.dryRun) await remoteEnd(connection, known, view, statePath);
   await report.finish(connection.traffic.sent + connection.traffic.received);
   const failed = report.summary.failed + refused;
   if (failed > 0) {

@@ -60,7 +60,8 @@ export async function remoteStart(client: DfosClient, prefix: string, statePath:
  * during this one; otherwise removes the state (the next run lists).
  *
  * @param client The connection.
- * @param start The counter at the start.
+ * @param start The counter at the start; null to keep no state (the server has no counter, or the run
+ * does not know the remote side for sure).
  * @param files The remote side as this run left it.
  * @param statePath The state file, or null for none.
  */
@@ -70,7 +71,8 @@ export async function remoteEnd(
   files: Map<string, FileFacts>,
   statePath: string | null,
 ): Promise<void> {
-  if (statePath === null || start === null) return;
+  if (statePath === null) return;
+  if (start === null) return await dropState(statePath);
   const end = await readCounter(client);
   if (end !== null && end.epoch === start.epoch && end.counter - start.counter === end.mine - start.mine) {
     await saveState(statePath, { epoch: end.epoch, counter: end.counter, files });
