@@ -6,7 +6,8 @@
 import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
 import { seededBytes } from "./_common.ts";
-import { connect, type Fixture, listDir, runCli, startServer, storeFile, text } from "./_fixture.ts";
+import { runOnTerminal } from "./_terminal.ts";
+import { connect, type Fixture, listDir, runCli, spawnCli, startServer, storeFile, text, waitFor } from "./_fixture.ts";
 
 /** The tree most tests push: nested folders, known bytes and known mtimes. */
 const TREE: Record<string, { bytes: number; mtime: number }> = {
@@ -55,6 +56,7 @@ Deno.test("push: a nested tree arrives whole with its mtimes, and pull brings it
   await writeTree(src);
   const pushed = await dfos(fx, ["push", "src"]);
   assert.equal(pushed.code, 0, pushed.stderr);
+  assert.equal(pushed.stderr, "", "no progress line on a pipe");
   const remote = await remoteFiles(fx, "src/");
   assert.deepEqual([...remote.keys()].sort(), Object.keys(TREE).map((rel) => `src/${rel}`).sort());
   for (const [rel, { mtime }] of Object.entries(TREE)) {
@@ -269,3 +271,63 @@ async function seededFile(path: string, size: number, seed: number, mtime: numbe
   await Deno.writeFile(path, seededBytes(size, seed));
   await Deno.utime(path, new Date(mtime), new Date(mtime));
 }
+
+Deno.test("push: --checksum sends a file changed in place with its size and mtime kept; without it, not", async () => {
+  await using fx = await startServer();
+  const src = join(fx.local, "src");
+  await writeTree(src);
+  assert.equal((await dfos(fx, ["push", "src"])).code, 0);
+  const path = join(src, "a/one.bin");
+  const bytes = await Deno.readFile(path);
+  bytes[35_000] ^= 0xff;
+  await Deno.writeFile(path, bytes);
+  await Deno.utime(path, new Date(TREE["a/one.bin"].mtime), new Date(TREE["a/one.bin"].mtime));
+  const plain = jsonLines((await dfos(fx, ["push", "src", "--json"])).stdout).pop()!;
+  assert.equal(plain.sent, 0, "size and mtime match: not read");
+  const checked = await dfos(fx, ["push", "src", "--checksum", "--json"]);
+  assert.equal(checked.code, 0, checked.stderr);
+  const lines = jsonLines(checked.stdout);
+  assert.deepEqual(lines.filter((line) => line.action === "send").map((line) => line.name), ["src/a/one.bin"]);
+  assert.deepEqual(await readRemote(fx, "src/a/one.bin"), bytes);
+});
+
+Deno.test("push: killed part-way, it leaves each file whole or absent, and running it again finishes", async () => {
+  await using fx = await startServer();
+  const src = join(fx.local, "src");
+  const tree: Record<string, { bytes: number; mtime: number }> = {};
+  for (let i = 0; i < 12; i++) tree[`f/${i}.bin`] = { bytes: 1_000_000 + i, mtime: Date.UTC(2020, 0, 1 + i) };
+  await writeTree(src, tree);
+  const child = spawnCli(["push", "src"], {
+    env: { ...fx.envFor("alice"), XDG_STATE_HOME: join(fx.dir, "state") },
+    cwd: fx.local,
+  });
+  await child.stdin.close();
+  await waitFor(
+    async () => (await listDir(join(fx.root, "alice", "src", "f"))).some((name) => name.endsWith(".bin")),
+    "a first file",
+    20_000,
+  );
+  child.kill("SIGKILL");
+  await child.output();
+  for (const name of await listDir(join(fx.root, "alice", "src", "f"))) {
+    if (!name.endsWith(".bin")) continue;
+    assert.deepEqual(await readRemote(fx, `src/f/${name}`), await Deno.readFile(join(src, "f", name)), name);
+  }
+  const again = await dfos(fx, ["push", "src"]);
+  assert.equal(again.code, 0, again.stderr);
+  for (const rel of Object.keys(tree)) {
+    assert.deepEqual(await readRemote(fx, `src/${rel}`), await Deno.readFile(join(src, rel)), rel);
+  }
+});
+
+Deno.test("push: on a terminal a progress line shows files, bytes, rate and ETA", async () => {
+  await using fx = await startServer();
+  await writeTree(join(fx.local, "src"));
+  const { code, screen } = await runOnTerminal(["push", "src"], {
+    env: { ...fx.envFor("alice"), XDG_STATE_HOME: join(fx.dir, "state") },
+    cwd: fx.local,
+  });
+  assert.equal(code, 0, screen);
+  assert.match(screen, /files \d+\/4 +[\d.]+ (B|KiB) \/ 371\.1 KiB +[\d.]+ [KMG]?i?B\/s +ETA /);
+  assert.match(screen, /push: 4 sent/);
+});
