@@ -81,8 +81,9 @@ export async function remoteEnd(
   }
 }
 
-/** The counter, or null for a server that has none. */
+/** The counter, or null for a server that has none (it has no chunk requests, `changes` among them). */
 async function readCounter(client: DfosClient): Promise<Counter | null> {
+  if (!client.chunks) return null;
   try {
     return await client.changes();
   } catch (error) {
