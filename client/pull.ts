@@ -17,13 +17,14 @@ import { dirname, join, resolve } from "node:path";
 import { CommandFailure, type ParsedArgs, UsageError } from "../shared/cli.ts";
 import { nameProblem, printableName } from "../shared/names.ts";
 import type { CommandContext } from "./command_table.ts";
-import { downloadFile, localChunkList } from "./sync/_e_shim.ts";
+import { downloadFile } from "./sync/_e_shim.ts";
 import { connectionLost } from "./sync/connection_lost.ts";
 import { joinRemote, remotePrefix, syncFlags } from "./sync/flags.ts";
 import { type FileFacts, planSync } from "./sync/plan.ts";
 import { SyncProgress } from "./sync/progress_line.ts";
 import { remoteEnd, remoteStart } from "./sync/remote_view.ts";
 import { SyncReport } from "./sync/report.ts";
+import { sameContent } from "./sync/same_content.ts";
 import { stateFile } from "./sync/state.ts";
 import { scanTree } from "./sync/tree.ts";
 
@@ -64,15 +65,7 @@ export async function run({ values, positionals }: ParsedArgs, { client, io, sig
     target,
     skipped,
     delete: flags.delete,
-    sameContent: flags.checksum
-      ? async (rel) => {
-        const [local, remote] = await Promise.all([
-          localChunkList(localPath(rel)),
-          connection.groups(joinRemote(prefix, rel)),
-        ]);
-        return local.root === remote.root;
-      }
-      : undefined,
+    sameContent: flags.checksum ? (rel) => sameContent(connection, localPath(rel), joinRemote(prefix, rel)) : undefined,
   });
 
   const sends = plan.filter((step) => step.action === "send");

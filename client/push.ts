@@ -16,13 +16,14 @@ import { CommandFailure, type ParsedArgs, UsageError } from "../shared/cli.ts";
 import { nameProblem, printableName } from "../shared/names.ts";
 import { DfosError, Status } from "../shared/status.ts";
 import type { CommandContext } from "./command_table.ts";
-import { localChunkList, uploadFile } from "./sync/_e_shim.ts";
+import { uploadFile } from "./sync/_e_shim.ts";
 import { connectionLost } from "./sync/connection_lost.ts";
 import { joinRemote, remotePrefix, syncFlags } from "./sync/flags.ts";
 import { type FileFacts, planSync } from "./sync/plan.ts";
 import { SyncProgress } from "./sync/progress_line.ts";
 import { remoteEnd, remoteStart } from "./sync/remote_view.ts";
 import { SyncReport } from "./sync/report.ts";
+import { sameContent } from "./sync/same_content.ts";
 import { stateFile } from "./sync/state.ts";
 import { scanTree } from "./sync/tree.ts";
 
@@ -64,13 +65,7 @@ export async function run({ values, positionals }: ParsedArgs, { client, io, sig
     skipped,
     delete: flags.delete,
     sameContent: flags.checksum
-      ? async (rel) => {
-        const [local, remote] = await Promise.all([
-          localChunkList(tree.files.get(rel)!.path),
-          connection.groups(joinRemote(prefix, rel)),
-        ]);
-        return local.root === remote.root;
-      }
+      ? (rel) => sameContent(connection, tree.files.get(rel)!.path, joinRemote(prefix, rel))
       : undefined,
   });
 
