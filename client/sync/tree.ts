@@ -42,7 +42,8 @@ export interface LocalTree {
 export async function scanTree(dir: string, excluded: ExcludeMatcher): Promise<LocalTree> {
   const tree: LocalTree = { files: new Map(), others: new Map() };
   try {
-    if (!(await Deno.lstat(dir)).isDirectory) throw new Error(`Cannot sync "${dir}": it is not a folder`);
+    // DIR itself, as the user named it, may be a link to a folder; nothing under it is followed.
+    if (!(await Deno.stat(dir)).isDirectory) throw new Error(`Cannot sync "${dir}": it is not a folder`);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return tree;
     throw error;
