@@ -75,7 +75,7 @@ Deno.test("state: saved and loaded whole; a malformed file reads as none; one fi
   }
 });
 
-Deno.test("scanTree: files with size and mtime, links and FIFOs set apart, excluded folders not entered", async () => {
+Deno.test("scanTree: files with size and mtime, links and FIFOs set apart, excluded folders and partials left out", async () => {
   const dir = await Deno.makeTempDir();
   try {
     await Deno.mkdir(join(dir, "a/b"), { recursive: true });
@@ -84,6 +84,8 @@ Deno.test("scanTree: files with size and mtime, links and FIFOs set apart, exclu
     await Deno.symlink("/etc/passwd", join(dir, "a/link"));
     await Deno.mkdir(join(dir, "skip"));
     await Deno.writeTextFile(join(dir, "skip/x"), "x");
+    await Deno.writeTextFile(join(dir, "a/.f.txt.dfos-partial"), "part");
+    await Deno.writeTextFile(join(dir, "a/.1234.dfos-part"), "part");
     new Deno.Command("mkfifo", { args: [join(dir, "fifo")] }).outputSync();
     const tree = await scanTree(dir, excludeMatcher(["skip"]));
     assert.deepEqual([...tree.files.keys()], ["a/b/f.txt"]);

@@ -4,7 +4,9 @@
  * (`/`-separated), size and modification time. Symbolic links and special
  * files (FIFOs, sockets, devices) are never followed or opened: they are
  * listed apart, to be skipped with a warning. Excluded paths are left out
- * (a folder excluded is not entered).
+ * (a folder excluded is not entered), and so are dfos's own working files
+ * beside a download's target (`.NAME.dfos-partial`, `.ID.dfos-part`): never
+ * sent, never deleted, so that an interrupted pull resumes.
  *
  * @module
  */
@@ -58,7 +60,7 @@ async function walk(dir: string, prefix: string, excluded: ExcludeMatcher, tree:
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const entry of entries) {
     const rel = prefix + entry.name;
-    if (excluded(rel)) continue;
+    if (excluded(rel) || isWorkingFile(entry.name)) continue;
     const path = join(dir, entry.name);
     if (entry.isSymlink) {
       tree.others.set(rel, "symbolic link");
@@ -73,4 +75,16 @@ async function walk(dir: string, prefix: string, excluded: ExcludeMatcher, tree:
       tree.others.set(rel, "special file");
     }
   }
+}
+
+/**
+ * True for a download's working file: the partial of a resumable download
+ * (`.NAME.dfos-partial`, client/chunk_download.ts) or a get's temporary file
+ * (`.ID.dfos-part`, client/download.ts).
+ *
+ * @param name A file's name in its folder.
+ * @returns True for one of dfos's own.
+ */
+export function isWorkingFile(name: string): boolean {
+  return name.startsWith(".") && (name.endsWith(".dfos-partial") || name.endsWith(".dfos-part"));
 }
