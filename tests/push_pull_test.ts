@@ -331,3 +331,30 @@ Deno.test("push: on a terminal a progress line shows files, bytes, rate and ETA"
   assert.match(screen, /files \d+\/4 +[\d.]+ (B|KiB) \/ 361\.3 KiB +[\d.]+ [KMG]?i?B\/s +ETA /);
   assert.match(screen, /push: 4 sent/);
 });
+
+Deno.test("pull: killed part-way, it leaves each file whole or absent, and running it again finishes", async () => {
+  await using fx = await startServer();
+  const files: Record<string, Uint8Array> = {};
+  for (let i = 0; i < 12; i++) {
+    files[`f/${i}.bin`] = seededBytes(1_000_000 + i, 100 + i);
+    await storeFile(fx, `src/f/${i}.bin`, files[`f/${i}.bin`]);
+  }
+  const child = spawnCli(["pull", "src", "copy"], {
+    env: { ...fx.envFor("alice"), XDG_STATE_HOME: join(fx.dir, "state") },
+    cwd: fx.local,
+  });
+  await child.stdin.close();
+  const folder = join(fx.local, "copy", "f");
+  await waitFor(async () => (await listDir(folder)).some((name) => /^\d+\.bin$/.test(name)), "a first file", 20_000);
+  child.kill("SIGKILL");
+  await child.output();
+  for (const name of await listDir(folder)) {
+    if (/^\d+\.bin$/.test(name)) assert.deepEqual(await Deno.readFile(join(folder, name)), files[`f/${name}`], name);
+  }
+  const again = await dfos(fx, ["pull", "src", "copy", "--delete"]);
+  assert.equal(again.code, 0, again.stderr);
+  for (const [rel, bytes] of Object.entries(files)) {
+    assert.deepEqual(await Deno.readFile(join(fx.local, "copy", rel)), bytes, rel);
+  }
+  assert.deepEqual(await listDir(folder), Object.keys(files).map((rel) => rel.slice(2)).sort());
+});
