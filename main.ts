@@ -36,7 +36,9 @@ export interface CommandRow {
  * read: `put` keeps read (the files it sends, and whether a REMOTE is also a
  * local path), `get` read and write (the files it saves, through a temporary
  * file and a rename, which Deno counts as both, and the folders of `-r`),
- * `peek`, `rm`, `mv`, `stat` and `ls` nothing but the network. None keeps
+ * `peek`, `rm`, `mv`, `stat` and `ls` nothing but the network; `push` and
+ * `pull` read and write (the folder synced, the state file of
+ * client/sync/state.ts). None keeps
  * subprocesses, FFI, system information or remote imports. The commands
  * themselves, their usage and flags, are client/command_table.ts's: a row is
  * needed here for each (the type says so).
@@ -49,6 +51,8 @@ const CLIENT_PERMISSIONS: Readonly<Record<ClientCommandName, CommandPermissions>
   mv: { keep: ["net"], untilOptionsRead: ["env", "read"] },
   stat: { keep: ["net"], untilOptionsRead: ["env", "read"] },
   ls: { keep: ["net"], untilOptionsRead: ["env", "read"] },
+  push: { keep: ["read", "write", "net"], untilOptionsRead: ["env"] },
+  pull: { keep: ["read", "write", "net"], untilOptionsRead: ["env"] },
 };
 
 /** The row of a client command: its module and client/command_line.ts, loaded when it runs. */

@@ -119,6 +119,36 @@ export const CLIENT_OPTIONS_USAGE = `Connection:
   -v, --verbose            show error details
   -h, --help               show this help`;
 
+/** The flags of push and pull. */
+export const SYNC_OPTIONS: ParseArgsOptionsConfig = {
+  delete: { type: "boolean" },
+  "dry-run": { type: "boolean", short: "n" },
+  checksum: { type: "boolean", short: "c" },
+  exclude: { type: "string", multiple: true },
+  json: { type: "boolean" },
+};
+
+/** The usage lines for {@linkcode SYNC_OPTIONS}. */
+export const SYNC_USAGE = `      --delete             also delete what the source lacks (never without this flag);
+                           excluded paths are never deleted
+  -n, --dry-run            print the plan, change nothing
+  -c, --checksum           compare contents (SHA-256 of the chunks), not size and modification time
+      --exclude GLOB       leave out paths that match GLOB, relative to DIR (repeatable): a GLOB
+                           without "/" matches any one segment ("*.tmp", "node_modules"), one with
+                           "/" matches from the top ("build/out"); "*" "?" "[ab]" within a
+                           segment, "**" across segments
+      --json               one JSON object per line for each action ({"action": "send", "delete",
+                           "unchanged", "skip" or "fail", "name", "size", ...}), then a summary
+                           object ({"action": "summary", ...})
+
+State: after a run, the server's change counter and the remote files are kept in
+$XDG_STATE_HOME/dfos/sync/ (default ~/.local/state/dfos/sync/), one file per
+server, user, PREFIX and DIR; a run that finds the counter where it was does
+not list the server again. Deleting these files is always safe.
+Output: a progress line on a terminal (standard error); at the end a summary of
+files sent, deleted and unchanged, and bytes on the wire against bytes of
+content.`;
+
 /** Bytes `peek` shows when `--bytes` is not given, as in the original project. */
 export const DEFAULT_PEEK_BYTES = 1024;
 
@@ -271,6 +301,45 @@ escaped (\\x1b, \\u202e). With no file to list it prints nothing, or says
 ${CLIENT_OPTIONS_USAGE}`,
     options: { ...CLIENT_OPTIONS, json: { type: "boolean" } },
     load: () => import("./ls.ts"),
+  },
+  push: {
+    summary: "make a remote folder match a local folder",
+    usage: `Usage: dfos push DIR [PREFIX] [options]
+
+Makes PREFIX on the server (default: DIR's base name; "/" for the top of
+your space) match the local folder DIR: each file of DIR is stored as
+PREFIX/PATH, PATH its place under DIR. A file whose size and modification
+time match the server's is not read; a changed file sends only the chunks
+the server lacks; modification times are carried. Symbolic links and
+special files in DIR are skipped with a warning, never followed; a name the
+server cannot take is reported and skipped (exit 1), never changed. Every
+file lands whole or not at all; an interrupted push, run again, finishes
+without sending again what arrived. A file that fails is reported and the
+others go on; the exit code is then 1. All over one connection.
+
+${SYNC_USAGE}
+${CLIENT_OPTIONS_USAGE}`,
+    options: { ...CLIENT_OPTIONS, ...SYNC_OPTIONS },
+    load: () => import("./push.ts"),
+  },
+  pull: {
+    summary: "make a local folder match a remote folder",
+    usage: `Usage: dfos pull PREFIX [DIR] [options]
+
+Makes the local folder DIR (default: PREFIX's last segment; made if
+missing) match PREFIX on the server: the file PREFIX/PATH is saved as
+DIR/PATH. A file whose size and modification time match the server's is
+not read; a changed file fetches only the chunks the local copy lacks;
+modification times are carried. Symbolic links and special files in DIR are
+skipped with a warning, never written through. Every file lands whole or not
+at all; an interrupted pull, run again, finishes without fetching again what
+arrived. A file that fails is reported and the others go on; the exit code
+is then 1. All over one connection.
+
+${SYNC_USAGE}
+${CLIENT_OPTIONS_USAGE}`,
+    options: { ...CLIENT_OPTIONS, ...SYNC_OPTIONS },
+    load: () => import("./pull.ts"),
   },
 } as const satisfies Readonly<Record<string, ClientCommand>>;
 

@@ -47,8 +47,8 @@ export function resolveRemote(folder: string, name: string): string {
 
 /**
  * The kind of a command's positional argument when completing: remote for
- * get's first, ls, cd, peek, rm, mv, stat and any other; local for put's,
- * get's after the first, lcd and lls.
+ * get's first, pull's first, push's after the first, ls, cd, peek, rm, mv, stat and
+ * any other; local for put's, get's and pull's after the first, push's first, lcd and lls.
  *
  * @param command The command.
  * @param index The argument's place among the positionals.
@@ -61,7 +61,10 @@ export function argumentKind(command: string, index: number): ArgumentKind | "co
     case "lls":
       return "local";
     case "get":
+    case "pull":
       return index === 0 ? "remote" : "local";
+    case "push":
+      return index === 0 ? "local" : "remote";
     case "help":
       return index === 0 ? "command" : null;
     case "pwd":
@@ -103,6 +106,10 @@ export function shellPositionals(
       if (n === 0) return positionals;
       if (values.recursive || n <= 2) return [remote(positionals[0]), ...positionals.slice(1)];
       return [...positionals.slice(0, -1).map(remote), positionals[n - 1]];
+    case "push":
+      return [...positionals.slice(0, 1), ...positionals.slice(1).map(remote)];
+    case "pull":
+      return [...positionals.slice(0, 1).map(remote), ...positionals.slice(1)];
     case "ls": {
       const prefix = n === 0 ? (folder === "" ? "" : `${folder}/`) : remote(positionals[0]);
       return [prefix === "/" ? "" : prefix, ...positionals.slice(1)];

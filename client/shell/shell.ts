@@ -54,7 +54,7 @@ const SHELL_COMMANDS: Readonly<Record<string, { usage: string; summary: string }
 };
 
 /** Client commands that change remote names: the completion listing is read again after them. */
-const CHANGES_NAMES = new Set(["put", "rm", "mv"]);
+const CHANGES_NAMES = new Set(["put", "rm", "mv", "push"]);
 
 /** Flags of the shell's connection that a command inside it cannot change. */
 const CONNECTION_FLAGS = ["server", "user", "tls", "ca"];

@@ -1,0 +1,93 @@
+/**
+ * The remote side of a push or pull: the files under PREFIX, taken from the
+ * last run's state when the server's change counter has not moved since
+ * (one `changes` round trip), else listed. And, at the end, whether the
+ * state may be kept: only when nobody but this run changed anything
+ * meanwhile (the counter moved by exactly this session's own changes).
+ *
+ * @module
+ */
+
+import { DfosError, Status } from "../../shared/status.ts";
+import type { DfosClient } from "../connection.ts";
+import type { FileFacts } from "./plan.ts";
+import { dropState, loadState, saveState } from "./state.ts";
+
+/** The change counter as `changes` gives it. */
+export interface Counter {
+  epoch: string;
+  counter: number;
+  mine: number;
+}
+
+/** The remote side at the start of a run. */
+export interface RemoteStart {
+  /** The counter at the start, or null for a server without one. */
+  counter: Counter | null;
+  /** The files under PREFIX, by path relative to it. */
+  files: Map<string, FileFacts>;
+  /** True when they were listed, false when taken from the state. */
+  listed: boolean;
+}
+
+/**
+ * Reads the counter, then the state or the listing.
+ *
+ * @param client The connection.
+ * @param prefix PREFIX ("" for the top of the user's space).
+ * @param statePath The state file, or null for none.
+ * @returns The remote side.
+ */
+export async function remoteStart(client: DfosClient, prefix: string, statePath: string | null): Promise<RemoteStart> {
+  const counter = await readCounter(client);
+  if (counter !== null && statePath !== null) {
+    const state = await loadState(statePath);
+    if (state !== null && state.epoch === counter.epoch && state.counter === counter.counter) {
+      return { counter, files: state.files, listed: false };
+    }
+  }
+  const files = new Map<string, FileFacts>();
+  const from = prefix === "" ? "" : `${prefix}/`;
+  for await (const entry of client.list(from)) {
+    if (!entry.name.startsWith(from)) continue;
+    files.set(entry.name.slice(from.length), { size: entry.size, mtime: entry.mtime });
+  }
+  return { counter, files, listed: true };
+}
+
+/**
+ * Keeps the remote side for the next run when nobody else changed anything
+ * during this one; otherwise removes the state (the next run lists).
+ *
+ * @param client The connection.
+ * @param start The counter at the start; null to keep no state (the server has no counter, or the run
+ * does not know the remote side for sure).
+ * @param files The remote side as this run left it.
+ * @param statePath The state file, or null for none.
+ */
+export async function remoteEnd(
+  client: DfosClient,
+  start: Counter | null,
+  files: Map<string, FileFacts>,
+  statePath: string | null,
+): Promise<void> {
+  if (statePath === null) return;
+  if (start === null) return await dropState(statePath);
+  const end = await readCounter(client);
+  if (end !== null && end.epoch === start.epoch && end.counter - start.counter === end.mine - start.mine) {
+    await saveState(statePath, { epoch: end.epoch, counter: end.counter, files });
+  } else {
+    await dropState(statePath);
+  }
+}
+
+/** The counter, or null for a server that has none (it has no chunk requests, `changes` among them). */
+async function readCounter(client: DfosClient): Promise<Counter | null> {
+  if (!client.chunks) return null;
+  try {
+    return await client.changes();
+  } catch (error) {
+    if (error instanceof DfosError && error.code === Status.UNSUPPORTED) return null;
+    throw error;
+  }
+}
