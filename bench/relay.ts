@@ -25,6 +25,7 @@ export class CountingRelay {
   readonly #conns = new Set<Deno.Conn>();
   readonly #pipes = new Set<Promise<void>>();
   #watch: { bytes: number; then: () => void } | null = null;
+  #holding = false;
   #accepting: Promise<void>;
 
   private constructor(listener: Deno.TcpListener, target: number) {
@@ -49,23 +50,24 @@ export class CountingRelay {
     return this.up + this.down;
   }
 
-  /** Zeroes the counters (and drops a pending watch). */
+  /** Zeroes the counters, drops a pending cut and forwards again after one. */
   reset(): void {
     this.up = 0;
     this.down = 0;
     this.#watch = null;
+    this.#holding = false;
   }
 
   /**
-   * Calls `then` once, as soon as clients have sent `bytes` (counted from
-   * now's {@linkcode CountingRelay.up}).
+   * Forwards client bytes until {@linkcode CountingRelay.up} reaches
+   * `bytes`, then forwards (and counts) no more of them until the next
+   * reset, and calls `then` once.
    *
-   * @param bytes The threshold of bytes sent towards the server.
-   * @param then What to call.
+   * @param bytes How many bytes towards the server to deliver.
+   * @param then What to call when they are delivered.
    */
-  whenUp(bytes: number, then: () => void): void {
-    this.#watch = { bytes, then };
-    this.#check();
+  cutAt(bytes: number, then: () => void): void {
+    this.#watch = { bytes: Math.floor(bytes), then };
   }
 
   /** Stops listening, closes every relayed connection and waits for the pipes to end. */
@@ -114,13 +116,20 @@ export class CountingRelay {
     const buffer = new Uint8Array(BUFFER_BYTES);
     try {
       for (;;) {
-        const n = await from.read(buffer);
+        let n = await from.read(buffer);
         if (n === null) break;
+        if (up && this.#holding) continue;
+        const watch = up ? this.#watch : null;
+        if (watch !== null && this.up + n >= watch.bytes) n = Math.max(0, watch.bytes - this.up);
         if (up) this.up += n;
         else this.down += n;
         let written = 0;
         while (written < n) written += await to.write(buffer.subarray(written, n));
-        if (up) this.#check();
+        if (watch !== null && this.up >= watch.bytes) {
+          this.#watch = null;
+          this.#holding = true;
+          watch.then();
+        }
       }
       await to.closeWrite().catch(() => {});
     } catch (error) {
@@ -128,14 +137,6 @@ export class CountingRelay {
       closeQuietly(from);
       closeQuietly(to);
       throw error;
-    }
-  }
-
-  #check(): void {
-    const watch = this.#watch;
-    if (watch !== null && this.up >= watch.bytes) {
-      this.#watch = null;
-      watch.then();
     }
   }
 }

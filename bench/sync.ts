@@ -10,8 +10,9 @@
  * - one 1 GiB file, pushed untimed, then 1 MiB appended, 4 KiB overwritten
  *   in the middle, 100 bytes inserted near the start, each pushed by both;
  * - a 1 GiB upload (`dfos put --resume`, `rsync --partial`) killed when the
- *   relay has forwarded 60% of the file's bytes, then run again: the bytes
- *   the second try sends.
+ *   relay has forwarded 60% of the file's size (the relay forwards exactly
+ *   that much, then holds the rest), then run again: the bytes the second
+ *   try sends.
  *
  * Bytes on the wire are counted the same way for both tools: each talks to
  * its server through a counting TCP relay in this process (relay.ts), which
@@ -309,7 +310,7 @@ class Runner {
       };
       this.#context.defer(() => Promise.resolve(kill()));
       let killed = false;
-      relay.whenUp(killAt, () => {
+      relay.cutAt(killAt, () => {
         killed = true;
         kill();
       });

@@ -6,8 +6,9 @@
  * its three edits (append, overwrite in the middle, insert near the start);
  * and a check that two trees hold the same files.
  *
- * Every edit moves the file's modification time a minute past its last one,
- * so a tool comparing size and time sees the change even within one second.
+ * Every edit sets the file's modification time to the next minute of a clock
+ * of this module (ahead of real time, a minute further for each edit), so a
+ * tool comparing size and time sees every change, even two in one second.
  *
  * @module
  */
@@ -180,7 +181,6 @@ export async function overwrite(path: string, offset: number, bytes: Uint8Array)
  * @param bytes What.
  */
 export async function insert(path: string, offset: number, bytes: Uint8Array): Promise<void> {
-  const before = await Deno.stat(path);
   const next = `${path}.inserting`;
   const source = await Deno.open(path, { read: true });
   const target = await Deno.open(next, { write: true, create: true, truncate: true });
@@ -204,13 +204,16 @@ export async function insert(path: string, offset: number, bytes: Uint8Array): P
     target.close();
   }
   await Deno.rename(next, path);
-  await Deno.utime(path, new Date(), new Date((before.mtime?.getTime() ?? Date.now()) + 60_000));
+  await touchOn(path);
 }
 
-/** Moves a file's modification time a minute past what it was. */
+/** The modification time the last edit set (whole seconds, ahead of real time). */
+let editClock = Math.floor(Date.now() / 1000) * 1000;
+
+/** Sets a file's modification time to the edit clock's next minute. */
 async function touchOn(path: string): Promise<void> {
-  const { mtime } = await Deno.stat(path);
-  await Deno.utime(path, new Date(), new Date((mtime?.getTime() ?? Date.now()) + 60_000));
+  editClock = Math.max(editClock, Math.floor(Date.now() / 1000) * 1000) + 60_000;
+  await Deno.utime(path, new Date(), new Date(editClock));
 }
 
 /**
