@@ -20,6 +20,9 @@
  *   and an empty `deno run`; put/peek/rm of 1 KiB over one connection, per second.
  * - `stall` (stall.ts): another user's peeks while a 1 GiB file is put,
  *   replaced and deleted.
+ * - `sync` (sync.ts): issue 12's rows: dfos push and pull of a 10,000-file
+ *   tree and edits of a 1 GiB file next to the rsync daemon, bytes on the
+ *   wire and wall time; a 1 GiB upload killed at 60% and resumed.
  *
  * Everything runs on loopback. Each section gets a scratch folder of its own
  * and a process group; after it (also after a failure) every server it
@@ -45,6 +48,7 @@ import { messageOf, type Section, type SectionId } from "./section.ts";
 import { parseSettings, type Settings, USAGE } from "./settings.ts";
 import { smallSection } from "./small_ops.ts";
 import { stallSection } from "./stall.ts";
+import { syncSection } from "./sync.ts";
 import { transferSection } from "./transfer.ts";
 
 /** The sections by name. */
@@ -55,6 +59,7 @@ const SECTIONS: Record<SectionId, Section> = {
   idle: idleSection,
   small: smallSection,
   stall: stallSection,
+  sync: syncSection,
 };
 
 const started = Date.now();

@@ -239,7 +239,8 @@ class BareCopyPeer implements Peer {
 }
 
 /** An rsync daemon (one module, auth users + secrets file), clients with `--whole-file`. */
-class RsyncPeer implements Peer {
+/** The rsync daemon (one module, `files`, with password login); the sync section also runs its own rsync clients against it. */
+export class RsyncPeer implements Peer {
   readonly id = "rsync";
   readonly label: string;
   readonly servers: string[][] = [];
@@ -297,6 +298,27 @@ class RsyncPeer implements Peer {
 
   serverPath(name: string): string {
     return join(this.#root, name);
+  }
+
+  /** The daemon's port on 127.0.0.1 (once started). */
+  get port(): number {
+    return this.#port;
+  }
+
+  /**
+   * The `rsync://` address of `name` in the daemon's module.
+   *
+   * @param name The path in the module (end it with "/" for a folder's contents).
+   * @param port The port to reach the daemon through (a relay in front of it); default its own.
+   * @returns The address.
+   */
+  url(name: string, port: number = this.#port): string {
+    return `rsync://${USER}@127.0.0.1:${port}/files/${name}`;
+  }
+
+  /** The environment an rsync client needs to log in (`RSYNC_PASSWORD`). */
+  get clientEnv(): Record<string, string> {
+    return { RSYNC_PASSWORD: this.#password };
   }
 
   async transfer(direction: Direction, local: string, name: string): Promise<string[][]> {

@@ -89,6 +89,20 @@ export interface Settings {
     /** ...and in operations. */
     opsLimit: number;
   };
+  /** dfos push, pull and resume next to the rsync daemon (issue 12). */
+  sync: {
+    /** Files in the tree. */
+    files: number;
+    /** Folders they are spread over. */
+    folders: number;
+    /** The smallest and largest file of the tree, in KiB (sizes log-uniform between). */
+    minKiB: number;
+    maxKiB: number;
+    /** Files changed before a "changed" push or pull, in percent. */
+    changedPercent: number;
+    /** The large file's size in MiB (its three edits, and the upload killed at 60%). */
+    bigMiB: number;
+  };
 }
 
 /** The usage text. */
@@ -102,6 +116,8 @@ prints one table with each figure next to its target (issue 4):
   idle      1,000 authenticated idle connections: RSS each, and a put while they are held
   small     a whole-process 1 KiB put next to rsync, sftp and an empty deno run; put/peek/rm per second
   stall     another user's peeks while a 1 GiB file is put, replaced and deleted
+  sync      dfos push/pull of a 10,000-file tree and edits of a 1 GiB file next to the rsync daemon,
+            bytes on the wire and wall time; a 1 GiB upload killed at 60% and resumed (issue 12)
 
       --only LIST        sections to run, from ${SECTION_IDS.join(",")} (default all)
       --size MIB         transfer: size of the test file (default 1024)
@@ -109,6 +125,8 @@ prints one table with each figure next to its target (issue 4):
       --peers LIST       transfer: from ${PEER_IDS.join(", ")} (default ${DEFAULT_PEERS.join(",")})
       --memory-mib LIST  memory: each client's file size, one fresh server each (default 256,64)
       --idle N           idle: connections to hold (default 1000)
+      --sync-files N     sync: files in the tree (default 10000)
+      --sync-mib MIB     sync: the large file's size (default 1024)
       --quick            small sizes and counts everywhere, to check the benchmark itself
       --out FILE         the results as JSON (default bench/results/latest.json; with --only
                          or --quick, bench/results/latest-SECTIONS[-quick].json)
@@ -131,6 +149,8 @@ export function parseSettings(args: string[]): Settings | null {
       peers: { type: "string", default: DEFAULT_PEERS.join(",") },
       "memory-mib": { type: "string" },
       idle: { type: "string" },
+      "sync-files": { type: "string" },
+      "sync-mib": { type: "string" },
       quick: { type: "boolean", default: false },
       out: { type: "string" },
       help: { type: "boolean", short: "h" },
@@ -173,6 +193,18 @@ export function parseSettings(args: string[]): Settings | null {
     small: quick
       ? { runs: 3, warmups: 1, opsRuns: 1, opsSeconds: 1, opsLimit: 3000 }
       : { runs: 20, warmups: 2, opsRuns: 3, opsSeconds: 3, opsLimit: 3000 },
+    sync: {
+      files: values["sync-files"] === undefined
+        ? (quick ? 500 : 10_000)
+        : positiveInteger(values["sync-files"], "--sync-files"),
+      folders: 20,
+      minKiB: 1,
+      maxKiB: 1024,
+      changedPercent: 1,
+      bigMiB: values["sync-mib"] === undefined
+        ? (quick ? 64 : 1024)
+        : positiveInteger(values["sync-mib"], "--sync-mib"),
+    },
   };
 }
 

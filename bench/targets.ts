@@ -62,6 +62,18 @@ export const TARGETS = {
   smallPut: { text: "<= 2.00x empty deno run", test: (ratio: number) => ratio <= 2 },
   /** The longest wait of another user's peek while a 1 GiB file is replaced, or deleted, in ms (issue 10). */
   peekStall: { text: "<= 50 ms", test: (ms: number) => ms <= 50 },
+  /** A dfos push or pull with nothing changed: bytes on the wire, both ways (issue 12). */
+  syncUnchangedBytes: { text: "<= 4 KB", test: (bytes: number) => bytes <= 4000 },
+  /** A push or pull with nothing changed: dfos's wall time over the rsync daemon's (issue 12). */
+  syncUnchangedWall: { text: "< 1.00x rsync's wall", test: (ratio: number) => ratio < 1 },
+  /** A delta case (1% of a tree changed; a large file appended, overwritten, inserted into): bytes over rsync's. */
+  syncDeltaBytes: { text: "< 1.00x rsync's bytes", test: (ratio: number) => ratio < 1 },
+  /** A delta case: dfos's wall time over rsync's. */
+  syncDeltaWall: { text: "<= 1.00x rsync's wall", test: (ratio: number) => ratio <= 1 },
+  /** The first push of the tree: dfos's wall time over rsync's. */
+  syncFirstPushWall: { text: "<= 1.00x rsync's wall", test: (ratio: number) => ratio <= 1 },
+  /** An upload killed at 60% and resumed: bytes the second try sends over the missing 40%. */
+  syncResumeBytes: { text: "<= 1.01x the missing 40%", test: (ratio: number) => ratio <= 1.01 },
 } as const satisfies Record<string, Target>;
 
 /**
