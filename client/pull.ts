@@ -17,7 +17,7 @@ import { dirname, join, resolve } from "node:path";
 import { CommandFailure, type ParsedArgs, UsageError } from "../shared/cli.ts";
 import { nameProblem, printableName } from "../shared/names.ts";
 import type { CommandContext } from "./command_table.ts";
-import { downloadFile } from "./sync/_e_shim.ts";
+import { downloadFile } from "./chunk_download.ts";
 import { connectionLost } from "./sync/connection_lost.ts";
 import { joinRemote, remotePrefix, syncFlags } from "./sync/flags.ts";
 import { type FileFacts, planSync } from "./sync/plan.ts";

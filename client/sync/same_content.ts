@@ -10,7 +10,7 @@
 
 import { createHash } from "node:crypto";
 import type { DfosClient } from "../connection.ts";
-import { localChunkList } from "./_e_shim.ts";
+import { localChunkList } from "../local_chunks.ts";
 
 /**
  * True when the local file and the remote one hold the same bytes.
