@@ -98,13 +98,24 @@ export class Confinement {
 
   /** The user's `.dfos-partial`, made if missing, checked to be a real folder. */
   partial(home: Folder): Folder {
-    const path = join(home.path, PARTIAL_DIR);
+    return this.meta(home, PARTIAL_DIR);
+  }
+
+  /**
+   * One of the storage's own folders in the user's folder (`.dfos-partial`,
+   * `.dfos-chunks`, `.dfos-kept`), made if missing, checked to be a real folder.
+   *
+   * @param home The user's folder.
+   * @param dir The folder's name, a reserved one.
+   */
+  meta(home: Folder, dir: string): Folder {
+    const path = join(home.path, dir);
     try {
       Deno.mkdirSync(path, { mode: 0o700 });
     } catch (error) {
       if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
     }
-    return folderAt(path, Deno.lstatSync(path), PARTIAL_DIR, PARTIAL_DIR);
+    return folderAt(path, Deno.lstatSync(path), dir, dir);
   }
 
   /**

@@ -47,11 +47,14 @@ import {
   removeFolders,
   removeOwnFile,
 } from "./confinement.ts";
+import { ChangeCounters } from "./change_counters.ts";
+import { LocalKeptUploads } from "./kept_uploads.ts";
 import { Listings } from "./listing.ts";
-import { LocalUpload } from "./local_upload.ts";
+import { LocalChunkLists } from "./local_chunk_lists.ts";
+import { LocalUpload, versionOf } from "./local_upload.ts";
 import {
+  type BeginOptions,
   type ChangeCounter,
-  type FileInfo,
   footprint,
   type KeptUpload,
   type ListOptions,
@@ -97,11 +100,17 @@ export class LocalStorage implements Storage {
   readonly #fsync: boolean;
   readonly #uploads = new Set<LocalUpload>();
   readonly #listings = new Listings();
+  readonly #chunkLists: LocalChunkLists;
+  readonly #kept: LocalKeptUploads;
+  readonly #counters: ChangeCounters;
 
   private constructor(root: string, options: LocalStorageOptions) {
     this.root = root;
     this.#door = new Confinement(root);
     this.#fsync = options.fsync ?? false;
+    this.#chunkLists = new LocalChunkLists(this.#door);
+    this.#kept = new LocalKeptUploads(this.#door);
+    this.#counters = ChangeCounters.open(root);
   }
 
   /**
@@ -130,24 +139,88 @@ export class LocalStorage implements Storage {
     this.#door.home(user);
   }
 
-  async beginUpload(user: string, name: string): Promise<Upload> {
-    const upload = await LocalUpload.begin(this.#door, { user, name, fsync: this.#fsync });
+  async beginUpload(user: string, name: string, options: BeginOptions = {}): Promise<Upload> {
+    const upload = await LocalUpload.begin(this.#door, this.#uploadOptions(user, name, options.keep));
+    // A new keepable upload of the name replaces what was kept of it.
+    if (options.keep !== undefined) await this.#door.change(user, () => this.#kept.drop(user, name));
+    return this.#track(upload);
+  }
+
+  async resumeUpload(user: string, name: string, key: string): Promise<{ upload: Upload; state: Uint8Array } | null> {
+    checkName(name);
+    const taken = await this.#door.change(user, () => this.#kept.take(user, name, key));
+    if (taken === null) return null;
+    const upload = await LocalUpload.resume(this.#door, this.#uploadOptions(user, name, key), taken.path);
+    return { upload: this.#track(upload), state: taken.state };
+  }
+
+  #uploadOptions(user: string, name: string, key: string | undefined) {
+    return {
+      user,
+      name,
+      fsync: this.#fsync,
+      keep: key === undefined ? undefined : { kept: this.#kept, key },
+      onCommit: () => this.#counters.bump(user, this.#door.userPath(user)),
+    };
+  }
+
+  #track(upload: LocalUpload): LocalUpload {
     this.#uploads.add(upload);
     upload.settled.then(() => this.#uploads.delete(upload));
     return upload;
+  }
+
+  keptUploads(user: string): Promise<KeptUpload[]> {
+    return Promise.resolve().then(() => this.#kept.list(user));
+  }
+
+  async dropKept(user: string, name: string, key: string): Promise<void> {
+    checkName(name);
+    await this.#door.change(user, () => this.#kept.drop(user, name, key));
+  }
+
+  sweepKept(before: number): Promise<number> {
+    return Promise.resolve().then(() => this.#kept.sweep(before));
+  }
+
+  readChunkList(user: string, name: string): Promise<StoredChunkList | null> {
+    return Promise.resolve().then(() => {
+      checkName(name);
+      return this.#chunkLists.read(user, name);
+    });
+  }
+
+  writeChunkList(user: string, list: StoredChunkList): Promise<void> {
+    return Promise.resolve().then(() => {
+      checkName(list.name);
+      this.#chunkLists.write(user, list);
+    });
+  }
+
+  async *chunkLists(user: string): AsyncIterable<StoredChunkList> {
+    yield* this.#chunkLists.all(user);
+  }
+
+  changes(user: string): Promise<ChangeCounter> {
+    return Promise.resolve().then(() => this.#counters.get(user, this.#door.home(user).path));
   }
 
   openRead(user: string, name: string): Promise<ReadHandle> {
     return Promise.resolve().then(() => {
       checkName(name);
       const { file, info } = this.#door.openFile(user, name);
-      return new LocalReadHandle(file, { name, size: info.size, mtime: info.mtime?.getTime() ?? 0 });
+      return new LocalReadHandle(file, name, info);
     });
   }
 
   async remove(user: string, name: string): Promise<Removed> {
     checkName(name);
-    const { removed, aside } = await this.#door.change(user, () => this.#unlink(user, name));
+    const { removed, aside } = await this.#door.change(user, () => {
+      const unlinked = this.#unlink(user, name);
+      this.#counters.bump(user, this.#door.userPath(user));
+      this.#chunkLists.remove(user, name);
+      return unlinked;
+    });
     // Freed off the event loop, once the user's other changes may go on.
     if (aside !== null) await removeOwnFile(aside.path, aside.id);
     return removed;
@@ -210,6 +283,14 @@ export class LocalStorage implements Storage {
       removeFolders(target.created);
       throw error;
     }
+    this.#counters.bump(user, home.path);
+    if (info.isFile) {
+      try {
+        this.#chunkLists.move(user, from, to);
+      } catch {
+        // metadata: a list left under the old name is stale, and computed again when asked
+      }
+    }
     const foldersRemoved = this.#pruneEmpty(source.folders, from);
     return { from, to, files, foldersCreated: target.created.length, foldersRemoved };
   }
@@ -233,11 +314,11 @@ export class LocalStorage implements Storage {
     return await this.#listings.page(user, this.#door.home(user).path, options);
   }
 
-  stat(user: string, name: string): Promise<FileInfo | null> {
+  stat(user: string, name: string): Promise<VersionedInfo | null> {
     return Promise.resolve().then(() => this.#stat(user, name));
   }
 
-  #stat(user: string, name: string): FileInfo | null {
+  #stat(user: string, name: string): VersionedInfo | null {
     checkName(name);
     let path: string;
     try {
@@ -247,7 +328,7 @@ export class LocalStorage implements Storage {
       throw error;
     }
     const info = lstatOrNull(path);
-    return info?.isFile ? { name, size: info.size, mtime: info.mtime?.getTime() ?? 0 } : null;
+    return info?.isFile ? { name, size: info.size, mtime: info.mtime?.getTime() ?? 0, version: versionOf(info) } : null;
   }
 
   async usage(user: string): Promise<Usage> {
@@ -258,37 +339,8 @@ export class LocalStorage implements Storage {
 
   async abortUploads(): Promise<void> {
     await Promise.all([...this.#uploads].map((upload) => upload.abort()));
+    this.#counters.close();
   }
-
-  // Issue 12, being built: the storage methods of the chunk requests (server/storage.ts). TODO(S1) replaces these.
-  resumeUpload(): Promise<{ upload: Upload; state: Uint8Array } | null> {
-    return Promise.reject(notYet());
-  }
-  keptUploads(): Promise<KeptUpload[]> {
-    return Promise.reject(notYet());
-  }
-  dropKept(): Promise<void> {
-    return Promise.reject(notYet());
-  }
-  sweepKept(): Promise<number> {
-    return Promise.reject(notYet());
-  }
-  readChunkList(): Promise<StoredChunkList | null> {
-    return Promise.reject(notYet());
-  }
-  writeChunkList(): Promise<void> {
-    return Promise.reject(notYet());
-  }
-  chunkLists(): AsyncIterable<StoredChunkList> {
-    throw notYet();
-  }
-  changes(): Promise<ChangeCounter> {
-    return Promise.reject(notYet());
-  }
-}
-
-function notYet(): DfosError {
-  return new DfosError(Status.UNSUPPORTED, "not built yet");
 }
 
 /** A file opened for reading: the bytes of the version opened, whatever happens to its name. */
@@ -297,18 +349,27 @@ class LocalReadHandle implements ReadHandle {
   readonly #file: Deno.FsFile;
   #open = true;
 
-  constructor(file: Deno.FsFile, info: FileInfo) {
+  constructor(file: Deno.FsFile, name: string, info: Deno.FileInfo) {
     this.#file = file;
-    this.info = { ...info, version: "" };
+    this.info = { name, size: info.size, mtime: info.mtime?.getTime() ?? 0, version: versionOf(info) };
   }
 
-  readRange(): AsyncIterable<PooledBytes> {
-    throw notYet();
+  async *readRange(offset: number, length: number): AsyncIterable<PooledBytes> {
+    const { name, size } = this.info;
+    if (
+      !Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 ||
+      offset + length > size
+    ) {
+      throw new DfosError(Status.BAD_REQUEST, `Cannot read ${length} bytes at ${offset} of "${name}": it has ${size}`);
+    }
+    this.#file.seekSync(offset, Deno.SeekMode.Start);
+    yield* fileChunks(this.#file, { limit: length });
   }
 
-  read(limit = Infinity): AsyncIterable<PooledBytes> {
+  async *read(limit = Infinity): AsyncIterable<PooledBytes> {
     // Up to the size seen at open: a file that shrinks shows as a short body.
-    return fileChunks(this.#file, { limit: Math.min(limit, this.info.size) });
+    this.#file.seekSync(0, Deno.SeekMode.Start);
+    yield* fileChunks(this.#file, { limit: Math.min(limit, this.info.size) });
   }
 
   close(): void {

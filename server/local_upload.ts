@@ -28,6 +28,7 @@
  * @module
  */
 
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { type Bytes, release } from "../shared/pooled_bytes.ts";
 import { DfosError, Status } from "../shared/status.ts";
@@ -43,7 +44,8 @@ import {
   removeOwnFile,
   sameFile,
 } from "./confinement.ts";
-import type { CommitChange, CommitOptions, FileInfo, Upload } from "./storage.ts";
+import { LocalKeptUploads, MAX_KEPT_STATE_BYTES } from "./kept_uploads.ts";
+import type { CommitChange, CommitOptions, Upload, VersionedInfo } from "./storage.ts";
 
 /** Options for {@linkcode LocalUpload.begin}. */
 export interface LocalUploadOptions {
@@ -53,6 +55,10 @@ export interface LocalUploadOptions {
    * @default {false}
    */
   fsync?: boolean;
+  /** Where the upload is kept, if it can be ({@linkcode Upload.keep}), and under which key. */
+  keep?: { kept: LocalKeptUploads; key: string };
+  /** Called after the commit's rename, within the user's change (the change counter). */
+  onCommit?: () => void;
 }
 
 /** Where an upload began: the folders it must find unchanged, and its temporary file. */
@@ -65,6 +71,8 @@ interface Start {
   /** The temporary file's identity, taken when it was created. */
   tempId: FileId;
   fsync: boolean;
+  keep?: { kept: LocalKeptUploads; key: string };
+  onCommit?: () => void;
 }
 
 /** An upload in progress to the local disk. */
@@ -75,12 +83,12 @@ export class LocalUpload implements Upload {
   readonly #start: Start;
   #done = false;
   #resolveSettled: () => void = () => {};
-  /** Issue 12, being built (TODO(S1)). */
-  readonly written = 0;
+  #written: number;
 
-  private constructor(door: Confinement, start: Start) {
+  private constructor(door: Confinement, start: Start, written: number) {
     this.#door = door;
     this.#start = start;
+    this.#written = written;
     this.settled = new Promise((resolve) => this.#resolveSettled = resolve);
   }
 
@@ -103,18 +111,50 @@ export class LocalUpload implements Upload {
     door.checkPlace(home, name);
     const partial = door.partial(home);
     const temp = await TempFile.create(join(partial.path, `${crypto.randomUUID()}.part`));
+    return await LocalUpload.#started(door, target, { home, partial, temp });
+  }
+
+  /**
+   * Continues an upload from a kept one's bytes (moved into `.dfos-partial`
+   * by `LocalKeptUploads.take`): written so far is their size.
+   *
+   * @param door The storage root's door.
+   * @param target The user, the remote name and the options.
+   * @param path The bytes' path in the user's `.dfos-partial`.
+   * @returns The upload.
+   */
+  static async resume(
+    door: Confinement,
+    target: { user: string; name: string } & LocalUploadOptions,
+    path: string,
+  ): Promise<LocalUpload> {
+    checkName(target.name);
+    const home = door.home(target.user);
+    const partial = door.partial(home);
+    const temp = await TempFile.reopen(path);
+    return await LocalUpload.#started(door, target, { home, partial, temp });
+  }
+
+  /** Makes the upload of a temporary file just created or reopened, checked to be where it was meant to be. */
+  static async #started(
+    door: Confinement,
+    target: { user: string; name: string } & LocalUploadOptions,
+    where: { home: Folder; partial: Folder; temp: TempFile },
+  ): Promise<LocalUpload> {
+    const { user, name } = target;
+    const tempId = await where.temp.stat();
     const upload = new LocalUpload(door, {
       user,
       name,
-      home,
-      partial,
-      temp,
-      tempId: await temp.stat(),
+      ...where,
+      tempId,
       fsync: target.fsync ?? false,
-    });
+      keep: target.keep,
+      onCommit: target.onCommit,
+    }, tempId.size);
     try {
       // Made where it was meant to be: neither folder was swapped for a link just before the create.
-      upload.#checkOwn([home, partial]);
+      upload.#checkOwn([where.home, where.partial]);
     } catch (error) {
       await upload.abort();
       throw error;
@@ -122,32 +162,57 @@ export class LocalUpload implements Upload {
     return upload;
   }
 
+  /** Bytes written so far (a resumed upload's kept ones included). */
+  get written(): number {
+    return this.#written;
+  }
+
   async write(chunk: Bytes): Promise<void> {
     if (this.#done) release(chunk);
     this.#throwIfDone();
+    this.#written += chunk.length;
     await this.#start.temp.write(chunk);
   }
 
-  async commit(options: CommitOptions = {}): Promise<FileInfo> {
+  async commit(options: CommitOptions = {}): Promise<VersionedInfo> {
     this.#throwIfDone();
     const { user, name, temp, fsync } = this.#start;
     try {
+      if (options.mtime !== undefined) await temp.setMtime(checkMtime(name, options.mtime));
       // What this upload stored, taken before the rename: another upload to the same name may replace it at once.
       const info = await temp.stat();
       await temp.close(fsync);
       const target = await this.#door.change(user, () => this.#moveIntoPlace(info.size, options.admit));
       this.#finish();
       if (fsync) await syncFolder(target);
-      return { name, size: info.size, mtime: info.mtime?.getTime() ?? 0 };
+      return { name, size: info.size, mtime: info.mtime?.getTime() ?? 0, version: versionOf(info) };
     } catch (error) {
       await this.abort();
       throw error;
     }
   }
 
-  /** Issue 12, being built (TODO(S1)). */
-  keep(): Promise<void> {
-    return Promise.reject(new Error("not built yet"));
+  async keep(state: Uint8Array): Promise<void> {
+    this.#throwIfDone();
+    const { user, name, home, partial, temp, keep } = this.#start;
+    try {
+      if (keep === undefined) {
+        throw new DfosError(Status.BAD_REQUEST, `Cannot keep the upload of "${name}": it was not begun to be kept`);
+      }
+      if (state.length > MAX_KEPT_STATE_BYTES) {
+        throw new DfosError(Status.TOO_LARGE, `Cannot keep the upload of "${name}": its state is too large`);
+      }
+      await temp.close();
+      await this.#door.change(user, () => {
+        this.#throwIfDone();
+        this.#checkOwn([home, partial]);
+        keep.kept.keep(home, partial, temp.path, { name, key: keep.key, state });
+      });
+      this.#finish();
+    } catch (error) {
+      await this.abort();
+      throw error;
+    }
   }
 
   async abort(): Promise<void> {
@@ -182,11 +247,13 @@ export class LocalUpload implements Upload {
       // The last look, just before the rename: every folder on both paths is still the one checked.
       this.#checkOwn([home, partial, ...way.folders]);
       admit?.({ replaced, folders: way.created.length });
+      const onCommit = this.#start.onCommit ?? (() => {});
       if (size < LARGE_FILE_BYTES && (replaced ?? 0) < LARGE_FILE_BYTES) {
         Deno.renameSync(temp.path, way.path);
+        onCommit();
         return way.path;
       }
-      return Deno.rename(temp.path, way.path).then(() => way.path, (error) => {
+      return Deno.rename(temp.path, way.path).then(() => (onCommit(), way.path), (error) => {
         removeFolders(way.created);
         throw error;
       });
@@ -214,6 +281,27 @@ export class LocalUpload implements Upload {
     this.#done = true;
     this.#resolveSettled();
   }
+}
+
+/**
+ * A file's version (`VersionedInfo.version`): a hash of its device, inode,
+ * size and modification time. A commit is a rename of a new inode, and a
+ * change in place by other means changes the size or the mtime.
+ *
+ * @param info The file's `stat`.
+ * @returns 16 hex digits.
+ */
+export function versionOf(info: Deno.FileInfo): string {
+  const facts = `${info.dev}:${info.ino}:${info.size}:${info.mtime?.getTime() ?? 0}`;
+  return createHash("sha256").update(facts).digest("hex").slice(0, 16);
+}
+
+/** A modification time a file can have: whole milliseconds within the range of a `Date`. */
+function checkMtime(name: string, mtime: number): number {
+  if (!Number.isSafeInteger(mtime) || Math.abs(mtime) > 8.64e15) {
+    throw new DfosError(Status.BAD_REQUEST, `Cannot store "${name}": ${mtime} is not a modification time`);
+  }
+  return mtime;
 }
 
 async function syncFolder(target: string): Promise<void> {

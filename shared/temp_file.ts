@@ -72,6 +72,29 @@ export class TempFile {
   }
 
   /**
+   * Opens an existing file to append to it (a kept upload taken up again).
+   * The caller checks that `path` names the file it meant (`stat`).
+   *
+   * @param path The file, in the target's folder or on its file system.
+   * @param options As for {@linkcode TempFile.create}.
+   */
+  static async reopen(path: string, options: { writeBehind?: boolean } = {}): Promise<TempFile> {
+    const file = Deno.openSync(path, { write: true, append: true });
+    return await Promise.resolve(new TempFile(path, file, options.writeBehind ?? true));
+  }
+
+  /**
+   * Sets the file's modification time (and access time), through the open
+   * file: after every queued write, which would change it again.
+   *
+   * @param mtime Milliseconds since the Unix epoch.
+   */
+  async setMtime(mtime: number): Promise<void> {
+    await this.flush();
+    this.#file.utimeSync(new Date(), new Date(mtime));
+  }
+
+  /**
    * Queues all of `data` to be appended. Takes pooled bytes' hold: it is
    * released once they are written (or the write failed).
    *
