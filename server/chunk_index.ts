@@ -4,7 +4,12 @@
  * chunks can only be continued, by an `assemble` of that name and root). It
  * is built lazily, on a user's first `have` or `assemble`, from the user's
  * stored chunk lists (`Storage.chunkLists`) and kept uploads
- * (`Storage.keptUploads`), and updated when an `assemble` commits or keeps.
+ * (`Storage.keptUploads`), then from the files that have no current list
+ * (stored by a plain `put`, or changed by other means): their lists are
+ * computed and stored, at most {@linkcode MAX_BUILD_HASH_BYTES} of files per
+ * build (a later build goes on where it stopped, the lists computed being
+ * stored). It is updated when an `assemble` commits or keeps, and a file a
+ * `put` stores is indexed before the index is next used.
  *
  * Entries may go stale (a file replaced, moved or deleted by `put`, `mv`,
  * `rm`): each names the version it was seen in, and a source is checked
@@ -20,10 +25,14 @@
  * @module
  */
 import { type ChunkEntry, decodeChunkEntries, groupsOf, toHex } from "../shared/chunk_list.ts";
-import type { Storage, VersionedInfo } from "./storage.ts";
+import { chunkListOf } from "./chunk_lists.ts";
+import type { ReadHandle, Storage, VersionedInfo } from "./storage.ts";
 
 /** Chunk and group entries at most in one user's index (about 200 bytes each: 256 Ki entries, some 50 MB). */
 export const MAX_INDEX_ENTRIES = 256 * 1024;
+
+/** File bytes at most read to compute missing chunk lists in one build (some seconds of hashing). */
+export const MAX_BUILD_HASH_BYTES = 1024 ** 3;
 
 /** Users whose indexes are kept in memory at once. */
 export const MAX_INDEXED_USERS = 8;
@@ -139,6 +148,8 @@ export class SourceCheck {
 export class ChunkIndexes {
   readonly #storage: Storage;
   readonly #indexes = new Map<string, Promise<ChunkIndex>>();
+  /** Per user with a built index, files stored by `put` since, to index before it is used next. */
+  readonly #stored = new Map<string, Set<string>>();
 
   /** @param storage Where the users' files are. */
   constructor(storage: Storage) {
@@ -150,18 +161,41 @@ export class ChunkIndexes {
    *
    * @param user The user.
    */
-  of(user: string): Promise<ChunkIndex> {
+  async of(user: string): Promise<ChunkIndex> {
     let index = this.#indexes.get(user);
     if (index !== undefined) {
       this.#indexes.delete(user); // most recently used last
       this.#indexes.set(user, index);
-      return index;
+      const built = await index;
+      const stored = this.#stored.get(user);
+      this.#stored.delete(user);
+      for (const name of stored ?? []) await this.#indexFile(built, user, name);
+      return built;
     }
     index = this.#build(user);
     index.catch(() => this.#indexes.delete(user));
     this.#indexes.set(user, index);
-    while (this.#indexes.size > MAX_INDEXED_USERS) this.#indexes.delete(this.#indexes.keys().next().value!);
-    return index;
+    this.#stored.delete(user); // the build sees them
+    while (this.#indexes.size > MAX_INDEXED_USERS) {
+      const oldest = this.#indexes.keys().next().value!;
+      this.#indexes.delete(oldest);
+      this.#stored.delete(oldest);
+    }
+    return await index;
+  }
+
+  /**
+   * Notes a file a `put` stored: if the user's index is built, the file is
+   * indexed before it is next used (else the build finds it).
+   *
+   * @param user The user.
+   * @param name The file.
+   */
+  stored(user: string, name: string): void {
+    if (!this.#indexes.has(user)) return;
+    const names = this.#stored.get(user) ?? new Set<string>();
+    names.add(name);
+    this.#stored.set(user, names);
   }
 
   /**
@@ -180,14 +214,54 @@ export class ChunkIndexes {
 
   async #build(user: string): Promise<ChunkIndex> {
     const index = new ChunkIndex();
+    const versions = new Map<string, string>();
     for await (const list of this.#storage.chunkLists(user)) {
       const entries = decodeChunkEntries(list.entries);
-      if (entries !== null) index.add({ kind: "file", name: list.name, version: list.version }, entries);
+      if (entries === null) continue;
+      index.add({ kind: "file", name: list.name, version: list.version }, entries);
+      versions.set(list.name, list.version);
     }
     for (const kept of await this.#storage.keptUploads(user)) {
       const entries = decodeChunkEntries(kept.state);
       if (entries !== null) index.add({ kind: "kept", name: kept.name, key: kept.key }, entries);
     }
+    await this.#indexUnlisted(index, user, versions);
     return index;
+  }
+
+  /** Computes (and stores) the chunk lists of the user's files without a current one, within the build's bound. */
+  async #indexUnlisted(index: ChunkIndex, user: string, versions: Map<string, string>): Promise<void> {
+    let budget = MAX_BUILD_HASH_BYTES;
+    let after = "";
+    do {
+      const page = await this.#storage.list(user, { prefix: "", after, limit: 1000 });
+      for (const entry of page.entries) {
+        if (index.size >= MAX_INDEX_ENTRIES) return;
+        if (entry.size === 0 || entry.size > budget) continue;
+        const info = await this.#storage.stat(user, entry.name).catch(() => null) as VersionedInfo | null;
+        if (info === null || versions.get(entry.name) === info.version) continue;
+        budget -= entry.size;
+        await this.#indexFile(index, user, entry.name);
+      }
+      after = page.next ?? "";
+    } while (after !== "");
+  }
+
+  /** Indexes a file's current version, its chunk list computed (and stored) if none is current; gone: nothing. */
+  async #indexFile(index: ChunkIndex, user: string, name: string): Promise<void> {
+    let handle: ReadHandle;
+    try {
+      handle = await this.#storage.openRead(user, name);
+    } catch {
+      return; // gone meanwhile, or not a file to read
+    }
+    try {
+      const entries = await chunkListOf(this.#storage, user, handle);
+      index.add({ kind: "file", name, version: handle.info.version }, entries);
+    } catch {
+      // unreadable now: not indexed, and its bytes are sent when needed
+    } finally {
+      handle.close();
+    }
   }
 }

@@ -142,7 +142,7 @@ const ROWS = {
     kinds: ["put"],
     kind: () => "put",
     subject: (message) => message.name,
-    async handle({ message, user, storage, body, limits, mine }) {
+    async handle({ message, user, storage, body, limits, mine, chunks }) {
       const problem = nameProblem(message.name, limits.maxNameBytes);
       if (problem) throw new DfosError(Status.BAD_NAME, `Cannot use name "${excerpt(message.name)}": ${problem}`);
       // Refused at once, before any byte is taken, if the announced size does not fit.
@@ -166,6 +166,7 @@ const ROWS = {
         const info = await upload.commit({ admit: (change) => allowance.admit(change) });
         allowance.committed();
         mine.changes++;
+        chunks.indexes.stored(user, info.name); // its chunks can be copied once indexed
         return { message: { type: "ok", name: info.name, size: info.size } };
       } catch (error) {
         allowance.release(); // at once: another upload of the user's may need the bytes before the file is gone
