@@ -2,14 +2,16 @@
  * `ChangeCounters`: each user's change counter on the local disk
  * (`Storage.changes`): every commit, removal and rename adds one.
  *
- * A counter is `{epoch, counter}`. The counters live in memory while the
- * server runs and are written to `ROOT/<user>/.dfos-changes` when it closes
- * cleanly; `ROOT/.dfos-state` holds the run's generation and whether it ended
- * cleanly. A run that starts after an unclean end (a crash, a kill, a power
- * loss: changes may have gone uncounted) takes a new generation, and a
- * counter file of another generation gives its user a new epoch: a client
- * that kept the old epoch lists again instead of trusting its state. So the
- * counter costs nothing per change, and is never trusted past a lost count.
+ * A counter is `{epoch, counter}`. It lives in memory while the server runs;
+ * `ROOT/<user>/.dfos-changes` holds it between runs, with whether the run
+ * that wrote it ended cleanly. A run takes a user's counter from that file
+ * only if it says so, and at once marks it as in use (not clean): after a
+ * crash, a kill or a power loss, when changes may have gone uncounted, the
+ * next run finds it so and starts a new epoch, and a client that kept the old
+ * epoch lists again instead of trusting its state. A clean close writes the
+ * counters back, for the users that have a file or were asked for theirs (a
+ * user whose counter nobody asked for needs none kept). So the counter costs
+ * nothing per change, and is never trusted past a lost count.
  *
  * Changes made to `ROOT` by other means than dfos are not counted (an
  * operator's copy into a user's folder); docs/SECURITY.md says so.
@@ -21,48 +23,31 @@ import { join } from "node:path";
 import { RESERVED_PREFIX } from "../shared/names.ts";
 import type { ChangeCounter } from "./storage.ts";
 
-/** The root's state file (user names never start with "."). */
-export const STATE_FILE = `${RESERVED_PREFIX}state`;
 /** Each user's counter file, in the user's folder. */
 export const COUNTER_FILE = `${RESERVED_PREFIX}changes`;
 
+/** A user's counter in memory: where its file is, and whether a clean close writes it. */
+interface Counter extends ChangeCounter {
+  path: string;
+  keep: boolean;
+}
+
 /** The change counters of every user under one root. */
 export class ChangeCounters {
-  readonly #root: string;
-  readonly #generation: string;
-  readonly #counters = new Map<string, ChangeCounter>();
-
-  private constructor(root: string, generation: string) {
-    this.#root = root;
-    this.#generation = generation;
-  }
+  readonly #counters = new Map<string, Counter>();
 
   /**
-   * Starts a run: keeps the last run's generation if it ended cleanly, else
-   * takes a new one, and marks this run as not (yet) ended cleanly.
-   *
-   * @param root The storage root (a real path).
-   * @returns The counters.
-   */
-  static open(root: string): ChangeCounters {
-    const last = readJson(join(root, STATE_FILE));
-    const generation = last?.clean === true && typeof last.generation === "string"
-      ? last.generation
-      : crypto.randomUUID();
-    writeJson(join(root, STATE_FILE), { generation, clean: false });
-    return new ChangeCounters(root, generation);
-  }
-
-  /**
-   * The user's counter: from memory, else from the user's counter file if it
-   * is of this generation, else a new epoch at 0.
+   * The user's counter: from memory, else from the user's counter file if
+   * the last run closed cleanly, else a new epoch at 0.
    *
    * @param user The user (a checked name).
    * @param home The user's folder.
    * @returns The counter (a copy).
    */
   get(user: string, home: string): ChangeCounter {
-    return { ...this.#load(user, home) };
+    const counter = this.#load(user, home);
+    counter.keep = true;
+    return { epoch: counter.epoch, counter: counter.counter };
   }
 
   /**
@@ -75,28 +60,33 @@ export class ChangeCounters {
     this.#load(user, home).counter++;
   }
 
-  /** Writes every counter to its user's folder and marks the run as ended cleanly. */
+  /** Writes the counters to keep to their users' folders, marked as written by a clean close. */
   close(): void {
-    for (const [user, counter] of this.#counters) {
+    for (const counter of this.#counters.values()) {
+      if (!counter.keep) continue;
       try {
-        writeJson(join(this.#root, user, COUNTER_FILE), { generation: this.#generation, ...counter });
+        writeJson(counter.path, { epoch: counter.epoch, counter: counter.counter, clean: true });
       } catch {
         // the user's folder is gone or unwritable: its next run starts a new epoch
       }
     }
-    writeJson(join(this.#root, STATE_FILE), { generation: this.#generation, clean: true });
+    this.#counters.clear();
   }
 
-  #load(user: string, home: string): ChangeCounter {
+  #load(user: string, home: string): Counter {
     let counter = this.#counters.get(user);
-    if (counter === undefined) {
-      const stored = readJson(join(home, COUNTER_FILE));
-      counter = stored?.generation === this.#generation && typeof stored.epoch === "string" &&
-          Number.isSafeInteger(stored.counter)
-        ? { epoch: stored.epoch, counter: stored.counter as number }
-        : { epoch: crypto.randomUUID(), counter: 0 };
-      this.#counters.set(user, counter);
+    if (counter !== undefined) return counter;
+    const path = join(home, COUNTER_FILE);
+    const stored = readJson(path);
+    const trusted = stored?.clean === true && typeof stored.epoch === "string" && Number.isSafeInteger(stored.counter);
+    counter = trusted
+      ? { epoch: stored.epoch as string, counter: stored.counter as number, path, keep: true }
+      : { epoch: crypto.randomUUID(), counter: 0, path, keep: stored !== null };
+    if (counter.keep) {
+      // In use from now on: a run that does not close cleanly leaves it marked so.
+      writeJson(path, { epoch: counter.epoch, counter: counter.counter, clean: false });
     }
+    this.#counters.set(user, counter);
     return counter;
   }
 }

@@ -67,7 +67,8 @@ export class LocalKeptUploads {
    * @returns The bytes' new path and the state, or null.
    */
   take(user: string, name: string, key: string): { path: string; state: Uint8Array } | null {
-    const folders = this.#folders(user);
+    const folders = this.#existing(user);
+    if (folders === null) return null;
     const [home, kept] = folders;
     const id = keptId(name, key);
     const record = decodeState(readMetaFile(this.#door, folders, id + STATE));
@@ -87,8 +88,9 @@ export class LocalKeptUploads {
    * @param user The user.
    */
   list(user: string): KeptUpload[] {
-    const folders = this.#folders(user);
+    const folders = this.#existing(user);
     const list: KeptUpload[] = [];
+    if (folders === null) return list;
     for (const [id, files] of this.#byId(folders[1].path)) {
       if (!files.has("state") || !files.has("part")) continue;
       const record = decodeState(readMetaFile(this.#door, folders, id + STATE));
@@ -109,7 +111,9 @@ export class LocalKeptUploads {
    * @param key The key, or undefined for all.
    */
   drop(user: string, name: string, key?: string): void {
-    const dir = this.#folders(user)[1].path;
+    const folders = this.#existing(user);
+    if (folders === null) return;
+    const dir = folders[1].path;
     const ids = key === undefined
       ? [...this.#byId(dir).keys()].filter((id) => id.startsWith(hashName(name) + "."))
       : [keptId(name, key)];
@@ -163,8 +167,10 @@ export class LocalKeptUploads {
     return ids;
   }
 
-  #folders(user: string): Folder[] {
+  /** The user's folder and `.dfos-kept`, checked, or null when there is none yet (nothing kept). */
+  #existing(user: string): Folder[] | null {
     const home = this.#door.home(user);
+    if (lstatOrNull(join(home.path, KEPT_DIR)) === null) return null;
     return [home, this.#door.meta(home, KEPT_DIR)];
   }
 }

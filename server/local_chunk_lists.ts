@@ -12,7 +12,7 @@
 
 import { join } from "node:path";
 import { RESERVED_PREFIX } from "../shared/names.ts";
-import type { Confinement, Folder } from "./confinement.ts";
+import { type Confinement, type Folder, lstatOrNull } from "./confinement.ts";
 import { decodeRecord, encodeRecord, hashName, readMetaFile, removeQuietly, writeMetaFile } from "./meta_files.ts";
 import type { StoredChunkList } from "./storage.ts";
 
@@ -38,7 +38,9 @@ export class LocalChunkLists {
    * @param name The file's name (checked by the caller).
    */
   read(user: string, name: string): StoredChunkList | null {
-    const list = this.#decode(readMetaFile(this.#door, this.#folders(user), hashName(name)));
+    const folders = this.#existing(user);
+    if (folders === null) return null;
+    const list = this.#decode(readMetaFile(this.#door, folders, hashName(name)));
     return list?.name === name ? list : null;
   }
 
@@ -59,7 +61,8 @@ export class LocalChunkLists {
    * @param user The user.
    */
   *all(user: string): Generator<StoredChunkList> {
-    const folders = this.#folders(user);
+    const folders = this.#existing(user);
+    if (folders === null) return;
     const files = [...Deno.readDirSync(folders[1].path)].filter((entry) => entry.isFile && LIST_FILE.test(entry.name));
     for (const file of files) {
       const list = this.#decode(readMetaFile(this.#door, folders, file.name));
@@ -89,7 +92,15 @@ export class LocalChunkLists {
    * @param name The file's name.
    */
   remove(user: string, name: string): void {
-    removeQuietly(join(this.#folders(user)[1].path, hashName(name)));
+    const folders = this.#existing(user);
+    if (folders !== null) removeQuietly(join(folders[1].path, hashName(name)));
+  }
+
+  /** The user's folder and `.dfos-chunks`, checked, or null when there is none yet (nothing stored). */
+  #existing(user: string): Folder[] | null {
+    const home = this.#door.home(user);
+    if (lstatOrNull(join(home.path, CHUNKS_DIR)) === null) return null;
+    return [home, this.#door.meta(home, CHUNKS_DIR)];
   }
 
   #folders(user: string): Folder[] {

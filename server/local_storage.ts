@@ -110,7 +110,7 @@ export class LocalStorage implements Storage {
     this.#fsync = options.fsync ?? false;
     this.#chunkLists = new LocalChunkLists(this.#door);
     this.#kept = new LocalKeptUploads(this.#door);
-    this.#counters = ChangeCounters.open(root);
+    this.#counters = new ChangeCounters();
   }
 
   /**

@@ -215,7 +215,10 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
     } finally {
       await client.close();
     }
-    const child = spawnCli(["get", "large.bin", join(fx.local, "large.bin")], { env: fx.envFor("alice") });
+    // The plain get (a resumable one keeps its partial: tests/resume_test.ts).
+    const child = spawnCli(["get", "--no-resume", "large.bin", join(fx.local, "large.bin")], {
+      env: fx.envFor("alice"),
+    });
     await child.stdin.close();
     await waitFor(
       async () => (await listDir(fx.local)).some((name) => name.endsWith(".dfos-part")),

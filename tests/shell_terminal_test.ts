@@ -179,7 +179,7 @@ Deno.test("dfos shell: Ctrl-C during a large put stops it, keeps the previous ve
   });
   try {
     let at = await term.waitFor(prompt);
-    await term.type("put big.bin\r");
+    await term.type("put --no-resume big.bin\r"); // the plain put: its temporary file on the server
     const partial = join(fx.root, "alice", ".dfos-partial");
     // Interrupted while the body is arriving: its temporary file on the server has bytes in it.
     await waitFor(
@@ -227,7 +227,7 @@ Deno.test("dfos shell: Ctrl-C during a large get removes its temporary file; Ctr
     let at = await term.waitFor(prompt);
     await term.type("rm small.txt\x03");
     at = await term.waitFor("^C", at);
-    await term.type("get huge.bin\r");
+    await term.type("get --no-resume huge.bin\r"); // the plain get: its temporary file here
     await waitFor(
       async () => {
         for (const name of await filesUnder(fx.local)) {
