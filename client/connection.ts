@@ -174,8 +174,7 @@ export class DfosClient {
 
   /** Bytes of frames on this connection so far, both ways. */
   get traffic(): { sent: number; received: number } {
-    const { sent, received } = this.#channel.traffic;
-    return { sent, received };
+    return this.#channel.bytes;
   }
 
   /**

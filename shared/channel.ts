@@ -59,6 +59,8 @@ export class Channel {
   #maxControlLength: number;
   #received = 0;
   #sent = 0;
+  /** Bytes read from and written to the connection (TCP payload, or TLS records' plaintext). */
+  readonly #bytes = { received: 0, sent: 0 };
 
   /**
    * Wraps a connection.
@@ -76,10 +78,17 @@ export class Channel {
       // A control frame over the protocol's limit is dropped as it arrives, never held: refused below.
       maxGatheredLength: MAX_CONTROL_LENGTH,
     });
-    this.#reader = connReadable(conn).pipeThrough(this.#decoder).getReader();
+    const counted = {
+      read: async (buffer: Uint8Array) => {
+        const n = await conn.read(buffer);
+        if (n !== null) this.#bytes.received += n;
+        return n;
+      },
+    };
+    this.#reader = connReadable(counted).pipeThrough(this.#decoder).getReader();
     const encoder = new FrameEncoderStream();
     this.#writer = encoder.writable.getWriter();
-    this.#piped = writeAll(encoder.readable, conn);
+    this.#piped = writeAll(encoder.readable, conn, this.#bytes);
     // The failure surfaces to whoever writes next; it must not go unhandled here.
     this.#piped.catch(() => {});
   }
@@ -115,6 +124,11 @@ export class Channel {
    */
   get traffic(): { received: number; sent: number } {
     return { received: this.#received, sent: this.#sent };
+  }
+
+  /** Bytes received from the connection and written to it so far, frames' headers and bodies included. */
+  get bytes(): { received: number; sent: number } {
+    return { ...this.#bytes };
   }
 
   /**
@@ -250,7 +264,7 @@ export class Channel {
  * into again only once the socket has taken its bytes. Leaves the connection
  * open at the end. A write error cancels the encoder, which fails the next send.
  */
-async function writeAll(chunks: ReadableStream<Bytes>, conn: Deno.Conn): Promise<void> {
+async function writeAll(chunks: ReadableStream<Bytes>, conn: Deno.Conn, counted: { sent: number }): Promise<void> {
   const reader = chunks.getReader();
   try {
     while (true) {
@@ -258,6 +272,7 @@ async function writeAll(chunks: ReadableStream<Bytes>, conn: Deno.Conn): Promise
       if (done) return;
       const bytes = bytesOf(value);
       for (let offset = 0; offset < bytes.length;) offset += await conn.write(bytes.subarray(offset));
+      counted.sent += bytes.length;
       release(value);
     }
   } catch (error) {
