@@ -63,6 +63,23 @@ export async function localChunks(
 }
 
 /**
+ * Computes the chunks of bytes in memory (a small file read whole).
+ *
+ * @param bytes The file's bytes.
+ * @returns Its chunks and root.
+ */
+export async function memoryChunks(bytes: Uint8Array): Promise<{ chunks: LocalChunk[]; root: string }> {
+  const chunks: LocalChunk[] = [];
+  async function* one(): AsyncGenerator<Uint8Array> {
+    yield bytes;
+  }
+  for await (const chunk of chunkHashes(one())) {
+    chunks.push({ hash: fromHex(chunk.sha256)!, length: chunk.length, offset: chunk.offset });
+  }
+  return { chunks, root: rootOf(chunks) };
+}
+
+/**
  * Reads `length` bytes at `offset` of an open file, whole.
  *
  * @param file The file.

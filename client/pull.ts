@@ -105,6 +105,7 @@ export async function run({ values, positionals }: ParsedArgs, { client, io, sig
           const moved = await downloadFile(connection, name, path, {
             onProgress: (bytes) => progress.file(bytes),
             signal,
+            size: step.size,
           });
           await report.action({
             action: "send",

@@ -16,7 +16,7 @@ import { CommandFailure, type ParsedArgs, UsageError } from "../shared/cli.ts";
 import { nameProblem, printableName } from "../shared/names.ts";
 import { DfosError, Status } from "../shared/status.ts";
 import type { CommandContext } from "./command_table.ts";
-import { uploadFile } from "./chunk_upload.ts";
+import { type PreparedFile, prepareUpload, uploadFile } from "./chunk_upload.ts";
 import { connectionLost } from "./sync/connection_lost.ts";
 import { joinRemote, remotePrefix, syncFlags } from "./sync/flags.ts";
 import { type FileFacts, planSync } from "./sync/plan.ts";
@@ -75,6 +75,18 @@ export async function run({ values, positionals }: ParsedArgs, { client, io, sig
     flags.dryRun ? 0 : sends.length,
     sends.reduce((sum, step) => sum + step.size, 0),
   );
+  // The next file to send is read and chunked while the server stores the current one (one ahead).
+  const ahead = flags.dryRun ? [] : sends.map((step) => step.rel);
+  let sending = 0; // the index in `ahead` of the file being sent
+  const prepared = new Map<string, Promise<PreparedFile>>();
+  const prepare = (rel: string | undefined) => {
+    if (rel === undefined || prepared.has(rel)) return;
+    const file = tree.files.get(rel)!;
+    // Started once the current file's requests are on their way, so that the two overlap.
+    const ready = new Promise((resolve) => setTimeout(resolve, 0)).then(() => prepareUpload(file.path));
+    ready.catch(() => {}); // its upload reports the failure
+    prepared.set(rel, ready);
+  };
   try {
     for (const step of plan) {
       const name = joinRemote(prefix, step.rel);
@@ -100,10 +112,15 @@ export async function run({ values, positionals }: ParsedArgs, { client, io, sig
         }
       } else {
         const file = tree.files.get(step.rel)!;
+        prepare(step.rel);
+        const ready = prepared.get(step.rel)!;
+        prepared.delete(step.rel);
+        prepare(ahead[++sending]);
         try {
           const moved = await uploadFile(connection, file, name, {
             onProgress: (bytes) => progress.file(bytes),
             signal,
+            prepared: ready,
           });
           view.set(step.rel, { size: file.size, mtime: file.mtime });
           await report.action({

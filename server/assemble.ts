@@ -217,7 +217,8 @@ export async function assemble(
   const stored = await committedVersion(storage, user, committed);
   if (stored !== null) {
     const list = { name: committed.name, version: stored.version, entries: encodeChunkEntries(entries) };
-    await storage.writeChunkList(user, list).catch(() => {});
+    // Not waited for: the reply need not wait for a file to be created (the storage's close does).
+    storage.writeChunkList(user, list).catch(() => {});
     index.add({ kind: "file", name: committed.name, version: stored.version }, entries);
   }
   return { ...committed, version: stored?.version ?? "" };

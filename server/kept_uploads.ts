@@ -32,6 +32,8 @@ const KEPT_FILE = /^([0-9a-f]{64}\.[0-9a-f]{32})\.(part|state)$/;
 /** The users' kept uploads. */
 export class LocalKeptUploads {
   readonly #door: Confinement;
+  /** Users known to have no `.dfos-kept` (only this storage makes one): most never do, and a failed look costs. */
+  readonly #none = new Set<string>();
 
   /** @param door The storage root's door. */
   constructor(door: Confinement) {
@@ -49,6 +51,7 @@ export class LocalKeptUploads {
    */
   keep(home: Folder, partial: Folder, temp: string, upload: { name: string; key: string; state: Uint8Array }): void {
     const kept = this.#door.meta(home, KEPT_DIR);
+    this.#none.delete(home.label);
     const id = keptId(upload.name, upload.key);
     this.#door.recheck([home, partial, kept], upload.name);
     Deno.renameSync(temp, join(kept.path, id + PART));
@@ -170,7 +173,11 @@ export class LocalKeptUploads {
   /** The user's folder and `.dfos-kept`, checked, or null when there is none yet (nothing kept). */
   #existing(user: string): Folder[] | null {
     const home = this.#door.home(user);
-    if (lstatOrNull(join(home.path, KEPT_DIR)) === null) return null;
+    if (this.#none.has(user)) return null;
+    if (lstatOrNull(join(home.path, KEPT_DIR)) === null) {
+      this.#none.add(user);
+      return null;
+    }
     return [home, this.#door.meta(home, KEPT_DIR)];
   }
 }

@@ -13,7 +13,15 @@
 import { join } from "node:path";
 import { RESERVED_PREFIX } from "../shared/names.ts";
 import { type Confinement, type Folder, lstatOrNull } from "./confinement.ts";
-import { decodeRecord, encodeRecord, hashName, readMetaFile, removeQuietly, writeMetaFile } from "./meta_files.ts";
+import {
+  decodeRecord,
+  encodeRecord,
+  hashName,
+  readMetaFile,
+  removeQuietly,
+  writeMetaFile,
+  writeMetaFileAsync,
+} from "./meta_files.ts";
 import type { StoredChunkList } from "./storage.ts";
 
 /** The folder, inside each user's folder, of the stored chunk lists. */
@@ -50,9 +58,9 @@ export class LocalChunkLists {
    * @param user The user.
    * @param list The list (its name checked by the caller).
    */
-  write(user: string, list: StoredChunkList): void {
+  async write(user: string, list: StoredChunkList): Promise<void> {
     const bytes = encodeRecord({ fields: [list.name, list.version], tail: list.entries });
-    writeMetaFile(this.#door, this.#folders(user), hashName(list.name), bytes);
+    await writeMetaFileAsync(this.#door, this.#folders(user), hashName(list.name), bytes);
   }
 
   /**
@@ -81,7 +89,8 @@ export class LocalChunkLists {
   move(user: string, from: string, to: string): void {
     const list = this.read(user, from);
     if (list === null) return;
-    this.write(user, { ...list, name: to });
+    const bytes = encodeRecord({ fields: [to, list.version], tail: list.entries });
+    writeMetaFile(this.#door, this.#folders(user), hashName(to), bytes);
     this.remove(user, from);
   }
 

@@ -103,6 +103,8 @@ export class LocalStorage implements Storage {
   readonly #chunkLists: LocalChunkLists;
   readonly #kept: LocalKeptUploads;
   readonly #counters: ChangeCounters;
+  /** Chunk lists being written. */
+  readonly #writing = new Set<Promise<void>>();
 
   private constructor(root: string, options: LocalStorageOptions) {
     this.root = root;
@@ -191,10 +193,14 @@ export class LocalStorage implements Storage {
   }
 
   writeChunkList(user: string, list: StoredChunkList): Promise<void> {
-    return Promise.resolve().then(() => {
+    const written = Promise.resolve().then(() => {
       checkName(list.name);
-      this.#chunkLists.write(user, list);
+      return this.#chunkLists.write(user, list);
     });
+    // A caller may not wait for it (it is metadata); the close does.
+    const settled = written.then(() => {}, () => {}).finally(() => this.#writing.delete(settled));
+    this.#writing.add(settled);
+    return written;
   }
 
   async *chunkLists(user: string): AsyncIterable<StoredChunkList> {
@@ -339,6 +345,7 @@ export class LocalStorage implements Storage {
 
   async abortUploads(): Promise<void> {
     await Promise.all([...this.#uploads].map((upload) => upload.abort()));
+    await Promise.all(this.#writing);
     this.#counters.close();
   }
 }

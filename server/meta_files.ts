@@ -138,6 +138,34 @@ export function writeMetaFile(door: Confinement, folders: Folder[], file: string
 }
 
 /**
+ * {@linkcode writeMetaFile} with the file written on Deno's blocking-I/O
+ * thread: creating a file costs 0.1-1 ms on a busy ext4, which the event loop
+ * need not wait for when nobody waits for the file.
+ *
+ * @param door The storage root's door.
+ * @param folders The user's folder and the storage's folder in it.
+ * @param file The file's name in the last folder.
+ * @param bytes Its bytes.
+ */
+export async function writeMetaFileAsync(
+  door: Confinement,
+  folders: Folder[],
+  file: string,
+  bytes: Uint8Array,
+): Promise<void> {
+  const dir = folders.at(-1)!.path;
+  const temp = join(dir, `${file}.${crypto.randomUUID()}.tmp`);
+  await Deno.writeFile(temp, bytes, { createNew: true, mode: 0o600 });
+  try {
+    door.recheck(folders, file);
+    Deno.renameSync(temp, join(dir, file));
+  } catch (error) {
+    removeQuietly(temp);
+    throw error;
+  }
+}
+
+/**
  * Removes a path; nothing when it is gone.
  *
  * @param path The path.

@@ -50,13 +50,17 @@ export async function scanTree(dir: string, excluded: ExcludeMatcher): Promise<L
     if (error instanceof Deno.errors.NotFound) return tree;
     throw error;
   }
-  await walk(dir, "", excluded, tree);
+  walk(dir, "", excluded, tree);
   return tree;
 }
 
-async function walk(dir: string, prefix: string, excluded: ExcludeMatcher, tree: LocalTree): Promise<void> {
-  const entries: Deno.DirEntry[] = [];
-  for await (const entry of Deno.readDir(dir)) entries.push(entry);
+/**
+ * Synchronous calls: the client has nothing else to do meanwhile, and a
+ * `lstat` takes microseconds where an async one costs 40-60 us of scheduling
+ * (10,000 files: 0.05 s against 0.5 s).
+ */
+function walk(dir: string, prefix: string, excluded: ExcludeMatcher, tree: LocalTree): void {
+  const entries = [...Deno.readDirSync(dir)];
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const entry of entries) {
     const rel = prefix + entry.name;
@@ -65,10 +69,10 @@ async function walk(dir: string, prefix: string, excluded: ExcludeMatcher, tree:
     if (entry.isSymlink) {
       tree.others.set(rel, "symbolic link");
     } else if (entry.isDirectory) {
-      await walk(path, rel + "/", excluded, tree);
+      walk(path, rel + "/", excluded, tree);
     } else if (entry.isFile) {
       // lstat: the entry may have been replaced by a link since it was listed; a link is never followed.
-      const info = await Deno.lstat(path);
+      const info = Deno.lstatSync(path);
       if (info.isFile) tree.files.set(rel, { rel, path, size: info.size, mtime: info.mtime?.getTime() ?? 0 });
       else tree.others.set(rel, info.isSymlink ? "symbolic link" : "special file");
     } else {
