@@ -129,7 +129,8 @@ export async function run({ values, positionals }: ParsedArgs, { client, io, sig
     progress.done();
   }
   // The remote side as listed is still the server's: a pull changes nothing there.
-  if (!flags.dryRun) await remoteEnd(connection, start.counter, start.files, statePath);
+  // A pull changes nothing on the server.
+  if (!flags.dryRun) await remoteEnd(connection, start.counter, start.files, statePath, { untouched: !start.listed });
   await report.finish(connection.traffic.sent + connection.traffic.received);
   const { failed } = report.summary;
   if (failed > 0) {

@@ -150,7 +150,8 @@ export async function run({ values, positionals }: ParsedArgs, { client, io, sig
   }
   // After a failure the remote side is not known for sure: no state, the next run lists.
   const known = report.summary.failed === 0 ? start.counter : null;
-  if (!flags.dryRun) await remoteEnd(connection, known, view, statePath);
+  const untouched = !start.listed && report.summary.sent === 0 && report.summary.deleted === 0;
+  if (!flags.dryRun) await remoteEnd(connection, known, view, statePath, { untouched });
   await report.finish(connection.traffic.sent + connection.traffic.received);
   const failed = report.summary.failed + refused;
   if (failed > 0) {

@@ -54,7 +54,7 @@ export function nameProblem(name: string, maxBytes: number = MAX_NAME_BYTES): st
   if (!name.isWellFormed()) return "name is not valid Unicode";
   if (CONTROL.test(name)) return "name contains a control character";
   const limit = Math.min(maxBytes, MAX_NAME_BYTES);
-  if (encoder.encode(name).length > limit) return `name is longer than ${limit} bytes`;
+  if (utf8Length(name) > limit) return `name is longer than ${limit} bytes`;
   if (name.includes("\\")) return 'name contains "\\" (use "/" between folders)';
   if (name.startsWith("/")) return 'name is absolute (it starts with "/")';
   if (name.normalize("NFC") !== name) return "name is not in Unicode normal form C";
@@ -65,11 +65,29 @@ export function nameProblem(name: string, maxBytes: number = MAX_NAME_BYTES): st
   return undefined;
 }
 
+/** A well-formed string's length in UTF-8 bytes, counted without encoding it (push checks every local name). */
+function utf8Length(text: string): number {
+  let bytes = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x80) continue;
+    if (code < 0x800) {
+      bytes += 1;
+    } else if (code >= 0xd800 && code <= 0xdbff) {
+      bytes += 2; // a surrogate pair: 2 units, 4 bytes
+      i++;
+    } else {
+      bytes += 2;
+    }
+  }
+  return bytes;
+}
+
 function segmentProblem(segment: string): string | undefined {
   if (segment === "") return 'name has an empty segment ("//" or a "/" at the end)';
   if (segment === "." || segment === "..") return `segment "${segment}" is not allowed`;
   if (isReserved(segment)) return `segments starting with "${RESERVED_PREFIX}" are reserved`;
-  if (encoder.encode(segment).length > MAX_SEGMENT_BYTES) {
+  if (utf8Length(segment) > MAX_SEGMENT_BYTES) {
     return `a segment is longer than ${MAX_SEGMENT_BYTES} bytes`;
   }
   return undefined;

@@ -57,22 +57,29 @@ export async function remoteStart(client: DfosClient, prefix: string, statePath:
 
 /**
  * Keeps the remote side for the next run when nobody else changed anything
- * during this one; otherwise removes the state (the next run lists).
+ * during this one; otherwise removes the state (the next run lists). A run
+ * that took the remote side from the state and changed nothing there leaves
+ * the state as it is, without asking: if another client changed something
+ * meanwhile, the counter no longer matches the state's and the next run
+ * lists.
  *
  * @param client The connection.
  * @param start The counter at the start; null to keep no state (the server has no counter, or the run
  * does not know the remote side for sure).
  * @param files The remote side as this run left it.
  * @param statePath The state file, or null for none.
+ * @param options `untouched`: the start came from the state and this run changed nothing on the server.
  */
 export async function remoteEnd(
   client: DfosClient,
   start: Counter | null,
   files: Map<string, FileFacts>,
   statePath: string | null,
+  options: { untouched?: boolean } = {},
 ): Promise<void> {
   if (statePath === null) return;
   if (start === null) return await dropState(statePath);
+  if (options.untouched) return;
   const end = await readCounter(client);
   if (end !== null && end.epoch === start.epoch && end.counter - start.counter === end.mine - start.mine) {
     await saveState(statePath, { epoch: end.epoch, counter: end.counter, files });
