@@ -144,7 +144,8 @@ export async function assemble(
   try {
     const decoder = new RecipeDecoder();
     const take = async (step: RecipeStep) => {
-      for (const wanted of await expand(step, index, check, notFound)) {
+      const wanted = await expand(step, index, check, notFound);
+      for (let i = 0; i < wanted.length; i++) {
         if (entries.length >= message.chunks) {
           throw new DfosError(
             Status.INTEGRITY,
@@ -153,23 +154,34 @@ export async function assemble(
         }
         if (entries.length < kept.length) {
           // Continuing a kept upload: its chunks are there already.
-          if (!sameEntry(kept[entries.length], wanted.entry)) throw notFound(`chunk ${toHex(wanted.entry.hash)}`);
-          entries.push(wanted.entry);
-          written += wanted.entry.length;
+          if (!sameEntry(kept[entries.length], wanted[i].entry)) throw notFound(`chunk ${toHex(wanted[i].entry.hash)}`);
+          entries.push(wanted[i].entry);
+          written += wanted[i].entry.length;
           continue;
         }
-        // A sent chunk's hash is that of its bytes (expand); a copied one's bytes are hashed again here.
-        const bytes = wanted.bytes ?? await copy(wanted, storage, user, handles, notFound);
-        if (wanted.bytes === null && (bytes.length !== wanted.entry.length || !sameHash(bytes, wanted.entry.hash))) {
-          throw notFound(`chunk ${toHex(wanted.entry.hash)}`);
+        // A sent chunk's hash is that of its bytes (expand). Copied chunks lying end to end in one file (a
+        // group's) are read at once and written at once, each one's bytes hashed again here.
+        let end = i + 1;
+        if (wanted[i].bytes === null) {
+          let span = wanted[i].entry.length;
+          while (
+            end < wanted.length && adjacent(wanted[end - 1], wanted[end]) &&
+            span + wanted[end].entry.length <= COPY_RUN_BYTES && entries.length + (end - i) < message.chunks
+          ) {
+            span += wanted[end].entry.length;
+            end++;
+          }
         }
+        const run = wanted.slice(i, end);
+        const bytes = wanted[i].bytes ?? await copy(run, storage, user, handles, notFound);
         written += bytes.length;
         if (written > message.size) {
           throw new DfosError(Status.INTEGRITY, `Cannot assemble "${excerpt(name)}": more than ${message.size} bytes`);
         }
         allowance.receive(written);
         await upload.write(bytes);
-        entries.push(wanted.entry);
+        for (const { entry } of run) entries.push(entry);
+        i = end - 1;
       }
     };
     for await (const piece of body.pieces()) {
@@ -266,37 +278,60 @@ async function expand(
   return wanted;
 }
 
-/** Reads a known chunk's bytes from its source (a file's version); null source or a stale one: not found. */
+/** Copied chunks read at once: at most this many bytes (a group is some 4 MiB on average). */
+const COPY_RUN_BYTES = 8 * 1024 * 1024;
+
+/** True when `b`'s bytes follow `a`'s in the same version of the same file. */
+function adjacent(a: Wanted, b: Wanted): boolean {
+  const x = a.source;
+  const y = b.source;
+  return x !== null && y !== null && x.kind === "file" && y.kind === "file" && b.bytes === null &&
+    x.name === y.name && x.version === y.version && x.offset + x.length === y.offset &&
+    x.length === a.entry.length && y.length === b.entry.length;
+}
+
+/**
+ * Reads known chunks lying end to end from their source (a file's version),
+ * and checks each one's bytes against its hash; a null source, a stale one
+ * or a mismatch: not found.
+ */
 async function copy(
-  wanted: Wanted,
+  run: Wanted[],
   storage: Storage,
   user: string,
   handles: Map<string, ReadHandle>,
   notFound: (what: string) => DfosError,
 ): Promise<Uint8Array> {
-  const source = wanted.source;
-  if (source === null || source.kind !== "file") throw notFound(`chunk ${toHex(wanted.entry.hash)}`);
+  const first = run[0];
+  const source = first.source;
+  const lost = () => notFound(`chunk ${toHex(first.entry.hash)}`);
+  if (source === null || source.kind !== "file") throw lost();
   let handle = handles.get(source.name);
   if (handle === undefined) {
     try {
       handle = await storage.openRead(user, source.name);
     } catch {
-      throw notFound(`chunk ${toHex(wanted.entry.hash)}`);
+      throw lost();
     }
     handles.set(source.name, handle);
   }
-  if (handle.info.version !== source.version || source.offset + source.length > handle.info.size) {
-    throw notFound(`chunk ${toHex(wanted.entry.hash)}`);
-  }
-  const bytes = new Uint8Array(source.length);
+  const length = run.reduce((sum, wanted) => sum + wanted.entry.length, 0);
+  if (handle.info.version !== source.version || source.offset + length > handle.info.size) throw lost();
+  const bytes = new Uint8Array(length);
   let at = 0;
-  for await (const piece of handle.readRange(source.offset, source.length)) {
+  for await (const piece of handle.readRange(source.offset, length)) {
     try {
       bytes.set(bytesOf(piece), at);
       at += bytesOf(piece).length;
     } finally {
       release(piece);
     }
+  }
+  if (at !== length) throw lost();
+  at = 0;
+  for (const { entry } of run) {
+    if (!sameHash(bytes.subarray(at, at + entry.length), entry.hash)) throw notFound(`chunk ${toHex(entry.hash)}`);
+    at += entry.length;
   }
   return bytes;
 }
