@@ -61,8 +61,7 @@ export interface PreparedFile {
 
 /**
  * Reads a local file for {@linkcode uploadFile}: its facts and chunks, and a
- * small file's bytes. Push prepares the next file while the server works on
- * the current one.
+ * small file's bytes.
  *
  * @param path The local file.
  * @returns What the upload needs.
@@ -100,10 +99,10 @@ export async function uploadFile(
   client: DfosClient,
   local: { path: string; size: number; mtime: number },
   name: string,
-  options: TransferOptions & { prepared?: Promise<PreparedFile> } = {},
+  options: TransferOptions = {},
 ): Promise<FileTransfer> {
   if (!client.chunks) return await plainPut(client, local, name, options);
-  const prepared = await (options.prepared ?? prepareUpload(local.path));
+  const prepared = await prepareUpload(local.path);
   const { before, chunks, root, size } = prepared;
   checkUnchanged(local.path, before, size, name);
   const file = { name, size, mtime: before.mtime, root, chunks: chunks.length };

@@ -152,7 +152,16 @@ export interface Download {
   body: BodyReceiver;
 }
 
-/** A logged-in connection. */
+/**
+ * A logged-in connection.
+ *
+ * Requests go one at a time, except HAVE and ASSEMBLE, which may be
+ * pipelined: several calls of `have` and `assemble` may be under way at once
+ * (push sends the next file while the server stores the current one). Each
+ * sends its request, and its body, whole in its turn, and queues the read of
+ * its reply at once; the server answers in order, so each gets its own. No
+ * other call may start while they are under way.
+ */
 export class DfosClient {
   /** The user logged in. */
   readonly user: string;
@@ -163,6 +172,8 @@ export class DfosClient {
   /** True when the server's WELCOME listed "chunks": it answers the chunk requests (docs/PROTOCOL.md, "Chunks"). */
   readonly chunks: boolean;
   readonly #channel: Channel;
+  /** Settles when the last pipelined request (and its body) has been sent. */
+  #sent: Promise<void> = Promise.resolve();
 
   private constructor(channel: Channel, user: string, serverAgent: string, tls: boolean, chunks: boolean) {
     this.#channel = channel;
@@ -380,8 +391,11 @@ export class DfosClient {
     const known: boolean[] = [];
     for (let from = 0; from < keys.length; from += MAX_HAVE_KEYS) {
       const batch = keys.slice(from, from + MAX_HAVE_KEYS);
-      await this.#channel.send({ type: "have", keys: joinKeys(batch) });
-      const { bits } = await this.#channel.expect(...REPLIES.have.replies);
+      const { reply } = await this.#inTurn(async () => {
+        await this.#channel.send({ type: "have", keys: joinKeys(batch) });
+        return { reply: this.#channel.expect(...REPLIES.have.replies) };
+      });
+      const { bits } = await reply;
       if (bits.length !== Math.ceil(batch.length / 8)) {
         throw new DfosError(
           Status.BAD_REQUEST,
@@ -475,23 +489,43 @@ export class DfosClient {
     options: { onProgress?: (bytes: number) => void; signal?: AbortSignal } = {},
   ): Promise<{ name: string; size: number }> {
     const channel = this.#channel;
-    await channel.send({ type: "assemble", ...file }, { more: true });
-    const refused = new AbortController();
-    const reply = channel.expect(...REPLIES.assemble.replies);
-    reply.then(() => refused.abort(), (error) => refused.abort(error));
-    try {
-      const stop = options.signal === undefined ? refused.signal : AbortSignal.any([refused.signal, options.signal]);
-      await sendBody(channel, stopOnAbort(steps, stop), { algorithm: "crc32", onProgress: options.onProgress });
-    } catch (error) {
-      if (refused.signal.aborted && !options.signal?.aborted) await reply;
-      reply.catch(() => {});
-      throw error;
-    }
+    const { reply } = await this.#inTurn(async () => {
+      await channel.send({ type: "assemble", ...file }, { more: true });
+      const refused = new AbortController();
+      const reply = channel.expect(...REPLIES.assemble.replies);
+      reply.then(() => refused.abort(), (error) => refused.abort(error));
+      try {
+        const stop = options.signal === undefined ? refused.signal : AbortSignal.any([refused.signal, options.signal]);
+        await sendBody(channel, stopOnAbort(steps, stop), { algorithm: "crc32", onProgress: options.onProgress });
+      } catch (error) {
+        if (refused.signal.aborted && !options.signal?.aborted) await reply;
+        reply.catch(() => {});
+        throw error;
+      }
+      return { reply };
+    });
     const ok = await reply;
     if (ok.size !== file.size) {
       throw new DfosError(Status.INTEGRITY, `Server stored ${ok.size} bytes of "${file.name}", ${file.size} were sent`);
     }
     return { name: ok.name, size: ok.size };
+  }
+
+  /**
+   * Runs `send` once every pipelined request before it has been sent: it
+   * sends one request (and its body) and queues the read of its reply,
+   * which it returns wrapped (not awaited here, so that the next may go).
+   */
+  async #inTurn<T>(send: () => Promise<T>): Promise<T> {
+    const before = this.#sent;
+    let done!: () => void;
+    this.#sent = new Promise((resolve) => done = resolve);
+    try {
+      await before;
+      return await send();
+    } finally {
+      done();
+    }
   }
 
   /** Reads a body of entries whole (a group or chunk list; small). */

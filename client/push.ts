@@ -16,7 +16,7 @@ import { CommandFailure, type ParsedArgs, UsageError } from "../shared/cli.ts";
 import { nameProblem, printableName } from "../shared/names.ts";
 import { DfosError, Status } from "../shared/status.ts";
 import type { CommandContext } from "./command_table.ts";
-import { type PreparedFile, prepareUpload, uploadFile } from "./chunk_upload.ts";
+import { uploadFile } from "./chunk_upload.ts";
 import { connectionLost } from "./sync/connection_lost.ts";
 import { joinRemote, remotePrefix, syncFlags } from "./sync/flags.ts";
 import { type FileFacts, planSync } from "./sync/plan.ts";
@@ -26,6 +26,9 @@ import { SyncReport } from "./sync/report.ts";
 import { sameContent } from "./sync/same_content.ts";
 import { stateFile } from "./sync/state.ts";
 import { scanTree } from "./sync/tree.ts";
+
+/** Files sent at once, pipelined on the one connection: enough to keep the server busy between them. */
+const IN_FLIGHT = 4;
 
 /** Runs `push` once. */
 export async function run({ values, positionals }: ParsedArgs, { client, io, signal }: CommandContext): Promise<void> {
@@ -75,18 +78,42 @@ export async function run({ values, positionals }: ParsedArgs, { client, io, sig
     flags.dryRun ? 0 : sends.length,
     sends.reduce((sum, step) => sum + step.size, 0),
   );
-  // The next file to send is read and chunked while the server stores the current one (one ahead).
-  const ahead = flags.dryRun ? [] : sends.map((step) => step.rel);
-  let sending = 0; // the index in `ahead` of the file being sent
-  const prepared = new Map<string, Promise<PreparedFile>>();
-  const prepare = (rel: string | undefined) => {
-    if (rel === undefined || prepared.has(rel)) return;
-    const file = tree.files.get(rel)!;
-    // Started once the current file's requests are on their way, so that the two overlap.
-    const ready = new Promise((resolve) => setTimeout(resolve, 0)).then(() => prepareUpload(file.path));
-    ready.catch(() => {}); // its upload reports the failure
-    prepared.set(rel, ready);
+  // Files go up pipelined on the one connection: up to IN_FLIGHT at once (client/connection.ts), each read and
+  // chunked while the server stores the ones before it. Any other request (a delete) waits until they are done.
+  const inFlight = new Set<Promise<void>>();
+  const settle = async (most: number) => {
+    while (inFlight.size > most) await Promise.race(inFlight);
   };
+  const sendFile = async (rel: string, name: string) => {
+    const file = tree.files.get(rel)!;
+    try {
+      const moved = await uploadFile(connection, file, name, {
+        onProgress: (bytes) => progress.file(bytes),
+        signal,
+      });
+      view.set(rel, { size: file.size, mtime: file.mtime });
+      await report.action({
+        action: "send",
+        name,
+        size: file.size,
+        mtime: file.mtime,
+        sent: moved.sent,
+        reused: moved.reused,
+        resumed: moved.resumed,
+      });
+    } catch (error) {
+      if (connectionLost(error) || signal?.aborted) throw error;
+      view.delete(rel); // old or new: unknown, so the next run compares again
+      await report.action({
+        action: "fail",
+        name,
+        error: `Cannot upload "${file.path}": ${(error as Error).message}`,
+      });
+    } finally {
+      progress.fileDone(file.size);
+    }
+  };
+  const most = connection.chunks ? IN_FLIGHT : 1; // a plain put is not pipelined
   try {
     for (const step of plan) {
       const name = joinRemote(prefix, step.rel);
@@ -97,6 +124,7 @@ export async function run({ values, positionals }: ParsedArgs, { client, io, sig
       } else if (flags.dryRun) {
         await report.action({ action: step.action, name, size: step.size });
       } else if (step.action === "delete") {
+        await settle(0);
         try {
           await connection.remove(name);
           view.delete(step.rel);
@@ -111,40 +139,13 @@ export async function run({ values, positionals }: ParsedArgs, { client, io, sig
           }
         }
       } else {
-        const file = tree.files.get(step.rel)!;
-        prepare(step.rel);
-        const ready = prepared.get(step.rel)!;
-        prepared.delete(step.rel);
-        prepare(ahead[++sending]);
-        try {
-          const moved = await uploadFile(connection, file, name, {
-            onProgress: (bytes) => progress.file(bytes),
-            signal,
-            prepared: ready,
-          });
-          view.set(step.rel, { size: file.size, mtime: file.mtime });
-          await report.action({
-            action: "send",
-            name,
-            size: file.size,
-            mtime: file.mtime,
-            sent: moved.sent,
-            reused: moved.reused,
-            resumed: moved.resumed,
-          });
-        } catch (error) {
-          if (connectionLost(error) || signal?.aborted) throw error;
-          view.delete(step.rel); // old or new: unknown, so the next run compares again
-          await report.action({
-            action: "fail",
-            name,
-            error: `Cannot upload "${file.path}": ${(error as Error).message}`,
-          });
-        } finally {
-          progress.fileDone(file.size);
-        }
+        await settle(most - 1);
+        const task: Promise<void> = sendFile(step.rel, name).finally(() => inFlight.delete(task));
+        task.catch(() => {}); // seen by settle(); once one fails for good, the others' failures are the same
+        inFlight.add(task);
       }
     }
+    await settle(0);
   } finally {
     progress.done();
   }

@@ -58,6 +58,9 @@ export class SyncReport {
     listed: true,
   };
 
+  /** Settles once the last action told has been written. */
+  #told: Promise<void> = Promise.resolve();
+
   /**
    * @param command "push" or "pull".
    * @param io Where to write.
@@ -74,9 +77,18 @@ export class SyncReport {
    * Counts and tells one action: with --json as an object; as text, skips
    * and failures as warnings, the plan's lines in a dry run.
    *
+   * Lines go out in the order of the calls, one at a time (push tells of
+   * files sent at once).
+   *
    * @param action What happened (or, in a dry run, would).
    */
-  async action(action: ReportedAction): Promise<void> {
+  action(action: ReportedAction): Promise<void> {
+    const told = this.#told.then(() => this.#tell(action));
+    this.#told = told.catch(() => {});
+    return told;
+  }
+
+  async #tell(action: ReportedAction): Promise<void> {
     const summary = this.summary;
     if (action.action === "send") {
       summary.sent++;

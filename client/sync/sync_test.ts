@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { excludeMatcher } from "./excludes.ts";
 import { planSync } from "./plan.ts";
+import { SyncReport } from "./report.ts";
 import { loadState, saveState, stateFile } from "./state.ts";
 import { scanTree } from "./tree.ts";
 
@@ -95,4 +96,28 @@ Deno.test("scanTree: files with size and mtime, links and FIFOs set apart, exclu
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("SyncReport: actions told at once are written one at a time, in the order told", async () => {
+  const lines: string[] = [];
+  let writing = false;
+  const io = {
+    async write(data: Uint8Array | string) {
+      assert.ok(!writing, "a write began before the previous one ended");
+      writing = true;
+      await new Promise((resolve) => setTimeout(resolve, 1)); // a pipe that takes its time
+      lines.push(String(data));
+      writing = false;
+    },
+    warn() {},
+    interactive: false,
+    confirm: () => Promise.resolve(false),
+    atInterrupt: () => () => {},
+  };
+  const report = new SyncReport("push", io, { json: true, dryRun: false });
+  await Promise.all(
+    ["a", "b", "c", "d"].map((name) => report.action({ action: "send", name, size: 1, sent: 1 })),
+  );
+  assert.deepEqual(lines.map((line) => JSON.parse(line).name), ["a", "b", "c", "d"]);
+  assert.equal(report.summary.sent, 4);
 });

@@ -1,0 +1,71 @@
+/**
+ * HAVE and ASSEMBLE pipelined on one connection (client/connection.ts), as
+ * push sends several files at once: each call gets its own reply, a refused
+ * one among them included, and every file lands whole.
+ */
+
+import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
+import { join } from "node:path";
+import { memoryChunks } from "../client/local_chunks.ts";
+import { dataStepHeader } from "../shared/recipe.ts";
+import { DfosError, Status } from "../shared/status.ts";
+import { seededBytes, sha256 } from "./_common.ts";
+import { connect, startServer } from "./_fixture.ts";
+
+/** A recipe of data steps only: every chunk's bytes. */
+async function* allData(bytes: Uint8Array, chunks: { offset: number; length: number }[]): AsyncGenerator<Uint8Array> {
+  for (const { offset, length } of chunks) {
+    yield dataStepHeader(length);
+    yield bytes.subarray(offset, offset + length);
+  }
+}
+
+Deno.test("pipelined HAVE and ASSEMBLE: replies in order, a refusal among them, every file whole", async () => {
+  await using fx = await startServer();
+  const client = await connect(fx);
+  try {
+    const files = await Promise.all([0, 1, 2, 3, 4, 5].map(async (i) => {
+      const bytes = seededBytes(40_000 + i * 150_000, 100 + i);
+      const { chunks, root } = await memoryChunks(bytes);
+      return { name: `p/f${i}.bin`, bytes, chunks, root };
+    }));
+    const started = files.map((file, i) => {
+      // File 2 announces a root its chunks do not have: refused, and only it.
+      const root = i === 2 ? "0".repeat(64) : file.root;
+      const info = {
+        name: file.name,
+        size: file.bytes.length,
+        mtime: 1_600_000_000_000 + i,
+        root,
+        chunks: file.chunks.length,
+      };
+      return client.assemble(info, allData(file.bytes, file.chunks));
+    });
+    // Asked after file 0's assemble was sent: answered after it was stored.
+    const known = client.have(files[0].chunks.map((chunk) => chunk.hash));
+    const results = await Promise.allSettled(started);
+    deepStrictEqual(await known, files[0].chunks.map(() => true));
+    results.forEach((result, i) => {
+      if (i === 2) {
+        ok(result.status === "rejected", "file 2 is refused");
+        ok(result.reason instanceof DfosError && result.reason.code === Status.INTEGRITY, String(result.reason));
+      } else {
+        ok(result.status === "fulfilled", `file ${i}: ${result.status === "rejected" ? result.reason : ""}`);
+        strictEqual(result.value.size, files[i].bytes.length);
+      }
+    });
+    for (const [i, file] of files.entries()) {
+      const path = join(fx.root, "alice", file.name);
+      if (i === 2) {
+        await rejects(Deno.stat(path), Deno.errors.NotFound);
+      } else {
+        strictEqual(sha256(await Deno.readFile(path)), sha256(file.bytes), file.name);
+        strictEqual((await Deno.stat(path)).mtime!.getTime(), 1_600_000_000_000 + i);
+      }
+    }
+    // The connection is still in step: an ordinary request after them.
+    strictEqual((await client.stat("p/f5.bin")).size, files[5].bytes.length);
+  } finally {
+    await client.close();
+  }
+});
