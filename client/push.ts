@@ -28,7 +28,7 @@ import { stateFile } from "./sync/state.ts";
 import { scanTree } from "./sync/tree.ts";
 
 /** Files sent at once, pipelined on the one connection: enough to keep the server busy between them. */
-const IN_FLIGHT = 4;
+const IN_FLIGHT = 8;
 
 /** Runs `push` once. */
 export async function run({ values, positionals }: ParsedArgs, { client, io, signal }: CommandContext): Promise<void> {
