@@ -47,22 +47,20 @@ export function partialPath(path: string): string {
  * @param client A logged-in client.
  * @param name The remote name.
  * @param path The local file (a regular file or none).
- * @param options Progress and a stop signal.
+ * @param options Progress, a stop signal, the size as last seen, and `pipelined` (only for a download that
+ *   {@linkcode smallAndNew} says is one GET).
  * @returns What it took, and the server's mtime (ms).
  */
 export async function downloadFile(
   client: DfosClient,
   name: string,
   path: string,
-  options: TransferOptions & { size?: number } = {},
+  options: TransferOptions & { size?: number; pipelined?: boolean } = {},
 ): Promise<FileTransfer & { mtime: number }> {
-  if (!client.chunks) return await plainGet(client, name, path, options);
+  if (!client.chunks) return await plainGet(client, name, path, { ...options, pipelined: false });
   // A small file with nothing of it here: one GET, checked whole by its SHA-256, instead of three round trips
-  // for chunks that are all missing anyway.
-  if (
-    options.size !== undefined && options.size <= SMALL_FILE_BYTES && !regularFileSync(path) &&
-    !regularFileSync(partialPath(path))
-  ) {
+  // for chunks that are all missing anyway. Only such a GET may be pipelined.
+  if (options.pipelined || (options.size !== undefined && smallAndNew(path, options.size))) {
     return await plainGet(client, name, path, options, "sha256");
   }
   try {
@@ -252,17 +250,21 @@ async function plainGet(
   client: DfosClient,
   name: string,
   path: string,
-  options: TransferOptions,
+  options: TransferOptions & { pipelined?: boolean },
   digest?: DigestAlgorithm,
 ): Promise<FileTransfer & { mtime: number }> {
   const partial = partialPath(path);
-  const download = await client.get(name, { onProgress: options.onProgress, digest });
-  {
+  const download = await client.get(name, { onProgress: options.onProgress, digest, pipelined: options.pipelined });
+  try {
     using out = await Deno.open(partial, { write: true, create: true, truncate: true, mode: 0o644 });
     for await (const piece of download.body.pieces()) {
       await writeAll(out, bytesOf(piece));
       release(piece);
     }
+  } catch (error) {
+    // The rest of the body is read and dropped: the replies after it stay in step.
+    await download.body.discard().catch(() => {});
+    throw error;
   }
   const mtime = new Date(download.file.mtime);
   await Deno.utime(partial, mtime, mtime);
@@ -282,6 +284,18 @@ function sha256(bytes: Uint8Array): string {
 async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
   let at = 0;
   while (at < bytes.length) at += await file.write(bytes.subarray(at));
+}
+
+/**
+ * True when a download of `size` bytes to `path` is one GET: small, with no
+ * local file and no partial of it (nothing to reuse).
+ *
+ * @param path The local target.
+ * @param size The remote file's size, as last seen.
+ * @returns Whether {@linkcode downloadFile} takes it whole, which may then be `pipelined`.
+ */
+export function smallAndNew(path: string, size: number): boolean {
+  return size <= SMALL_FILE_BYTES && !regularFileSync(path) && !regularFileSync(partialPath(path));
 }
 
 function regularFileSync(path: string): boolean {

@@ -155,12 +155,13 @@ export interface Download {
 /**
  * A logged-in connection.
  *
- * Requests go one at a time, except HAVE and ASSEMBLE, which may be
- * pipelined: several calls of `have` and `assemble` may be under way at once
- * (push sends the next file while the server stores the current one). Each
- * sends its request, and its body, whole in its turn, and queues the read of
- * its reply at once; the server answers in order, so each gets its own. No
- * other call may start while they are under way.
+ * Requests go one at a time, except HAVE, ASSEMBLE and a GET asked for
+ * `pipelined`: several of those may be under way at once (push and pull keep
+ * several files in flight). Each sends its request, and its body, whole in
+ * its turn, and reads its reply (and a GET its body) once the replies before
+ * it have been read; the server answers in order, so each gets its own. A
+ * pipelined GET's body must be read to its end or discarded. No other call
+ * may start while they are under way.
  */
 export class DfosClient {
   /** The user logged in. */
@@ -174,6 +175,8 @@ export class DfosClient {
   readonly #channel: Channel;
   /** Settles when the last pipelined request (and its body) has been sent. */
   #sent: Promise<void> = Promise.resolve();
+  /** Settles when the last pipelined request's reply (and body) has been read. */
+  #replied: Promise<void> = Promise.resolve();
 
   private constructor(channel: Channel, user: string, serverAgent: string, tls: boolean, chunks: boolean) {
     this.#channel = channel;
@@ -298,8 +301,26 @@ export class DfosClient {
    * @param options A byte limit (preview), progress.
    * @returns The file's facts and its body.
    */
-  async get(name: string, options: GetOptions = {}): Promise<Download> {
+  async get(name: string, options: GetOptions & { pipelined?: boolean } = {}): Promise<Download> {
     const digest = options.digest ?? "crc32";
+    if (options.pipelined) {
+      const { reply } = await this.#inTurn(async () => {
+        await this.#channel.send({ type: "get", name, limit: options.limit ?? null, digest });
+        return {
+          reply: this.#inOrder(async (read) => {
+            const file = await this.#channel.expect(...REPLIES.get.replies);
+            const body = new BodyReceiver(this.#channel, {
+              expectedSize: file.size,
+              algorithm: digest,
+              onProgress: options.onProgress,
+              onFinished: read,
+            });
+            return { file, body };
+          }, { body: true }),
+        };
+      });
+      return await reply;
+    }
     await this.#channel.send({ type: "get", name, limit: options.limit ?? null, digest });
     const file = await this.#channel.expect(...REPLIES.get.replies);
     const body = new BodyReceiver(this.#channel, {
@@ -393,7 +414,7 @@ export class DfosClient {
       const batch = keys.slice(from, from + MAX_HAVE_KEYS);
       const { reply } = await this.#inTurn(async () => {
         await this.#channel.send({ type: "have", keys: joinKeys(batch) });
-        return { reply: this.#channel.expect(...REPLIES.have.replies) };
+        return { reply: this.#inOrder(() => this.#channel.expect(...REPLIES.have.replies)) };
       });
       const { bits } = await reply;
       if (bits.length !== Math.ceil(batch.length / 8)) {
@@ -492,7 +513,7 @@ export class DfosClient {
     const { reply } = await this.#inTurn(async () => {
       await channel.send({ type: "assemble", ...file }, { more: true });
       const refused = new AbortController();
-      const reply = channel.expect(...REPLIES.assemble.replies);
+      const reply = this.#inOrder(() => channel.expect(...REPLIES.assemble.replies));
       reply.then(() => refused.abort(), (error) => refused.abort(error));
       try {
         const stop = options.signal === undefined ? refused.signal : AbortSignal.any([refused.signal, options.signal]);
@@ -526,6 +547,22 @@ export class DfosClient {
     } finally {
       done();
     }
+  }
+
+  /**
+   * Reads a pipelined request's reply once the replies before it have been
+   * read: `read` gets the function that lets the next one go, which is
+   * called when `read` settles, or, with `body`, when the reply's body has
+   * been consumed (or `read` failed).
+   */
+  #inOrder<T>(read: (done: () => void) => Promise<T>, options: { body?: boolean } = {}): Promise<T> {
+    const before = this.#replied;
+    let release!: () => void;
+    this.#replied = new Promise((resolve) => release = resolve);
+    const result = before.then(() => read(release));
+    if (options.body) result.catch(release);
+    else result.then(release, release);
+    return result;
   }
 
   /** Reads a body of entries whole (a group or chunk list; small). */

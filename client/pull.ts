@@ -17,7 +17,7 @@ import { dirname, join, resolve } from "node:path";
 import { CommandFailure, type ParsedArgs, UsageError } from "../shared/cli.ts";
 import { nameProblem, printableName } from "../shared/names.ts";
 import type { CommandContext } from "./command_table.ts";
-import { downloadFile } from "./chunk_download.ts";
+import { downloadFile, smallAndNew } from "./chunk_download.ts";
 import { connectionLost } from "./sync/connection_lost.ts";
 import { joinRemote, remotePrefix, syncFlags } from "./sync/flags.ts";
 import { type FileFacts, planSync } from "./sync/plan.ts";
@@ -27,6 +27,9 @@ import { SyncReport } from "./sync/report.ts";
 import { sameContent } from "./sync/same_content.ts";
 import { stateFile } from "./sync/state.ts";
 import { scanTree } from "./sync/tree.ts";
+
+/** Small new files fetched at once, pipelined on the one connection. */
+const IN_FLIGHT = 8;
 
 /** Runs `pull` once. */
 export async function run({ values, positionals }: ParsedArgs, { client, io, signal }: CommandContext): Promise<void> {
@@ -73,6 +76,37 @@ export async function run({ values, positionals }: ParsedArgs, { client, io, sig
     flags.dryRun ? 0 : sends.length,
     sends.reduce((sum, step) => sum + step.size, 0),
   );
+  // Small new files come down pipelined on the one connection: up to IN_FLIGHT GETs at once.
+  const inFlight = new Set<Promise<void>>();
+  const settle = async (most: number) => {
+    while (inFlight.size > most) await Promise.race(inFlight);
+  };
+  const fetchFile = async (name: string, path: string, size: number, pipelined: boolean) => {
+    try {
+      Deno.mkdirSync(dirname(path), { recursive: true });
+      const moved = await downloadFile(connection, name, path, {
+        onProgress: (bytes) => progress.file(bytes),
+        signal,
+        size,
+        pipelined,
+      });
+      await report.action({
+        action: "send",
+        name,
+        path,
+        size: moved.content,
+        mtime: moved.mtime,
+        sent: moved.sent,
+        reused: moved.reused,
+        resumed: moved.resumed,
+      });
+    } catch (error) {
+      if (connectionLost(error) || signal?.aborted) throw error;
+      await report.action({ action: "fail", name, path, error: (error as Error).message });
+    } finally {
+      progress.fileDone(size);
+    }
+  };
   try {
     for (const step of plan) {
       const name = joinRemote(prefix, step.rel);
@@ -99,32 +133,17 @@ export async function run({ values, positionals }: ParsedArgs, { client, io, sig
             });
           }
         }
+      } else if (connection.chunks && smallAndNew(path, step.size)) {
+        await settle(IN_FLIGHT - 1);
+        const task: Promise<void> = fetchFile(name, path, step.size, true).finally(() => inFlight.delete(task));
+        task.catch(() => {}); // seen by settle(); once one fails for good, the others' failures are the same
+        inFlight.add(task);
       } else {
-        try {
-          await Deno.mkdir(dirname(path), { recursive: true });
-          const moved = await downloadFile(connection, name, path, {
-            onProgress: (bytes) => progress.file(bytes),
-            signal,
-            size: step.size,
-          });
-          await report.action({
-            action: "send",
-            name,
-            path,
-            size: moved.content,
-            mtime: moved.mtime,
-            sent: moved.sent,
-            reused: moved.reused,
-            resumed: moved.resumed,
-          });
-        } catch (error) {
-          if (connectionLost(error) || signal?.aborted) throw error;
-          await report.action({ action: "fail", name, path, error: (error as Error).message });
-        } finally {
-          progress.fileDone(step.size);
-        }
+        await settle(0); // the chunk requests are not pipelined
+        await fetchFile(name, path, step.size, false);
       }
     }
+    await settle(0);
   } finally {
     progress.done();
   }

@@ -111,6 +111,11 @@ export interface BodyReceiverOptions {
    * @default {true}
    */
   senderMayFail?: boolean;
+  /**
+   * Called once, when the body's frames are all consumed (END or ABORT read,
+   * or the channel failed): a pipelined client's next reply may be read.
+   */
+  onFinished?: () => void;
 }
 
 /**
@@ -192,7 +197,7 @@ export class BodyReceiver {
         yield message.chunk;
         continue;
       }
-      this.#finished = true;
+      this.#finish();
       if (message.type === "abort") {
         throw new DfosError(Status.ABORTED, `Transfer aborted by the peer: ${message.reason}`);
       }
@@ -224,22 +229,29 @@ export class BodyReceiver {
     while (!this.#finished) {
       const message = await this.#next();
       if (message.type === "data") release(message.chunk);
-      else this.#finished = true;
+      else this.#finish();
     }
+  }
+
+  /** Marks the body's frames all consumed, once. */
+  #finish(): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#options.onFinished?.();
   }
 
   async #next() {
     const message = await this.#channel.receive();
     if (message === null) {
-      this.#finished = true;
+      this.#finish();
       throw new DfosError(Status.ABORTED, "Connection closed in the middle of a body");
     }
     if (message.type === "data" || message.type === "end" || message.type === "abort") return message;
     if (message.type === "error" && this.#options.senderMayFail !== false) {
-      this.#finished = true;
+      this.#finish();
       throw new DfosError(message.code, message.message);
     }
-    this.#finished = true;
+    this.#finish();
     throw new DfosError(Status.BAD_REQUEST, `Unexpected ${message.type} message inside a body`);
   }
 }

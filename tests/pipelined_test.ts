@@ -10,7 +10,7 @@ import { memoryChunks } from "../client/local_chunks.ts";
 import { dataStepHeader } from "../shared/recipe.ts";
 import { DfosError, Status } from "../shared/status.ts";
 import { seededBytes, sha256 } from "./_common.ts";
-import { connect, startServer } from "./_fixture.ts";
+import { connect, startServer, storeFile } from "./_fixture.ts";
 
 /** A recipe of data steps only: every chunk's bytes. */
 async function* allData(bytes: Uint8Array, chunks: { offset: number; length: number }[]): AsyncGenerator<Uint8Array> {
@@ -69,3 +69,55 @@ Deno.test("pipelined HAVE and ASSEMBLE: replies in order, a refusal among them, 
     await client.close();
   }
 });
+
+Deno.test("pipelined GETs: each body is its own file's, a missing name among them refused alone", async () => {
+  await using fx = await startServer();
+  const files = [0, 1, 2, 3].map((i) => ({ name: `g/f${i}.bin`, bytes: seededBytes(10_000 + i * 200_000, 300 + i) }));
+  for (const file of files) await storeFile(fx, file.name, file.bytes);
+  const client = await connect(fx);
+  try {
+    const names = [files[0].name, files[1].name, "g/missing.bin", files[2].name, files[3].name];
+    const downloads = names.map((name) => client.get(name, { pipelined: true, digest: "sha256" }));
+    const bodies: (string | null)[] = [];
+    for (const download of downloads) {
+      // Read in turn: each body to its end before the next reply is read.
+      const got = await download.then((value) => value, () => null);
+      if (got === null) {
+        bodies.push(null);
+        continue;
+      }
+      const parts: Uint8Array[] = [];
+      for await (const chunk of got.body.chunks()) parts.push(chunk.slice());
+      bodies.push(sha256(concatBytes(parts)));
+    }
+    deepStrictEqual(bodies, [
+      sha256(files[0].bytes),
+      sha256(files[1].bytes),
+      null,
+      sha256(files[2].bytes),
+      sha256(files[3].bytes),
+    ]);
+    await rejects(downloads[2], (error) => error instanceof DfosError && error.code === Status.NOT_FOUND);
+    // A body given up part-way is discarded: the next pipelined reply is still its own.
+    const [first, second] = [files[3].name, files[0].name].map((name) => client.get(name, { pipelined: true }));
+    const given = await first;
+    for await (const _ of given.body.chunks()) break;
+    await given.body.discard();
+    const taken = await second;
+    const parts: Uint8Array[] = [];
+    for await (const chunk of taken.body.chunks()) parts.push(chunk.slice());
+    strictEqual(sha256(concatBytes(parts)), sha256(files[0].bytes));
+  } finally {
+    await client.close();
+  }
+});
+
+function concatBytes(parts: Uint8Array[]): Uint8Array {
+  const bytes = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    bytes.set(part, at);
+    at += part.length;
+  }
+  return bytes;
+}
