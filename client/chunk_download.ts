@@ -55,13 +55,14 @@ export async function downloadFile(
   client: DfosClient,
   name: string,
   path: string,
-  options: TransferOptions & { size?: number; pipelined?: boolean } = {},
+  options: TransferOptions & { size?: number; pipelined?: boolean; digest?: DigestAlgorithm } = {},
 ): Promise<FileTransfer & { mtime: number }> {
   if (!client.chunks) return await plainGet(client, name, path, { ...options, pipelined: false });
-  // A small file with nothing of it here: one GET, checked whole by its SHA-256, instead of three round trips
-  // for chunks that are all missing anyway. Only such a GET may be pipelined.
-  if (options.pipelined || (options.size !== undefined && smallAndNew(path, options.size))) {
-    return await plainGet(client, name, path, options, "sha256");
+  // Nothing of it here: one GET into the partial, checked whole by its digest, as fast as a plain get and
+  // resumable like any partial (the next try checks it chunk by chunk), instead of three round trips for
+  // chunks that are all missing anyway. Only such a GET may be pipelined.
+  if (options.pipelined || (!regularFileSync(path) && !regularFileSync(partialPath(path)))) {
+    return await plainGet(client, name, path, options, options.digest ?? "sha256");
   }
   try {
     return await downloadOnce(client, name, path, options);
@@ -256,10 +257,16 @@ async function plainGet(
   const partial = partialPath(path);
   const download = await client.get(name, { onProgress: options.onProgress, digest, pipelined: options.pipelined });
   try {
-    using out = await Deno.open(partial, { write: true, create: true, truncate: true, mode: 0o644 });
+    using out = Deno.openSync(partial, { write: true, create: true, truncate: true, mode: 0o644 });
+    // Written in place, synchronously: one body at a time per file, and an async write costs a hand-over to
+    // another thread for each piece (a plain get's TempFile does the same, client/download.ts).
     for await (const piece of download.body.pieces()) {
-      await writeAll(out, bytesOf(piece));
-      release(piece);
+      try {
+        const bytes = bytesOf(piece);
+        for (let at = 0; at < bytes.length;) at += out.writeSync(bytes.subarray(at));
+      } finally {
+        release(piece);
+      }
     }
   } catch (error) {
     // The rest of the body is read and dropped: the replies after it stay in step.

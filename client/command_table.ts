@@ -84,8 +84,21 @@ export const VERIFY_USAGE =
   "      --verify             check the body end to end with SHA-256 (default: CRC-32, which catches\n" +
   "                           truncation and corruption at almost no cost)";
 
-/** Files of at least this many bytes move with `--resume` unless `--no-resume` (64 MiB). */
+/**
+ * A get of a file of at least this many bytes with nothing of it here goes
+ * into the partial ".NAME.dfos-partial", kept if interrupted, unless
+ * `--no-resume` (64 MiB): one GET as fast as a plain one, resumable.
+ */
 export const RESUME_FROM_BYTES = 64 * 1024 * 1024;
+
+/**
+ * A put of at least this many bytes, and a get that replaces a local file
+ * of at least this many, move by chunks unless `--no-resume` (4 GiB): that
+ * costs a pass over the file to hash it (about 1.3 s a GiB here) and halves
+ * the rate on a fast link, worth it where an interrupted try would cost more
+ * (docs/PERFORMANCE.md). Below it, `--resume` asks for it.
+ */
+export const CHUNKED_FROM_BYTES = 4 * 1024 * 1024 * 1024;
 
 /** The flags of `put` and `get` that choose a resumable transfer (docs/PROTOCOL.md, "Chunks"). */
 export const RESUME_OPTION: ParseArgsOptionsConfig = {
@@ -95,15 +108,16 @@ export const RESUME_OPTION: ParseArgsOptionsConfig = {
 
 /**
  * Whether a transfer of `size` bytes is resumable: `--resume`, or at least
- * {@linkcode RESUME_FROM_BYTES} without `--no-resume`.
+ * `from` bytes without `--no-resume`.
  *
  * @param values The parsed flags.
  * @param size The file's size, or null when unknown.
- * @returns True to move it by chunks.
+ * @param from The size from which it is by default ({@linkcode CHUNKED_FROM_BYTES} for a put).
+ * @returns True to move it resumably.
  */
-export function wantsResume(values: Record<string, unknown>, size: number | null): boolean {
+export function wantsResume(values: Record<string, unknown>, size: number | null, from = CHUNKED_FROM_BYTES): boolean {
   if (values["no-resume"]) return false;
-  return values.resume === true || (size !== null && size >= RESUME_FROM_BYTES);
+  return values.resume === true || (size !== null && size >= from);
 }
 
 /** The usage lines for {@linkcode CLIENT_OPTIONS}. */
@@ -176,8 +190,9 @@ Every file is tried; the exit code is the first failure's.
       --as REMOTE          store the one LOCAL as REMOTE, whatever exists locally
       --resume             send only the chunks the server lacks: what an interrupted put
                            (killed, connection lost) already sent, an older version, a copy;
-                           the mtime goes with the file (on by default from 64 MiB; needs a
-                           server with chunks, else a plain put)
+                           the mtime goes with the file (on by default from 4 GiB: it reads
+                           the file once more to hash it; needs a server with chunks, else a
+                           plain put)
       --no-resume          send the whole file, whatever its size
 ${VERIFY_USAGE}
 ${CLIENT_OPTIONS_USAGE}`,
@@ -213,7 +228,9 @@ is the first failure's.
       --resume             fetch only the chunks not already here: in the partial
                            ".NAME.dfos-partial" an interrupted get left beside LOCAL (kept on
                            interrupt), or in LOCAL's old version; the server's mtime is set
-                           (on by default from 64 MiB; needs a server with chunks, else a plain get)
+                           (on by default: a partial left by an interrupted get is taken up; a
+                           new file of 64 MiB or more goes into a partial; an existing LOCAL of
+                           4 GiB or more is compared by chunks; needs a server with chunks)
       --no-resume          fetch the whole file, whatever its size
 ${VERIFY_USAGE}
 ${CLIENT_OPTIONS_USAGE}`,

@@ -11,8 +11,14 @@ import { isAbsolute, join } from "node:path";
 import { type ParsedArgs, UsageError } from "../shared/cli.ts";
 import { nameProblem, printableName } from "../shared/names.ts";
 import { DfosError, Status } from "../shared/status.ts";
-import { downloadFile } from "./chunk_download.ts";
-import { type CommandContext, type CommandIo, wantsResume } from "./command_table.ts";
+import { downloadFile, partialPath } from "./chunk_download.ts";
+import {
+  CHUNKED_FROM_BYTES,
+  type CommandContext,
+  type CommandIo,
+  RESUME_FROM_BYTES,
+  wantsResume,
+} from "./command_table.ts";
 import type { DfosClient } from "./connection.ts";
 import { openLocalTarget } from "./download.ts";
 import { Progress } from "./progress.ts";
@@ -50,7 +56,11 @@ export async function run({ values, positionals }: ParsedArgs, { client, io, sig
     if (await resumable(connection, values, name, local)) {
       const progress = new Progress(name, null);
       try {
-        await downloadFile(connection, name, local, { signal, onProgress: (bytes) => progress.update(bytes) });
+        await downloadFile(connection, name, local, {
+          signal,
+          digest,
+          onProgress: (bytes) => progress.update(bytes),
+        });
       } finally {
         progress.done();
       }
@@ -73,8 +83,11 @@ export async function run({ values, positionals }: ParsedArgs, { client, io, sig
 }
 
 /**
- * Whether a download goes by chunks: to a regular file (or none yet), with
- * `--resume`, or from 64 MiB (asked with STAT) without `--no-resume`.
+ * Whether a download goes resumably (`downloadFile`): to a regular file (or
+ * none yet), with `--resume`; without `--no-resume`, when an interrupted
+ * try's partial is there, for a new file from 64 MiB (one GET into the
+ * partial), and for a replaced one from 4 GiB (by chunks; sizes asked with
+ * STAT).
  */
 async function resumable(
   client: DfosClient,
@@ -87,8 +100,9 @@ async function resumable(
   if (info !== null && !info.isFile) return false;
   if (values.resume) return true;
   if (!client.chunks) return false;
+  if (await Deno.lstat(partialPath(local)).then((found) => found.isFile, () => false)) return true;
   const size = await client.stat(name).then((found) => found.size, () => null);
-  return wantsResume(values, size);
+  return wantsResume(values, size, info === null ? RESUME_FROM_BYTES : CHUNKED_FROM_BYTES);
 }
 
 /**

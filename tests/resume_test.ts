@@ -14,6 +14,7 @@ import { seededBytes } from "./_common.ts";
 import { connect, type Fixture, runCli, sha256, spawnCli, startServer, storeFile, waitFor } from "./_fixture.ts";
 import { partialPath } from "../client/chunk_download.ts";
 import { localChunkList } from "../client/local_chunks.ts";
+import { RESUME_FROM_BYTES } from "../client/command_table.ts";
 
 const MiB = 1024 * 1024;
 
@@ -206,6 +207,37 @@ Deno.test("get --resume killed part-way: the partial stays, the next try fetches
     strictEqual(sha256(await Deno.readFile(target)), sha256(bytes));
     ok(proxy.down < 21 * MiB, `the second try fetched ${proxy.down} bytes of ${24 * MiB}`);
     strictEqual(await Deno.stat(partialPath(target)).then(() => true, () => false), false, "the partial is gone");
+  });
+});
+
+Deno.test("get of a new file of 64 MiB, no flag: killed part-way, its partial stays and the next get takes it up", async () => {
+  await withSetup(async (fx, proxy) => {
+    const bytes = seededBytes(RESUME_FROM_BYTES, 8);
+    await storeFile({ address: fx.address }, "big.bin", bytes);
+    const target = join(fx.local, "big.bin");
+    proxy.gate = { direction: "down", after: 40 * MiB };
+    await killPartWay(fx, ["get", "big.bin"], async () => {
+      const info = await Deno.stat(partialPath(target)).catch(() => null);
+      return info !== null && info.size >= 16 * MiB;
+    });
+    proxy.reset();
+    await cli(fx, proxy, ["get", "big.bin"]);
+    strictEqual(sha256(await Deno.readFile(target)), sha256(bytes));
+    ok(proxy.down < 50 * MiB, `the second try fetched ${proxy.down} bytes of ${64 * MiB}`);
+  });
+});
+
+Deno.test("put below 4 GiB, no flag: a plain put, which moves the whole file again", async () => {
+  await withSetup(async (fx, proxy) => {
+    const bytes = seededBytes(8 * MiB, 9);
+    await storeFile({ address: fx.address }, "f.bin", bytes);
+    await Deno.writeFile(join(fx.local, "f.bin"), bytes);
+    proxy.reset();
+    await cli(fx, proxy, ["put", "f.bin"]);
+    ok(proxy.up > 8 * MiB, `a plain put sent ${proxy.up} bytes`);
+    proxy.reset();
+    await cli(fx, proxy, ["put", "--resume", "f.bin"]);
+    ok(proxy.up < MiB, `put --resume of the same content sent ${proxy.up} bytes`);
   });
 });
 
