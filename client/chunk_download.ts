@@ -19,6 +19,7 @@
 import { createHash } from "node:crypto";
 import { basename, dirname, join } from "node:path";
 import { type ByteRange, type ChunkEntry, groupsOf, rootOf, toHex } from "../shared/chunk_list.ts";
+import { CHUNK_MIN_BYTES } from "../shared/chunker.ts";
 import { type DigestAlgorithm, MAX_READ_RANGES } from "../shared/messages.ts";
 import { bytesOf, release } from "../shared/pooled_bytes.ts";
 import { DfosError, Status } from "../shared/status.ts";
@@ -294,14 +295,17 @@ async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
 }
 
 /**
- * True when a download of `size` bytes to `path` is one GET: small, with no
- * local file and no partial of it (nothing to reuse).
+ * True when a download of `size` bytes to `path` is best one GET, which may
+ * then be `pipelined`: a file under the smallest chunk (one chunk, changed
+ * whole), or a small one with no local file and no partial of it (nothing
+ * to reuse).
  *
  * @param path The local target.
  * @param size The remote file's size, as last seen.
- * @returns Whether {@linkcode downloadFile} takes it whole, which may then be `pipelined`.
+ * @returns Whether to ask {@linkcode downloadFile} for it `pipelined`.
  */
-export function smallAndNew(path: string, size: number): boolean {
+export function fetchedWhole(path: string, size: number): boolean {
+  if (size < CHUNK_MIN_BYTES) return true;
   return size <= SMALL_FILE_BYTES && !regularFileSync(path) && !regularFileSync(partialPath(path));
 }
 

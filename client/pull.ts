@@ -17,7 +17,7 @@ import { dirname, join, resolve } from "node:path";
 import { CommandFailure, type ParsedArgs, UsageError } from "../shared/cli.ts";
 import { nameProblem, printableName } from "../shared/names.ts";
 import type { CommandContext } from "./command_table.ts";
-import { downloadFile, smallAndNew } from "./chunk_download.ts";
+import { downloadFile, fetchedWhole } from "./chunk_download.ts";
 import { connectionLost } from "./sync/connection_lost.ts";
 import { joinRemote, remotePrefix, syncFlags } from "./sync/flags.ts";
 import { type FileFacts, planSync } from "./sync/plan.ts";
@@ -76,7 +76,8 @@ export async function run({ values, positionals }: ParsedArgs, { client, io, sig
     flags.dryRun ? 0 : sends.length,
     sends.reduce((sum, step) => sum + step.size, 0),
   );
-  // Small new files come down pipelined on the one connection: up to IN_FLIGHT GETs at once.
+  // Small new files, and files under one chunk, come down pipelined on the one connection: up to IN_FLIGHT GETs
+  // at once.
   const inFlight = new Set<Promise<void>>();
   const settle = async (most: number) => {
     while (inFlight.size > most) await Promise.race(inFlight);
@@ -133,7 +134,7 @@ export async function run({ values, positionals }: ParsedArgs, { client, io, sig
             });
           }
         }
-      } else if (connection.chunks && smallAndNew(path, step.size)) {
+      } else if (connection.chunks && fetchedWhole(path, step.size)) {
         await settle(IN_FLIGHT - 1);
         const task: Promise<void> = fetchFile(name, path, step.size, true).finally(() => inFlight.delete(task));
         task.catch(() => {}); // seen by settle(); once one fails for good, the others' failures are the same
