@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
 import { seededBytes } from "./_common.ts";
+import { CountingProxy } from "./_proxy.ts";
 import { runOnTerminal } from "./_terminal.ts";
 import { connect, type Fixture, listDir, runCli, spawnCli, startServer, storeFile, text, waitFor } from "./_fixture.ts";
 
@@ -298,8 +299,11 @@ Deno.test("push: killed part-way, it leaves each file whole or absent, and runni
   const tree: Record<string, { bytes: number; mtime: number }> = {};
   for (let i = 0; i < 12; i++) tree[`f/${i}.bin`] = { bytes: 1_000_000 + i, mtime: Date.UTC(2020, 0, 1 + i) };
   await writeTree(src, tree);
+  // Held part-way by the proxy: some files are stored, the rest never arrives until the client is killed.
+  await using proxy = new CountingProxy(fx.port);
+  proxy.gate = { direction: "up", after: 4_500_000 };
   const child = spawnCli(["push", "src"], {
-    env: { ...fx.envFor("alice"), XDG_STATE_HOME: join(fx.dir, "state") },
+    env: { ...fx.envFor("alice"), DFOS_SERVER: proxy.address, XDG_STATE_HOME: join(fx.dir, "state") },
     cwd: fx.local,
   });
   await child.stdin.close();
@@ -308,6 +312,7 @@ Deno.test("push: killed part-way, it leaves each file whole or absent, and runni
     "a first file",
     20_000,
   );
+  await waitFor(() => proxy.up >= 4_500_000, "the push to be held", 20_000);
   child.kill("SIGKILL");
   await child.output();
   for (const name of await listDir(join(fx.root, "alice", "src", "f"))) {
@@ -340,13 +345,17 @@ Deno.test("pull: killed part-way, it leaves each file whole or absent, and runni
     files[`f/${i}.bin`] = seededBytes(1_000_000 + i, 100 + i);
     await storeFile(fx, `src/f/${i}.bin`, files[`f/${i}.bin`]);
   }
+  // Held part-way by the proxy: some files arrive, the rest never does until the client is killed.
+  await using proxy = new CountingProxy(fx.port);
+  proxy.gate = { direction: "down", after: 4_500_000 };
   const child = spawnCli(["pull", "src", "copy"], {
-    env: { ...fx.envFor("alice"), XDG_STATE_HOME: join(fx.dir, "state") },
+    env: { ...fx.envFor("alice"), DFOS_SERVER: proxy.address, XDG_STATE_HOME: join(fx.dir, "state") },
     cwd: fx.local,
   });
   await child.stdin.close();
   const folder = join(fx.local, "copy", "f");
   await waitFor(async () => (await listDir(folder)).some((name) => /^\d+\.bin$/.test(name)), "a first file", 20_000);
+  await waitFor(() => proxy.down >= 4_500_000, "the pull to be held", 20_000);
   child.kill("SIGKILL");
   await child.output();
   for (const name of await listDir(folder)) {
