@@ -135,7 +135,7 @@ async function downloadOnce(
       if (bytes !== null && sha256(bytes) === toHex(chunk.hash)) {
         await flush();
         pendingBytes = pendingRanges = 0;
-        await writeAll(out, bytes);
+        writeAll(out, bytes);
         reused += bytes.length;
         done += bytes.length;
         options.onProgress?.(done);
@@ -215,33 +215,36 @@ async function fetchChunks(
   let buffer = new Uint8Array(chunks[0].length);
   let filled = 0;
   let received = 0;
-  for await (const piece of download.body.pieces()) {
-    const bytes = bytesOf(piece);
-    let at = 0;
-    try {
-      while (at < bytes.length) {
-        if (index >= chunks.length) throw new DfosError(Status.INTEGRITY, `READ of "${name}" sent too many bytes`);
-        const take = Math.min(bytes.length - at, buffer.length - filled);
-        buffer.set(bytes.subarray(at, at + take), filled);
-        filled += take;
-        at += take;
-        if (filled === buffer.length) {
-          if (sha256(buffer) !== toHex(chunks[index].hash)) {
-            throw new DfosError(Status.INTEGRITY, `Cannot download "${name}": a chunk does not match its hash`);
+  try {
+    for await (const piece of download.body.pieces()) {
+      try {
+        const bytes = bytesOf(piece);
+        let at = 0;
+        while (at < bytes.length) {
+          if (index >= chunks.length) throw new DfosError(Status.INTEGRITY, `READ of "${name}" sent too many bytes`);
+          const take = Math.min(bytes.length - at, buffer.length - filled);
+          buffer.set(bytes.subarray(at, at + take), filled);
+          filled += take;
+          at += take;
+          if (filled === buffer.length) {
+            if (sha256(buffer) !== toHex(chunks[index].hash)) {
+              throw new DfosError(Status.INTEGRITY, `Cannot download "${name}": a chunk does not match its hash`);
+            }
+            writeAll(out, buffer);
+            received += buffer.length;
+            index++;
+            if (index < chunks.length) buffer = new Uint8Array(chunks[index].length);
+            filled = 0;
           }
-          await writeAll(out, buffer);
-          received += buffer.length;
-          index++;
-          if (index < chunks.length) buffer = new Uint8Array(chunks[index].length);
-          filled = 0;
         }
+      } finally {
+        release(piece);
       }
-    } catch (error) {
-      release(piece);
-      await download.body.discard().catch(() => {});
-      throw error;
     }
-    release(piece);
+  } catch (error) {
+    // The rest of the body is read and dropped: the replies after it stay in step.
+    await download.body.discard().catch(() => {});
+    throw error;
   }
   if (index !== chunks.length) throw new DfosError(Status.INTEGRITY, `READ of "${name}" sent too few bytes`);
   return received;
@@ -289,9 +292,10 @@ function sha256(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
 }
 
-async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+/** Writes all of `bytes` in place: synchronous, as a plain get writes (client/download.ts). */
+function writeAll(file: Deno.FsFile, bytes: Uint8Array): void {
   let at = 0;
-  while (at < bytes.length) at += await file.write(bytes.subarray(at));
+  while (at < bytes.length) at += file.writeSync(bytes.subarray(at));
 }
 
 /**

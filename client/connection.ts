@@ -155,13 +155,14 @@ export interface Download {
 /**
  * A logged-in connection.
  *
- * Requests go one at a time, except HAVE, ASSEMBLE and a GET asked for
- * `pipelined`: several of those may be under way at once (push and pull keep
- * several files in flight). Each sends its request, and its body, whole in
- * its turn, and reads its reply (and a GET its body) once the replies before
- * it have been read; the server answers in order, so each gets its own. A
- * pipelined GET's body must be read to its end or discarded. No other call
- * may start while they are under way.
+ * Requests go one at a time, except the chunk requests (HAVE, ASSEMBLE,
+ * GROUPS, GROUP-CHUNKS, READ) and a GET asked for `pipelined`: several of
+ * those may be under way at once (push and pull keep several files in
+ * flight). Each sends its request, and its body, whole in its turn, and
+ * reads its reply (and a READ or GET its body) once the replies before it
+ * have been read; the server answers in order, so each gets its own. A READ's
+ * or pipelined GET's body must be read to its end or discarded. No other
+ * call may start while they are under way.
  */
 export class DfosClient {
   /** The user logged in. */
@@ -437,9 +438,16 @@ export class DfosClient {
   async groups(
     name: string,
   ): Promise<{ size: number; mtime: number; version: string; root: string; groups: GroupEntry[] }> {
-    await this.#channel.send({ type: "groups", name });
-    const list = await this.#channel.expect(...REPLIES.groups.replies);
-    const bytes = await this.#readEntries(`the group list of "${name}"`);
+    const { reply } = await this.#inTurn(async () => {
+      await this.#channel.send({ type: "groups", name });
+      return {
+        reply: this.#inOrder(async () => {
+          const list = await this.#channel.expect(...REPLIES.groups.replies);
+          return { list, bytes: await this.#readEntries(`the group list of "${name}"`) };
+        }),
+      };
+    });
+    const { list, bytes } = await reply;
     const groups = decodeGroupEntries(bytes);
     if (groups === null || groups.length !== list.count) {
       throw new DfosError(Status.BAD_REQUEST, `Server sent a malformed group list of "${name}"`);
@@ -458,9 +466,17 @@ export class DfosClient {
    * @throws {DfosError} `CONFLICT` when the version is no longer current.
    */
   async groupChunks(name: string, version: string, first: number, count: number): Promise<ChunkEntry[]> {
-    await this.#channel.send({ type: "group-chunks", name, version, first, count });
-    const list = await this.#channel.expect(...REPLIES["group-chunks"].replies);
-    const chunks = decodeChunkEntries(await this.#readEntries(`the chunk list of "${name}"`));
+    const { reply } = await this.#inTurn(async () => {
+      await this.#channel.send({ type: "group-chunks", name, version, first, count });
+      return {
+        reply: this.#inOrder(async () => {
+          const list = await this.#channel.expect(...REPLIES["group-chunks"].replies);
+          return { list, bytes: await this.#readEntries(`the chunk list of "${name}"`) };
+        }),
+      };
+    });
+    const { list, bytes } = await reply;
+    const chunks = decodeChunkEntries(bytes);
     if (chunks === null || chunks.length !== list.count) {
       throw new DfosError(Status.BAD_REQUEST, `Server sent a malformed chunk list of "${name}"`);
     }
@@ -480,18 +496,26 @@ export class DfosClient {
     if (ranges.length === 0 || ranges.length > MAX_READ_RANGES) {
       throw new RangeError(`READ takes 1 to ${MAX_READ_RANGES} ranges, not ${ranges.length}`);
     }
-    await this.#channel.send({ type: "read", name, version, ranges: encodeRanges(ranges) });
-    const file = await this.#channel.expect(...REPLIES.read.replies);
     const total = ranges.reduce((sum, range) => sum + range.length, 0);
-    if (file.size !== total) {
-      throw new DfosError(Status.BAD_REQUEST, `Server announced ${file.size} bytes for ranges of ${total}`);
-    }
-    const body = new BodyReceiver(this.#channel, {
-      expectedSize: total,
-      algorithm: "crc32",
-      onProgress: options.onProgress,
+    const { reply } = await this.#inTurn(async () => {
+      await this.#channel.send({ type: "read", name, version, ranges: encodeRanges(ranges) });
+      return {
+        reply: this.#inOrder(async (done) => {
+          const file = await this.#channel.expect(...REPLIES.read.replies);
+          if (file.size !== total) {
+            throw new DfosError(Status.BAD_REQUEST, `Server announced ${file.size} bytes for ranges of ${total}`);
+          }
+          const body = new BodyReceiver(this.#channel, {
+            expectedSize: total,
+            algorithm: "crc32",
+            onProgress: options.onProgress,
+            onFinished: done,
+          });
+          return { file, body };
+        }, { body: true }),
+      };
     });
-    return { file, body };
+    return await reply;
   }
 
   /**

@@ -28,7 +28,7 @@ import { sameContent } from "./sync/same_content.ts";
 import { stateFile } from "./sync/state.ts";
 import { scanTree } from "./sync/tree.ts";
 
-/** Small new files fetched at once, pipelined on the one connection. */
+/** Files fetched at once, pipelined on the one connection. */
 const IN_FLIGHT = 8;
 
 /** Runs `pull` once. */
@@ -76,8 +76,8 @@ export async function run({ values, positionals }: ParsedArgs, { client, io, sig
     flags.dryRun ? 0 : sends.length,
     sends.reduce((sum, step) => sum + step.size, 0),
   );
-  // Small new files, and files under one chunk, come down pipelined on the one connection: up to IN_FLIGHT GETs
-  // at once.
+  // Files come down pipelined on the one connection, up to IN_FLIGHT at once: small new ones and ones under a
+  // chunk by one GET each, the others by the chunk requests (GROUPS, GROUP-CHUNKS, READ), which are pipelined too.
   const inFlight = new Set<Promise<void>>();
   const settle = async (most: number) => {
     while (inFlight.size > most) await Promise.race(inFlight);
@@ -134,14 +134,14 @@ export async function run({ values, positionals }: ParsedArgs, { client, io, sig
             });
           }
         }
-      } else if (connection.chunks && fetchedWhole(path, step.size)) {
+      } else if (connection.chunks) {
         await settle(IN_FLIGHT - 1);
-        const task: Promise<void> = fetchFile(name, path, step.size, true).finally(() => inFlight.delete(task));
+        const whole = fetchedWhole(path, step.size);
+        const task: Promise<void> = fetchFile(name, path, step.size, whole).finally(() => inFlight.delete(task));
         task.catch(() => {}); // seen by settle(); once one fails for good, the others' failures are the same
         inFlight.add(task);
       } else {
-        await settle(0); // the chunk requests are not pipelined
-        await fetchFile(name, path, step.size, false);
+        await fetchFile(name, path, step.size, false); // plain GETs, one at a time
       }
     }
     await settle(0);

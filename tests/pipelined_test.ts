@@ -6,6 +6,7 @@
 
 import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
 import { join } from "node:path";
+import { downloadFile } from "../client/chunk_download.ts";
 import { memoryChunks } from "../client/local_chunks.ts";
 import { dataStepHeader } from "../shared/recipe.ts";
 import { DfosError, Status } from "../shared/status.ts";
@@ -121,3 +122,33 @@ function concatBytes(parts: Uint8Array[]): Uint8Array {
   }
   return bytes;
 }
+
+Deno.test("pipelined chunk downloads: GROUPS, GROUP-CHUNKS and READ of several files at once, each file whole", async () => {
+  await using fx = await startServer();
+  const files = [0, 1, 2, 3].map((i) => ({ name: `c/f${i}.bin`, bytes: seededBytes(600_000 + i * 100_000, 400 + i) }));
+  for (const file of files) await storeFile(fx, file.name, file.bytes);
+  // Old local versions: each differs from the server's in 4 KiB in its middle.
+  const paths = files.map((file, i) => join(fx.local, `f${i}.bin`));
+  for (const [i, file] of files.entries()) {
+    const old = file.bytes.slice();
+    old.set(seededBytes(4096, 500 + i), 300_000);
+    await Deno.writeFile(paths[i], old);
+  }
+  const client = await connect(fx);
+  try {
+    const results = await Promise.allSettled([
+      ...files.map((file, i) => downloadFile(client, file.name, paths[i])),
+      downloadFile(client, "c/missing.bin", join(fx.local, "missing.bin")),
+    ]);
+    results.slice(0, 4).forEach((result, i) => {
+      ok(result.status === "fulfilled", `file ${i}: ${result.status === "rejected" ? result.reason : ""}`);
+      ok(result.value.sent < 300_000, `file ${i}: ${result.value.sent} bytes fetched`);
+    });
+    const missing = results[4];
+    ok(missing.status === "rejected" && missing.reason instanceof DfosError, "the missing file is refused");
+    for (const [i, file] of files.entries()) strictEqual(sha256(await Deno.readFile(paths[i])), sha256(file.bytes));
+    strictEqual((await client.stat(files[0].name)).size, files[0].bytes.length, "still in step");
+  } finally {
+    await client.close();
+  }
+});
