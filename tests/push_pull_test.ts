@@ -319,6 +319,9 @@ Deno.test("push: killed part-way, it leaves each file whole or absent, and runni
     if (!name.endsWith(".bin")) continue;
     assert.deepEqual(await readRemote(fx, `src/f/${name}`), await Deno.readFile(join(src, "f", name)), name);
   }
+  // The source changes between the tries: the last file (not sent yet) and the first (sent, or part-way).
+  await Deno.writeFile(join(src, "f", "11.bin"), seededBytes(900_000, 77));
+  await Deno.writeFile(join(src, "f", "0.bin"), seededBytes(1_100_000, 78));
   const again = await dfos(fx, ["push", "src"]);
   assert.equal(again.code, 0, again.stderr);
   for (const rel of Object.keys(tree)) {
@@ -361,6 +364,11 @@ Deno.test("pull: killed part-way, it leaves each file whole or absent, and runni
   for (const name of await listDir(folder)) {
     if (/^\d+\.bin$/.test(name)) assert.deepEqual(await Deno.readFile(join(folder, name)), files[`f/${name}`], name);
   }
+  // The server's side changes between the tries: a file pulled already (or part-way) and one not yet.
+  files["f/0.bin"] = seededBytes(1_100_000, 79);
+  files["f/11.bin"] = seededBytes(900_000, 80);
+  await storeFile(fx, "src/f/0.bin", files["f/0.bin"]);
+  await storeFile(fx, "src/f/11.bin", files["f/11.bin"]);
   const again = await dfos(fx, ["pull", "src", "copy", "--delete"]);
   assert.equal(again.code, 0, again.stderr);
   for (const [rel, bytes] of Object.entries(files)) {
