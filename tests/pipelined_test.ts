@@ -128,7 +128,7 @@ Deno.test("pipelined chunk downloads: GROUPS, GROUP-CHUNKS and READ of several f
   const files = [0, 1, 2, 3].map((i) => ({ name: `c/f${i}.bin`, bytes: seededBytes(600_000 + i * 100_000, 400 + i) }));
   for (const file of files) await storeFile(fx, file.name, file.bytes);
   // Old local versions: each differs from the server's in 4 KiB in its middle.
-  const paths = files.map((file, i) => join(fx.local, `f${i}.bin`));
+  const paths = files.map((_, i) => join(fx.local, `f${i}.bin`));
   for (const [i, file] of files.entries()) {
     const old = file.bytes.slice();
     old.set(seededBytes(4096, 500 + i), 300_000);
