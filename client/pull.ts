@@ -18,6 +18,7 @@ import { CommandFailure, type ParsedArgs, UsageError } from "../shared/cli.ts";
 import { nameProblem, printableName } from "../shared/names.ts";
 import type { CommandContext } from "./command_table.ts";
 import { downloadFile, fetchedWhole } from "./chunk_download.ts";
+import { InFlight } from "./sync/in_flight.ts";
 import { connectionLost } from "./sync/connection_lost.ts";
 import { joinRemote, remotePrefix, syncFlags } from "./sync/flags.ts";
 import { type FileFacts, planSync } from "./sync/plan.ts";
@@ -78,10 +79,7 @@ export async function run({ values, positionals }: ParsedArgs, { client, io, sig
   );
   // Files come down pipelined on the one connection, up to IN_FLIGHT at once: small new ones and ones under a
   // chunk by one GET each, the others by the chunk requests (GROUPS, GROUP-CHUNKS, READ), which are pipelined too.
-  const inFlight = new Set<Promise<void>>();
-  const settle = async (most: number) => {
-    while (inFlight.size > most) await Promise.race(inFlight);
-  };
+  const inFlight = new InFlight(IN_FLIGHT);
   const fetchFile = async (name: string, path: string, size: number, pipelined: boolean) => {
     try {
       Deno.mkdirSync(dirname(path), { recursive: true });
@@ -135,16 +133,13 @@ export async function run({ values, positionals }: ParsedArgs, { client, io, sig
           }
         }
       } else if (connection.chunks) {
-        await settle(IN_FLIGHT - 1);
         const whole = fetchedWhole(path, step.size);
-        const task: Promise<void> = fetchFile(name, path, step.size, whole).finally(() => inFlight.delete(task));
-        task.catch(() => {}); // seen by settle(); once one fails for good, the others' failures are the same
-        inFlight.add(task);
+        await inFlight.start(() => fetchFile(name, path, step.size, whole));
       } else {
         await fetchFile(name, path, step.size, false); // plain GETs, one at a time
       }
     }
-    await settle(0);
+    await inFlight.settle();
   } finally {
     progress.done();
   }

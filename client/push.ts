@@ -18,6 +18,7 @@ import { DfosError, Status } from "../shared/status.ts";
 import type { CommandContext } from "./command_table.ts";
 import { uploadFile } from "./chunk_upload.ts";
 import { connectionLost } from "./sync/connection_lost.ts";
+import { InFlight } from "./sync/in_flight.ts";
 import { joinRemote, remotePrefix, syncFlags } from "./sync/flags.ts";
 import { type FileFacts, planSync } from "./sync/plan.ts";
 import { SyncProgress } from "./sync/progress_line.ts";
@@ -80,10 +81,8 @@ export async function run({ values, positionals }: ParsedArgs, { client, io, sig
   );
   // Files go up pipelined on the one connection: up to IN_FLIGHT at once (client/connection.ts), each read and
   // chunked while the server stores the ones before it. Any other request (a delete) waits until they are done.
-  const inFlight = new Set<Promise<void>>();
-  const settle = async (most: number) => {
-    while (inFlight.size > most) await Promise.race(inFlight);
-  };
+  // A plain put (a server without the chunk requests) is not pipelined.
+  const inFlight = new InFlight(connection.chunks ? IN_FLIGHT : 1);
   const sendFile = async (rel: string, name: string) => {
     const file = tree.files.get(rel)!;
     try {
@@ -113,7 +112,6 @@ export async function run({ values, positionals }: ParsedArgs, { client, io, sig
       progress.fileDone(file.size);
     }
   };
-  const most = connection.chunks ? IN_FLIGHT : 1; // a plain put is not pipelined
   try {
     for (const step of plan) {
       const name = joinRemote(prefix, step.rel);
@@ -124,7 +122,7 @@ export async function run({ values, positionals }: ParsedArgs, { client, io, sig
       } else if (flags.dryRun) {
         await report.action({ action: step.action, name, size: step.size });
       } else if (step.action === "delete") {
-        await settle(0);
+        await inFlight.settle();
         try {
           await connection.remove(name);
           view.delete(step.rel);
@@ -139,13 +137,10 @@ export async function run({ values, positionals }: ParsedArgs, { client, io, sig
           }
         }
       } else {
-        await settle(most - 1);
-        const task: Promise<void> = sendFile(step.rel, name).finally(() => inFlight.delete(task));
-        task.catch(() => {}); // seen by settle(); once one fails for good, the others' failures are the same
-        inFlight.add(task);
+        await inFlight.start(() => sendFile(step.rel, name));
       }
     }
-    await settle(0);
+    await inFlight.settle();
   } finally {
     progress.done();
   }

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { excludeMatcher } from "./excludes.ts";
 import { planSync } from "./plan.ts";
+import { InFlight } from "./in_flight.ts";
 import { SyncReport } from "./report.ts";
 import { loadState, saveState, stateFile } from "./state.ts";
 import { scanTree } from "./tree.ts";
@@ -120,4 +121,26 @@ Deno.test("SyncReport: actions told at once are written one at a time, in the or
   );
   assert.deepEqual(lines.map((line) => JSON.parse(line).name), ["a", "b", "c", "d"]);
   assert.equal(report.summary.sent, 4);
+});
+
+Deno.test("InFlight: at most so many tasks at once, and a failure surfaces where tasks are started", async () => {
+  const inFlight = new InFlight(2);
+  let running = 0;
+  let most = 0;
+  const task = (ms: number, fail = false) => async () => {
+    running++;
+    most = Math.max(most, running);
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    running--;
+    if (fail) throw new Error("lost");
+  };
+  for (let i = 0; i < 6; i++) await inFlight.start(task(2));
+  await inFlight.settle();
+  assert.equal(most, 2);
+  assert.equal(running, 0);
+  await inFlight.start(task(1, true));
+  await inFlight.start(task(5));
+  await assert.rejects(inFlight.start(task(5)), /lost/);
+  await inFlight.settle().catch(() => {});
+  await new Promise((resolve) => setTimeout(resolve, 10)); // the others end, unreported
 });
