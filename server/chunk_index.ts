@@ -34,6 +34,9 @@ export const MAX_INDEX_ENTRIES = 256 * 1024;
 /** File bytes at most read to compute missing chunk lists in one build (some seconds of hashing). */
 export const MAX_BUILD_HASH_BYTES = 1024 ** 3;
 
+/** Files stored by `put` that a built index waits to take in, at most, per user. */
+export const MAX_PENDING_NAMES = 10_000;
+
 /** Users whose indexes are kept in memory at once. */
 export const MAX_INDEXED_USERS = 8;
 
@@ -196,6 +199,11 @@ export class ChunkIndexes {
     const names = this.#stored.get(user) ?? new Set<string>();
     names.add(name);
     this.#stored.set(user, names);
+    if (names.size > MAX_PENDING_NAMES) {
+      // Many puts and no chunk request: the index goes, and is built again (from the stored lists) when needed.
+      this.#indexes.delete(user);
+      this.#stored.delete(user);
+    }
   }
 
   /**
