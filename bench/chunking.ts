@@ -33,7 +33,8 @@ import { createHash } from "node:crypto";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { Chunker, type ChunkerOptions, type ChunkHash, chunkHashes } from "../shared/chunker.ts";
-import { fromHex, groupsOf as groupsOfEntries, toHex } from "../shared/chunk_list.ts";
+import { fromHex, toHex } from "../shared/chunk_list.ts";
+import { groupsOf as groupsOfEntries } from "../shared/chunk_groups.ts";
 import { seededBytes } from "../tests/_common.ts";
 
 const MIB = 1 << 20;

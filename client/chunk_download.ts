@@ -18,7 +18,8 @@
 
 import { createHash } from "node:crypto";
 import { basename, dirname, join } from "node:path";
-import { type ByteRange, type ChunkEntry, groupsOf, rootOf, toHex } from "../shared/chunk_list.ts";
+import { type ByteRange, type ChunkEntry, toHex } from "../shared/chunk_list.ts";
+import { groupsOf, rootOf } from "../shared/chunk_groups.ts";
 import { CHUNK_MIN_BYTES } from "../shared/chunker.ts";
 import { type DigestAlgorithm, MAX_READ_RANGES } from "../shared/messages.ts";
 import { bytesOf, release } from "../shared/pooled_bytes.ts";
@@ -26,19 +27,12 @@ import { DfosError, Status } from "../shared/status.ts";
 import { type FileTransfer, IN_MEMORY_BYTES as SMALL_FILE_BYTES, type TransferOptions } from "./chunk_upload.ts";
 import type { DfosClient } from "./connection.ts";
 import { type LocalChunk, localChunks, readAt } from "./local_chunks.ts";
+import { partialPath } from "./partial_path.ts";
 
 /** The most bytes one READ asks for: the partial grows by at most this between checks of the signal. */
 const READ_BATCH_BYTES = 8 * 1024 * 1024;
 
-/**
- * The partial file of a resumable download to `path`: hidden, beside it.
- *
- * @param path The target.
- * @returns `DIR/.NAME.dfos-partial`.
- */
-export function partialPath(path: string): string {
-  return join(dirname(path), `.${basename(path)}.dfos-partial`);
-}
+export { partialPath };
 
 /**
  * Downloads `name` to `path`, fetching only the chunks not already in the

@@ -12,7 +12,8 @@
  * @module
  */
 
-import { groupsOf, toHex } from "../shared/chunk_list.ts";
+import { toHex } from "../shared/chunk_list.ts";
+import { groupsOf } from "../shared/chunk_groups.ts";
 import { fileChunks } from "../shared/file_chunks.ts";
 import { chunkStep, dataStepHeader, groupStep } from "../shared/recipe.ts";
 import { DfosError, Status } from "../shared/status.ts";

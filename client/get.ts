@@ -11,7 +11,7 @@ import { isAbsolute, join } from "node:path";
 import { type ParsedArgs, UsageError } from "../shared/cli.ts";
 import { nameProblem, printableName } from "../shared/names.ts";
 import { DfosError, Status } from "../shared/status.ts";
-import { downloadFile, partialPath } from "./chunk_download.ts";
+import { partialPath } from "./partial_path.ts";
 import {
   CHUNKED_FROM_BYTES,
   type CommandContext,
@@ -56,6 +56,8 @@ export async function run({ values, positionals }: ParsedArgs, { client, io, sig
     if (await resumable(connection, values, name, local)) {
       const progress = new Progress(name, null);
       try {
+        // Loaded when needed: the chunk machinery costs a command's start some 15 ms (node:crypto).
+        const { downloadFile } = await import("./chunk_download.ts");
         await downloadFile(connection, name, local, {
           signal,
           digest,

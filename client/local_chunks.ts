@@ -7,7 +7,8 @@
  * @module
  */
 
-import { type ChunkEntry, fromHex, rootOf } from "../shared/chunk_list.ts";
+import { type ChunkEntry, fromHex } from "../shared/chunk_list.ts";
+import { rootOf } from "../shared/chunk_groups.ts";
 import { chunkHashes } from "../shared/chunker.ts";
 
 /** Bytes read from the file at once while its chunks are computed. */

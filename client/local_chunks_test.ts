@@ -1,6 +1,7 @@
 import { deepStrictEqual, rejects, strictEqual } from "node:assert/strict";
 import { join } from "node:path";
-import { rootOf, toHex } from "../shared/chunk_list.ts";
+import { toHex } from "../shared/chunk_list.ts";
+import { rootOf } from "../shared/chunk_groups.ts";
 import { chunkHashes } from "../shared/chunker.ts";
 import { seededBytes } from "../tests/_common.ts";
 import { localChunkList, localChunks, readAt } from "./local_chunks.ts";

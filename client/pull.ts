@@ -17,7 +17,6 @@ import { dirname, join, resolve } from "node:path";
 import { CommandFailure, type ParsedArgs, UsageError } from "../shared/cli.ts";
 import { nameProblem, printableName } from "../shared/names.ts";
 import type { CommandContext } from "./command_table.ts";
-import { downloadFile, fetchedWhole } from "./chunk_download.ts";
 import { InFlight } from "./sync/in_flight.ts";
 import { connectionLost } from "./sync/connection_lost.ts";
 import { joinRemote, remotePrefix, syncFlags } from "./sync/flags.ts";
@@ -25,7 +24,6 @@ import { type FileFacts, planSync } from "./sync/plan.ts";
 import { SyncProgress } from "./sync/progress_line.ts";
 import { remoteEnd, remoteStart } from "./sync/remote_view.ts";
 import { SyncReport } from "./sync/report.ts";
-import { sameContent } from "./sync/same_content.ts";
 import { stateFile } from "./sync/state.ts";
 import { scanTree } from "./sync/tree.ts";
 
@@ -58,8 +56,9 @@ export async function run({ values, positionals }: ParsedArgs, { client, io, sig
   }
 
   const connection = await client();
-  const statePath = flags.state &&
-    stateFile(flags.state.folder, { server: flags.state.server, user: connection.user, prefix, dir: absolute });
+  const statePath = flags.state
+    ? await stateFile(flags.state.folder, { server: flags.state.server, user: connection.user, prefix, dir: absolute })
+    : null;
   const start = await remoteStart(connection, prefix, statePath);
   report.summary.listed = start.listed;
   const source = new Map([...start.files].filter(([rel]) => !flags.excluded(rel)));
@@ -69,7 +68,10 @@ export async function run({ values, positionals }: ParsedArgs, { client, io, sig
     target,
     skipped,
     delete: flags.delete,
-    sameContent: flags.checksum ? (rel) => sameContent(connection, localPath(rel), joinRemote(prefix, rel)) : undefined,
+    sameContent: flags.checksum
+      ? async (rel) =>
+        (await import("./sync/same_content.ts")).sameContent(connection, localPath(rel), joinRemote(prefix, rel))
+      : undefined,
   });
 
   const sends = plan.filter((step) => step.action === "send");
@@ -83,6 +85,7 @@ export async function run({ values, positionals }: ParsedArgs, { client, io, sig
   const fetchFile = async (name: string, path: string, size: number, pipelined: boolean) => {
     try {
       Deno.mkdirSync(dirname(path), { recursive: true });
+      const { downloadFile } = await import("./chunk_download.ts");
       const moved = await downloadFile(connection, name, path, {
         onProgress: (bytes) => progress.file(bytes),
         signal,
@@ -133,6 +136,7 @@ export async function run({ values, positionals }: ParsedArgs, { client, io, sig
           }
         }
       } else if (connection.chunks) {
+        const { fetchedWhole } = await import("./chunk_download.ts");
         const whole = fetchedWhole(path, step.size);
         await inFlight.start(() => fetchFile(name, path, step.size, whole));
       } else {

@@ -16,7 +16,6 @@ import { CommandFailure, type ParsedArgs, UsageError } from "../shared/cli.ts";
 import { nameProblem, printableName } from "../shared/names.ts";
 import { DfosError, Status } from "../shared/status.ts";
 import type { CommandContext } from "./command_table.ts";
-import { uploadFile } from "./chunk_upload.ts";
 import { connectionLost } from "./sync/connection_lost.ts";
 import { InFlight } from "./sync/in_flight.ts";
 import { joinRemote, remotePrefix, syncFlags } from "./sync/flags.ts";
@@ -24,7 +23,6 @@ import { type FileFacts, planSync } from "./sync/plan.ts";
 import { SyncProgress } from "./sync/progress_line.ts";
 import { remoteEnd, remoteStart } from "./sync/remote_view.ts";
 import { SyncReport } from "./sync/report.ts";
-import { sameContent } from "./sync/same_content.ts";
 import { stateFile } from "./sync/state.ts";
 import { scanTree } from "./sync/tree.ts";
 
@@ -58,8 +56,9 @@ export async function run({ values, positionals }: ParsedArgs, { client, io, sig
   }
 
   const connection = await client();
-  const statePath = flags.state &&
-    stateFile(flags.state.folder, { server: flags.state.server, user: connection.user, prefix, dir: absolute });
+  const statePath = flags.state
+    ? await stateFile(flags.state.folder, { server: flags.state.server, user: connection.user, prefix, dir: absolute })
+    : null;
   const start = await remoteStart(connection, prefix, statePath);
   report.summary.listed = start.listed;
   const target = new Map([...start.files].filter(([rel]) => !flags.excluded(rel)));
@@ -69,7 +68,12 @@ export async function run({ values, positionals }: ParsedArgs, { client, io, sig
     skipped,
     delete: flags.delete,
     sameContent: flags.checksum
-      ? (rel) => sameContent(connection, tree.files.get(rel)!.path, joinRemote(prefix, rel))
+      ? async (rel) =>
+        (await import("./sync/same_content.ts")).sameContent(
+          connection,
+          tree.files.get(rel)!.path,
+          joinRemote(prefix, rel),
+        )
       : undefined,
   });
 
@@ -86,6 +90,7 @@ export async function run({ values, positionals }: ParsedArgs, { client, io, sig
   const sendFile = async (rel: string, name: string) => {
     const file = tree.files.get(rel)!;
     try {
+      const { uploadFile } = await import("./chunk_upload.ts");
       const moved = await uploadFile(connection, file, name, {
         onProgress: (bytes) => progress.file(bytes),
         signal,

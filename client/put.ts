@@ -9,7 +9,6 @@
 
 import { type ParsedArgs, UsageError } from "../shared/cli.ts";
 import { fileChunks } from "../shared/file_chunks.ts";
-import { uploadFile } from "./chunk_upload.ts";
 import { type CommandContext, wantsResume } from "./command_table.ts";
 import { Progress } from "./progress.ts";
 import { baseName, remoteName } from "./remote_name.ts";
@@ -31,6 +30,8 @@ export async function run({ values, positionals }: ParsedArgs, { client, io, sig
       const progress = new Progress(name, size);
       try {
         const mtime = (await Deno.stat(local)).mtime?.getTime() ?? Date.now();
+        // Loaded when needed: the chunk machinery costs a command's start some 15 ms (node:crypto).
+        const { uploadFile } = await import("./chunk_upload.ts");
         await uploadFile(connection, { path: local, size: size ?? 0, mtime }, name, {
           signal,
           onProgress: (bytes) => progress.update(bytes),

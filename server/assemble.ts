@@ -14,7 +14,8 @@
  */
 import { createHash } from "node:crypto";
 import type { BodyReceiver } from "../shared/body.ts";
-import { type ChunkEntry, decodeChunkEntries, encodeChunkEntries, rootOf, toHex } from "../shared/chunk_list.ts";
+import { type ChunkEntry, decodeChunkEntries, encodeChunkEntries, toHex } from "../shared/chunk_list.ts";
+import { rootOf } from "../shared/chunk_groups.ts";
 import type { MessageOf } from "../shared/messages.ts";
 import { excerpt, nameProblem } from "../shared/names.ts";
 import { bytesOf, release } from "../shared/pooled_bytes.ts";

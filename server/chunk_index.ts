@@ -24,7 +24,8 @@
  *
  * @module
  */
-import { type ChunkEntry, decodeChunkEntries, groupsOf, toHex } from "../shared/chunk_list.ts";
+import { type ChunkEntry, decodeChunkEntries, toHex } from "../shared/chunk_list.ts";
+import { groupsOf } from "../shared/chunk_groups.ts";
 import { chunkListOf } from "./chunk_lists.ts";
 import type { ReadHandle, Storage, VersionedInfo } from "./storage.ts";
 

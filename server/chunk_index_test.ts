@@ -5,7 +5,7 @@
  * @module
  */
 import { deepStrictEqual, strictEqual } from "node:assert/strict";
-import { groupsOf } from "../shared/chunk_list.ts";
+import { groupsOf } from "../shared/chunk_groups.ts";
 import { ChunkIndex, MAX_INDEX_ENTRIES } from "./chunk_index.ts";
 
 /** A chunk entry of a distinct hash (`i` in its last bytes; first bytes 0x0001 never end a group). */

@@ -32,10 +32,9 @@ import {
   decodeRanges,
   encodeChunkEntries,
   encodeGroupEntries,
-  groupsOf,
-  rootOf,
   splitKeys,
 } from "../shared/chunk_list.ts";
+import { groupsOf, rootOf } from "../shared/chunk_groups.ts";
 import { createDigest } from "../shared/digest.ts";
 import { excerpt, nameProblem } from "../shared/names.ts";
 import { type Bytes, bytesOf, release } from "../shared/pooled_bytes.ts";

@@ -13,7 +13,8 @@ import { createHash } from "node:crypto";
 import fc from "fast-check";
 import { propertyParameters } from "./_property_params.ts";
 import { CHUNK_MAX_BYTES } from "./chunker.ts";
-import { type ChunkEntry, endsGroup, groupsOf, rootOf } from "./chunk_list.ts";
+import { type ChunkEntry, endsGroup } from "./chunk_list.ts";
+import { groupsOf, rootOf } from "./chunk_groups.ts";
 import { chunkStep, dataStepHeader, groupStep, RecipeDecoder, type RecipeStep } from "./recipe.ts";
 import { DfosError, Status } from "./status.ts";
 

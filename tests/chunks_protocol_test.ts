@@ -15,12 +15,11 @@ import {
   decodeChunkEntries,
   decodeGroupEntries,
   encodeRanges,
-  groupsOf,
   isSet,
   joinKeys,
-  rootOf,
   toHex,
 } from "../shared/chunk_list.ts";
+import { groupsOf, rootOf } from "../shared/chunk_groups.ts";
 import { chunkHashes } from "../shared/chunker.ts";
 import { FEATURE_CHUNKS, MAX_HAVE_KEYS } from "../shared/messages.ts";
 import { bytesOf } from "../shared/pooled_bytes.ts";

@@ -13,7 +13,6 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
 import { join } from "node:path";
 import type { FileFacts } from "./plan.ts";
 
@@ -54,11 +53,14 @@ export function stateFolder(): string | null {
  * @param key The server's address, the user, PREFIX and DIR as an absolute path.
  * @returns The file's path.
  */
-export function stateFile(
+export async function stateFile(
   folder: string,
   key: { server: string; user: string; prefix: string; dir: string },
-): string {
-  const hash = createHash("sha256").update(JSON.stringify([key.server, key.user, key.prefix, key.dir])).digest("hex");
+): Promise<string> {
+  // WebCrypto, not node:crypto, which a command would pay some 15 ms to load at start (docs/PERFORMANCE.md).
+  const text = new TextEncoder().encode(JSON.stringify([key.server, key.user, key.prefix, key.dir]));
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", text));
+  const hash = Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join("");
   return join(folder, `${hash}.json`);
 }
 

@@ -64,8 +64,8 @@ Deno.test("state: saved and loaded whole; a malformed file reads as none; one fi
   const dir = await Deno.makeTempDir();
   try {
     const key = { server: "127.0.0.1:5000", user: "alice", prefix: "src", dir: "/home/a/src" };
-    const path = stateFile(dir, key);
-    assert.notEqual(path, stateFile(dir, { ...key, prefix: "src2" }));
+    const path = await stateFile(dir, key);
+    assert.notEqual(path, await stateFile(dir, { ...key, prefix: "src2" }));
     assert.equal(await loadState(path), null);
     const files = new Map([["a/b", { size: 3, mtime: 1_600_000_000_123 }]]);
     await saveState(path, { epoch: "e1", counter: 7, files });
