@@ -62,7 +62,10 @@ export async function run({ values, positionals }: ParsedArgs, { client, io, sig
   const start = await remoteStart(connection, prefix, statePath);
   report.summary.listed = start.listed;
   const source = new Map([...start.files].filter(([rel]) => !flags.excluded(rel)));
-  const localPath = (rel: string) => join(dir, ...rel.split("/"));
+  // A relative path's segments are names the rules allow (no "", "." or ".."): joined as they are, not normalized
+  // again for each of 10,000 files.
+  const base = join(dir, ".");
+  const localPath = (rel: string) => `${base}/${rel}`;
   const plan = await planSync({
     source,
     target,

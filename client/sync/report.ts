@@ -83,12 +83,6 @@ export class SyncReport {
    * @param action What happened (or, in a dry run, would).
    */
   action(action: ReportedAction): Promise<void> {
-    const told = this.#told.then(() => this.#tell(action));
-    this.#told = told.catch(() => {});
-    return told;
-  }
-
-  async #tell(action: ReportedAction): Promise<void> {
     const summary = this.summary;
     if (action.action === "send") {
       summary.sent++;
@@ -97,14 +91,23 @@ export class SyncReport {
     else if (action.action === "unchanged") summary.unchanged++;
     else if (action.action === "skip") summary.skipped++;
     else summary.failed++;
-    if (this.#json) return await this.#io.write(`${JSON.stringify(action)}\n`);
-    const name = printableName(action.name);
-    if (action.action === "skip") this.#io.warn(`dfos ${this.#command}: skipped ${name}: ${action.reason}`);
-    else if (action.action === "fail") this.#io.warn(`dfos ${this.#command}: ${name}: ${action.error}`);
-    else if (this.#dryRun && action.action !== "unchanged") {
-      const size = action.action === "send" ? ` (${formatBytes(action.size as number)})` : "";
-      await this.#io.write(`${action.action} ${name}${size}\n`);
+    let line: string | null = null;
+    if (this.#json) {
+      line = `${JSON.stringify(action)}\n`;
+    } else {
+      const name = printableName(action.name);
+      if (action.action === "skip") this.#io.warn(`dfos ${this.#command}: skipped ${name}: ${action.reason}`);
+      else if (action.action === "fail") this.#io.warn(`dfos ${this.#command}: ${name}: ${action.error}`);
+      else if (this.#dryRun && action.action !== "unchanged") {
+        const size = action.action === "send" ? ` (${formatBytes(action.size as number)})` : "";
+        line = `${action.action} ${name}${size}\n`;
+      }
     }
+    if (line === null) return Promise.resolve(); // nothing to write: 10,000 unchanged files cost no writes
+    const text = line;
+    const told = this.#told.then(() => this.#io.write(text));
+    this.#told = told.catch(() => {});
+    return told;
   }
 
   /**
