@@ -17,7 +17,6 @@
  */
 
 import { createHash } from "node:crypto";
-import { basename, dirname, join } from "node:path";
 import { type ByteRange, type ChunkEntry, toHex } from "../shared/chunk_list.ts";
 import { groupsOf, rootOf } from "../shared/chunk_groups.ts";
 import { CHUNK_MIN_BYTES } from "../shared/chunker.ts";
