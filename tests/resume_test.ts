@@ -209,10 +209,14 @@ for (const [edit, apply] of Object.entries(EDITS)) {
       const edited = apply(old);
       await Deno.writeFile(join(fx.local, "f.bin"), edited);
       proxy.reset();
+      const before = fx.server.stats.snapshot().bytesIn;
       await cli(fx, proxy, ["put", "--resume", "f.bin"]);
       strictEqual(await stored(fx, "f.bin"), sha256(edited));
       const limit = edit.startsWith("1 MiB") ? 2 * MiB : MiB;
       ok(proxy.up < limit, `sent ${proxy.up} bytes for ${edited.length}`);
+      // The server's own count of body bytes received agrees.
+      const received = fx.server.stats.snapshot().bytesIn - before;
+      ok(received > 0 && received <= proxy.up, `the server counted ${received} body bytes, the wire ${proxy.up}`);
     });
   });
 
@@ -224,10 +228,14 @@ for (const [edit, apply] of Object.entries(EDITS)) {
       const target = join(fx.local, "f.bin");
       await Deno.writeFile(target, old);
       proxy.reset();
+      const before = fx.server.stats.snapshot().bytesOut;
       await cli(fx, proxy, ["get", "--resume", "f.bin"]);
       strictEqual(sha256(await Deno.readFile(target)), sha256(edited));
       const limit = edit.startsWith("1 MiB") ? 2 * MiB : MiB;
       ok(proxy.down < limit, `fetched ${proxy.down} bytes for ${edited.length}`);
+      // The server's own count of body bytes sent agrees.
+      const sent = fx.server.stats.snapshot().bytesOut - before;
+      ok(sent > 0 && sent <= proxy.down, `the server counted ${sent} body bytes, the wire ${proxy.down}`);
     });
   });
 }
