@@ -50,7 +50,8 @@ export interface AssembleContext extends ChunkState {
  * The quota a kept upload holds: the allowance of the `assemble` that kept
  * it stays reserved until an `assemble` of that name and root takes it up,
  * the upload is dropped (ABORT, another root, `--partial-ttl`). Held in
- * memory: after a restart, kept uploads are not in the quota until taken up.
+ * memory: after a restart, the kept uploads of a user are held again (their
+ * bytes so far) when the quota first counts the user (server/server.ts).
  */
 export class KeptHolds {
   readonly #holds = new Map<string, { user: string; name: string; key: string; allowance: Allowance }>();

@@ -63,6 +63,13 @@ export interface QuotaOptions {
    * @default {0}
    */
   maxFileBytes?: number;
+  /**
+   * Called once per user, when the user's usage has just been counted and
+   * before any request is admitted against it: the server holds there what
+   * the user's kept uploads take (they are not in `usage`), so that a restart
+   * does not free their room.
+   */
+  onAccount?: (user: string, reserve: (name: string, size: number) => Allowance) => Promise<void>;
 }
 
 /** One upload's share of the limits, from its start to its commit or failure. */
@@ -110,6 +117,7 @@ export class Quota {
   readonly maxFileBytes: number;
   readonly #storage: Storage;
   readonly #accounts = new Map<string, Account>();
+  readonly #onAccount: QuotaOptions["onAccount"];
   /** Counts under way, so that two first requests of one user share one. */
   readonly #counting = new Map<string, Promise<Account>>();
 
@@ -123,6 +131,7 @@ export class Quota {
     this.quotaEntries = options.quotaEntries ??
       (this.quotaBytes > 0 ? Math.max(1, Math.floor(this.quotaBytes / QUOTA_BYTES_PER_ENTRY)) : 0);
     this.maxFileBytes = options.maxFileBytes ?? 0;
+    this.#onAccount = options.onAccount;
   }
 
   /**
@@ -147,9 +156,12 @@ export class Quota {
       );
     }
     if (this.quotaBytes === 0 && this.quotaEntries === 0) return new FileSizeAllowance(name, this.maxFileBytes);
-    const account = await this.#account(user);
+    return this.#allow(await this.#account(user), user, name, size ?? 0);
+  }
+
+  #allow(account: Account, user: string, name: string, size: number): Allowance {
     const allowance = new QuotaAllowance({ quota: this, blockSize: this.#storage.blockSize, account, user, name });
-    allowance.expect(size ?? 0);
+    allowance.expect(size);
     return allowance;
   }
 
@@ -237,8 +249,11 @@ export class Quota {
     if (known !== undefined) return known;
     let counting = this.#counting.get(user);
     if (counting === undefined) {
-      counting = this.#storage.usage(user).then((used) => {
+      counting = this.#storage.usage(user).then(async (used) => {
         const account = { used: { ...used }, reserved: { bytes: 0, entries: 0 } };
+        // Before any other request sees the account: what the hook reserves is on it from the start.
+        const reserve = (name: string, size: number) => this.#allow(account, user, name, size);
+        await this.#onAccount?.(user, reserve).catch(() => {});
         this.#accounts.set(user, account);
         return account;
       }).finally(() => this.#counting.delete(user));

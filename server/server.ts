@@ -377,6 +377,16 @@ export async function serve(options: ServeOptions): Promise<Server> {
         quotaBytes: limits.quotaBytes,
         quotaEntries: options.quotaEntries,
         maxFileBytes: limits.maxFileBytes,
+        // Kept uploads found when a user's usage is first counted (those of an earlier run) hold their room again.
+        onAccount: async (user, reserve) => {
+          for (const kept of await storage.keptUploads(user).catch(() => [])) {
+            try {
+              chunks.holds.hold(user, kept.name, kept.key, reserve(kept.name, kept.size));
+            } catch {
+              // over the quota already: it is not held, and finishing it is checked as any upload
+            }
+          }
+        },
       }),
     },
   };

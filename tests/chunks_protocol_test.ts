@@ -26,6 +26,7 @@ import { bytesOf } from "../shared/pooled_bytes.ts";
 import { chunkStep, dataStepHeader, groupStep } from "../shared/recipe.ts";
 import { Status } from "../shared/status.ts";
 import { seededBytes, sha256 } from "./_common.ts";
+import { serve } from "../server/server.ts";
 import { startServer, waitFor } from "./_fixture.ts";
 import { concat, HELLO, once, Peer } from "./_peer.ts";
 
@@ -372,6 +373,47 @@ Deno.test("a kept upload counts in the quota until it is finished", async () => 
     strictEqual((await assemble(second, "held.bin", bytes, chunks, plan.steps)).type, "ok");
   } finally {
     second.abort();
+  }
+});
+
+Deno.test("a kept upload still counts in the quota after the server restarts", async () => {
+  await using fx = await startServer({ quotaBytes: 3 * MiB });
+  const bytes = seededBytes(2 * MiB, 63);
+  const chunks = await chunksOf(bytes);
+  // All but the last chunk sent: after a restart what is kept is held (its bytes on disk), not the announced size.
+  const sent = chunks.length - 1;
+  const first = await Peer.login(fx);
+  await startAssemble(first, "held.bin", bytes, chunks, sent);
+  first.abort();
+  const checker = await Peer.login(fx);
+  try {
+    await waitFor(async () => (await have(checker, [chunks[sent - 1].hash]))[0], "the kept upload's chunks known");
+  } finally {
+    checker.abort();
+  }
+  await fx.server.shutdown();
+  const server = await serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    root: fx.root,
+    users: fx.users,
+    quotaBytes: 3 * MiB,
+  });
+  try {
+    const again = { ...fx, server, port: server.addr.port, address: `127.0.0.1:${server.addr.port}` };
+    const second = await Peer.login(again);
+    try {
+      await second.send({ type: "put", name: "other.bin", size: 2 * MiB, digest: "sha256" });
+      await second.sendBody(seededBytes(2 * MiB, 64));
+      await second.expectError(Status.TOO_LARGE);
+      // Finishing it takes no more room than it held.
+      const plan = await planRecipe(second, chunks);
+      strictEqual((await assemble(second, "held.bin", bytes, chunks, plan.steps)).type, "ok");
+    } finally {
+      second.abort();
+    }
+  } finally {
+    await server.shutdown();
   }
 });
 
