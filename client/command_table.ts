@@ -218,7 +218,8 @@ input is not a terminal (a script, a pipe) it is replaced without a
 question. A file is replaced only once its download has arrived whole and
 its digest matches; until then it is written to a hidden ".*.dfos-part" file
 beside it, removed if the download fails or is interrupted (Ctrl-C,
-SIGTERM: exit 130, 143). A LOCAL that is not a regular file or a folder
+SIGTERM: exit 130, 143) - or, for a resumable download (--resume below), to
+".NAME.dfos-partial", kept for the next get to take up. A LOCAL that is not a regular file or a folder
 (/dev/null, /dev/stdout, a FIFO, a device) is written to directly, as it
 arrives. All go over one connection; every file is tried, and the exit code
 is the first failure's.
