@@ -14,6 +14,7 @@
  * @module
  */
 
+import { concatBytes } from "../shared/concat_bytes.ts";
 import { BodyReceiver, type BodySummary, sendBody } from "../shared/body.ts";
 import { Channel } from "../shared/channel.ts";
 import { closeQuietly } from "../shared/close_quietly.ts";
@@ -593,23 +594,13 @@ export class DfosClient {
   async #readEntries(what: string): Promise<Uint8Array> {
     const body = new BodyReceiver(this.#channel, { algorithm: "crc32" });
     const parts: Uint8Array[] = [];
-    let length = 0;
     try {
-      for await (const piece of body.chunks()) {
-        parts.push(piece);
-        length += piece.length;
-      }
+      for await (const piece of body.chunks()) parts.push(piece);
     } catch (error) {
       if (error instanceof DfosError) throw error;
       throw new DfosError(Status.BAD_REQUEST, `Cannot read ${what}: ${(error as Error).message}`);
     }
-    const bytes = new Uint8Array(length);
-    let at = 0;
-    for (const part of parts) {
-      bytes.set(part, at);
-      at += part.length;
-    }
-    return bytes;
+    return concatBytes(parts);
   }
 
   /** Closes the connection. */

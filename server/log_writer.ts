@@ -21,6 +21,7 @@
  * @module
  */
 
+import { concatBytes } from "../shared/concat_bytes.ts";
 import type { LogRecord, Sink } from "@logtape/logtape";
 import type { DropCause, LogCounters } from "./log_counters.ts";
 import { formatLogRecord } from "./log_format.ts";
@@ -185,7 +186,7 @@ export class LogWriter implements AsyncDisposable {
       while (this.#queue.length > 0) {
         const chunks = this.#queue;
         this.#queue = [];
-        const bytes = chunks.length === 1 ? chunks[0] : concat(chunks);
+        const bytes = chunks.length === 1 ? chunks[0] : concatBytes(chunks);
         try {
           for (let written = 0; written < bytes.length;) {
             written += await this.#writer.write(bytes.subarray(written));
@@ -209,15 +210,4 @@ export class LogWriter implements AsyncDisposable {
       this.#pumping = null;
     }
   }
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const total = chunks.reduce((sum, chunk) => sum + chunk.length, 0);
-  const bytes = new Uint8Array(total);
-  let at = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, at);
-    at += chunk.length;
-  }
-  return bytes;
 }

@@ -14,6 +14,7 @@
  * @module
  */
 
+import { concatBytes } from "./concat_bytes.ts";
 import { CHUNK_MAX_BYTES } from "./chunker.ts";
 import { HASH_BYTES } from "./chunk_list.ts";
 import { DfosError, Status } from "./status.ts";
@@ -103,7 +104,7 @@ export class RecipeDecoder {
     this.#parts.push(piece.slice());
     this.#partsLength += piece.length;
     if (this.#partsLength < this.#need) return;
-    const bytes = this.#parts.length === 1 ? this.#parts[0] : join(this.#parts, this.#partsLength);
+    const bytes = this.#parts.length === 1 ? this.#parts[0] : concatBytes(this.#parts);
     let at = 0;
     while (at < bytes.length) {
       const step = readStep(bytes, at);
@@ -130,16 +131,6 @@ export class RecipeDecoder {
       throw new DfosError(Status.BAD_REQUEST, "Cannot assemble: the recipe ends inside a step");
     }
   }
-}
-
-function join(parts: Uint8Array[], length: number): Uint8Array {
-  const bytes = new Uint8Array(length);
-  let at = 0;
-  for (const part of parts) {
-    bytes.set(part, at);
-    at += part.length;
-  }
-  return bytes;
 }
 
 /** Reads the step at `at`: the step and where it ends, or the bytes from `at` it needs when they have not all come. */

@@ -10,6 +10,7 @@
  * @module
  */
 
+import { concatBytes } from "../shared/concat_bytes.ts";
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { scramMechanism } from "../client/auth/scram.ts";
 import { Channel } from "../shared/channel.ts";
@@ -253,13 +254,7 @@ export function rawFrame(type: number, payload: Uint8Array): Uint8Array {
  * @returns A new array holding them all.
  */
 export function concat(parts: Uint8Array[]): Uint8Array {
-  const result = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    result.set(part, offset);
-    offset += part.length;
-  }
-  return result;
+  return concatBytes(parts);
 }
 
 /**

@@ -8,6 +8,7 @@ import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
 import { join } from "node:path";
 import { downloadFile } from "../client/chunk_download.ts";
 import { memoryChunks } from "../client/local_chunks.ts";
+import { concatBytes } from "../shared/concat_bytes.ts";
 import { dataStepHeader } from "../shared/recipe.ts";
 import { DfosError, Status } from "../shared/status.ts";
 import { seededBytes, sha256 } from "./_common.ts";
@@ -112,16 +113,6 @@ Deno.test("pipelined GETs: each body is its own file's, a missing name among the
     await client.close();
   }
 });
-
-function concatBytes(parts: Uint8Array[]): Uint8Array {
-  const bytes = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    bytes.set(part, at);
-    at += part.length;
-  }
-  return bytes;
-}
 
 Deno.test("pipelined chunk downloads: GROUPS, GROUP-CHUNKS and READ of several files at once, each file whole", async () => {
   await using fx = await startServer();

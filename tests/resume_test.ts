@@ -14,6 +14,7 @@ import { seededBytes } from "./_common.ts";
 import { connect, type Fixture, runCli, sha256, spawnCli, startServer, storeFile, waitFor } from "./_fixture.ts";
 import { partialPath } from "../client/chunk_download.ts";
 import { CountingProxy } from "./_proxy.ts";
+import { concatBytes } from "../shared/concat_bytes.ts";
 import { localChunkList } from "../client/local_chunks.ts";
 import { RESUME_FROM_BYTES } from "../client/command_table.ts";
 
@@ -181,25 +182,15 @@ Deno.test("get --resume of a file changed on the server between tries gives the 
 
 /** The edits the delta cases make to an 8 MiB file. */
 const EDITS: Record<string, (bytes: Uint8Array) => Uint8Array> = {
-  "1 MiB appended": (bytes) => concat(bytes, seededBytes(MiB, 11)),
+  "1 MiB appended": (bytes) => concatBytes([bytes, seededBytes(MiB, 11)]),
   "4 KiB overwritten": (bytes) => {
     const edited = bytes.slice();
     edited.set(seededBytes(4096, 12), 5 * MiB);
     return edited;
   },
   "100 bytes inserted near the start": (bytes) =>
-    concat(bytes.subarray(0, 1000), seededBytes(100, 13), bytes.subarray(1000)),
+    concatBytes([bytes.subarray(0, 1000), seededBytes(100, 13), bytes.subarray(1000)]),
 };
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const bytes = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    bytes.set(part, at);
-    at += part.length;
-  }
-  return bytes;
-}
 
 for (const [edit, apply] of Object.entries(EDITS)) {
   Deno.test(`put --resume of a file with ${edit} sends a small part of it`, async () => {
