@@ -24,7 +24,7 @@ import { type FileFacts, planSync } from "./sync/plan.ts";
 import { SyncProgress } from "./sync/progress_line.ts";
 import { remoteEnd, remoteStart } from "./sync/remote_view.ts";
 import { SyncReport } from "./sync/report.ts";
-import { stateFile } from "./sync/state.ts";
+import { runStateFile } from "./sync/state.ts";
 import { scanTree } from "./sync/tree.ts";
 
 /** Files fetched at once, pipelined on the one connection. */
@@ -56,9 +56,7 @@ export async function run({ values, positionals }: ParsedArgs, { client, io, sig
   }
 
   const connection = await client();
-  const statePath = flags.state
-    ? await stateFile(flags.state.folder, { server: flags.state.server, user: connection.user, prefix, dir: absolute })
-    : null;
+  const statePath = await runStateFile(flags.state, { user: connection.user, prefix, dir: absolute });
   const start = await remoteStart(connection, prefix, statePath);
   report.summary.listed = start.listed;
   const source = new Map([...start.files].filter(([rel]) => !flags.excluded(rel)));

@@ -125,16 +125,9 @@ export function readMetaFile(door: Confinement, folders: Folder[], file: string)
  * @param bytes Its bytes.
  */
 export function writeMetaFile(door: Confinement, folders: Folder[], file: string, bytes: Uint8Array): void {
-  const dir = folders.at(-1)!.path;
-  const temp = join(dir, `${file}.${crypto.randomUUID()}.tmp`);
+  const temp = tempBeside(folders, file);
   Deno.writeFileSync(temp, bytes, { createNew: true, mode: 0o600 });
-  try {
-    door.recheck(folders, file);
-    Deno.renameSync(temp, join(dir, file));
-  } catch (error) {
-    removeQuietly(temp);
-    throw error;
-  }
+  placeMetaFile(door, folders, file, temp);
 }
 
 /**
@@ -153,12 +146,21 @@ export async function writeMetaFileAsync(
   file: string,
   bytes: Uint8Array,
 ): Promise<void> {
-  const dir = folders.at(-1)!.path;
-  const temp = join(dir, `${file}.${crypto.randomUUID()}.tmp`);
+  const temp = tempBeside(folders, file);
   await Deno.writeFile(temp, bytes, { createNew: true, mode: 0o600 });
+  placeMetaFile(door, folders, file, temp);
+}
+
+/** A new temporary name beside `file` in the last folder. */
+function tempBeside(folders: Folder[], file: string): string {
+  return join(folders.at(-1)!.path, `${file}.${crypto.randomUUID()}.tmp`);
+}
+
+/** Renames a written temporary file over `file` once the folders are checked again; on failure it goes. */
+function placeMetaFile(door: Confinement, folders: Folder[], file: string, temp: string): void {
   try {
     door.recheck(folders, file);
-    Deno.renameSync(temp, join(dir, file));
+    Deno.renameSync(temp, join(folders.at(-1)!.path, file));
   } catch (error) {
     removeQuietly(temp);
     throw error;

@@ -65,6 +65,21 @@ export async function stateFile(
 }
 
 /**
+ * The state file of a run, or null when the run keeps none (no state
+ * folder or server address to key it by: `syncFlags`' `state` is null).
+ *
+ * @param state Where states are kept and the server's address, from the flags.
+ * @param key The user, PREFIX and DIR as an absolute path.
+ * @returns The file's path, or null.
+ */
+export async function runStateFile(
+  state: { folder: string; server: string } | null,
+  key: { user: string; prefix: string; dir: string },
+): Promise<string | null> {
+  return state === null ? null : await stateFile(state.folder, { server: state.server, ...key });
+}
+
+/**
  * Reads a state file; a missing, unreadable or malformed one reads as none.
  *
  * @param path The file.
