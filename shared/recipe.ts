@@ -101,24 +101,44 @@ export class RecipeDecoder {
    */
   *push(piece: Uint8Array): Generator<RecipeStep> {
     if (piece.length === 0) return;
-    this.#parts.push(piece.slice());
-    this.#partsLength += piece.length;
-    if (this.#partsLength < this.#need) return;
-    const bytes = this.#parts.length === 1 ? this.#parts[0] : concatBytes(this.#parts);
+    // The decoder's own copy: the steps' bytes are views of it (or of a step's join), never copied again.
+    const own = piece.slice();
     let at = 0;
-    while (at < bytes.length) {
-      const step = readStep(bytes, at);
+    // A step begun in earlier pieces: completed with only the bytes it lacks, not joined with the whole piece.
+    while (this.#partsLength > 0) {
+      const lack = this.#need - this.#partsLength;
+      if (own.length - at < lack) {
+        this.#parts.push(own.subarray(at));
+        this.#partsLength += own.length - at;
+        return;
+      }
+      this.#parts.push(own.subarray(at, at + lack));
+      at += lack;
+      const head = concatBytes(this.#parts);
+      const step = readStep(head, 0);
       if (typeof step === "number") {
+        // Its header is whole now, and says how long the step is.
+        this.#parts = [head];
+        this.#partsLength = head.length;
         this.#need = step;
-        break;
+        continue;
+      }
+      this.#parts = [];
+      this.#partsLength = 0;
+      this.#need = 1;
+      yield step.step;
+    }
+    while (at < own.length) {
+      const step = readStep(own, at);
+      if (typeof step === "number") {
+        this.#parts = [own.subarray(at)];
+        this.#partsLength = own.length - at;
+        this.#need = step;
+        return;
       }
       at = step.end;
       yield step.step;
     }
-    const rest = bytes.subarray(at);
-    this.#parts = rest.length > 0 ? [rest] : [];
-    this.#partsLength = rest.length;
-    if (rest.length === 0) this.#need = 1;
   }
 
   /**
@@ -151,7 +171,7 @@ function readStep(bytes: Uint8Array, at: number): { step: RecipeStep; end: numbe
       if (left < 5) return 5;
       const length = checkLength(view.getUint32(at + 1));
       if (left < 5 + length) return 5 + length;
-      return { step: { kind: "data", bytes: bytes.slice(at + 5, at + 5 + length) }, end: at + 5 + length };
+      return { step: { kind: "data", bytes: bytes.subarray(at + 5, at + 5 + length) }, end: at + 5 + length };
     }
     default:
       throw new DfosError(Status.BAD_REQUEST, `Cannot assemble: unknown recipe step 0x${bytes[at].toString(16)}`);
