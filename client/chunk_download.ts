@@ -25,7 +25,7 @@ import { bytesOf, release } from "../shared/pooled_bytes.ts";
 import { DfosError, Status } from "../shared/status.ts";
 import { type FileTransfer, IN_MEMORY_BYTES as SMALL_FILE_BYTES, type TransferOptions } from "./chunk_upload.ts";
 import type { DfosClient } from "./connection.ts";
-import { type LocalChunk, localChunks, readAt } from "./local_chunks.ts";
+import { BlockReader, type LocalChunk, localChunks } from "./local_chunks.ts";
 import { partialPath } from "./partial_path.ts";
 
 /** The most bytes one READ asks for: the partial grows by at most this between checks of the signal. */
@@ -96,6 +96,7 @@ async function downloadOnce(
   await out.truncate(done);
   await out.seek(done, Deno.SeekMode.Start);
   using oldFile = old === null ? null : await Deno.open(path, { read: true });
+  const oldReader = oldFile === null ? null : new BlockReader(oldFile);
   let sent = 0;
   let reused = resumedBytes;
   options.onProgress?.(done);
@@ -123,8 +124,8 @@ async function downloadOnce(
     options.signal?.throwIfAborted();
     const chunk = chunks[i];
     const local = oldByHash.get(toHex(chunk.hash));
-    if (local !== undefined && oldFile !== null) {
-      const bytes = await readAt(oldFile, local.offset, local.length).catch(() => null);
+    if (local !== undefined && oldReader !== null) {
+      const bytes = await oldReader.read(local.offset, local.length).catch(() => null);
       if (bytes !== null && sha256(bytes) === toHex(chunk.hash)) {
         await flush();
         pendingBytes = pendingRanges = 0;

@@ -408,14 +408,15 @@ export class DfosClient {
    * batches of {@linkcode MAX_HAVE_KEYS}.
    *
    * @param keys Hashes or keys, 32 bytes each, any number.
+   * @param upload The upload they are asked for: a kept upload's chunks count only for the one it continues.
    * @returns One flag per key: true when the server has it.
    */
-  async have(keys: readonly Uint8Array[]): Promise<boolean[]> {
+  async have(keys: readonly Uint8Array[], upload?: { name: string; root: string }): Promise<boolean[]> {
     const known: boolean[] = [];
     for (let from = 0; from < keys.length; from += MAX_HAVE_KEYS) {
       const batch = keys.slice(from, from + MAX_HAVE_KEYS);
       const { reply } = await this.#inTurn(async () => {
-        await this.#channel.send({ type: "have", keys: joinKeys(batch) });
+        await this.#channel.send({ type: "have", keys: joinKeys(batch), ...upload });
         return { reply: this.#inOrder(() => this.#channel.expect(...REPLIES.have.replies)) };
       });
       const { bits } = await reply;

@@ -4,7 +4,7 @@ import { toHex } from "../shared/chunk_list.ts";
 import { rootOf } from "../shared/chunk_groups.ts";
 import { chunkHashes } from "../shared/chunker.ts";
 import { seededBytes } from "../tests/_common.ts";
-import { localChunkList, localChunks, readAt } from "./local_chunks.ts";
+import { BlockReader, localChunkList, localChunks } from "./local_chunks.ts";
 
 Deno.test("localChunkList gives the chunker's cuts and hashes of the file, and their root", async () => {
   const dir = await Deno.makeTempDir();
@@ -56,14 +56,16 @@ Deno.test("localChunkList of an empty file: no chunks, the root of nothing", asy
   }
 });
 
-Deno.test("readAt reads whole ranges and refuses one past the end", async () => {
+Deno.test("BlockReader reads whole ranges and refuses one past the end", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const path = join(dir, "f");
     await Deno.writeFile(path, new Uint8Array([0, 1, 2, 3, 4, 5]));
     using file = await Deno.open(path);
-    deepStrictEqual(await readAt(file, 2, 3), new Uint8Array([2, 3, 4]));
-    await rejects(readAt(file, 4, 3), /ends at 6 bytes/);
+    const reader = new BlockReader(file);
+    deepStrictEqual(await reader.read(2, 3), new Uint8Array([2, 3, 4]));
+    deepStrictEqual(await reader.read(0, 2), new Uint8Array([0, 1]), "back before the block read");
+    await rejects(reader.read(4, 3), /ends at 6 bytes/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

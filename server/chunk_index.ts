@@ -78,9 +78,10 @@ export class ChunkIndex {
     const starts: number[] = [];
     for (const entry of entries) {
       starts.push(offset);
-      if (this.size < MAX_INDEX_ENTRIES) {
-        this.#chunks.set(toHex(entry.hash), { ...where, offset, length: entry.length });
-      }
+      const hex = toHex(entry.hash);
+      // A stored file's copy of a chunk is never hidden by a kept upload's, which only its own continuation can use.
+      const keep = where.kind === "kept" && this.#chunks.get(hex)?.kind === "file";
+      if (!keep && this.size < MAX_INDEX_ENTRIES) this.#chunks.set(hex, { ...where, offset, length: entry.length });
       offset += entry.length;
     }
     if (where.kind !== "file") return; // a kept upload's groups may still grow

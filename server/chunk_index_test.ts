@@ -37,6 +37,15 @@ Deno.test("ChunkIndex indexes a kept upload's chunks but not its groups", () => 
   strictEqual(index.group(groupsOf(entries)[0].key), undefined);
 });
 
+Deno.test("ChunkIndex keeps a stored file's copy of a chunk when a kept upload holds it too", () => {
+  const index = new ChunkIndex();
+  const shared = entry(7, 50);
+  index.add({ kind: "file", name: "a", version: "v1" }, [shared]);
+  index.add({ kind: "kept", name: "b", key: "k" }, [entry(8, 10), shared]);
+  deepStrictEqual(index.chunk(shared.hash), { kind: "file", name: "a", version: "v1", offset: 0, length: 50 });
+  deepStrictEqual(index.chunk(entry(8).hash), { kind: "kept", name: "b", key: "k", offset: 0, length: 10 });
+});
+
 Deno.test("ChunkIndex stops adding at its bound", () => {
   const index = new ChunkIndex();
   const entries = Array.from({ length: MAX_INDEX_ENTRIES + 10 }, (_, i) => entry(i, 1));

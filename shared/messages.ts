@@ -56,7 +56,7 @@ export type Message =
   | { type: "move"; from: string; to: string }
   | { type: "stat"; name: string; digest: DigestAlgorithm | null }
   | { type: "changes" }
-  | { type: "have"; keys: Uint8Array }
+  | { type: "have"; keys: Uint8Array; name?: string; root?: string }
   | { type: "assemble"; name: string; size: number; mtime: number; root: string; chunks: number }
   | { type: "groups"; name: string }
   | { type: "group-chunks"; name: string; version: string; first: number; count: number }
@@ -241,6 +241,9 @@ export const MESSAGE_FIELDS: Readonly<Record<Exclude<MessageType, "data">, Reado
  * - `welcome.features`: sent to a client that listed `"chunks"`: the features
  *   of that list the server has (today `"chunks"`: the chunk requests,
  *   `changes` to `read`, docs/PROTOCOL.md "Chunks").
+ * - `have.name`, `have.root`: the upload the keys are asked for; a kept
+ *   upload's chunks are then known only to the upload of that name and root
+ *   (the one that can continue it).
  */
 export const OPTIONAL_FIELDS: Readonly<
   Partial<Record<Exclude<MessageType, "data">, Readonly<Record<string, FieldKind>>>>
@@ -248,6 +251,7 @@ export const OPTIONAL_FIELDS: Readonly<
   "hello": { features: "strings" },
   "auth-ok": { held: "size" },
   "welcome": { features: "strings" },
+  "have": { name: "string", root: "string" },
 };
 
 /** The HELLO feature that asks for `auth-ok.held`. */

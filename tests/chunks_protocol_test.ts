@@ -339,6 +339,28 @@ Deno.test("an assemble cut by the connection is kept, and finished by a second s
   }
 });
 
+Deno.test("have for an upload offers a kept upload's chunks only to the upload that continues it", async () => {
+  await using fx = await startServer();
+  const bytes = seededBytes(1 * MiB, 45);
+  const chunks = await chunksOf(bytes);
+  const first = await Peer.login(fx);
+  await startAssemble(first, "kept.bin", bytes, chunks, 3);
+  first.abort();
+  const second = await Peer.login(fx);
+  try {
+    await waitFor(async () => (await have(second, [chunks[2].hash]))[0], "the kept upload's chunks known");
+    const askFor = async (name: string, root: string) => {
+      await second.send({ type: "have", keys: joinKeys([chunks[2].hash]), name, root });
+      return isSet((await second.expect("known")).bits, 0);
+    };
+    strictEqual(await askFor("kept.bin", rootOf(chunks)), true, "the upload that continues it");
+    strictEqual(await askFor("kept.bin", "0".repeat(64)), false, "the same name, another content");
+    strictEqual(await askFor("other.bin", rootOf(chunks)), false, "another name");
+  } finally {
+    second.abort();
+  }
+});
+
 Deno.test("an assemble ended by ABORT drops its kept upload", async () => {
   await using fx = await startServer();
   const bytes = seededBytes(1 * MiB, 51);

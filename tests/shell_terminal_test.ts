@@ -112,6 +112,8 @@ Deno.test("dfos alone on a terminal starts the shell: user and password asked, n
     at = await term.waitFor("get report.pdf ", at);
     await term.type("\r");
     at = await term.waitFor(prompt, at);
+    // The prompt may be drawn again as the line is entered: the file is looked for until the get has ended.
+    await waitFor(() => Deno.stat(join(fx.local, "report.pdf")).then(() => true, () => false), "the download", 10_000);
     equal(await Deno.readTextFile(join(fx.local, "report.pdf")), "%PDF report");
     await term.type("exit\r");
     equal(await term.close(), 0, term.screen);
