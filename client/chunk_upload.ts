@@ -18,7 +18,7 @@ import { fileChunks } from "../shared/file_chunks.ts";
 import { chunkStep, dataStepHeader, groupStep } from "../shared/recipe.ts";
 import { DfosError, Status } from "../shared/status.ts";
 import type { DfosClient } from "./connection.ts";
-import { type LocalChunk, localChunks, memoryChunks, readAt } from "./local_chunks.ts";
+import { BlockReader, type LocalChunk, localChunks, memoryChunks } from "./local_chunks.ts";
 
 /** What moving one file took. */
 export interface FileTransfer {
@@ -107,7 +107,7 @@ export async function uploadFile(
   const { before, chunks, root, size } = prepared;
   checkUnchanged(local.path, before, size, name);
   const file = { name, size, mtime: before.mtime, root, chunks: chunks.length };
-  const steps = await plan(client, chunks);
+  const steps = await plan(client, chunks, { name, root });
   const source = { path: local.path, bytes: prepared.bytes };
   try {
     return await send(client, source, file, steps, before, options);
@@ -120,11 +120,11 @@ export async function uploadFile(
 }
 
 /** The recipe: group steps for the groups the server has, chunk steps for its chunks, data for the rest. */
-async function plan(client: DfosClient, chunks: LocalChunk[]): Promise<Step[]> {
+async function plan(client: DfosClient, chunks: LocalChunk[], upload: { name: string; root: string }): Promise<Step[]> {
   if (chunks.length <= 1) return chunks.map((chunk) => ({ kind: "data", chunk }));
   const groups = groupsOf(chunks);
   // One group: its chunks tell as much as its key would, in one round trip instead of two.
-  const knownGroups = groups.length === 1 ? [false] : await client.have(groups.map((group) => group.key));
+  const knownGroups = groups.length === 1 ? [false] : await client.have(groups.map((group) => group.key), upload);
   const asked: LocalChunk[] = [];
   const seen = new Set<string>();
   let at = 0;
@@ -141,7 +141,7 @@ async function plan(client: DfosClient, chunks: LocalChunk[]): Promise<Step[]> {
     at += group.chunks;
   });
   const knownChunks = new Set<string>();
-  (await client.have(asked.map((chunk) => chunk.hash))).forEach((known, i) => {
+  (await client.have(asked.map((chunk) => chunk.hash), upload)).forEach((known, i) => {
     if (known) knownChunks.add(toHex(asked[i].hash));
   });
   const steps: Step[] = [];
@@ -172,6 +172,7 @@ async function send(
   let sent = 0;
   let done = 0;
   using source = held === null ? await Deno.open(path, { read: true }) : null;
+  const reader = source === null ? null : new BlockReader(source);
   async function* recipe(): AsyncGenerator<Uint8Array> {
     for (const step of steps) {
       if (step.kind === "group") {
@@ -184,7 +185,7 @@ async function send(
         const { offset, length } = step.chunk;
         const bytes = held !== null
           ? held.subarray(offset, offset + length)
-          : await readAt(source!, offset, length).catch((error) => {
+          : await reader!.read(offset, length).catch((error) => {
             throw changed(file.name, error);
           });
         yield dataStepHeader(bytes.length);

@@ -40,7 +40,7 @@ import { excerpt, nameProblem } from "../shared/names.ts";
 import { type Bytes, bytesOf, release } from "../shared/pooled_bytes.ts";
 import { DfosError, Status } from "../shared/status.ts";
 import { assemble, type ChunkState } from "./assemble.ts";
-import { SourceCheck } from "./chunk_index.ts";
+import { type ChunkSource, SourceCheck } from "./chunk_index.ts";
 import { chunkListOf } from "./chunk_lists.ts";
 import type { Quota } from "./quota.ts";
 import type { ReadHandle, Storage, Upload, VersionedInfo } from "./storage.ts";
@@ -294,9 +294,13 @@ const ROWS = {
       const index = await chunks.indexes.of(user);
       const check = new SourceCheck(storage, user);
       const known: boolean[] = [];
+      // A kept upload's chunks serve only the assemble that continues it: for another upload, not known.
+      const usable = (source: ChunkSource) =>
+        source.kind !== "kept" || message.name === undefined ||
+        (source.name === message.name && source.key === message.root);
       for (const key of keys) {
         const source = index.group(key)?.source ?? index.chunk(key);
-        known.push(source !== undefined && await check.current(source));
+        known.push(source !== undefined && usable(source) && await check.current(source));
       }
       return { message: { type: "known", bits: bitsOf(known) } };
     },
