@@ -10,7 +10,7 @@ import { bytesOf } from "../shared/pooled_bytes.ts";
 import { DfosError, Status, type StatusCode } from "../shared/status.ts";
 import { COUNTER_FILE } from "./change_counters.ts";
 import { KEPT_DIR } from "./kept_uploads.ts";
-import { CHUNKS_DIR } from "./local_chunk_lists.ts";
+import { CHUNKS_DIR, LOG_FILE } from "./local_chunk_lists.ts";
 import { LocalStorage } from "./local_storage.ts";
 import type { VersionedInfo } from "./storage.ts";
 
@@ -148,11 +148,14 @@ Deno.test("LocalStorage chunk lists: a .dfos-chunks swapped for a link to outsid
       for (const entry of Deno.readDirSync(chunks)) {
         Deno.copyFileSync(join(chunks, entry.name), join(outside, entry.name));
       }
+      const copied = Deno.readFileSync(join(outside, LOG_FILE));
       await Deno.remove(chunks, { recursive: true });
       await Deno.symlink(outside, chunks);
       await assert.rejects(storage.readChunkList(USER, "f"));
       await assert.rejects(storage.writeChunkList(USER, { name: "g", version: "v", entries: new Uint8Array(36) }));
-      assert.equal([...Deno.readDirSync(outside)].length, 1, "nothing written outside");
+      const after = [...Deno.readDirSync(outside)].map((entry) => entry.name);
+      assert.deepEqual(after, [LOG_FILE], "nothing made outside");
+      assert.deepEqual(Deno.readFileSync(join(outside, LOG_FILE)), copied, "nothing written outside");
     } finally {
       await storage.abortUploads();
     }

@@ -283,7 +283,8 @@ export interface Storage {
   sweepKept(before: number): Promise<number>;
   /**
    * The stored chunk list of `name`, or null when none is stored. It may be
-   * stale: its `version` says which content it describes. S3: the object
+   * stale: its `version` says which content it describes. LocalStorage: a
+   * record in the user's log `.dfos-chunks/lists`. S3: the object
    * `<user>/.dfos-chunks/<hash of name>`.
    */
   readChunkList(user: string, name: string): Promise<StoredChunkList | null>;
