@@ -171,13 +171,18 @@ export class Confinement {
     try {
       for (let i = 0; i < segments.length - 1; i++) {
         path = join(path, segments[i]);
-        try {
-          Deno.mkdirSync(path, { mode: 0o750 });
-          created.push(path);
-        } catch (error) {
-          if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+        // Looked at first: the folder is there nearly always, and a refused mkdir costs an exception.
+        let info = lstatOrNull(path);
+        if (info === null) {
+          try {
+            Deno.mkdirSync(path, { mode: 0o750 });
+            created.push(path);
+          } catch (error) {
+            if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+          }
+          info = Deno.lstatSync(path);
         }
-        folders.push(folderAt(path, Deno.lstatSync(path), name, segments.slice(0, i + 1).join("/")));
+        folders.push(folderAt(path, info, name, segments.slice(0, i + 1).join("/")));
       }
     } catch (error) {
       removeFolders(created);

@@ -238,7 +238,7 @@ export class LocalUpload implements Upload {
   #moveIntoPlace(size: number, admit?: (change: CommitChange) => void): string | Promise<string> {
     this.#throwIfDone(); // aborted while waiting for another change of the user's
     const { name, home, partial, temp } = this.#start;
-    this.#checkOwn([home, partial]);
+    this.#door.recheck([home], name); // the folders are made in the user's folder: it must still be the one checked
     const way = this.#door.makeWay(home, name);
     try {
       const existing = lstatOrNull(way.path);

@@ -254,9 +254,14 @@ export function isSet(bits: Uint8Array, i: number): boolean {
   return ((bits[i >> 3] ?? 0) & (0x80 >> (i & 7))) !== 0;
 }
 
-/** Lower-case hex of bytes. */
+/** Each byte's two hex digits. */
+const HEX_PAIRS = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, "0"));
+
+/** Lower-case hex of bytes (the chunk index keys every chunk by it). */
 export function toHex(bytes: Uint8Array): string {
-  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
+  let hex = "";
+  for (let i = 0; i < bytes.length; i++) hex += HEX_PAIRS[bytes[i]];
+  return hex;
 }
 
 /** Bytes of lower-case or upper-case hex, or null when it is not whole bytes of hex. */
