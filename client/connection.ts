@@ -395,12 +395,22 @@ export class DfosClient {
   /**
    * The user's change counter (CHANGES).
    *
-   * @returns The epoch it counts in, the counter, and the changes this session made.
+   * @param since The counter this client saw, and the names it cares about (those starting with `prefix`): the
+   * server then also answers, when it can, the files changed since (`changed`, their facts now) and the names
+   * changed that are gone (`gone`).
+   * @returns The epoch it counts in, the counter, and the changes this session made; and the changes since.
    */
-  async changes(): Promise<{ epoch: string; counter: number; mine: number }> {
-    await this.#channel.send({ type: "changes" });
-    const { epoch, counter, mine } = await this.#channel.expect(...REPLIES.changes.replies);
-    return { epoch, counter, mine };
+  async changes(
+    since?: { epoch: string; counter: number; prefix: string },
+  ): Promise<{ epoch: string; counter: number; mine: number; changed?: ListEntry[]; gone?: string[] }> {
+    const request = since === undefined
+      ? { type: "changes" as const }
+      : { type: "changes" as const, since: since.counter, epoch: since.epoch, prefix: since.prefix };
+    await this.#channel.send(request);
+    const { epoch, counter, mine, changed, gone } = await this.#channel.expect(...REPLIES.changes.replies);
+    return changed === undefined || gone === undefined
+      ? { epoch, counter, mine }
+      : { epoch, counter, mine, changed, gone };
   }
 
   /**

@@ -13,6 +13,12 @@
  * user whose counter nobody asked for needs none kept). So the counter costs
  * nothing per change, and is never trusted past a lost count.
  *
+ * Each counter keeps a journal of its last {@linkcode JOURNAL_ENTRIES}
+ * changes (the name each touched), kept with it at a clean close, so that a
+ * client that saw counter `c` can ask which names changed since instead of
+ * listing everything again (`changedNames`). The journal covers what the
+ * counter covers: a new epoch starts an empty one.
+ *
  * Changes made to `ROOT` by other means than dfos are not counted (an
  * operator's copy into a user's folder); docs/SECURITY.md says so.
  *
@@ -26,10 +32,33 @@ import type { ChangeCounter } from "./storage.ts";
 /** Each user's counter file, in the user's folder. */
 export const COUNTER_FILE = `${RESERVED_PREFIX}changes`;
 
-/** A user's counter in memory: where its file is, and whether a clean close writes it. */
+/** Changes a user's journal holds at most: the oldest go first. */
+export const JOURNAL_ENTRIES = 4096;
+
+/** One change in a journal: the counter it made, and the name it touched (a folder's, for a folder moved). */
+interface JournalEntry {
+  counter: number;
+  name: string;
+  /** True when the name is a folder's (every name under it changed). */
+  folder: boolean;
+}
+
+/** What a change touched, as the storage tells {@linkcode ChangeCounters.bump}. */
+export interface Touched {
+  /** The name. */
+  name: string;
+  /** True for a folder (a folder moved): every name under it changed. */
+  folder?: boolean;
+}
+
+/** A user's counter in memory: where its file is, whether a clean close writes it, and its journal. */
 interface Counter extends ChangeCounter {
   path: string;
   keep: boolean;
+  /** The last changes, oldest first. */
+  journal: JournalEntry[];
+  /** The journal holds every change after this counter. */
+  from: number;
 }
 
 /** The change counters of every user under one root. */
@@ -51,13 +80,53 @@ export class ChangeCounters {
   }
 
   /**
-   * Adds one to the user's counter, after a change.
+   * Adds one to the user's counter, after a change, and notes in its journal
+   * what the change touched.
    *
    * @param user The user (a checked name).
    * @param home The user's folder.
+   * @param touched The names the change touched (a rename: both).
    */
-  bump(user: string, home: string): void {
-    this.#load(user, home).counter++;
+  bump(user: string, home: string, touched: Touched[]): void {
+    const counter = this.#load(user, home);
+    counter.counter++;
+    for (const { name, folder } of touched) counter.journal.push({ counter: counter.counter, name, folder: !!folder });
+    if (counter.journal.length > JOURNAL_ENTRIES) {
+      const dropped = counter.journal.splice(0, counter.journal.length - JOURNAL_ENTRIES);
+      counter.from = Math.max(counter.from, dropped.at(-1)!.counter);
+      // A change's names go together: none of the dropped change's may stay.
+      while (counter.journal.length > 0 && counter.journal[0].counter <= counter.from) counter.journal.shift();
+    }
+  }
+
+  /**
+   * The names changed since `since` under `prefix` (the names themselves,
+   * whether they exist now or not), or null when the journal cannot say: a
+   * counter of another epoch, changes older than the journal holds, or a
+   * folder moved that reaches into the prefix.
+   *
+   * @param user The user (a checked name).
+   * @param home The user's folder.
+   * @param since The counter the caller saw.
+   * @param prefix Only names starting with this ("" for all).
+   * @returns The names, each once, in the order of their last change; or null.
+   */
+  changedNames(user: string, home: string, since: ChangeCounter, prefix: string): string[] | null {
+    const counter = this.#load(user, home);
+    if (since.epoch !== counter.epoch || since.counter > counter.counter || since.counter < counter.from) return null;
+    const names = new Set<string>();
+    for (const entry of counter.journal) {
+      if (entry.counter <= since.counter) continue;
+      if (entry.folder) {
+        // A folder moved: the names under it changed, and the journal does not hold them.
+        const under = entry.name + "/";
+        if (under.startsWith(prefix) || prefix.startsWith(under)) return null;
+      } else if (entry.name.startsWith(prefix)) {
+        names.delete(entry.name);
+        names.add(entry.name);
+      }
+    }
+    return [...names];
   }
 
   /** Writes the counters to keep to their users' folders, marked as written by a clean close. */
@@ -65,7 +134,8 @@ export class ChangeCounters {
     for (const counter of this.#counters.values()) {
       if (!counter.keep) continue;
       try {
-        writeJson(counter.path, { epoch: counter.epoch, counter: counter.counter, clean: true });
+        const { epoch, from, journal } = counter;
+        writeJson(counter.path, { epoch, counter: counter.counter, clean: true, from, journal });
       } catch {
         // the user's folder is gone or unwritable: its next run starts a new epoch
       }
@@ -80,8 +150,8 @@ export class ChangeCounters {
     const stored = readJson(path);
     const trusted = stored?.clean === true && typeof stored.epoch === "string" && Number.isSafeInteger(stored.counter);
     counter = trusted
-      ? { epoch: stored.epoch as string, counter: stored.counter as number, path, keep: true }
-      : { epoch: crypto.randomUUID(), counter: 0, path, keep: stored !== null };
+      ? { epoch: stored.epoch as string, counter: stored.counter as number, path, keep: true, ...journalOf(stored) }
+      : { epoch: crypto.randomUUID(), counter: 0, path, keep: stored !== null, journal: [], from: 0 };
     if (counter.keep) {
       // In use from now on: a run that does not close cleanly leaves it marked so.
       writeJson(path, { epoch: counter.epoch, counter: counter.counter, clean: false });
@@ -89,6 +159,24 @@ export class ChangeCounters {
     this.#counters.set(user, counter);
     return counter;
   }
+}
+
+/** The journal kept in a counter file; an empty one (covering nothing before the counter) when it is not sound. */
+function journalOf(stored: Record<string, unknown>): { journal: JournalEntry[]; from: number } {
+  const counter = stored.counter as number;
+  const { journal, from } = stored;
+  const sound = Array.isArray(journal) && journal.length <= JOURNAL_ENTRIES && Number.isSafeInteger(from) &&
+    (from as number) <= counter &&
+    journal.every((entry, i) =>
+      typeof entry === "object" && entry !== null && typeof entry.name === "string" &&
+      typeof entry.folder === "boolean" && Number.isSafeInteger(entry.counter) && entry.counter > (from as number) &&
+      entry.counter <= counter && (i === 0 || entry.counter >= journal[i - 1].counter)
+    );
+  if (!sound) return { journal: [], from: counter };
+  return {
+    journal: (journal as JournalEntry[]).map(({ counter, name, folder }) => ({ counter, name, folder })),
+    from: from as number,
+  };
 }
 
 /** Reads a small JSON object; null when missing, unreadable, a link, or not an object. */

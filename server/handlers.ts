@@ -42,6 +42,7 @@ import { DfosError, Status } from "../shared/status.ts";
 import { assemble, type ChunkState } from "./assemble.ts";
 import { type ChunkSource, SourceCheck } from "./chunk_index.ts";
 import { chunkListOf } from "./chunk_lists.ts";
+import { changesSince } from "./changes_since.ts";
 import type { Quota } from "./quota.ts";
 import type { ReadHandle, Storage, Upload, VersionedInfo } from "./storage.ts";
 
@@ -276,9 +277,13 @@ const ROWS = {
     kinds: ["changes"],
     kind: () => "changes",
     subject: () => "",
-    async handle({ user, storage, mine }) {
+    async handle({ message, user, storage, mine }) {
       const { epoch, counter } = await storage.changes(user);
-      return { message: { type: "counter", epoch, counter, mine: mine.changes } };
+      const reply = { type: "counter", epoch, counter, mine: mine.changes } as const;
+      if (message.since === undefined || message.epoch === undefined) return { message: reply };
+      const since = { epoch: message.epoch, counter: message.since };
+      const changes = await changesSince(storage, user, since, message.prefix ?? "");
+      return { message: changes === null ? reply : { ...reply, ...changes } };
     },
   },
   have: {

@@ -162,7 +162,7 @@ export class LocalStorage implements Storage {
       name,
       fsync: this.#fsync,
       keep: key === undefined ? undefined : { kept: this.#kept, key },
-      onCommit: () => this.#counters.bump(user, this.#door.userPath(user)),
+      onCommit: () => this.#counters.bump(user, this.#door.userPath(user), [{ name }]),
     };
   }
 
@@ -211,6 +211,10 @@ export class LocalStorage implements Storage {
     return Promise.resolve().then(() => this.#counters.get(user, this.#door.home(user).path));
   }
 
+  changedNames(user: string, since: ChangeCounter, prefix: string): Promise<string[] | null> {
+    return Promise.resolve().then(() => this.#counters.changedNames(user, this.#door.home(user).path, since, prefix));
+  }
+
   openRead(user: string, name: string): Promise<ReadHandle> {
     return Promise.resolve().then(() => {
       checkName(name);
@@ -223,7 +227,7 @@ export class LocalStorage implements Storage {
     checkName(name);
     const { removed, aside } = await this.#door.change(user, () => {
       const unlinked = this.#unlink(user, name);
-      this.#counters.bump(user, this.#door.userPath(user));
+      this.#counters.bump(user, this.#door.userPath(user), [{ name }]);
       this.#chunkLists.remove(user, name);
       return unlinked;
     });
@@ -289,7 +293,7 @@ export class LocalStorage implements Storage {
       removeFolders(target.created);
       throw error;
     }
-    this.#counters.bump(user, home.path);
+    this.#counters.bump(user, home.path, [{ name: from, folder: !info.isFile }, { name: to, folder: !info.isFile }]);
     if (info.isFile) {
       try {
         this.#chunkLists.move(user, from, to);

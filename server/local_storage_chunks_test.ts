@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { bytesOf } from "../shared/pooled_bytes.ts";
 import { DfosError, Status, type StatusCode } from "../shared/status.ts";
-import { COUNTER_FILE } from "./change_counters.ts";
+import { COUNTER_FILE, JOURNAL_ENTRIES } from "./change_counters.ts";
 import { KEPT_DIR } from "./kept_uploads.ts";
 import { CHUNKS_DIR, LOG_FILE } from "./local_chunk_lists.ts";
 import { LocalStorage } from "./local_storage.ts";
@@ -246,6 +246,68 @@ Deno.test("LocalStorage change counters: each change counts; a clean restart kee
     storage = await open(root);
     try {
       assert.notEqual((await storage.changes(USER)).epoch, after.epoch);
+    } finally {
+      await storage.abortUploads();
+    }
+  });
+});
+
+Deno.test("LocalStorage changed names: the journal names what changed since a counter, across a clean restart only", async () => {
+  await withRoot(async (root) => {
+    let storage = await open(root);
+    const start = await storage.changes(USER);
+    await put(storage, "d/a", "1");
+    await put(storage, "d/b", "2");
+    await put(storage, "e/c", "3");
+    await storage.rename(USER, "d/a", "d/a2");
+    await storage.remove(USER, "d/b");
+    await put(storage, "d/a2", "again"); // named once, at its last change
+    const sorted = async (since: typeof start, prefix: string) =>
+      (await storage.changedNames(USER, since, prefix))?.sort();
+    assert.deepEqual(await sorted(start, "d/"), ["d/a", "d/a2", "d/b"]);
+    assert.deepEqual(await sorted(start, ""), ["d/a", "d/a2", "d/b", "e/c"]);
+    const middle = { ...start, counter: start.counter + 3 };
+    assert.deepEqual(await sorted(middle, ""), ["d/a", "d/a2", "d/b"]);
+    const now = await storage.changes(USER);
+    assert.deepEqual(await storage.changedNames(USER, now, ""), []);
+    assert.equal(await storage.changedNames(USER, { ...now, counter: now.counter + 1 }, ""), null, "a counter ahead");
+    assert.equal(await storage.changedNames(USER, { epoch: "another", counter: 0 }, ""), null, "another epoch");
+    assert.deepEqual(await storage.changedNames("bob", await storage.changes("bob"), ""), [], "bob's are his own");
+    // A folder moved: its files are not named, so no answer reaches into it; others still answer.
+    await storage.rename(USER, "e", "d/e");
+    assert.equal(await storage.changedNames(USER, now, "d/"), null);
+    assert.equal(await storage.changedNames(USER, now, "d/e/"), null);
+    assert.equal(await storage.changedNames(USER, now, ""), null);
+    assert.deepEqual(await storage.changedNames(USER, now, "x/"), []);
+    await storage.abortUploads(); // a clean close keeps the journal
+    storage = await open(root);
+    assert.deepEqual((await storage.changedNames(USER, start, "d/a"))?.sort(), ["d/a", "d/a2"]);
+    await put(storage, "f", "x");
+    // Not closed: the next run starts a new epoch, and nothing before it is answered.
+    storage = await open(root);
+    try {
+      const fresh = await storage.changes(USER);
+      assert.notEqual(fresh.epoch, start.epoch);
+      assert.equal(await storage.changedNames(USER, start, ""), null);
+      assert.deepEqual(await storage.changedNames(USER, fresh, ""), []);
+    } finally {
+      await storage.abortUploads();
+    }
+  });
+});
+
+Deno.test("LocalStorage changed names: the journal keeps the last changes only, and says so for older counters", async () => {
+  await withRoot(async (root) => {
+    const storage = await open(root);
+    try {
+      const start = await storage.changes(USER);
+      for (let i = 0; i < JOURNAL_ENTRIES + 10; i++) await storage.remove(USER, "missing").catch(() => {});
+      await put(storage, "a", "1");
+      for (let i = 0; i < JOURNAL_ENTRIES + 10; i++) await put(storage, `n${i % 5}`, "x");
+      assert.equal(await storage.changedNames(USER, start, ""), null, "older than the journal");
+      const recent = await storage.changes(USER);
+      await put(storage, "b", "2");
+      assert.deepEqual(await storage.changedNames(USER, recent, ""), ["b"]);
     } finally {
       await storage.abortUploads();
     }

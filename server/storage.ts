@@ -300,6 +300,15 @@ export interface Storage {
    * written with `If-Match` on its ETag.
    */
   changes(user: string): Promise<ChangeCounter>;
+  /**
+   * The names under `prefix` ("" for all) changed since the counter `since`
+   * (each once: a file stored, removed or moved away; whether it exists now
+   * is for the caller to look), or null when the storage cannot say (another
+   * epoch, changes older than it remembers, a folder moved into or out of
+   * the prefix). Null is always a correct answer: the caller lists instead.
+   * S3: a journal beside the counter object, or null.
+   */
+  changedNames(user: string, since: ChangeCounter, prefix: string): Promise<string[] | null>;
   /** Opens `name` for reading. S3: HeadObject, then GetObject on that version (see {@linkcode ReadHandle}). */
   openRead(user: string, name: string): Promise<ReadHandle>;
   /**

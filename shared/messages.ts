@@ -55,7 +55,7 @@ export type Message =
   | { type: "list"; prefix: string; after: string }
   | { type: "move"; from: string; to: string }
   | { type: "stat"; name: string; digest: DigestAlgorithm | null }
-  | { type: "changes" }
+  | { type: "changes"; since?: number; epoch?: string; prefix?: string }
   | { type: "have"; keys: Uint8Array; name?: string; root?: string }
   | { type: "assemble"; name: string; size: number; mtime: number; root: string; chunks: number }
   | { type: "groups"; name: string }
@@ -69,7 +69,7 @@ export type Message =
   | { type: "listing"; entries: ListEntry[]; next: string | null }
   | { type: "moved"; from: string; to: string; files: number }
   | { type: "info"; name: string; size: number; mtime: number; digest: string | null }
-  | { type: "counter"; epoch: string; counter: number; mine: number }
+  | { type: "counter"; epoch: string; counter: number; mine: number; changed?: ListEntry[]; gone?: string[] }
   | { type: "known"; bits: Uint8Array }
   | {
     type: "group-list";
@@ -244,6 +244,11 @@ export const MESSAGE_FIELDS: Readonly<Record<Exclude<MessageType, "data">, Reado
  * - `have.name`, `have.root`: the upload the keys are asked for; a kept
  *   upload's chunks are then known only to the upload of that name and root
  *   (the one that can continue it).
+ * - `changes.since`, `changes.epoch`, `changes.prefix`: the counter the
+ *   client saw, and the names it cares about; `counter.changed` and
+ *   `counter.gone` answer them (only to a `changes` that carried `since`,
+ *   and only when the server can say): the files under the prefix changed
+ *   since, with their facts now, and the names changed that are gone.
  */
 export const OPTIONAL_FIELDS: Readonly<
   Partial<Record<Exclude<MessageType, "data">, Readonly<Record<string, FieldKind>>>>
@@ -252,6 +257,8 @@ export const OPTIONAL_FIELDS: Readonly<
   "auth-ok": { held: "size" },
   "welcome": { features: "strings" },
   "have": { name: "string", root: "string" },
+  "changes": { since: "size", epoch: "string", prefix: "string" },
+  "counter": { changed: "entries", gone: "strings" },
 };
 
 /** The HELLO feature that asks for `auth-ok.held`. */

@@ -120,6 +120,29 @@ Deno.test("pull: a second pull with nothing changed fetches nothing and does not
   assert.ok((summary.wire as number) <= 4096, `${summary.wire} bytes on the wire`);
 });
 
+Deno.test("pull: after changes on the server, a pull takes them from the changes since, without listing", async () => {
+  await using fx = await startServer();
+  await writeTree(join(fx.local, "src"));
+  assert.equal((await dfos(fx, ["push", "src"])).code, 0);
+  assert.equal((await dfos(fx, ["pull", "src", "copy"])).code, 0);
+  await storeFile(fx, "src/a/one.bin", new TextEncoder().encode("changed on the server"));
+  const client = await connect(fx);
+  await client.remove("src/top.txt");
+  await client.close();
+  const second = await dfos(fx, ["pull", "src", "copy", "--json", "--delete"]);
+  assert.equal(second.code, 0, second.stderr);
+  const lines = jsonLines(second.stdout);
+  const summary = lines.pop()!;
+  assert.equal(summary.listed, false, "the server said what changed");
+  assert.deepEqual(lines.filter((line) => line.action === "send").map((line) => line.name), ["src/a/one.bin"]);
+  assert.deepEqual(lines.filter((line) => line.action === "delete").map((line) => line.name), ["src/top.txt"]);
+  assert.equal(await Deno.readTextFile(join(fx.local, "copy", "a", "one.bin")), "changed on the server");
+  const copy = join(fx.local, "copy");
+  const files: string[] = [];
+  for await (const path of walkFiles(copy)) files.push(path.slice(copy.length + 1));
+  assert.deepEqual(files.sort(), ["a/b/c/three.bin", "a/b/two.txt", "a/one.bin"]);
+});
+
 Deno.test("push and pull: what the source lacks is deleted only with --delete", async () => {
   await using fx = await startServer();
   const src = join(fx.local, "src");
@@ -229,19 +252,46 @@ Deno.test("push: a symbolic link in DIR is skipped with a warning, its target ne
   assert.deepEqual(await listDir(outside), ["secret.txt"]);
 });
 
-Deno.test("push: a change made on the server by another client between two pushes is noticed", async () => {
+Deno.test("push: a change made on the server by another client between two pushes is noticed, from the changes since", async () => {
   await using fx = await startServer();
   const src = join(fx.local, "src");
   await writeTree(src);
   assert.equal((await dfos(fx, ["push", "src"])).code, 0);
   await storeFile(fx, "src/top.txt", new TextEncoder().encode("changed by someone else"));
-  const result = await dfos(fx, ["push", "src", "--json"]);
+  await storeFile(fx, "src/new.txt", new TextEncoder().encode("added by someone else"));
+  await storeFile(fx, "elsewhere.txt", new TextEncoder().encode("outside the prefix"));
+  const client = await connect(fx);
+  await client.remove("src/a/one.bin");
+  await client.close();
+  const result = await dfos(fx, ["push", "src", "--json", "--delete"]);
   assert.equal(result.code, 0, result.stderr);
   const lines = jsonLines(result.stdout);
   const summary = lines.pop()!;
-  assert.equal(summary.listed, true, "the counter moved: the state is not trusted");
-  assert.deepEqual(lines.filter((line) => line.action === "send").map((line) => line.name), ["src/top.txt"]);
+  assert.equal(summary.listed, false, "the counter moved, and the server said what changed: no listing");
+  const did = (action: string) => lines.filter((line) => line.action === action).map((line) => line.name).sort();
+  assert.deepEqual(did("send"), ["src/a/one.bin", "src/top.txt"]);
+  assert.deepEqual(did("delete"), ["src/new.txt"]);
   assert.deepEqual(await readRemote(fx, "src/top.txt"), await Deno.readFile(join(src, "top.txt")));
+  assert.deepEqual(
+    [...(await remoteFiles(fx, "src/")).keys()].sort(),
+    Object.keys(TREE).map((rel) => `src/${rel}`).sort(),
+  );
+});
+
+Deno.test("push: a folder moved on the server into the prefix is not in the changes since: the run lists", async () => {
+  await using fx = await startServer();
+  const src = join(fx.local, "src");
+  await writeTree(src);
+  assert.equal((await dfos(fx, ["push", "src"])).code, 0);
+  await storeFile(fx, "other/x.txt", new TextEncoder().encode("x"));
+  const client = await connect(fx);
+  await client.move("other", "src/moved");
+  await client.close();
+  const result = await dfos(fx, ["push", "src", "--json", "--delete"]);
+  assert.equal(result.code, 0, result.stderr);
+  const lines = jsonLines(result.stdout);
+  assert.equal(lines.pop()!.listed, true, "a folder's files are not named in the journal");
+  assert.deepEqual(lines.filter((line) => line.action === "delete").map((line) => line.name), ["src/moved/x.txt"]);
 });
 
 Deno.test("push: two pushes of the same tree at once end with every file whole", async () => {

@@ -1,13 +1,16 @@
 /**
  * The remote side of a push or pull: the files under PREFIX, taken from the
  * last run's state when the server's change counter has not moved since
- * (one `changes` round trip), else listed. And, at the end, whether the
- * state may be kept: only when nobody but this run changed anything
+ * (one `changes` round trip); when it has, from the state and the changes
+ * since, which the same round trip asks for (the server answers them when
+ * its journal reaches back that far); else listed. And, at the end, whether
+ * the state may be kept: only when nobody but this run changed anything
  * meanwhile (the counter moved by exactly this session's own changes).
  *
  * @module
  */
 
+import type { ListEntry } from "../../shared/messages.ts";
 import { DfosError, Status } from "../../shared/status.ts";
 import type { DfosClient } from "../connection.ts";
 import type { FileFacts } from "./plan.ts";
@@ -39,15 +42,23 @@ export interface RemoteStart {
  * @returns The remote side.
  */
 export async function remoteStart(client: DfosClient, prefix: string, statePath: string | null): Promise<RemoteStart> {
-  const counter = await readCounter(client);
-  if (counter !== null && statePath !== null) {
-    const state = await loadState(statePath);
-    if (state !== null && state.epoch === counter.epoch && state.counter === counter.counter) {
-      return { counter, files: state.files, listed: false };
+  const from = prefix === "" ? "" : `${prefix}/`;
+  const state = client.chunks && statePath !== null ? await loadState(statePath) : null;
+  const since = state === null ? undefined : { epoch: state.epoch, counter: state.counter, prefix: from };
+  const counter = await readCounter(client, since);
+  if (counter !== null && state !== null && state.epoch === counter.epoch) {
+    if (state.counter === counter.counter) return { counter, files: state.files, listed: false };
+    if (counter.changed !== undefined && counter.gone !== undefined) {
+      // The state, brought up to date with the changes since.
+      const files = new Map(state.files);
+      for (const name of counter.gone) files.delete(name.slice(from.length));
+      for (const entry of counter.changed) {
+        files.set(entry.name.slice(from.length), { size: entry.size, mtime: entry.mtime });
+      }
+      return { counter, files, listed: false };
     }
   }
   const files = new Map<string, FileFacts>();
-  const from = prefix === "" ? "" : `${prefix}/`;
   for await (const entry of client.list(from)) {
     if (!entry.name.startsWith(from)) continue;
     files.set(entry.name.slice(from.length), { size: entry.size, mtime: entry.mtime });
@@ -88,11 +99,18 @@ export async function remoteEnd(
   }
 }
 
-/** The counter, or null for a server that has none (it has no chunk requests, `changes` among them). */
-async function readCounter(client: DfosClient): Promise<Counter | null> {
+/**
+ * The counter, or null for a server that has none (it has no chunk requests,
+ * `changes` among them); with the changes since the state's counter when the
+ * server can answer them.
+ */
+async function readCounter(
+  client: DfosClient,
+  since?: { epoch: string; counter: number; prefix: string },
+): Promise<(Counter & { changed?: ListEntry[]; gone?: string[] }) | null> {
   if (!client.chunks) return null;
   try {
-    return await client.changes();
+    return await client.changes(since);
   } catch (error) {
     if (error instanceof DfosError && error.code === Status.UNSUPPORTED) return null;
     throw error;
