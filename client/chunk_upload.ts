@@ -15,7 +15,9 @@
 import { toHex } from "../shared/chunk_list.ts";
 import { groupsOf } from "../shared/chunk_groups.ts";
 import { fileChunks } from "../shared/file_chunks.ts";
-import { chunkStep, dataStepHeader, groupStep } from "../shared/recipe.ts";
+import { chunkStep, dataStepHeader, groupStep, patchStepHeader } from "../shared/recipe.ts";
+import { encodeOps } from "../shared/block_delta.ts";
+import type { DeltaBase } from "./upload_delta.ts";
 import { DfosError, Status } from "../shared/status.ts";
 import type { DfosClient } from "./connection.ts";
 import { BlockReader, type LocalChunk, localChunks, memoryChunks } from "./local_chunks.ts";
@@ -38,6 +40,11 @@ export interface TransferOptions {
   onProgress?: (bytes: number) => void;
   /** Stops the transfer: an upload's body ends with ABORT (the server drops it), a download keeps its partial. */
   signal?: AbortSignal;
+  /**
+   * The server has a file of this name (an upload): the chunks it lacks go
+   * as deltas of that file's bytes where that is smaller (client/upload_delta.ts).
+   */
+  replaces?: boolean;
 }
 
 /**
@@ -110,7 +117,11 @@ export async function uploadFile(
   const steps = await plan(client, chunks, { name, root });
   const source = { path: local.path, bytes: prepared.bytes };
   try {
-    return await send(client, source, file, steps, before, options);
+    const base = await patchBase(client, name, chunks, steps, options);
+    return await send(client, source, base === null ? file : { ...file, base: base.version }, steps, before, {
+      ...options,
+      base,
+    });
   } catch (error) {
     // The server lost a chunk it said it had (removed meanwhile): once more, with every chunk's bytes.
     if (!(error instanceof DfosError) || error.code !== Status.NOT_FOUND || options.signal?.aborted) throw error;
@@ -160,14 +171,39 @@ async function plan(client: DfosClient, chunks: LocalChunk[], upload: { name: st
   return steps;
 }
 
+/** Data steps of at least this many bytes in all are worth asking for a delta base (three round trips). */
+const DELTA_FROM_BYTES = 16 * 1024;
+
+/** The base for patches when the upload replaces a file and sends enough data to gain from it; else null. */
+async function patchBase(
+  client: DfosClient,
+  name: string,
+  chunks: LocalChunk[],
+  steps: Step[],
+  options: TransferOptions,
+): Promise<DeltaBase | null> {
+  if (!options.replaces || !client.deltas) return null;
+  const data = steps.reduce((sum, step) => sum + (step.kind === "data" ? step.chunk.length : 0), 0);
+  if (data < DELTA_FROM_BYTES) return null;
+  const { deltaBase } = await import("./upload_delta.ts");
+  const keys = new Set(groupsOf(chunks).map((group) => toHex(group.key)));
+  try {
+    return await deltaBase(client, name, chunks, keys);
+  } catch (error) {
+    // The old file went or changed meanwhile: the chunks go whole.
+    if (error instanceof DfosError && (error.code === Status.NOT_FOUND || error.code === Status.CONFLICT)) return null;
+    throw error;
+  }
+}
+
 /** Sends one ASSEMBLE of `steps`; the data steps' bytes are read from the file, which must not change. */
 async function send(
   client: DfosClient,
   { path, bytes: held }: { path: string; bytes: Uint8Array | null },
-  file: { name: string; size: number; mtime: number; root: string; chunks: number },
+  file: { name: string; size: number; mtime: number; root: string; chunks: number; base?: string },
   steps: Step[],
   before: { size: number; mtime: number },
-  options: TransferOptions,
+  options: TransferOptions & { base?: DeltaBase | null },
 ): Promise<FileTransfer> {
   let sent = 0;
   let done = 0;
@@ -188,9 +224,16 @@ async function send(
           : await reader!.read(offset, length).catch((error) => {
             throw changed(file.name, error);
           });
-        yield dataStepHeader(bytes.length);
-        yield bytes;
-        sent += bytes.length;
+        const patch = options.base ? encodeOps(options.base.table.delta(bytes)) : null;
+        if (patch !== null && patch.length < bytes.length * 0.9) {
+          yield patchStepHeader(step.chunk.hash, bytes.length, patch.length);
+          yield patch;
+          sent += patch.length;
+        } else {
+          yield dataStepHeader(bytes.length);
+          yield bytes;
+          sent += bytes.length;
+        }
         done += bytes.length;
       }
       options.onProgress?.(done);

@@ -28,10 +28,12 @@ import {
   type GroupEntry,
   isSet,
   joinKeys,
+  SUM_BYTES,
 } from "../shared/chunk_list.ts";
 import {
   type DigestAlgorithm,
   FEATURE_CHUNKS,
+  FEATURE_DELTAS,
   FEATURE_HELD,
   type ListEntry,
   MAX_HAVE_KEYS,
@@ -174,18 +176,27 @@ export class DfosClient {
   readonly tls: boolean;
   /** True when the server's WELCOME listed "chunks": it answers the chunk requests (docs/PROTOCOL.md, "Chunks"). */
   readonly chunks: boolean;
+  /** True when the server's WELCOME listed "deltas": it answers `sums` and takes patch steps (docs/PROTOCOL.md, "Deltas"). */
+  readonly deltas: boolean;
   readonly #channel: Channel;
   /** Settles when the last pipelined request (and its body) has been sent. */
   #sent: Promise<void> = Promise.resolve();
   /** Settles when the last pipelined request's reply (and body) has been read. */
   #replied: Promise<void> = Promise.resolve();
 
-  private constructor(channel: Channel, user: string, serverAgent: string, tls: boolean, chunks: boolean) {
+  private constructor(
+    channel: Channel,
+    user: string,
+    serverAgent: string,
+    tls: boolean,
+    features: { chunks: boolean; deltas: boolean },
+  ) {
     this.#channel = channel;
     this.user = user;
     this.serverAgent = serverAgent;
     this.tls = tls;
-    this.chunks = chunks;
+    this.chunks = features.chunks;
+    this.deltas = features.chunks && features.deltas;
   }
 
   /** Bytes of frames on this connection so far, both ways. */
@@ -244,14 +255,15 @@ export class DfosClient {
         protocol: "dfos",
         version: PROTOCOL_VERSION,
         agent: AGENT,
-        features: [FEATURE_HELD, FEATURE_CHUNKS],
+        features: [FEATURE_HELD, FEATURE_CHUNKS, FEATURE_DELTAS],
       });
       const welcome = await channel.expect(...REPLIES.hello.replies).catch((error) => {
         throw tls === null && channel.broken ? notDfos(error) : error;
       });
       const user = await logIn(channel, welcome.mechanisms, { ...options, password }, tls !== null);
       const chunks = welcome.features?.includes(FEATURE_CHUNKS) ?? false;
-      return new DfosClient(channel, user, welcome.agent, tls !== null, chunks);
+      const deltas = welcome.features?.includes(FEATURE_DELTAS) ?? false;
+      return new DfosClient(channel, user, welcome.agent, tls !== null, { chunks, deltas });
     } catch (error) {
       channel.abort();
       throw error;
@@ -496,6 +508,35 @@ export class DfosClient {
   }
 
   /**
+   * The block sums of byte ranges of a version (SUMS), 12 bytes a block,
+   * range after range (shared/block_delta.ts).
+   *
+   * @param name The remote name.
+   * @param version The version to sum.
+   * @param block The block size.
+   * @param ranges The ranges, 1 to {@linkcode MAX_READ_RANGES}.
+   * @returns The sums.
+   * @throws {DfosError} `CONFLICT` when the version is no longer current.
+   */
+  async sums(name: string, version: string, block: number, ranges: readonly ByteRange[]): Promise<Uint8Array> {
+    const { reply } = await this.#inTurn(async () => {
+      await this.#channel.send({ type: "sums", name, version, block, ranges: encodeRanges(ranges) });
+      return {
+        reply: this.#inOrder(async () => {
+          const list = await this.#channel.expect(...REPLIES.sums.replies);
+          return { list, bytes: await this.#readEntries(`the block sums of "${name}"`) };
+        }),
+      };
+    });
+    const { list, bytes } = await reply;
+    const expected = ranges.reduce((sum, range) => sum + Math.ceil(range.length / block), 0);
+    if (bytes.length !== list.count * SUM_BYTES || list.count !== expected) {
+      throw new DfosError(Status.BAD_REQUEST, `Server sent malformed block sums of "${name}"`);
+    }
+    return bytes;
+  }
+
+  /**
    * Reads byte ranges of a version (READ): at most {@linkcode MAX_READ_RANGES}
    * at once. Iterate the body's `pieces()` or `chunks()` whole before the next request.
    *
@@ -541,7 +582,7 @@ export class DfosClient {
    * @throws {DfosError} `NOT_FOUND` when a step named what the server cannot find.
    */
   async assemble(
-    file: { name: string; size: number; mtime: number; root: string; chunks: number },
+    file: { name: string; size: number; mtime: number; root: string; chunks: number; base?: string },
     steps: AsyncIterable<Bytes>,
     options: { onProgress?: (bytes: number) => void; signal?: AbortSignal } = {},
   ): Promise<{ name: string; size: number }> {

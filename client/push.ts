@@ -92,6 +92,7 @@ export async function run({ values, positionals }: ParsedArgs, { client, io, sig
       const moved = await uploadFile(connection, file, name, {
         onProgress: (bytes) => progress.file(bytes),
         signal,
+        replaces: start.files.has(rel),
       });
       view.set(rel, { size: file.size, mtime: file.mtime });
       await report.action({

@@ -35,6 +35,7 @@ export async function run({ values, positionals }: ParsedArgs, { client, io, sig
         await uploadFile(connection, { path: local, size: size ?? 0, mtime }, name, {
           signal,
           onProgress: (bytes) => progress.update(bytes),
+          replaces: true, // if the server has the name, changed chunks go as deltas (else one round trip says not)
         });
       } finally {
         progress.done();

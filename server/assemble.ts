@@ -18,6 +18,7 @@ import { type ChunkEntry, decodeChunkEntries, encodeChunkEntries, toHex } from "
 import { rootOf } from "../shared/chunk_groups.ts";
 import type { MessageOf } from "../shared/messages.ts";
 import { excerpt, nameProblem } from "../shared/names.ts";
+import { decodeOps } from "../shared/block_delta.ts";
 import { bytesOf, release } from "../shared/pooled_bytes.ts";
 import { RecipeDecoder, type RecipeStep } from "../shared/recipe.ts";
 import { DfosError, Status } from "../shared/status.ts";
@@ -146,7 +147,9 @@ export async function assemble(
   try {
     const decoder = new RecipeDecoder();
     const take = async (step: RecipeStep) => {
-      const wanted = await expand(step, index, check, notFound);
+      const wanted = step.kind === "patch"
+        ? [await patched(step, { storage, user, name, base: message.base, handles, notFound })]
+        : await expand(step, index, check, notFound);
       for (let i = 0; i < wanted.length; i++) {
         if (entries.length >= message.chunks) {
           throw new DfosError(
@@ -251,9 +254,68 @@ async function committedVersion(storage: Storage, user: string, info: FileInfo):
   return stored.size === info.size && stored.mtime === info.mtime ? stored : null;
 }
 
+/**
+ * A patch step's chunk: its ops applied to the version `base` of the file
+ * being replaced (the copies read from it, the literals as sent), and its
+ * bytes checked against its hash. A base that is gone or replaced, a copy
+ * past its end, or bytes of another hash: not found (the client then sends
+ * the chunk's bytes).
+ */
+async function patched(
+  step: Extract<RecipeStep, { kind: "patch" }>,
+  context: {
+    storage: Storage;
+    user: string;
+    name: string;
+    base: string | undefined;
+    handles: Map<string, ReadHandle>;
+    notFound: (what: string) => DfosError;
+  },
+): Promise<Wanted> {
+  const { storage, user, name, base, handles, notFound } = context;
+  if (base === undefined) {
+    throw new DfosError(Status.BAD_REQUEST, `Cannot assemble "${excerpt(name)}": a patch step, and no base`);
+  }
+  const ops = decodeOps(step.ops, step.length);
+  const lost = () => notFound(`version ${base} of the file, to patch chunk ${toHex(step.hash)},`);
+  let handle = handles.get(name);
+  if (handle === undefined) {
+    try {
+      handle = await storage.openRead(user, name);
+    } catch {
+      throw lost();
+    }
+    handles.set(name, handle);
+  }
+  if (handle.info.version !== base) throw lost();
+  const bytes = new Uint8Array(step.length);
+  let at = 0;
+  for (const op of ops) {
+    if (op.kind === "literal") {
+      bytes.set(op.bytes, at);
+      at += op.bytes.length;
+      continue;
+    }
+    if (op.offset + op.length > handle.info.size) throw lost();
+    let got = 0;
+    for await (const piece of handle.readRange(op.offset, op.length)) {
+      try {
+        bytes.set(bytesOf(piece), at + got);
+        got += bytesOf(piece).length;
+      } finally {
+        release(piece);
+      }
+    }
+    if (got !== op.length) throw lost();
+    at += op.length;
+  }
+  if (!sameHash(bytes, step.hash)) throw notFound(`chunk ${toHex(step.hash)} (its patch makes other bytes)`);
+  return { entry: { hash: step.hash, length: step.length }, bytes, source: null };
+}
+
 /** The chunks a step names: a sent chunk's bytes and hash, or where the index says a known one is. */
 async function expand(
-  step: RecipeStep,
+  step: Exclude<RecipeStep, { kind: "patch" }>,
   index: ChunkIndex,
   check: SourceCheck,
   notFound: (what: string) => DfosError,

@@ -43,6 +43,8 @@ import { assemble, type ChunkState } from "./assemble.ts";
 import { type ChunkSource, SourceCheck } from "./chunk_index.ts";
 import { chunkListOf } from "./chunk_lists.ts";
 import { changesSince } from "./changes_since.ts";
+import { sumsOf } from "./sums.ts";
+import { SUM_BYTES } from "../shared/block_delta.ts";
 import type { Quota } from "./quota.ts";
 import type { ReadHandle, Storage, Upload, VersionedInfo } from "./storage.ts";
 
@@ -413,6 +415,21 @@ const ROWS = {
         message: { type: "file", name, size, mtime },
         body: { chunks: chunks(), size, algorithm: "crc32", close: () => handle.close() },
       };
+    },
+  },
+  sums: {
+    sends: true,
+    kinds: ["read"],
+    kind: () => "read",
+    subject: (message) => message.name,
+    async handle({ message, user, storage }) {
+      const handle = await openVersion(storage, user, message.name, message.version);
+      try {
+        const bytes = await sumsOf(message, handle);
+        return { message: { type: "sum-list", count: bytes.length / SUM_BYTES }, body: bodyOf(bytes) };
+      } finally {
+        handle.close();
+      }
     },
   },
 } as const satisfies { [T in MessageType]?: HandlerRow<T> };

@@ -243,6 +243,9 @@ export function bitsOf(known: readonly boolean[]): Uint8Array {
   return bits;
 }
 
+/** A block sum's bytes on the wire (`sums`; shared/block_delta.ts): weak sum (uint32), then 8 bytes of SHA-256. */
+export const SUM_BYTES = 12;
+
 /**
  * Reads one flag of KNOWN's bits.
  *

@@ -57,10 +57,11 @@ export type Message =
   | { type: "stat"; name: string; digest: DigestAlgorithm | null }
   | { type: "changes"; since?: number; epoch?: string; prefix?: string }
   | { type: "have"; keys: Uint8Array; name?: string; root?: string }
-  | { type: "assemble"; name: string; size: number; mtime: number; root: string; chunks: number }
+  | { type: "assemble"; name: string; size: number; mtime: number; root: string; chunks: number; base?: string }
   | { type: "groups"; name: string }
   | { type: "group-chunks"; name: string; version: string; first: number; count: number }
   | { type: "read"; name: string; version: string; ranges: Uint8Array }
+  | { type: "sums"; name: string; version: string; block: number; ranges: Uint8Array }
   | { type: "data"; chunk: Bytes }
   | { type: "end"; size: number; algorithm: DigestAlgorithm; digest: string }
   | { type: "abort"; reason: string }
@@ -71,6 +72,7 @@ export type Message =
   | { type: "info"; name: string; size: number; mtime: number; digest: string | null }
   | { type: "counter"; epoch: string; counter: number; mine: number; changed?: ListEntry[]; gone?: string[] }
   | { type: "known"; bits: Uint8Array }
+  | { type: "sum-list"; count: number }
   | {
     type: "group-list";
     name: string;
@@ -106,6 +108,7 @@ export const MESSAGE_CODES: Readonly<Record<MessageType, number>> = {
   "groups": 0x19,
   "group-chunks": 0x1a,
   "read": 0x1b,
+  "sums": 0x1c,
   "data": 0x20,
   "end": 0x21,
   "abort": 0x22,
@@ -122,6 +125,7 @@ export const MESSAGE_CODES: Readonly<Record<MessageType, number>> = {
   "known": 0x8b,
   "group-list": 0x8c,
   "chunk-list": 0x8d,
+  "sum-list": 0x8e,
 };
 
 /** The messages a client sends that the server answers. */
@@ -140,7 +144,8 @@ export type RequestType =
   | "assemble"
   | "groups"
   | "group-chunks"
-  | "read";
+  | "read"
+  | "sums";
 
 /** What a request may be answered with: {@linkcode REPLIES}. */
 export interface Replies {
@@ -176,6 +181,7 @@ export const REPLIES = {
   "groups": { replies: ["group-list"], errors: "any" },
   "group-chunks": { replies: ["chunk-list"], errors: "any" },
   "read": { replies: ["file"], errors: "any" },
+  "sums": { replies: ["sum-list"], errors: "any" },
 } as const satisfies Readonly<Record<RequestType, Replies>>;
 
 const TYPES_BY_CODE = new Map<number, MessageType>(
@@ -215,6 +221,7 @@ export const MESSAGE_FIELDS: Readonly<Record<Exclude<MessageType, "data">, Reado
   "groups": { name: "string" },
   "group-chunks": { name: "string", version: "string", first: "size", count: "size" },
   "read": { name: "string", version: "string", ranges: "bytes" },
+  "sums": { name: "string", version: "string", block: "size", ranges: "bytes" },
   "end": { size: "size", algorithm: "algorithm", digest: "string" },
   "abort": { reason: "string" },
   "file": { name: "string", size: "size", mtime: "size" },
@@ -227,6 +234,7 @@ export const MESSAGE_FIELDS: Readonly<Record<Exclude<MessageType, "data">, Reado
   "known": { bits: "bytes" },
   "group-list": { name: "string", size: "size", mtime: "size", version: "string", root: "string", count: "size" },
   "chunk-list": { count: "size" },
+  "sum-list": { count: "size" },
 };
 
 /**
@@ -244,6 +252,10 @@ export const MESSAGE_FIELDS: Readonly<Record<Exclude<MessageType, "data">, Reado
  * - `have.name`, `have.root`: the upload the keys are asked for; a kept
  *   upload's chunks are then known only to the upload of that name and root
  *   (the one that can continue it).
+ * - `welcome.features` `"deltas"`: sent to a client that listed it: the
+ *   server has `sums` and the recipe's patch step (docs/PROTOCOL.md
+ *   "Deltas"). `assemble.base`: the version of the file of that name the
+ *   recipe's patch steps copy from.
  * - `changes.since`, `changes.epoch`, `changes.prefix`: the counter the
  *   client saw, and the names it cares about; `counter.changed` and
  *   `counter.gone` answer them (only to a `changes` that carried `since`,
@@ -257,6 +269,7 @@ export const OPTIONAL_FIELDS: Readonly<
   "auth-ok": { held: "size" },
   "welcome": { features: "strings" },
   "have": { name: "string", root: "string" },
+  "assemble": { base: "string" },
   "changes": { since: "size", epoch: "string", prefix: "string" },
   "counter": { changed: "entries", gone: "strings" },
 };
@@ -267,11 +280,17 @@ export const FEATURE_HELD = "held";
 /** The HELLO feature that asks whether the server has the chunk requests; its WELCOME then lists it in `features`. */
 export const FEATURE_CHUNKS = "chunks";
 
+/** The HELLO feature that asks whether the server has the delta requests (`sums`, the patch step). */
+export const FEATURE_DELTAS = "deltas";
+
 /** The most keys one HAVE may ask about (32 bytes each). */
 export const MAX_HAVE_KEYS = 1024;
 
 /** The most ranges one READ may ask for (12 bytes each). */
 export const MAX_READ_RANGES = 2048;
+
+/** The most old bytes one `sums` may cover, all its ranges together. */
+export const MAX_SUMS_BYTES = 16 * 1024 * 1024;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });

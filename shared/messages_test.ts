@@ -33,6 +33,7 @@ const SAMPLES: { [T in MessageType]: Extract<Message, { type: T }> } = {
   "groups": { type: "groups", name: "big.iso" },
   "group-chunks": { type: "group-chunks", name: "big.iso", version: "v1", first: 3, count: 2 },
   "read": { type: "read", name: "big.iso", version: "v1", ranges: new Uint8Array(24).fill(1) },
+  "sums": { type: "sums", name: "big.iso", version: "v1", block: 1024, ranges: new Uint8Array(12).fill(1) },
   "data": { type: "data", chunk: new Uint8Array([9, 8, 7, 6, 5]) },
   "end": { type: "end", size: 5, algorithm: "sha256", digest: "ab".repeat(32) },
   "abort": { type: "abort", reason: "Sender failed: disk on fire" },
@@ -58,6 +59,7 @@ const SAMPLES: { [T in MessageType]: Extract<Message, { type: T }> } = {
     count: 1,
   },
   "chunk-list": { type: "chunk-list", count: 2 },
+  "sum-list": { type: "sum-list", count: 3 },
 };
 
 /** A frame of message `type` whose payload is `json` as text (any text, valid or not). */

@@ -6,6 +6,9 @@
  * 0x01 key[32]                  group: the chunks of a group the server knows (HAVE said so)
  * 0x02 hash[32] length:uint32   chunk: a chunk the server knows
  * 0x03 length:uint32 bytes      data: a chunk's bytes, 1 to CHUNK_MAX_BYTES of them
+ * 0x04 hash[32] length:uint32 size:uint32 ops
+ *                               patch: a chunk made of copies of the old file's bytes and literal bytes
+ *                               (shared/block_delta.ts), `size` bytes of ops
  * ```
  *
  * `RecipeDecoder` takes the body in pieces split anywhere and yields whole
@@ -25,12 +28,18 @@ export const STEP_GROUP = 0x01;
 export const STEP_CHUNK = 0x02;
 /** A chunk's bytes. */
 export const STEP_DATA = 0x03;
+/** A chunk as a delta of the old file (the ASSEMBLE's `base`). */
+export const STEP_PATCH = 0x04;
+
+/** A patch step's ops take at most this much: a chunk of literals and an op for every 512 bytes of it. */
+const MAX_PATCH_OPS_BYTES = CHUNK_MAX_BYTES + (CHUNK_MAX_BYTES / 512) * 13;
 
 /** One step of a recipe. */
 export type RecipeStep =
   | { kind: "group"; key: Uint8Array }
   | { kind: "chunk"; hash: Uint8Array; length: number }
-  | { kind: "data"; bytes: Uint8Array };
+  | { kind: "data"; bytes: Uint8Array }
+  | { kind: "patch"; hash: Uint8Array; length: number; ops: Uint8Array };
 
 /**
  * The bytes of a GROUP step.
@@ -81,6 +90,24 @@ export function dataStepHeader(length: number): Uint8Array {
   const header = new Uint8Array(5);
   header[0] = STEP_DATA;
   new DataView(header.buffer).setUint32(1, length);
+  return header;
+}
+
+/**
+ * The header of a PATCH step: its ops (shared/block_delta.ts `encodeOps`) follow it.
+ *
+ * @param hash The chunk's hash.
+ * @param length The chunk's length.
+ * @param opsBytes The length of its ops.
+ * @returns 41 bytes.
+ */
+export function patchStepHeader(hash: Uint8Array, length: number, opsBytes: number): Uint8Array {
+  const header = new Uint8Array(1 + HASH_BYTES + 8);
+  header[0] = STEP_PATCH;
+  header.set(hash, 1);
+  const view = new DataView(header.buffer);
+  view.setUint32(1 + HASH_BYTES, length);
+  view.setUint32(1 + HASH_BYTES + 4, opsBytes);
   return header;
 }
 
@@ -166,6 +193,21 @@ function readStep(bytes: Uint8Array, at: number): { step: RecipeStep; end: numbe
       const length = checkLength(view.getUint32(at + 1 + HASH_BYTES));
       const hash = bytes.slice(at + 1, at + 1 + HASH_BYTES);
       return { step: { kind: "chunk", hash, length }, end: at + 1 + HASH_BYTES + 4 };
+    }
+    case STEP_PATCH: {
+      const head = 1 + HASH_BYTES + 8;
+      if (left < head) return head;
+      const length = checkLength(view.getUint32(at + 1 + HASH_BYTES));
+      const size = view.getUint32(at + 1 + HASH_BYTES + 4);
+      if (size === 0 || size > MAX_PATCH_OPS_BYTES) {
+        throw new DfosError(Status.BAD_REQUEST, `Cannot assemble: a patch of ${size} bytes of ops`);
+      }
+      if (left < head + size) return head + size;
+      const hash = bytes.slice(at + 1, at + 1 + HASH_BYTES);
+      return {
+        step: { kind: "patch", hash, length, ops: bytes.subarray(at + head, at + head + size) },
+        end: at + head + size,
+      };
     }
     case STEP_DATA: {
       if (left < 5) return 5;

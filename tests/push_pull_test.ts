@@ -294,6 +294,36 @@ Deno.test("push: a folder moved on the server into the prefix is not in the chan
   assert.deepEqual(lines.filter((line) => line.action === "delete").map((line) => line.name), ["src/moved/x.txt"]);
 });
 
+Deno.test("push: a file with 4 KiB overwritten sends about the edit as a delta of its old chunk, not the chunk", async () => {
+  await using fx = await startServer();
+  const src = join(fx.local, "src");
+  const tree = {
+    "small.bin": { bytes: 60_000, mtime: Date.UTC(2020, 0, 1) },
+    "mid.bin": { bytes: 300_000, mtime: Date.UTC(2020, 0, 2) },
+    "big.bin": { bytes: 3_000_000, mtime: Date.UTC(2020, 0, 3) },
+  };
+  await writeTree(src, tree);
+  assert.equal((await dfos(fx, ["push", "src"])).code, 0);
+  for (const [rel, { bytes }] of Object.entries(tree)) {
+    const path = join(src, rel);
+    const edited = await Deno.readFile(path);
+    edited.set(seededBytes(4096, 99), Math.floor(bytes / 2));
+    await Deno.writeFile(path, edited);
+    await Deno.utime(path, new Date(), new Date(Date.UTC(2021, 0, 1)));
+  }
+  await using proxy = new CountingProxy(fx.port);
+  const before = fx.server.stats.snapshot().bytesIn;
+  const result = await dfos(fx, ["push", "src", "--json"], { DFOS_SERVER: proxy.address });
+  assert.equal(result.code, 0, result.stderr);
+  for (const rel of Object.keys(tree)) {
+    assert.deepEqual(await readRemote(fx, `src/${rel}`), await Deno.readFile(join(src, rel)), rel);
+  }
+  // Sent whole, the three chunks around the edits would be some 200 KB (16-256 KiB each).
+  assert.ok(proxy.up < 3 * 12_000, `${proxy.up} bytes sent for three edits of 4 KiB`);
+  const received = fx.server.stats.snapshot().bytesIn - before;
+  assert.ok(received > 0 && received <= proxy.up, `the server counted ${received} body bytes, the wire ${proxy.up}`);
+});
+
 Deno.test("push: two pushes of the same tree at once end with every file whole", async () => {
   await using fx = await startServer();
   const src = join(fx.local, "src");
