@@ -28,8 +28,11 @@ import type { DfosClient } from "./connection.ts";
 import { BlockReader, type LocalChunk, localChunks } from "./local_chunks.ts";
 import { partialPath } from "./partial_path.ts";
 
-/** The most bytes one READ asks for: the partial grows by at most this between checks of the signal. */
+/** The most bytes one READ (or DELTA) asks for: the partial grows by at most this between checks of the signal. */
 const READ_BATCH_BYTES = 8 * 1024 * 1024;
+
+/** Chunks to fetch of at least this many bytes in all are worth summing the old file for (a DELTA, not a READ). */
+const DELTA_FROM_BYTES = 16 * 1024;
 
 export { partialPath };
 
@@ -103,19 +106,38 @@ async function downloadOnce(
   // Server offsets of each chunk, for READ.
   const offsets: number[] = [];
   chunks.reduce((offset, chunk, i) => (offsets[i] = offset) + chunk.length, 0);
+  // The chunks to fetch, if enough, come as deltas of the old file's chunks the new version does not reuse.
+  const missing = chunks.slice(prefix).reduce(
+    (sum, chunk) => sum + (oldByHash.has(toHex(chunk.hash)) ? 0 : chunk.length),
+    0,
+  );
+  const base = client.deltas && oldReader !== null && old !== null && missing >= DELTA_FROM_BYTES
+    ? await (await import("./download_delta.ts")).localDeltaBase(oldReader, old.chunks, chunks)
+    : null;
   let pending: number[] = [];
   const flush = async () => {
     if (pending.length === 0) return;
-    const batch = pending;
+    let batch = pending.map((i) => ({ ...chunks[i], offset: offsets[i] }));
     pending = [];
-    sent += await fetchChunks(
-      client,
-      name,
-      remote.version,
-      batch.map((i) => ({ ...chunks[i], offset: offsets[i] })),
-      out,
-    );
-    done += batch.reduce((sum, i) => sum + chunks[i].length, 0);
+    if (base !== null) {
+      const { fetchDelta } = await import("./download_delta.ts");
+      const { received, written } = await fetchDelta(
+        client,
+        { name, version: remote.version },
+        batch,
+        base,
+        (bytes) => {
+          writeAll(out, bytes);
+          done += bytes.length;
+        },
+      );
+      sent += received;
+      batch = batch.slice(written); // what did not check comes by READ
+    }
+    if (batch.length > 0) {
+      sent += await fetchChunks(client, name, remote.version, batch, out);
+      done += batch.reduce((sum, chunk) => sum + chunk.length, 0);
+    }
     options.onProgress?.(done);
   };
   let pendingBytes = 0;

@@ -537,6 +537,62 @@ export class DfosClient {
   }
 
   /**
+   * Ranges of a version described against this client's old bytes (DELTA):
+   * the sums of its `bases` go as the body, each range's ops come back.
+   *
+   * @param name The remote name.
+   * @param version The version wanted.
+   * @param block The sums' block size.
+   * @param ranges The ranges wanted, 1 to {@linkcode MAX_READ_RANGES}.
+   * @param bases Where the summed old bytes lie in the local file, 1 to {@linkcode MAX_READ_RANGES}.
+   * @param sums Their sums (shared/block_delta.ts `blockSums`, base after base).
+   * @returns Each range's ops (shared/block_delta.ts `decodeOps`), in order.
+   * @throws {DfosError} `CONFLICT` when the version is no longer current.
+   */
+  async delta(
+    name: string,
+    version: string,
+    block: number,
+    ranges: readonly ByteRange[],
+    bases: readonly ByteRange[],
+    sums: Uint8Array,
+  ): Promise<Uint8Array[]> {
+    const channel = this.#channel;
+    const { reply } = await this.#inTurn(async () => {
+      const request = { type: "delta", name, version, block, ranges: encodeRanges(ranges), bases: encodeRanges(bases) };
+      await channel.send(request as MessageOf<"delta">, { more: true });
+      await sendBody(
+        channel,
+        (async function* () {
+          yield sums;
+        })(),
+        { algorithm: "crc32" },
+      );
+      return {
+        reply: this.#inOrder(async () => {
+          const list = await channel.expect(...REPLIES.delta.replies);
+          return { list, bytes: await this.#readEntries(`the delta of "${name}"`) };
+        }),
+      };
+    });
+    const { list, bytes } = await reply;
+    const bad = () => new DfosError(Status.BAD_REQUEST, `Server sent a malformed delta of "${name}"`);
+    if (list.count !== ranges.length) throw bad();
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+    const out: Uint8Array[] = [];
+    let at = 0;
+    for (let i = 0; i < ranges.length; i++) {
+      if (at + 4 > bytes.length) throw bad();
+      const length = view.getUint32(at);
+      if (at + 4 + length > bytes.length) throw bad();
+      out.push(bytes.subarray(at + 4, at + 4 + length));
+      at += 4 + length;
+    }
+    if (at !== bytes.length) throw bad();
+    return out;
+  }
+
+  /**
    * Reads byte ranges of a version (READ): at most {@linkcode MAX_READ_RANGES}
    * at once. Iterate the body's `pieces()` or `chunks()` whole before the next request.
    *

@@ -44,6 +44,7 @@ import { type ChunkSource, SourceCheck } from "./chunk_index.ts";
 import { chunkListOf } from "./chunk_lists.ts";
 import { changesSince } from "./changes_since.ts";
 import { sumsOf } from "./sums.ts";
+import { checkDelta, deltaOf } from "./deltas.ts";
 import { SUM_BYTES } from "../shared/block_delta.ts";
 import type { Quota } from "./quota.ts";
 import type { ReadHandle, Storage, Upload, VersionedInfo } from "./storage.ts";
@@ -427,6 +428,23 @@ const ROWS = {
       try {
         const bytes = await sumsOf(message, handle);
         return { message: { type: "sum-list", count: bytes.length / SUM_BYTES }, body: bodyOf(bytes) };
+      } finally {
+        handle.close();
+      }
+    },
+  },
+  delta: {
+    receives: () => ({ size: null, algorithm: "crc32" }),
+    sends: true,
+    kinds: ["read"],
+    kind: () => "read",
+    subject: (message) => message.name,
+    async handle({ message, user, storage, body }) {
+      checkDelta(message); // before the file is opened
+      const handle = await openVersion(storage, user, message.name, message.version);
+      try {
+        const bytes = await deltaOf(message, body!, handle);
+        return { message: { type: "delta-list", count: decodeRanges(message.ranges)!.length }, body: bodyOf(bytes) };
       } finally {
         handle.close();
       }

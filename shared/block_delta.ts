@@ -106,6 +106,8 @@ export function blockSums(bytes: Uint8Array, block: number): Uint8Array {
 export class BlockTable {
   readonly block: number;
   readonly #byWeak = new Map<number, { offset: number; strong: Uint8Array }[]>();
+  /** A 16-bit tag of each weak sum in the table (rsync's tag table): most offsets are ruled out by one load. */
+  readonly #tags = new Uint8Array(1 << 16);
   #size = 0;
 
   /** @param block The block size the sums cover. */
@@ -140,6 +142,7 @@ export class BlockTable {
         offset: range.offset + i * this.block,
         strong: sums.subarray(i * SUM_BYTES + 4, (i + 1) * SUM_BYTES),
       };
+      this.#tags[tagOf(weak)] = 1;
       const found = this.#byWeak.get(weak);
       if (found === undefined) this.#byWeak.set(weak, [entry]);
       else if (found.length < 8) found.push(entry);
@@ -164,11 +167,13 @@ export class BlockTable {
       if (last?.kind === "copy" && last.offset + last.length === offset) last.length += block;
       else ops.push({ kind: "copy", offset, length: block });
     };
+    const tags = this.#tags;
     if (bytes.length >= block && this.#size > 0) {
       let at = 0;
       let { a, b } = weakOf(bytes, 0, block);
       while (true) {
-        const found = this.#byWeak.get((b << 16 | a) >>> 0);
+        const weak = (b << 16 | a) >>> 0;
+        const found = tags[tagOf(weak)] === 0 ? undefined : this.#byWeak.get(weak);
         let matched = false;
         if (found !== undefined) {
           const strong = strongOf(bytes.subarray(at, at + block));
@@ -197,6 +202,11 @@ export class BlockTable {
     if (literalFrom < bytes.length) ops.push({ kind: "literal", bytes: bytes.subarray(literalFrom) });
     return ops;
   }
+}
+
+/** A weak sum's tag: its two halves folded into 16 bits. */
+function tagOf(weak: number): number {
+  return ((weak >>> 16) ^ weak) & 0xffff;
 }
 
 /**

@@ -62,6 +62,7 @@ export type Message =
   | { type: "group-chunks"; name: string; version: string; first: number; count: number }
   | { type: "read"; name: string; version: string; ranges: Uint8Array }
   | { type: "sums"; name: string; version: string; block: number; ranges: Uint8Array }
+  | { type: "delta"; name: string; version: string; block: number; ranges: Uint8Array; bases: Uint8Array }
   | { type: "data"; chunk: Bytes }
   | { type: "end"; size: number; algorithm: DigestAlgorithm; digest: string }
   | { type: "abort"; reason: string }
@@ -73,6 +74,7 @@ export type Message =
   | { type: "counter"; epoch: string; counter: number; mine: number; changed?: ListEntry[]; gone?: string[] }
   | { type: "known"; bits: Uint8Array }
   | { type: "sum-list"; count: number }
+  | { type: "delta-list"; count: number }
   | {
     type: "group-list";
     name: string;
@@ -109,6 +111,7 @@ export const MESSAGE_CODES: Readonly<Record<MessageType, number>> = {
   "group-chunks": 0x1a,
   "read": 0x1b,
   "sums": 0x1c,
+  "delta": 0x1d,
   "data": 0x20,
   "end": 0x21,
   "abort": 0x22,
@@ -126,6 +129,7 @@ export const MESSAGE_CODES: Readonly<Record<MessageType, number>> = {
   "group-list": 0x8c,
   "chunk-list": 0x8d,
   "sum-list": 0x8e,
+  "delta-list": 0x8f,
 };
 
 /** The messages a client sends that the server answers. */
@@ -145,7 +149,8 @@ export type RequestType =
   | "groups"
   | "group-chunks"
   | "read"
-  | "sums";
+  | "sums"
+  | "delta";
 
 /** What a request may be answered with: {@linkcode REPLIES}. */
 export interface Replies {
@@ -182,6 +187,7 @@ export const REPLIES = {
   "group-chunks": { replies: ["chunk-list"], errors: "any" },
   "read": { replies: ["file"], errors: "any" },
   "sums": { replies: ["sum-list"], errors: "any" },
+  "delta": { replies: ["delta-list"], errors: "any" },
 } as const satisfies Readonly<Record<RequestType, Replies>>;
 
 const TYPES_BY_CODE = new Map<number, MessageType>(
@@ -222,6 +228,7 @@ export const MESSAGE_FIELDS: Readonly<Record<Exclude<MessageType, "data">, Reado
   "group-chunks": { name: "string", version: "string", first: "size", count: "size" },
   "read": { name: "string", version: "string", ranges: "bytes" },
   "sums": { name: "string", version: "string", block: "size", ranges: "bytes" },
+  "delta": { name: "string", version: "string", block: "size", ranges: "bytes", bases: "bytes" },
   "end": { size: "size", algorithm: "algorithm", digest: "string" },
   "abort": { reason: "string" },
   "file": { name: "string", size: "size", mtime: "size" },
@@ -235,6 +242,7 @@ export const MESSAGE_FIELDS: Readonly<Record<Exclude<MessageType, "data">, Reado
   "group-list": { name: "string", size: "size", mtime: "size", version: "string", root: "string", count: "size" },
   "chunk-list": { count: "size" },
   "sum-list": { count: "size" },
+  "delta-list": { count: "size" },
 };
 
 /**
@@ -289,8 +297,11 @@ export const MAX_HAVE_KEYS = 1024;
 /** The most ranges one READ may ask for (12 bytes each). */
 export const MAX_READ_RANGES = 2048;
 
-/** The most old bytes one `sums` may cover, all its ranges together. */
+/** The most old bytes one `sums` may cover, all its ranges together (and the bases of one `delta`). */
 export const MAX_SUMS_BYTES = 16 * 1024 * 1024;
+
+/** The most new bytes one `delta` may describe, all its ranges together: the server rolls a sum over each byte. */
+export const MAX_DELTA_BYTES = 8 * 1024 * 1024;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });

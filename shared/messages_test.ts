@@ -34,6 +34,14 @@ const SAMPLES: { [T in MessageType]: Extract<Message, { type: T }> } = {
   "group-chunks": { type: "group-chunks", name: "big.iso", version: "v1", first: 3, count: 2 },
   "read": { type: "read", name: "big.iso", version: "v1", ranges: new Uint8Array(24).fill(1) },
   "sums": { type: "sums", name: "big.iso", version: "v1", block: 1024, ranges: new Uint8Array(12).fill(1) },
+  "delta": {
+    type: "delta",
+    name: "big.iso",
+    version: "v1",
+    block: 1024,
+    ranges: new Uint8Array(12).fill(1),
+    bases: new Uint8Array(12).fill(2),
+  },
   "data": { type: "data", chunk: new Uint8Array([9, 8, 7, 6, 5]) },
   "end": { type: "end", size: 5, algorithm: "sha256", digest: "ab".repeat(32) },
   "abort": { type: "abort", reason: "Sender failed: disk on fire" },
@@ -60,6 +68,7 @@ const SAMPLES: { [T in MessageType]: Extract<Message, { type: T }> } = {
   },
   "chunk-list": { type: "chunk-list", count: 2 },
   "sum-list": { type: "sum-list", count: 3 },
+  "delta-list": { type: "delta-list", count: 1 },
 };
 
 /** A frame of message `type` whose payload is `json` as text (any text, valid or not). */

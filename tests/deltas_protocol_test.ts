@@ -8,10 +8,10 @@
 
 import { deepStrictEqual, strictEqual } from "node:assert/strict";
 import { sendBody } from "../shared/body.ts";
-import { blockSums, BlockTable, encodeOps, SUM_BYTES } from "../shared/block_delta.ts";
+import { blockSums, BlockTable, decodeOps, encodeOps, SUM_BYTES } from "../shared/block_delta.ts";
 import { encodeRanges } from "../shared/chunk_list.ts";
 import { rootOf } from "../shared/chunk_groups.ts";
-import { FEATURE_CHUNKS, FEATURE_DELTAS, MAX_SUMS_BYTES } from "../shared/messages.ts";
+import { FEATURE_CHUNKS, FEATURE_DELTAS, MAX_DELTA_BYTES, MAX_SUMS_BYTES } from "../shared/messages.ts";
 import { bytesOf } from "../shared/pooled_bytes.ts";
 import { patchStepHeader } from "../shared/recipe.ts";
 import { Status } from "../shared/status.ts";
@@ -167,6 +167,96 @@ Deno.test("a patch is refused, and nothing stored, without its base, against ano
     );
     deepStrictEqual(await peer.get("f.bin"), old);
     deepStrictEqual(await peer.names(), ["f.bin", "secret.bin"]);
+  } finally {
+    peer.abort();
+  }
+});
+
+/** Sends a `delta` with `sums` as its body; returns the reply and, on success, its body. */
+async function delta(
+  peer: Peer,
+  request: { name: string; version: string; block: number; ranges: Uint8Array; bases: Uint8Array },
+  sums: Uint8Array,
+) {
+  await peer.send({ type: "delta", ...request });
+  await sendBody(peer.channel, once(sums));
+  const reply = await peer.expect("delta-list", "error");
+  return reply.type === "delta-list" ? { reply, body: await receiveBody(peer) } : { reply, body: null };
+}
+
+Deno.test("delta describes ranges against the client's sums, and the ops rebuild them from the client's old bytes", async () => {
+  await using fx = await startServer();
+  const peer = await Peer.login(fx);
+  try {
+    const old = seededBytes(40_000, 8);
+    const next = old.slice();
+    next.set(seededBytes(3000, 9), 20_000);
+    await peer.put("f.bin", next);
+    const version = await versionOf(peer, "f.bin");
+    const ranges = [{ offset: 0, length: 20_000 }, { offset: 20_000, length: 20_000 }];
+    const { reply, body } = await delta(peer, {
+      name: "f.bin",
+      version,
+      block: 1024,
+      ranges: encodeRanges(ranges),
+      bases: encodeRanges([{ offset: 0, length: old.length }]),
+    }, blockSums(old, 1024));
+    strictEqual(reply.type, "delta-list");
+    const view = new DataView(body!.buffer, body!.byteOffset, body!.length);
+    let at = 0;
+    let literal = 0;
+    for (const range of ranges) {
+      const length = view.getUint32(at);
+      const ops = decodeOps(body!.subarray(at + 4, at + 4 + length), range.length);
+      at += 4 + length;
+      const rebuilt = concat(
+        ops.map((op) => op.kind === "copy" ? old.subarray(op.offset, op.offset + op.length) : op.bytes),
+      );
+      deepStrictEqual(rebuilt, next.subarray(range.offset, range.offset + range.length));
+      for (const op of ops) if (op.kind === "literal") literal += op.bytes.length;
+    }
+    strictEqual(at, body!.length);
+    strictEqual(literal < 3000 + 4 * 1024, true, `${literal} literal bytes for 3,000 changed`);
+  } finally {
+    peer.abort();
+  }
+});
+
+Deno.test("delta refuses what is out of bounds, sums of the wrong length and a stale version; the session goes on", async () => {
+  await using fx = await startServer();
+  const peer = await Peer.login(fx);
+  try {
+    const bytes = seededBytes(20_000, 10);
+    await peer.put("f.bin", bytes);
+    const version = await versionOf(peer, "f.bin");
+    const one = encodeRanges([{ offset: 0, length: 10_000 }]);
+    const base = encodeRanges([{ offset: 0, length: 4096 }]);
+    const sums = blockSums(bytes.subarray(0, 4096), 1024);
+    const request = { name: "f.bin", version, block: 1024, ranges: one, bases: base };
+    const refused = async (changes: Partial<typeof request>, body: Uint8Array, code: number, what: string) => {
+      const { reply } = await delta(peer, { ...request, ...changes }, body);
+      strictEqual(reply.type, "error", what);
+      strictEqual(reply.type === "error" && reply.code, code, what);
+    };
+    await refused({ block: 100 }, sums, Status.BAD_REQUEST, "a block too small");
+    await refused(
+      { ranges: encodeRanges([{ offset: 0, length: MAX_DELTA_BYTES + 1 }]) },
+      sums,
+      Status.BAD_REQUEST,
+      "too much",
+    );
+    await refused(
+      { ranges: encodeRanges([{ offset: 15_000, length: 10_000 }]) },
+      sums,
+      Status.BAD_REQUEST,
+      "past the end",
+    );
+    await refused({ bases: new Uint8Array(0) }, sums, Status.BAD_REQUEST, "no bases");
+    await refused({}, sums.subarray(0, 12), Status.BAD_REQUEST, "too few sums");
+    await refused({}, concat([sums, sums]), Status.BAD_REQUEST, "too many sums");
+    await refused({ version: "v0" }, sums, Status.CONFLICT, "a stale version");
+    await refused({ name: "../bob/f.bin" }, sums, Status.BAD_NAME, "another user's file");
+    strictEqual((await delta(peer, request, sums)).reply.type, "delta-list", "the session goes on");
   } finally {
     peer.abort();
   }

@@ -324,6 +324,35 @@ Deno.test("push: a file with 4 KiB overwritten sends about the edit as a delta o
   assert.ok(received > 0 && received <= proxy.up, `the server counted ${received} body bytes, the wire ${proxy.up}`);
 });
 
+Deno.test("pull: a file with 4 KiB overwritten on the server fetches about the edit as a delta, not its chunk", async () => {
+  await using fx = await startServer();
+  const src = join(fx.local, "src");
+  const tree = {
+    "small.bin": { bytes: 60_000, mtime: Date.UTC(2020, 0, 1) },
+    "mid.bin": { bytes: 300_000, mtime: Date.UTC(2020, 0, 2) },
+    "big.bin": { bytes: 3_000_000, mtime: Date.UTC(2020, 0, 3) },
+  };
+  await writeTree(src, tree);
+  assert.equal((await dfos(fx, ["push", "src"])).code, 0);
+  assert.equal((await dfos(fx, ["pull", "src", "copy"])).code, 0);
+  for (const [rel, { bytes }] of Object.entries(tree)) {
+    const edited = await readRemote(fx, `src/${rel}`);
+    edited.set(seededBytes(4096, 98), Math.floor(bytes / 3));
+    await storeFile(fx, `src/${rel}`, edited);
+  }
+  await using proxy = new CountingProxy(fx.port);
+  const before = fx.server.stats.snapshot().bytesOut;
+  const result = await dfos(fx, ["pull", "src", "copy", "--json"], { DFOS_SERVER: proxy.address });
+  assert.equal(result.code, 0, result.stderr);
+  for (const rel of Object.keys(tree)) {
+    assert.deepEqual(await Deno.readFile(join(fx.local, "copy", rel)), await readRemote(fx, `src/${rel}`), rel);
+  }
+  // Fetched whole, the three chunks around the edits would be some 200 KB (16-256 KiB each).
+  assert.ok(proxy.down < 3 * 12_000, `${proxy.down} bytes fetched for three edits of 4 KiB`);
+  const sent = fx.server.stats.snapshot().bytesOut - before;
+  assert.ok(sent > 0 && sent <= proxy.down, `the server counted ${sent} body bytes, the wire ${proxy.down}`);
+});
+
 Deno.test("push: two pushes of the same tree at once end with every file whole", async () => {
   await using fx = await startServer();
   const src = join(fx.local, "src");
