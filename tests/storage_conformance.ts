@@ -368,7 +368,9 @@ function cases(backend: ConformanceBackend): Case[] {
         assert.equal(decoder.decode(await collect(handle.readRange(0, 10))), "0123456789");
         assert.equal(decoder.decode(await collect(handle.readRange(10, 0))), "", "an empty range at the end");
         assert.equal(decoder.decode(await collect(handle.read())), "0123456789", "a whole read after ranges");
-        for (const [offset, length] of [[8, 3], [11, 0], [0, 11], [-1, 2], [2, -1], [0.5, 1]]) {
+        for (
+          const [offset, length] of [[8, 3], [11, 0], [0, 11], [-1, 2], [2, -1], [0.5, 1], [1, Number.MAX_SAFE_INTEGER]]
+        ) {
           await refused(
             collect(handle.readRange(offset, length)),
             Status.BAD_REQUEST,
@@ -516,6 +518,7 @@ function cases(backend: ConformanceBackend): Case[] {
       await committed.commit();
       await committed.abort();
       await refused(committed.commit(), null, "a second commit");
+      await refused(committed.write(bytes("more")), null, "a write after the commit");
       assert.equal(await readText(storage, ALICE, "c"), "kept", "abort after commit leaves the file");
     }],
 
@@ -759,6 +762,12 @@ function cases(backend: ConformanceBackend): Case[] {
         foldersRemoved: folders(2),
       });
       assert.deepEqual(await listAll(storage, ALICE), ["a", "h"]);
+      // Up out of a folder that still holds the file, and down into a new one beside it.
+      await put(storage, ALICE, "x/y/f", "f");
+      assert.equal((await storage.rename(ALICE, "x/y/f", "x/g")).foldersRemoved, folders(1));
+      const down = await storage.rename(ALICE, "x/g", "x/z/g");
+      assert.deepEqual([down.foldersCreated, down.foldersRemoved], [folders(1), 0]);
+      assert.deepEqual(await listAll(storage, ALICE), ["a", "h", "x/z/g"]);
     }],
 
     [
@@ -784,6 +793,9 @@ function cases(backend: ConformanceBackend): Case[] {
         await put(storage, ALICE, "d", "the old folder's name is free");
         assert.equal((await storage.rename(ALICE, "e/d2/y", "y")).files, 2);
         assert.deepEqual(await listAll(storage, ALICE, { prefix: "y" }), ["y/w/v", "y/z"]);
+        // A name that only starts with the folder's is not inside it.
+        assert.equal((await storage.rename(ALICE, "y", "yy/y")).files, 2);
+        assert.deepEqual(await listAll(storage, ALICE, { prefix: "y" }), ["yy/y/w/v", "yy/y/z"]);
       },
     ],
 
@@ -907,6 +919,22 @@ function cases(backend: ConformanceBackend): Case[] {
             `prefix ${prefix}, limit ${limit}`,
           );
         }
+      }
+      // With `after` before, inside and past the prefix's names.
+      const within: [string, string, string[]][] = [
+        ["b", "a/zzz", ["b/a", "ba"]],
+        ["b", "b/a", ["ba"]],
+        ["b", "c", []],
+        ["a/", "a/x", ["a/y/z"]],
+        ["a/", "a.c", ["a/x", "a/y/z"]],
+        ["a", "a/x", ["a/y/z", "ab"]],
+      ];
+      for (const [prefix, after, expected] of within) {
+        assert.deepEqual(
+          await listAll(storage, ALICE, { prefix, after }),
+          expected,
+          `prefix ${prefix}, after ${after}`,
+        );
       }
     }],
 
@@ -1259,6 +1287,107 @@ function cases(backend: ConformanceBackend): Case[] {
       await resumed.upload.commit();
       assert.equal(await readText(restarted, ALICE, "p4"), "p4 so far, and the rest");
     }],
+
+    [
+      "a commit makes again the folders a remove pruned meanwhile; uploads into one new folder all land",
+      async ({ storage }) => {
+        await put(storage, ALICE, "d/x", "x");
+        const upload = await storage.beginUpload(ALICE, "d/e/y");
+        assert.equal(upload.written, 0);
+        await upload.write(bytes("y"));
+        await storage.remove(ALICE, "d/x"); // prunes d
+        await upload.commit();
+        assert.equal(await readText(storage, ALICE, "d/e/y"), "y");
+        const names = ["n/1", "n/2", "n/m/3", "n/m/4"];
+        const uploads = await Promise.all(names.map((name) => storage.beginUpload(ALICE, name)));
+        await Promise.all(uploads.map((upload, i) => upload.write(bytes(names[i]))));
+        const made: number[] = [];
+        await Promise.all(
+          uploads.map((upload) => upload.commit({ admit: (change) => void made.push(change.folders) })),
+        );
+        assert.equal(made.reduce((sum, count) => sum + count, 0), folders(2), "each folder made once");
+        assert.deepEqual(await listAll(storage, ALICE), ["d/e/y", ...names]);
+        for (const name of names) assert.equal(await readText(storage, ALICE, name), name);
+      },
+    ],
+
+    ["names that differ only by case are different files", async ({ storage }) => {
+      const names = ["Case", "case", "CASE", "\u00c9t\u00e9", "\u00e9t\u00e9"];
+      for (const name of names) await put(storage, ALICE, name, `content of ${name}`);
+      assert.deepEqual(await listAll(storage, ALICE), [...names].sort());
+      for (const name of names) assert.equal(await readText(storage, ALICE, name), `content of ${name}`);
+    }],
+
+    ["the sweep drops kept uploads only: uploads in progress still commit", async ({ storage }) => {
+      await put(storage, ALICE, "file", "a file");
+      const plain = await storage.beginUpload(ALICE, "plain");
+      await plain.write(bytes("plain"));
+      const keepable = await storage.beginUpload(ALICE, "keepable", { keep: "k1" });
+      await keepable.write(bytes("keepable"));
+      const kept = await storage.beginUpload(ALICE, "kept", { keep: "k2" });
+      await kept.write(bytes("kept"));
+      await kept.keep(new Uint8Array(0));
+      const resumed = await storage.resumeUpload(ALICE, "kept", "k2");
+      assert.ok(resumed !== null);
+      await resumed.upload.write(bytes(", resumed"));
+      const another = await storage.beginUpload(BOB, "kept", { keep: "k3" });
+      await another.write(bytes("bob's"));
+      await another.keep(new Uint8Array(0));
+      assert.equal(await storage.sweepKept(Date.now() + 60_000), 1, "bob's kept upload only");
+      await plain.commit();
+      await keepable.commit();
+      await resumed.upload.commit();
+      assert.deepEqual(await listAll(storage, ALICE), ["file", "keepable", "kept", "plain"]);
+      assert.equal(await readText(storage, ALICE, "kept"), "kept, resumed");
+      assert.equal(await readText(storage, ALICE, "file"), "a file");
+    }],
+
+    [
+      "a kept upload whose name became a folder is refused as CONFLICT when resumed or committed",
+      async ({ storage }) => {
+        const key = "../../etc/\u00e9 key with / and spaces";
+        const upload = await storage.beginUpload(ALICE, "n", { keep: key });
+        await upload.write(bytes("so far"));
+        await upload.keep(bytes("state"));
+        assert.deepEqual((await storage.keptUploads(ALICE)).map((kept) => kept.key), [key], "any key is kept as it is");
+        await put(storage, ALICE, "n/inside", "a folder took the name");
+        let resumed: Awaited<ReturnType<Storage["resumeUpload"]>> = null;
+        try {
+          resumed = await storage.resumeUpload(ALICE, "n", key);
+        } catch (error) {
+          assert.ok(
+            error instanceof DfosError && error.code === Status.CONFLICT,
+            `resume refused as CONFLICT: ${error}`,
+          );
+        }
+        if (resumed !== null) {
+          await resumed.upload.write(bytes(" and more"));
+          await refused(resumed.upload.commit(), Status.CONFLICT, "commit to a folder's name");
+        }
+        assert.deepEqual(await listAll(storage, ALICE), ["n/inside"]);
+      },
+    ],
+
+    [
+      "chunk lists of the files in a renamed folder are stale or moved, never taken for another file",
+      async ({ storage }) => {
+        await put(storage, ALICE, "a/h", "content of h");
+        const handle = await storage.openRead(ALICE, "a/h");
+        handle.close();
+        await storage.writeChunkList(ALICE, { name: "a/h", version: handle.info.version, entries: new Uint8Array(36) });
+        await storage.rename(ALICE, "a", "c");
+        const moved = await storage.readChunkList(ALICE, "c/h");
+        assert.ok(moved === null || moved.name === "c/h");
+        await put(storage, ALICE, "a/h", "another content at the old name");
+        const reopened = await storage.openRead(ALICE, "a/h");
+        reopened.close();
+        const left = await storage.readChunkList(ALICE, "a/h");
+        assert.ok(left === null || left.version !== reopened.info.version, "the old list is not the new file's");
+        for await (const list of storage.chunkLists(ALICE)) {
+          assert.ok(list.name === "a/h" || list.name === "c/h", `a list of a name that had a file: ${list.name}`);
+        }
+      },
+    ],
 
     ["nothing of one user is reachable as another, through any method", async ({ storage }) => {
       await put(storage, ALICE, "x/f", "alice's x/f");
