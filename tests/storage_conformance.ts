@@ -1093,6 +1093,37 @@ function cases(backend: ConformanceBackend): Case[] {
       },
     ],
 
+    [
+      "a large kept upload stopped at an odd size is resumed from there, kept again, and finished whole",
+      async ({ storage }) => {
+        const size = 15 * 1024 * 1024 + 777;
+        const body = new Uint8Array(size);
+        for (let i = 0; i < size; i += 65536) crypto.getRandomValues(body.subarray(i, Math.min(size, i + 65536)));
+        const stops = [7 * 1024 * 1024 + 3, 11 * 1024 * 1024 + 1];
+        let upload = await storage.beginUpload(ALICE, "big", { keep: "root" });
+        let offset = 0;
+        for (const stop of [...stops, size]) {
+          while (offset < stop) {
+            const end = Math.min(stop, offset + 3 * 1024 * 1024 + 5);
+            await upload.write(body.subarray(offset, end));
+            offset = end;
+          }
+          if (offset === size) break;
+          await upload.keep(encoder.encode(`at ${offset}`));
+          const kept = await storage.keptUploads(ALICE);
+          assert.deepEqual(kept.map((kept) => kept.size), [offset]);
+          const resumed = await storage.resumeUpload(ALICE, "big", "root");
+          assert.ok(resumed !== null);
+          assert.equal(decoder.decode(resumed.state), `at ${offset}`);
+          assert.equal(resumed.upload.written, offset);
+          upload = resumed.upload;
+        }
+        assert.equal((await upload.commit()).size, size);
+        assert.equal(sha256(await readAll(storage, ALICE, "big")), sha256(body));
+        assert.deepEqual(await storage.keptUploads(ALICE), []);
+      },
+    ],
+
     ["a kept upload's state may be 16 MiB, not more (TOO_LARGE)", async ({ storage }) => {
       const max = 16 * 1024 * 1024;
       const state = new Uint8Array(max);
