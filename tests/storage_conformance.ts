@@ -234,7 +234,11 @@ async function listAll(
   }
 }
 
-/** Asserts that `promise` rejects with a `DfosError` of `code` (any code when null); returns the error. */
+/**
+ * Asserts that `promise` rejects with a `DfosError` of `code`, its message
+ * starting "Cannot "; with `code` null, any `DfosError` (where storage.ts
+ * names no status: the use of an upload already finished). Returns the error.
+ */
 async function refused(promise: Promise<unknown>, code: StatusCode | null, context: string): Promise<DfosError> {
   let caught: unknown = undefined;
   let resolved = false;
@@ -248,6 +252,8 @@ async function refused(promise: Promise<unknown>, code: StatusCode | null, conte
   assert.ok(caught instanceof DfosError, `${context}: expected a DfosError, got ${caught}`);
   if (code !== null) {
     assert.equal(statusName(caught.code), statusName(code), `${context} (message: ${caught.message})`);
+    // A refusal the client is shown says what failed, in the project's style (`Cannot X "name": reason`).
+    assert.match(caught.message, /^Cannot \S/, `${context}: the message says what failed`);
   }
   return caught;
 }
@@ -547,6 +553,10 @@ function cases(backend: ConformanceBackend): Case[] {
         await refused(put(storage, ALICE, "x/y/z.txt", "1", { admit: refuse }), Status.TOO_LARGE, "new folders");
         await refused(put(storage, ALICE, "b/f/g.txt", "1", { admit: refuse }), Status.TOO_LARGE, "a new folder");
         assert.equal(calls, 3);
+        const dropped = await storage.beginUpload(ALICE, "a.txt");
+        await dropped.write(bytes("1234"));
+        await refused(dropped.commit({ admit: refuse }), Status.TOO_LARGE, "refused");
+        await refused(dropped.commit(), null, "the refused upload was dropped");
         assert.equal(await readText(storage, ALICE, "a.txt"), "123");
         assert.deepEqual(await snapshot(storage, ALICE), before, "nothing changed, nothing counted");
         // The folders made for a refused commit are gone: their names can be files.
@@ -1268,26 +1278,39 @@ function cases(backend: ConformanceBackend): Case[] {
       },
     ],
 
-    ["an upload in progress at an unclean stop never shows; its name can be stored after", async (store) => {
-      await put(store.storage, ALICE, "old", "old content");
-      const upload = await store.storage.beginUpload(ALICE, "old");
-      await upload.write(bytes("half of the new"));
-      const fresh = await store.storage.beginUpload(ALICE, "new/file");
-      await fresh.write(bytes("half"));
-      const storage = await reopen(store, false);
-      try {
+    [
+      "an upload in progress at an unclean stop never shows; a kept one stays; names can be stored after",
+      async (store) => {
+        await put(store.storage, ALICE, "old", "old content");
+        const kept = await store.storage.beginUpload(ALICE, "kept", { keep: "key" });
+        await kept.write(bytes("kept before the stop"));
+        await kept.keep(bytes("state"));
+        const upload = await store.storage.beginUpload(ALICE, "old");
+        await upload.write(bytes("half of the new"));
+        const fresh = await store.storage.beginUpload(ALICE, "new/file");
+        await fresh.write(bytes("half"));
+        const storage = await reopen(store, false);
+        try {
+          assert.equal(await readText(storage, ALICE, "old"), "old content");
+          assert.deepEqual(await listAll(storage, ALICE), ["old"]);
+          const left = await storage.keptUploads(ALICE);
+          assert.deepEqual(left.map((kept) => [kept.name, kept.key, kept.size]), [["kept", "key", 20]]);
+          const resumed = await storage.resumeUpload(ALICE, "kept", "key");
+          assert.ok(resumed !== null);
+          assert.equal(resumed.upload.written, 20);
+          await resumed.upload.commit();
+          assert.equal(await readText(storage, ALICE, "kept"), "kept before the stop");
+          await put(storage, ALICE, "new/file", "whole");
+          assert.equal(await readText(storage, ALICE, "new/file"), "whole");
+        } finally {
+          // The dead instance's handles, as a process's end would close them.
+          await upload.abort();
+          await fresh.abort();
+        }
         assert.equal(await readText(storage, ALICE, "old"), "old content");
-        assert.deepEqual(await listAll(storage, ALICE), ["old"]);
-        assert.deepEqual(await storage.keptUploads(ALICE), []);
-        await put(storage, ALICE, "new/file", "whole");
-        assert.equal(await readText(storage, ALICE, "new/file"), "whole");
-      } finally {
-        // The dead instance's handles, as a process's end would close them.
-        await upload.abort();
-        await fresh.abort();
-      }
-      assert.equal(await readText(storage, ALICE, "old"), "old content");
-    }],
+        assert.deepEqual(await listAll(storage, ALICE), ["kept", "new/file", "old"]);
+      },
+    ],
 
     ["abortUploads aborts every upload in progress, and leaves kept ones", async (store) => {
       const { storage } = store;
