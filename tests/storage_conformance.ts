@@ -30,6 +30,7 @@ import {
   type FileInfo,
   footprint,
   type ListOptions,
+  type Removed,
   type Storage,
   type Upload,
 } from "../server/storage.ts";
@@ -479,6 +480,18 @@ function cases(backend: ConformanceBackend): Case[] {
       assert.deepEqual(await listAll(storage, ALICE), ["a", "n/b"]);
     }],
 
+    ["no other change of the user's files comes between a commit's admit and its replacement", async ({ storage }) => {
+      await put(storage, ALICE, "f", "old");
+      const upload = await storage.beginUpload(ALICE, "f");
+      await upload.write(bytes("the new version"));
+      const started: Promise<Removed>[] = [];
+      // Started in admit, run after the replacement: one change of the user's files at a time.
+      await upload.commit({ admit: () => void started.push(storage.remove(ALICE, "f")) });
+      assert.equal(started.length, 1);
+      assert.equal((await started[0]).size, 15, "the removal found the committed version");
+      assert.equal(await storage.stat(ALICE, "f"), null);
+    }],
+
     [
       "uploads to one name committed together each replace the one before, and one whole version stays",
       async ({ storage }) => {
@@ -784,7 +797,9 @@ function cases(backend: ConformanceBackend): Case[] {
       "rename moves a folder with every file at any depth, and nothing that only shares its prefix",
       async ({ storage }) => {
         const files = ["d/x", "d/y/z", "d/y/w/v", "dz", "d.txt", "d-e/f", "c/d/x"];
-        for (const name of files) await put(storage, ALICE, name, `content of ${name}`);
+        for (const [i, name] of files.entries()) {
+          await put(storage, ALICE, name, `content of ${name}`, { mtime: Date.UTC(2019, 0, 1 + i) });
+        }
         const start = await storage.changes(ALICE);
         assert.deepEqual(await storage.rename(ALICE, "d", "e/d2"), {
           from: "d",
@@ -798,6 +813,8 @@ function cases(backend: ConformanceBackend): Case[] {
         assert.deepEqual(await listAll(storage, ALICE), ["c/d/x", "d-e/f", "d.txt", "dz", ...moved].sort());
         for (const [i, name] of moved.entries()) {
           assert.equal(await readText(storage, ALICE, name), `content of ${files[i]}`);
+          const info = await storage.stat(ALICE, name);
+          assert.deepEqual([info?.size, info?.mtime], [`content of ${files[i]}`.length, Date.UTC(2019, 0, 1 + i)]);
         }
         assert.equal(await storage.stat(ALICE, "d/x"), null);
         await put(storage, ALICE, "d", "the old folder's name is free");
@@ -959,6 +976,16 @@ function cases(backend: ConformanceBackend): Case[] {
       for (const name of gone) await storage.remove(ALICE, name);
       const rest = await listAll(storage, ALICE, { after: first.next!, limit: 5 });
       assert.deepEqual(rest, names.slice(5).filter((name) => !gone.includes(name)));
+      // A folder moved away under a listing: no error, and nothing twice.
+      for (const name of ["p/1", "p/2", "q"]) await put(storage, ALICE, name, name);
+      const start = await storage.list(ALICE, { prefix: "", after: "", limit: 3 });
+      await storage.rename(ALICE, "p", "a/p");
+      const seen = [
+        ...start.entries.map((entry) => entry.name),
+        ...await listAll(storage, ALICE, { after: start.next! }),
+      ];
+      assert.equal(new Set(seen).size, seen.length, "each name once");
+      assert.ok(seen.includes("q") && !seen.includes("p/1") && !seen.includes("p/2"), seen.join(" "));
     }],
 
     ["stat gives a file's facts, and null for nothing and for a folder", async ({ storage }) => {
