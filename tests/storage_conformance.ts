@@ -671,6 +671,28 @@ function cases(backend: ConformanceBackend): Case[] {
     }],
 
     [
+      "names with characters that URLs and shells treat specially are stored, listed and moved as written",
+      async ({ storage }) => {
+        const odd = "a b+c%2F?d=e&f#g\"h'i*j~k`l$(m)[n]{o}<p>|q;r,s!t@u^v";
+        const names = [`${odd}/x`, `${odd}/y/z`, `${odd}.txt`, "%", "+", " lead and trail ", "-", "~"];
+        for (const name of names) await put(storage, ALICE, name, `content of ${name}`);
+        assert.deepEqual(await listAll(storage, ALICE), [...names].sort());
+        assert.deepEqual(await listAll(storage, ALICE, { prefix: `${odd}/` }), [`${odd}/x`, `${odd}/y/z`]);
+        assert.deepEqual(await listAll(storage, ALICE, { prefix: odd, after: `${odd}.txt`, limit: 1 }), [
+          `${odd}/x`,
+          `${odd}/y/z`,
+        ]);
+        const to = "moved %20+&?=";
+        assert.equal((await storage.rename(ALICE, odd, to)).files, 2);
+        assert.equal(await readText(storage, ALICE, `${to}/y/z`), `content of ${odd}/y/z`);
+        await storage.rename(ALICE, `${odd}.txt`, `${to}/${odd}.txt`);
+        assert.equal(await readText(storage, ALICE, `${to}/${odd}.txt`), `content of ${odd}.txt`);
+        assert.equal((await storage.remove(ALICE, `${to}/x`)).name, `${to}/x`);
+        assert.deepEqual(await listAll(storage, ALICE, { prefix: to }), [`${to}/${odd}.txt`, `${to}/y/z`]);
+      },
+    ],
+
+    [
       "remove deletes a file and the folders it empties, returns its facts, and refuses what is not a file",
       async ({ storage }) => {
         const mtime = Date.UTC(2021, 5, 6);
@@ -706,6 +728,7 @@ function cases(backend: ConformanceBackend): Case[] {
         const cases: [string, () => Promise<unknown>][] = [
           ["replace", () => put(storage, ALICE, "f", "version two, " + "2".repeat(200_000))],
           ["remove", () => storage.remove(ALICE, "f")],
+          ["rename", () => storage.rename(ALICE, "f", "g")],
         ];
         for (const [what, change] of cases) {
           await put(storage, ALICE, "f", old);
