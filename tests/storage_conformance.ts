@@ -1081,6 +1081,7 @@ function cases(backend: ConformanceBackend): Case[] {
         assert.deepEqual(resumed.state, bytes("state-1"));
         assert.equal(resumed.upload.written, 11);
         assert.equal(await storage.resumeUpload(ALICE, "dir/big", "root-1"), null, "taken up by one try at a time");
+        assert.deepEqual(await storage.keptUploads(ALICE), [], "taken up: in progress, no longer kept");
         await resumed.upload.write(bytes(" second"));
         assert.equal(resumed.upload.written, 18);
         await resumed.upload.keep(bytes("state-2"));
