@@ -1433,8 +1433,10 @@ function cases(backend: ConformanceBackend): Case[] {
       await plain.write(bytes("plain"));
       const keepable = await storage.beginUpload(ALICE, "keepable", { keep: "k1" });
       await keepable.write(bytes("keepable"));
+      // More than a part's worth (S3's smallest is 5 MiB), so that a store would have something to abort.
+      const large = new Uint8Array(6 * 1024 * 1024 + 1).fill(120);
       const kept = await storage.beginUpload(ALICE, "kept", { keep: "k2" });
-      await kept.write(bytes("kept"));
+      await kept.write(large);
       await kept.keep(new Uint8Array(0));
       const resumed = await storage.resumeUpload(ALICE, "kept", "k2");
       assert.ok(resumed !== null);
@@ -1447,7 +1449,10 @@ function cases(backend: ConformanceBackend): Case[] {
       await keepable.commit();
       await resumed.upload.commit();
       assert.deepEqual(await listAll(storage, ALICE), ["file", "keepable", "kept", "plain"]);
-      assert.equal(await readText(storage, ALICE, "kept"), "kept, resumed");
+      assert.equal(
+        sha256(await readAll(storage, ALICE, "kept")),
+        sha256(new Uint8Array([...large, ...bytes(", resumed")])),
+      );
       assert.equal(await readText(storage, ALICE, "file"), "a file");
     }],
 
