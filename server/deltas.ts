@@ -57,7 +57,11 @@ export function checkDelta(message: MessageOf<"delta">): { ranges: ByteRange[]; 
  * @param handle The file, opened at the version asked.
  * @returns Each range's ops, preceded by their length.
  */
-export async function deltaOf(message: MessageOf<"delta">, body: BodyReceiver, handle: ReadHandle): Promise<Uint8Array> {
+export async function deltaOf(
+  message: MessageOf<"delta">,
+  body: BodyReceiver,
+  handle: ReadHandle,
+): Promise<Uint8Array> {
   const { ranges, bases, sums: expected } = checkDelta(message);
   for (const range of ranges) {
     if (range.offset + range.length > handle.info.size) {
