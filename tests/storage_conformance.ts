@@ -1307,6 +1307,39 @@ function cases(backend: ConformanceBackend): Case[] {
     }],
 
     [
+      "changedNames answers null, or every name changed since under the prefix and none changed before",
+      async (store) => {
+        let storage = store.storage;
+        await put(storage, ALICE, "p/before", "x");
+        await put(storage, ALICE, "q/before", "x");
+        const since = await storage.changes(ALICE);
+        await put(storage, ALICE, "p/a", "a");
+        await put(storage, ALICE, "p/b", "b");
+        await storage.remove(ALICE, "p/b");
+        await storage.rename(ALICE, "p/a", "p/c");
+        await put(storage, ALICE, "q/other", "x");
+        await put(storage, BOB, "p/bobs", "x");
+        const names = await storage.changedNames(ALICE, since, "p/");
+        if (names !== null) {
+          for (const name of ["p/a", "p/b", "p/c"]) assert.ok(names.includes(name), `${name} is named`);
+          assert.ok(!names.includes("p/before"), "a change before the counter is not named");
+          assert.ok(names.every((name) => name.startsWith("p/")), `only names under the prefix: ${names}`);
+          assert.equal(new Set(names).size, names.length, "each name once");
+        }
+        const now = await storage.changes(ALICE);
+        const none = await storage.changedNames(ALICE, now, "");
+        assert.ok(none === null || none.length === 0, "nothing changed since now");
+        assert.equal(await storage.changedNames(ALICE, { epoch: "another epoch", counter: 0 }, ""), null);
+        // A folder moved: its files are not named one by one, so no answer may reach into it.
+        await storage.rename(ALICE, "q", "p/q");
+        assert.equal(await storage.changedNames(ALICE, now, "p/"), null, "a folder moved into the prefix");
+        storage = await reopen(store, true);
+        const kept = await storage.changedNames(ALICE, since, "p/");
+        assert.ok(kept === null || ["p/a", "p/b", "p/c"].every((name) => kept.includes(name)), "across a restart");
+      },
+    ],
+
+    [
       "the change counter keeps its epoch across a clean restart, and never misses a change after an unclean one",
       async (store) => {
         let storage = store.storage;
