@@ -18,156 +18,14 @@
  * @module
  */
 
-import { fileURLToPath } from "node:url";
-import { watchLaunchChain } from "./launch_chain.ts";
-
-/** The script that starts and stops the engine. */
-export const START_S3 = fileURLToPath(new URL("./s3/start-s3.sh", import.meta.url));
+import { ignoringSignals, runRelayed, type S3Engine, startS3Engine, stopS3Engine } from "./s3_engine.ts";
 
 /** The test command's own arguments (the task's extra ones follow). */
 export const TEST_ARGS = ["test", "--doc", "--allow-all", "--parallel"];
 
-/** The Debian packages start-s3.sh needs for Ceph. */
-const PACKAGES = ["ceph-mon", "ceph-osd", "radosgw"];
-
-/** The signals passed on to what runs (and that end the run). */
-const RELAYED: Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP"];
-
-/** A running engine. */
-interface Engine {
-  /** Its `S3_*` variables, as start-s3.sh printed them. */
-  env: Record<string, string>;
-  /** Its state dir, which stops it. */
-  stateDir: string;
-}
-
 /** Says something on stderr, marked as this task's. */
 function say(message: string): void {
   console.error(`test task: ${message}`);
-}
-
-/**
- * Runs a child with the signals passed on to it, and returns its exit code
- * (128 + the signal's number when a signal ended it).
- */
-async function runRelayed(child: Deno.ChildProcess, onSignal: (signal: Deno.Signal) => void): Promise<number> {
-  const relays = RELAYED.map((signal) => {
-    const relay = () => {
-      onSignal(signal);
-      try {
-        child.kill(signal);
-      } catch {
-        // It has ended already.
-      }
-    };
-    Deno.addSignalListener(signal, relay);
-    return { signal, relay };
-  });
-  const unwatch = watchLaunchChain((why) => {
-    say(`${why}: stopping`);
-    onSignal("SIGTERM");
-    try {
-      child.kill("SIGTERM");
-    } catch {
-      // It has ended already.
-    }
-  });
-  try {
-    const status = await child.status;
-    return status.signal === null ? status.code : 128 + signalNumber(status.signal);
-  } finally {
-    unwatch();
-    for (const { signal, relay } of relays) Deno.removeSignalListener(signal, relay);
-  }
-}
-
-function signalNumber(signal: Deno.Signal): number {
-  return ({ SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 } as Record<string, number>)[signal] ?? 0;
-}
-
-/** Whether every Debian package is installed (dpkg-query); false without dpkg. */
-async function installed(packages: string[]): Promise<boolean> {
-  try {
-    const { stdout } = await new Deno.Command("dpkg-query", {
-      args: ["-W", "-f=${Status}\n", ...packages],
-      stdout: "piped",
-      stderr: "null",
-    }).output();
-    const lines = new TextDecoder().decode(stdout).trim().split("\n");
-    return lines.length === packages.length && lines.every((line) => line.endsWith("ok installed"));
-  } catch {
-    return false;
-  }
-}
-
-/**
- * Parses start-s3.sh's `export NAME=value` lines (values bare or in single
- * quotes).
- *
- * @example Usage
- * ```ts
- * import { parseExports } from "./test_task.ts";
- * const env = parseExports("export S3_ENDPOINT=http://127.0.0.1:1\nexport S3_SECRET_KEY='abc'\n");
- * if (env.S3_SECRET_KEY !== "abc" || env.S3_ENDPOINT !== "http://127.0.0.1:1") throw new Error("not parsed");
- * ```
- *
- * @param text The script's stdout.
- * @returns The variables.
- */
-export function parseExports(text: string): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const line of text.split("\n")) {
-    const match = /^export ([A-Z_][A-Z0-9_]*)=(?:'([^']*)'|(\S*))$/.exec(line.trim());
-    if (match) env[match[1]] = match[2] ?? match[3];
-  }
-  return env;
-}
-
-/**
- * Starts the engine, or returns why it could not (its messages are on
- * stderr already), or "interrupted".
- */
-async function startEngine(): Promise<Engine | string> {
-  if (Deno.build.os !== "linux") return `start-s3.sh runs on Linux only, not on ${Deno.build.os}`;
-  const env: Record<string, string> = {};
-  if (Deno.uid() !== 0 && !(await installed(PACKAGES))) {
-    // apt-get needs root: say what is missing instead of trying.
-    env.START_S3_NO_INSTALL = "1";
-  }
-  const started = performance.now();
-  let child: Deno.ChildProcess;
-  try {
-    child = new Deno.Command("bash", { args: [START_S3], env, stdin: "null", stdout: "piped", stderr: "inherit" })
-      .spawn();
-  } catch (error) {
-    return `cannot run bash ${START_S3}: ${(error as Error).message}`;
-  }
-  let interrupted = false;
-  const output = new Response(child.stdout).text();
-  const code = await runRelayed(child, () => interrupted = true);
-  const exports = parseExports(await output);
-  if (interrupted || code !== 0 || !exports.S3_ENDPOINT || !exports.S3_STATE_DIR) {
-    // A start interrupted after it printed its exports leaves a running engine: stop it.
-    if (exports.S3_STATE_DIR) await ignoringSignals(() => stopEngine({ env: exports, stateDir: exports.S3_STATE_DIR }));
-    return interrupted ? "interrupted" : `start-s3.sh failed (exit ${code}; its messages are above)`;
-  }
-  say(
-    `S3 engine ${exports.S3_ENGINE ?? ""} on ${exports.S3_ENDPOINT}, started in ${
-      ((performance.now() - started) / 1000).toFixed(1)
-    } s (state ${exports.S3_STATE_DIR})`,
-  );
-  return { env: exports, stateDir: exports.S3_STATE_DIR };
-}
-
-/** Stops the engine by its state dir (start-s3.sh signals only the PIDs whose command line names it). */
-async function stopEngine(engine: Engine): Promise<void> {
-  const { code } = await new Deno.Command("bash", {
-    args: [START_S3, "stop", engine.stateDir],
-    stdin: "null",
-    stdout: "inherit",
-    stderr: "inherit",
-  }).output();
-  if (code !== 0) say(`stopping the S3 engine failed (exit ${code}); state dir ${engine.stateDir}`);
 }
 
 /**
@@ -178,9 +36,9 @@ async function stopEngine(engine: Engine): Promise<void> {
  * @returns The exit code.
  */
 export async function testTask(args: string[]): Promise<number> {
-  let engine: Engine | null = null;
+  let engine: S3Engine | null = null;
   if (!Deno.env.get("S3_ENDPOINT")) {
-    const result = await startEngine();
+    const result = await startS3Engine();
     if (result === "interrupted") {
       say("interrupted while the S3 engine started");
       return 130;
@@ -204,18 +62,7 @@ export async function testTask(args: string[]): Promise<number> {
     }).spawn();
     return await runRelayed(child, () => {});
   } finally {
-    if (engine !== null) await ignoringSignals(() => stopEngine(engine));
-  }
-}
-
-/** Runs `fn` with the relayed signals ignored: a second Ctrl-C must not leave the engine running. */
-async function ignoringSignals(fn: () => Promise<void>): Promise<void> {
-  const ignore = () => say("stopping the S3 engine; please wait");
-  for (const signal of RELAYED) Deno.addSignalListener(signal, ignore);
-  try {
-    await fn();
-  } finally {
-    for (const signal of RELAYED) Deno.removeSignalListener(signal, ignore);
+    if (engine !== null) await ignoringSignals(() => stopS3Engine(engine));
   }
 }
 
