@@ -304,6 +304,33 @@ s3Test("S3ObjectStore with a wrong secret is refused, naming the operation and t
   await failsWith(store.list(""), "refused");
 });
 
+s3Test("S3ObjectStore refuses a large put with a wrong secret (answered before the body is read)", async (bucket) => {
+  const store = bucket.store("", {
+    credentials: { accessKeyId: bucket.engine.credentials.accessKeyId, secretAccessKey: "wrong", source: "test" },
+  });
+  const error = await failsWith(store.put("large", randomBytes(16 * MiB)), "refused");
+  strictEqual(error.status, 403);
+  const uploadId = await bucket.store().createMultipart("large");
+  await failsWith(store.uploadPart("large", uploadId, 1, randomBytes(8 * MiB)), "refused");
+});
+
+s3Test("S3ObjectStore moves the same bytes through fetch alone (transport fetch)", async (bucket) => {
+  const store = bucket.store("f", { transport: "fetch", readChunkSize: 256 * 1024 });
+  const body = randomBytes(2 * MiB + 3);
+  const etag = await store.put("k", body);
+  const got = await store.get("k", { ifMatch: etag });
+  ok(got !== null);
+  const { bytes, chunks } = await drain(got.body);
+  deepStrictEqual(bytes, body);
+  ok(chunks <= 10, `2 MiB came in ${chunks} chunks, not 256 KiB ones`);
+  const uploadId = await store.createMultipart("m");
+  const part = await store.uploadPart("m", uploadId, 1, body);
+  strictEqual(
+    (await store.completeMultipart("m", uploadId, [{ partNumber: 1, etag: part, size: body.byteLength }])).size,
+    body.byteLength,
+  );
+});
+
 Deno.test({
   name: "S3ObjectStore on a closed loopback port is unavailable, naming the operation and the key",
   async fn() {
@@ -317,6 +344,8 @@ Deno.test({
     ok(error.message.startsWith('Cannot PutObject "b/k": '), error.message);
     await failsWith(store.head("k"), "unavailable");
     await failsWith(store.get("k"), "unavailable");
+    await failsWith(store.get("k", { range: { offset: 0, length: 10 } }), "unavailable");
+    await failsWith(store.put("k", new Uint8Array(2 * MiB)), "unavailable");
     await failsWith(store.listMultipartUploads(""), "unavailable");
   },
 });
@@ -336,6 +365,10 @@ Deno.test("S3ObjectStore is unavailable when the engine accepts but does not ans
     });
     const error = await failsWith(store.head("k"), "unavailable");
     ok(error.message.includes("no answer in 300 ms"), error.message);
+    // The same over a connection of its own (large bodies).
+    const got = await failsWith(store.get("k"), "unavailable");
+    ok(got.message.startsWith('Cannot GetObject "b/k": no answer in 300 ms'), got.message);
+    await failsWith(store.uploadPart("k", "id", 1, new Uint8Array(2 * MiB)), "unavailable");
   } finally {
     listener.close();
     await accepting.catch(() => {});

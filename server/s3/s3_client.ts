@@ -47,6 +47,7 @@ import type {
 } from "./object_store.ts";
 import { ObjectStoreError } from "./object_store.ts";
 import { completeMultipartXml, xmlBlocks, xmlText } from "./s3_xml.ts";
+import { http1Request, type Http1Target } from "./http1_request.ts";
 import { EMPTY_SHA256, encodeKeyPath, sha256Hex, SigV4Signer, UNSIGNED_PAYLOAD } from "./sigv4.ts";
 
 /** Options of {@linkcode openObjectStore}. */
@@ -73,7 +74,18 @@ export interface S3StoreOptions {
   timeoutMs?: number;
   /** The size of the chunks a GetObject's body is read in. @default {1048576} */
   readChunkSize?: number;
+  /**
+   * `auto`: large bodies (a GetObject of more than 1 MiB or of unknown size,
+   * a PutObject or UploadPart of 1 MiB or more) go over a connection of
+   * their own (http1_request.ts), everything else through `fetch` and its
+   * pool of connections; `fetch`: everything through `fetch`.
+   * @default {"auto"}
+   */
+  transport?: "auto" | "fetch";
 }
+
+/** From this size on, a body sent goes over a connection of its own (with transport `auto`). */
+export const LARGE_BODY = 1 << 20;
 
 /** A request to the engine. */
 export interface S3Request {
@@ -89,8 +101,10 @@ export interface S3Request {
   body?: Uint8Array | string;
   /** The operation's name for messages (`PutObject`). */
   operation: string;
-  /** Stops the request. */
+  /** Stops the request (and the answer's body). */
   signal?: AbortSignal;
+  /** The answer's body may be large: it is read over a connection of its own (with transport `auto`). */
+  largeAnswer?: boolean;
 }
 
 /**
@@ -107,6 +121,9 @@ export class S3Connection {
   #basePath: string;
   #unsigned: boolean;
   #timeoutMs: number;
+  #readChunkSize: number;
+  #ownConnections: boolean;
+  #target: Http1Target;
 
   /**
    * @param options Where and how (bucket, endpoint, region, addressing, signing).
@@ -135,6 +152,29 @@ export class S3Connection {
       this.#basePath = base;
     }
     this.#timeoutMs = options.timeoutMs ?? 60_000;
+    this.#readChunkSize = options.readChunkSize ?? 1 << 20;
+    this.#ownConnections = (options.transport ?? "auto") === "auto";
+    const origin = new URL(this.#origin);
+    this.#target = {
+      hostname: origin.hostname.replace(/^\[|\]$/g, ""),
+      port: Number(origin.port) || (origin.protocol === "https:" ? 443 : 80),
+      tls: origin.protocol === "https:",
+      host: this.#host,
+    };
+  }
+
+  /**
+   * Whether a request goes over a connection of its own (see
+   * {@linkcode S3StoreOptions.transport}); its answer's body then comes in
+   * chunks of `readChunkSize` already.
+   *
+   * @param request The request.
+   * @returns True for a connection of its own, false for fetch's.
+   */
+  ownConnection(request: S3Request): boolean {
+    if (!this.#ownConnections) return false;
+    const body = request.body;
+    return request.largeAnswer === true || (typeof body === "object" && body.byteLength >= LARGE_BODY);
   }
 
   /**
@@ -161,6 +201,26 @@ export class S3Connection {
     const search = query.length === 0 ? "" : "?" +
       query.map(([name, value]) => value === "" ? encodeQuery(name) : `${encodeQuery(name)}=${encodeQuery(value)}`)
         .join("&");
+    if (this.ownConnection(request)) {
+      try {
+        return await http1Request(this.#target, {
+          method: request.method,
+          path: path + search,
+          headers,
+          body,
+          signal: request.signal,
+          timeoutMs: this.#timeoutMs,
+          readChunkSize: this.#readChunkSize,
+        });
+      } catch (error) {
+        if (request.signal?.aborted) throw request.signal.reason;
+        throw new ObjectStoreError(
+          "unavailable",
+          `Cannot ${request.operation} ${this.#what(request)}: ${describeFetchError(error)}`,
+          { cause: error },
+        );
+      }
+    }
     const abort = new AbortController();
     const onAbort = () => abort.abort(request.signal?.reason);
     request.signal?.addEventListener("abort", onAbort, { once: true });
@@ -387,6 +447,7 @@ export class S3ObjectStore implements ObjectStore {
       headers,
       operation: "GetObject",
       signal: options.signal,
+      largeAnswer: range === undefined || range.length > LARGE_BODY,
     };
     const response = await this.connection.send(request);
     if (response.status === 404) {
@@ -395,7 +456,10 @@ export class S3ObjectStore implements ObjectStore {
       throw error;
     }
     if (!response.ok) throw await this.connection.failure(request, response);
-    return { head: headFrom(key, response.headers), body: this.#largeChunks(response.body, options.signal) };
+    const body = this.connection.ownConnection(request)
+      ? response.body ?? new ReadableStream({ start: (controller) => controller.close() })
+      : this.#largeChunks(response.body, options.signal);
+    return { head: headFrom(key, response.headers), body };
   }
 
   /**
