@@ -12,9 +12,12 @@
  * - `aws4fetch`: `aws4fetch`'s `AwsClient.fetch` (it signs a body's
  *   SHA-256, computed with WebCrypto).
  * - `aws4fetch-unsigned`: the same with `UNSIGNED-PAYLOAD`.
- * - `dfos-sha256`: dfos's S3ObjectStore (server/s3/s3_client.ts) signing
- *   each body's SHA-256 (`node:crypto`).
- * - `dfos`: the same as dfos uses it on loopback or TLS (`UNSIGNED-PAYLOAD`).
+ * - `dfos-fetch`: dfos's S3ObjectStore (server/s3/s3_client.ts) with every
+ *   request through `fetch` (transport `fetch`), `UNSIGNED-PAYLOAD`.
+ * - `dfos-sha256`: dfos's S3ObjectStore as dfos uses it (large bodies over
+ *   connections of their own), but signing each body's SHA-256 (`node:crypto`).
+ * - `dfos`: dfos's S3ObjectStore as dfos uses it on loopback or TLS
+ *   (large bodies over connections of their own, `UNSIGNED-PAYLOAD`).
  *
  * Each process measures: the milliseconds from its own start to the end of
  * importing the client (and making it), and to the end of a first request (a
@@ -35,7 +38,7 @@ import { parseArgs } from "node:util";
 import type { S3ObjectStore } from "../server/s3/s3_client.ts";
 
 /** Every client the bench knows. */
-const CLIENTS = ["sdk", "aws4fetch", "aws4fetch-unsigned", "dfos-sha256", "dfos"] as const;
+const CLIENTS = ["sdk", "aws4fetch", "aws4fetch-unsigned", "dfos-fetch", "dfos-sha256", "dfos"] as const;
 type ClientName = typeof CLIENTS[number];
 
 /** What a worker reports. */
@@ -208,6 +211,7 @@ async function makeClient(name: ClientName, target: Target): Promise<BenchClient
     endpoint: target.endpoint,
     region: target.region,
     payloadSigning: name === "dfos-sha256" ? "sha256" : "auto",
+    transport: name === "dfos-fetch" ? "fetch" : "auto",
   }, { accessKeyId: target.accessKeyId, secretAccessKey: target.secretAccessKey, source: "bench" });
   return {
     async first(key) {

@@ -1,11 +1,11 @@
 /**
  * `http1Request`: one HTTP/1.1 request on a connection of its own
- * (`Deno.connect`, or `Deno.connectTls`), for the S3 requests that move
+ * (`Deno.connect`, or `Deno.connectTls`), for the S3 requests that send
  * large bodies. Measured against `fetch` on the same engine, a part sent
- * with `conn.write` costs about a fifth of the CPU time (fetch copies and
- * writes the body in small pieces), and a body read with `conn.read` into
- * large buffers a fraction of fetch's 64 KiB chunk promises
- * (docs/PERFORMANCE.md, "S3 client").
+ * with `conn.write` costs between a third and a fifth of fetch's CPU time
+ * per GiB (docs/PERFORMANCE.md, "S3 client"). Reading a large answer this
+ * way cost the same CPU as fetch with a BYOB reader, so GetObject stays on
+ * fetch, which keeps its connections.
  *
  * The answer is a standard `Response`: its head is read here, its body is a
  * stream of chunks of `readChunkSize` bytes (`Content-Length`), of the

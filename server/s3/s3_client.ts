@@ -75,10 +75,11 @@ export interface S3StoreOptions {
   /** The size of the chunks a GetObject's body is read in. @default {1048576} */
   readChunkSize?: number;
   /**
-   * `auto`: large bodies (a GetObject of more than 1 MiB or of unknown size,
-   * a PutObject or UploadPart of 1 MiB or more) go over a connection of
-   * their own (http1_request.ts), everything else through `fetch` and its
-   * pool of connections; `fetch`: everything through `fetch`.
+   * `auto`: large bodies sent (a PutObject or UploadPart of 1 MiB or more)
+   * go over a connection of their own (http1_request.ts: a fifth of fetch's
+   * CPU time per GiB), everything else through `fetch` and its pool of
+   * connections (a GetObject's body costs the same CPU either way, and
+   * fetch keeps its connection); `fetch`: everything through `fetch`.
    * @default {"auto"}
    */
   transport?: "auto" | "fetch";
@@ -103,8 +104,6 @@ export interface S3Request {
   operation: string;
   /** Stops the request (and the answer's body). */
   signal?: AbortSignal;
-  /** The answer's body may be large: it is read over a connection of its own (with transport `auto`). */
-  largeAnswer?: boolean;
 }
 
 /**
@@ -165,16 +164,14 @@ export class S3Connection {
 
   /**
    * Whether a request goes over a connection of its own (see
-   * {@linkcode S3StoreOptions.transport}); its answer's body then comes in
-   * chunks of `readChunkSize` already.
+   * {@linkcode S3StoreOptions.transport}).
    *
    * @param request The request.
    * @returns True for a connection of its own, false for fetch's.
    */
   ownConnection(request: S3Request): boolean {
-    if (!this.#ownConnections) return false;
     const body = request.body;
-    return request.largeAnswer === true || (typeof body === "object" && body.byteLength >= LARGE_BODY);
+    return this.#ownConnections && typeof body === "object" && body.byteLength >= LARGE_BODY;
   }
 
   /**
@@ -447,7 +444,6 @@ export class S3ObjectStore implements ObjectStore {
       headers,
       operation: "GetObject",
       signal: options.signal,
-      largeAnswer: range === undefined || range.length > LARGE_BODY,
     };
     const response = await this.connection.send(request);
     if (response.status === 404) {
@@ -456,10 +452,7 @@ export class S3ObjectStore implements ObjectStore {
       throw error;
     }
     if (!response.ok) throw await this.connection.failure(request, response);
-    const body = this.connection.ownConnection(request)
-      ? response.body ?? new ReadableStream({ start: (controller) => controller.close() })
-      : this.#largeChunks(response.body, options.signal);
-    return { head: headFrom(key, response.headers), body };
+    return { head: headFrom(key, response.headers), body: this.#largeChunks(response.body, options.signal) };
   }
 
   /**
