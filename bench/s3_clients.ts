@@ -2,7 +2,7 @@
  * The S3 client bench (issue 13): the same object moved by each candidate
  * client against one engine in one run, so that their ratios can be read.
  *
- *     deno run -A bench/s3_clients.ts                       # 256 MiB, 3 rounds, every client
+ *     deno run -A bench/s3_clients.ts                       # 7 start-ups, 256 MiB x 3 rounds, every client
  *     deno run -A bench/s3_clients.ts --size-mib 1024 --rounds 1 --clients sdk,dfos
  *
  * Clients, each run in a fresh process of its own per round (order rotated
@@ -19,9 +19,11 @@
  * - `dfos`: dfos's S3ObjectStore as dfos uses it on loopback or TLS
  *   (large bodies over connections of their own, `UNSIGNED-PAYLOAD`).
  *
- * Each process measures: the milliseconds from its own start to the end of
+ * Each process measures the milliseconds from its own start to the end of
  * importing the client (and making it), and to the end of a first request (a
- * HeadObject of a missing key); a multipart put of the object (parts of
+ * HeadObject of a missing key): `--start-rounds` processes per client that
+ * do only that come first. Then `--rounds` processes per client time a
+ * multipart put of the object (parts of
  * `--part-mib`, `--parallel` at once, every part the same bytes); a streamed
  * get of it (bytes counted, not kept). Wall time gives MiB/s; the process's
  * CPU time (`Deno.cpuUsage`, user + system) gives CPU seconds per GiB; and
@@ -249,6 +251,20 @@ async function worker(name: ClientName, sizeMib: number, partMib: number, parall
   const importMs = performance.now();
   await client.first(`missing-${name}`);
   const firstRequestMs = performance.now();
+  if (sizeMib === 0) {
+    client.close();
+    return {
+      client: name,
+      importMs,
+      firstRequestMs,
+      putSeconds: 0,
+      putCpuSeconds: 0,
+      getSeconds: 0,
+      getCpuSeconds: 0,
+      getBytes: 0,
+      peakRss: peakRss(),
+    };
+  }
 
   const part = new Uint8Array(partMib << 20);
   for (let offset = 0; offset < part.byteLength; offset += 65536) {
@@ -309,6 +325,7 @@ async function main(): Promise<number> {
       "part-mib": { type: "string", default: "8" },
       parallel: { type: "string", default: "4" },
       rounds: { type: "string", default: "3" },
+      "start-rounds": { type: "string", default: "7" },
       clients: { type: "string", default: CLIENTS.join(",") },
       json: { type: "string" },
       worker: { type: "string" },
@@ -350,10 +367,13 @@ async function main(): Promise<number> {
     region: env.S3_REGION || "us-east-1",
   }, { accessKeyId: env.S3_ACCESS_KEY, secretAccessKey: env.S3_SECRET_KEY, source: "bench" });
   const results: WorkerResult[] = [];
+  const starts: WorkerResult[] = [];
+  const startRounds = Number(values["start-rounds"]);
   try {
     const created = await store.connection.request({ method: "PUT", operation: "CreateBucket" });
     await created.body?.cancel();
-    for (let round = 0; round < rounds; round++) {
+    for (let round = 0; round < startRounds + rounds; round++) {
+      const startOnly = round < startRounds;
       const order = clients.map((_, i) => clients[(i + round) % clients.length]);
       for (const client of order) {
         const { code, stdout } = await new Deno.Command(Deno.execPath(), {
@@ -364,7 +384,7 @@ async function main(): Promise<number> {
             "--worker",
             client,
             "--size-mib",
-            String(sizeMib),
+            String(startOnly ? 0 : sizeMib),
             "--part-mib",
             String(partMib),
             "--parallel",
@@ -376,6 +396,10 @@ async function main(): Promise<number> {
         }).output();
         if (code !== 0) throw new Error(`client ${client} failed (exit ${code})`);
         const result = JSON.parse(new TextDecoder().decode(stdout).trim().split("\n").at(-1)!) as WorkerResult;
+        if (startOnly) {
+          starts.push(result);
+          continue;
+        }
         results.push(result);
         console.error(
           `round ${round + 1} ${client}: put ${(sizeMib / result.putSeconds).toFixed(0)} MiB/s, get ${
@@ -400,10 +424,11 @@ async function main(): Promise<number> {
   const gib = sizeMib / 1024;
   const rows = clients.map((client) => {
     const mine = results.filter((result) => result.client === client);
+    const started = starts.filter((result) => result.client === client);
     return {
       client,
-      importMs: median(mine.map((r) => r.importMs)),
-      firstRequestMs: median(mine.map((r) => r.firstRequestMs)),
+      importMs: median(started.map((r) => r.importMs)),
+      firstRequestMs: median(started.map((r) => r.firstRequestMs)),
       putMibPerSecond: median(mine.map((r) => sizeMib / r.putSeconds)),
       getMibPerSecond: median(mine.map((r) => sizeMib / r.getSeconds)),
       putCpuPerGib: median(mine.map((r) => r.putCpuSeconds / gib)),
@@ -413,7 +438,7 @@ async function main(): Promise<number> {
   });
   const base = rows.find((row) => row.client === "sdk") ?? rows[0];
   console.log(
-    `S3 clients: ${sizeMib} MiB object, ${partMib} MiB parts x ${parallel}, ${rounds} round(s), medians; (x) = ratio to ${base.client}`,
+    `S3 clients: start-up ${startRounds} runs each; ${sizeMib} MiB object, ${partMib} MiB parts x ${parallel}, ${rounds} round(s); medians; (x) = ratio to ${base.client}`,
   );
   console.log(
     "| client | import, ms | first request done, ms | put MiB/s | get MiB/s | put CPU s/GiB | get CPU s/GiB | peak RSS MiB |",
