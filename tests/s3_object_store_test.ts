@@ -331,6 +331,18 @@ s3Test("S3ObjectStore moves the same bytes through fetch alone (transport fetch)
   );
 });
 
+s3Test("S3ObjectStore signs bodies by their SHA-256 when asked (payloadSigning sha256)", async (bucket) => {
+  const store = bucket.store("h", { payloadSigning: "sha256" });
+  for (const size of [10, 2 * MiB]) {
+    const body = randomBytes(size);
+    const etag = await store.put(`k${size}`, body, { ifNoneMatch: "*" });
+    strictEqual(await store.put(`k${size}`, body, { ifMatch: etag }), etag);
+    const got = await store.get(`k${size}`);
+    ok(got !== null);
+    deepStrictEqual((await drain(got.body)).bytes, body);
+  }
+});
+
 Deno.test({
   name: "S3ObjectStore on a closed loopback port is unavailable, naming the operation and the key",
   async fn() {

@@ -13,7 +13,7 @@
  * What this client does about the engines' quirks (Ceph RGW 16, the engine
  * the tests run on; see /work/shared/s3/README.md):
  * - A PUT's or a CompleteMultipartUpload's `If-Match` is sent without the
- *   ETag's quotes (RGW matches only the unquoted form; AWS takes both).
+ *   ETag's quotes (RGW matches only the unquoted form).
  * - CompleteMultipartUpload's answer lacks the ETag on RGW: the object's
  *   facts are read back with a HeadObject.
  * - A request that carried `If-Match` or `If-None-Match` and is answered
