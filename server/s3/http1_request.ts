@@ -164,7 +164,10 @@ export async function http1Request(target: Http1Target, options: Http1Options): 
   try {
     const body = options.body;
     let text = `${options.method} ${options.path} HTTP/1.1\r\nhost: ${target.host}\r\n`;
-    for (const [name, value] of Object.entries(options.headers)) text += `${name}: ${value}\r\n`;
+    for (const [name, value] of Object.entries(options.headers)) {
+      if (/[\r\n]/.test(name + value)) throw new TypeError(`Cannot send header "${name}": it contains a line break`);
+      text += `${name}: ${value}\r\n`;
+    }
     if (body !== undefined || options.method === "PUT" || options.method === "POST") {
       text += `content-length: ${body?.byteLength ?? 0}\r\n`;
     }

@@ -115,3 +115,12 @@ Deno.test("http1Request's body fails when the connection closes before Content-L
     listener.close();
   }
 });
+
+Deno.test("http1Request refuses a header with a line break (no header injection)", async () => {
+  await withServer(() => new Response("never"), async (target) => {
+    await rejects(
+      http1Request(target, options({ headers: { "x-amz-meta-a": "1\r\nx-evil: 2" } })),
+      /Cannot send header "x-amz-meta-a": it contains a line break/,
+    );
+  });
+});

@@ -212,7 +212,7 @@ export class S3Connection {
       } catch (error) {
         if (request.signal?.aborted) throw request.signal.reason;
         throw new ObjectStoreError(
-          "unavailable",
+          error instanceof TypeError ? "refused" : "unavailable",
           `Cannot ${request.operation} ${this.#what(request)}: ${describeFetchError(error)}`,
           { cause: error },
         );
