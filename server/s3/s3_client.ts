@@ -1,8 +1,16 @@
 /**
- * `openObjectStore`: an {@linkcode ObjectStore} on a real S3 engine, spoken
- * over `fetch` with dfos's own SigV4 signer (sigv4.ts) and XML reader
- * (s3_xml.ts). Chosen over `@aws-sdk/client-s3` and `aws4fetch` by
- * measurement (docs/PERFORMANCE.md, "S3 client"; bench/s3_clients.ts).
+ * `openObjectStore`: an {@linkcode ObjectStore} on a real S3 engine, with
+ * dfos's own SigV4 signer (sigv4.ts) and XML reader (s3_xml.ts); requests go
+ * through `fetch`, except bodies of 1 MiB or more sent, which go on a
+ * connection of their own (http1_request.ts). Chosen over
+ * `@aws-sdk/client-s3` and `aws4fetch` by measurement (docs/PERFORMANCE.md,
+ * "S3 client"; bench/s3_clients.ts).
+ *
+ * Nothing stays open between requests that a caller must close: fetch keeps
+ * its own pool, and the connections of large bodies close with their answer.
+ * No request is retried: a failure is an {@linkcode ObjectStoreError} whose
+ * kind tells the caller whether to retry. A private CA for a TLS endpoint is
+ * given to Deno the usual way (`DENO_CERT`).
  *
  * Addressing is path-style (`ENDPOINT/BUCKET/KEY`) when asked or when the
  * endpoint is an IP address or `localhost`, else virtual-hosted
@@ -11,7 +19,7 @@
  * both; `payloadSigning` overrides).
  *
  * What this client does about the engines' quirks (Ceph RGW 16, the engine
- * the tests run on; see /work/shared/s3/README.md):
+ * the tests run on, started by tools/s3/start-s3.sh):
  * - A PUT's or a CompleteMultipartUpload's `If-Match` is sent without the
  *   ETag's quotes (RGW matches only the unquoted form).
  * - CompleteMultipartUpload's answer lacks the ETag on RGW: the object's
