@@ -293,6 +293,27 @@ s3Test("S3ObjectStore abortMultipart drops the upload: its parts and completion 
   strictEqual(await store.head("gone"), null);
 });
 
+s3Test(
+  "Ceph RGW 16 ignores conditions on CompleteMultipartUpload and CopyObject (docs/PERFORMANCE.md says so)",
+  async (bucket) => {
+    if (Deno.env.get("S3_ENGINE") !== "ceph") return;
+    const store = bucket.store();
+    const original = await store.put("taken", encode("original"));
+    const complete = async (conditions: { ifMatch?: string; ifNoneMatch?: "*" }) => {
+      const uploadId = await store.createMultipart("taken");
+      const etag = await store.uploadPart("taken", uploadId, 1, encode("replacement"));
+      return await store.completeMultipart("taken", uploadId, [{ partNumber: 1, etag, size: 11 }], conditions);
+    };
+    // Each of these would fail on an engine that honoured the condition; RGW 16 completes them all.
+    ok((await complete({ ifNoneMatch: "*" })).etag.endsWith('-1"'));
+    ok((await complete({ ifMatch: original })).etag.endsWith('-1"'));
+    await store.put("source", encode("source"));
+    await store.copy("source", "taken", { ifNoneMatch: "*" });
+    await store.copy("source", "taken", { ifMatch: original });
+    strictEqual((await store.head("taken"))?.size, 6);
+  },
+);
+
 s3Test("S3ObjectStore with a wrong secret is refused, naming the operation and the key", async (bucket) => {
   const store = bucket.store("", {
     credentials: { accessKeyId: bucket.engine.credentials.accessKeyId, secretAccessKey: "wrong", source: "test" },

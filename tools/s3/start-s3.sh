@@ -4,7 +4,8 @@
 #
 # dfos's copy of shared/s3/start-s3.sh (which CI machines may lack), run by
 # `deno task test` (tools/test_task.ts). Changed here: apt-get waits up to
-# 300 s for dpkg's lock instead of failing at once.
+# 300 s for dpkg's lock instead of failing at once; python3 (which the
+# script itself runs) is in ceph's package list, not assumed.
 #
 #   eval "$(start-s3.sh)"            # start; prints `export S3_...=` lines on stdout
 #   start-s3.sh stop [STATE_DIR]     # stop it (default: $S3_STATE_DIR), remove STATE_DIR
@@ -433,7 +434,7 @@ EOF
 do_start() {
   local pkgs
   case $ENGINE in
-    ceph) pkgs=(ceph-mon ceph-osd radosgw)
+    ceph) pkgs=(ceph-mon ceph-osd radosgw python3)
           S3_ACCESS_KEY=${START_S3_ACCESS_KEY:-dfos-test}
           [[ "$S3_ACCESS_KEY" =~ ^[A-Za-z0-9_-]+$ ]] || die "START_S3_ACCESS_KEY: use [A-Za-z0-9_-]" ;;
     swift) pkgs=(swift swift-proxy swift-object swift-container swift-account)
