@@ -211,7 +211,7 @@ export async function http1Request(target: Http1Target, options: Http1Options): 
   const length = head.headers.get("content-length");
   const chunked = /chunked/i.test(head.headers.get("transfer-encoding") ?? "");
   const next = chunked
-    ? chunkedReader(wire)
+    ? chunkedReader(wire, options.readChunkSize)
     : lengthReader(wire, length === null ? Infinity : Number(length), options.readChunkSize);
   const body = new ReadableStream<Uint8Array>({
     async pull(controller) {
@@ -271,17 +271,19 @@ function lengthReader(wire: Wire, length: number, size: number): () => Promise<U
   };
 }
 
-/** A `Transfer-Encoding: chunked` body, chunk by chunk. */
-function chunkedReader(wire: Wire): () => Promise<Uint8Array | null> {
+/** A `Transfer-Encoding: chunked` body, in the sender's chunks (at most `size` bytes each). */
+function chunkedReader(wire: Wire, size: number): () => Promise<Uint8Array | null> {
   let ended = false;
+  /** Bytes left in the current chunk. */
+  let left = 0;
   return async () => {
     if (ended) return null;
-    for (;;) {
+    if (left === 0) {
       const line = await wire.line();
       if (line === null) throw new Error("the connection closed inside a chunked body");
-      const size = parseInt(line.split(";")[0].trim(), 16);
-      if (Number.isNaN(size)) throw new Error(`a chunk's size is not hexadecimal: "${line.slice(0, 20)}"`);
-      if (size === 0) {
+      left = parseInt(line.split(";")[0].trim(), 16);
+      if (Number.isNaN(left)) throw new Error(`a chunk's size is not hexadecimal: "${line.slice(0, 20)}"`);
+      if (left === 0) {
         // Trailers, up to an empty line.
         for (let trailer = await wire.line(); trailer !== null && trailer !== ""; trailer = await wire.line()) {
           // Ignored.
@@ -289,10 +291,11 @@ function chunkedReader(wire: Wire): () => Promise<Uint8Array | null> {
         ended = true;
         return null;
       }
-      const chunk = new Uint8Array(size);
-      if (await wire.fill(chunk) < size) throw new Error("the connection closed inside a chunk");
-      if ((await wire.line()) !== "") throw new Error("a chunk does not end in CRLF");
-      return chunk;
     }
+    const piece = new Uint8Array(Math.min(left, size));
+    if (await wire.fill(piece) < piece.byteLength) throw new Error("the connection closed inside a chunk");
+    left -= piece.byteLength;
+    if (left === 0 && (await wire.line()) !== "") throw new Error("a chunk does not end in CRLF");
+    return piece;
   };
 }

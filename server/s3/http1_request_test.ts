@@ -124,3 +124,26 @@ Deno.test("http1Request refuses a header with a line break (no header injection)
     );
   });
 });
+
+Deno.test("http1Request hands a large chunk of a chunked answer out in pieces of readChunkSize", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serving = (async () => {
+    const conn = await listener.accept();
+    await conn.read(new Uint8Array(4096));
+    const head = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
+    await conn.write(new TextEncoder().encode(`${head}a\r\n0123456789\r\n3;ext=1\r\nabc\r\n0\r\nx-trailer: 1\r\n\r\n`));
+    conn.close();
+  })();
+  try {
+    const response = await http1Request(
+      { hostname: "127.0.0.1", port: listener.addr.port, tls: false, host: "h" },
+      options({ readChunkSize: 4 }),
+    );
+    const pieces: string[] = [];
+    for await (const piece of response.body!) pieces.push(new TextDecoder().decode(piece));
+    deepStrictEqual(pieces, ["0123", "4567", "89", "abc"]);
+  } finally {
+    await serving;
+    listener.close();
+  }
+});
