@@ -192,6 +192,8 @@ totals and exits 0. A second signal aborts everything at once.`,
     });
     try {
       const tls = await readTlsFiles(values["tls-cert"] as string | undefined, values["tls-key"] as string | undefined);
+      // Listening for signals before the server starts: one sent as soon as it logs "Serving on" must drain it too.
+      using signals = new StopSignals();
       const server = await serveInSandbox({
         hostname: (values.host as string | undefined) ?? DEFAULT_LISTEN_HOSTNAME,
         port,
@@ -209,7 +211,7 @@ totals and exits 0. A second signal aborts everything at once.`,
         tls,
         loginThrottle: loginThrottleFlags(values),
       }, { logCounters, logLimit });
-      await runUntilStopped(server, values, drainMs);
+      await runUntilStopped(server, values, drainMs, signals);
     } catch (error) {
       // Standard error says it too (main.ts): in the file alone, so that the console does not show it twice.
       getLogger([...FILE_ONLY_CATEGORY]).fatal`dfos serve stopped: ${(error as Error).message ?? String(error)}`;
@@ -221,6 +223,39 @@ totals and exits 0. A second signal aborts everything at once.`,
 };
 
 /**
+ * The SIGINT and SIGTERM signals, listened for from before the server
+ * starts to its end, so that none ends the process by default: those that
+ * come before {@linkcode StopSignals.handle} is called are kept for it.
+ */
+class StopSignals implements Disposable {
+  #early: Deno.Signal[] = [];
+  #handler: ((signal: Deno.Signal) => void) | null = null;
+  readonly #onInterrupt = () => this.#deliver("SIGINT");
+  readonly #onTerminate = () => this.#deliver("SIGTERM");
+
+  constructor() {
+    Deno.addSignalListener("SIGINT", this.#onInterrupt);
+    Deno.addSignalListener("SIGTERM", this.#onTerminate);
+  }
+
+  /** Passes every signal, those already received first, to `handler`. */
+  handle(handler: (signal: Deno.Signal) => void): void {
+    this.#handler = handler;
+    for (const signal of this.#early.splice(0)) handler(signal);
+  }
+
+  [Symbol.dispose](): void {
+    Deno.removeSignalListener("SIGINT", this.#onInterrupt);
+    Deno.removeSignalListener("SIGTERM", this.#onTerminate);
+  }
+
+  #deliver(signal: Deno.Signal): void {
+    if (this.#handler === null) this.#early.push(signal);
+    else this.#handler(signal);
+  }
+}
+
+/**
  * Warns of passwords in clear on a server reachable from the network, then
  * runs the server until its end: the first SIGINT or SIGTERM drains it, a
  * second one stops it at once.
@@ -229,8 +264,21 @@ async function runUntilStopped(
   server: SandboxedServer,
   values: Record<string, string | boolean | undefined>,
   drainMs: number,
+  signals: StopSignals,
 ): Promise<void> {
   const log = getLogger(["dfos", "server"]);
+  let count = 0;
+  signals.handle((signal) => {
+    count++;
+    // shutdown() stops listening before it returns: the log line that says so comes after.
+    if (count === 1) {
+      server.shutdown({ drainMs });
+      log.info`${signal}: shutting down (transfers in flight have ${drainMs / 1000} s; a second signal stops at once)`;
+    } else {
+      server.shutdown();
+      log.warn`${signal} again: aborting everything now`;
+    }
+  });
   const users = (values.users as string | undefined) ?? "id_passwd.txt";
   const inClear = isLoopback(server.addr.hostname) ? [] : await usersInClear(users);
   if (inClear.length > 0) {
@@ -238,28 +286,7 @@ async function runUntilStopped(
       inClear.join(", ")
     }: their logins are accepted from this host only; hash them with "dfos passwd USER --users ${users}"`;
   }
-  let signals = 0;
-  const stop = (signal: Deno.Signal) => {
-    signals++;
-    // shutdown() stops listening before it returns: the log line that says so comes after.
-    if (signals === 1) {
-      server.shutdown({ drainMs });
-      log.info`${signal}: shutting down (transfers in flight have ${drainMs / 1000} s; a second signal stops at once)`;
-    } else {
-      server.shutdown();
-      log.warn`${signal} again: aborting everything now`;
-    }
-  };
-  const onInterrupt = () => stop("SIGINT");
-  const onTerminate = () => stop("SIGTERM");
-  Deno.addSignalListener("SIGINT", onInterrupt);
-  Deno.addSignalListener("SIGTERM", onTerminate);
-  try {
-    await server.finished;
-  } finally {
-    Deno.removeSignalListener("SIGINT", onInterrupt);
-    Deno.removeSignalListener("SIGTERM", onTerminate);
-  }
+  await server.finished;
 }
 
 /** The users whose passwords `path` stores in clear (what `UserFile` warns about); none if it cannot be read. */
