@@ -173,6 +173,33 @@ Deno.test("dfos serve --metrics counts exactly what its clients did", async () =
   }
 });
 
+Deno.test("dfos serve --metrics counts failed logins, the answers held back and the lockout", async () => {
+  const throttle = ["--auth-free-failures", "1", "--auth-max-delay", "0.05", "--auth-lockout-failures", "2"];
+  const serve = await serveWithMetrics(throttle);
+  const server = `127.0.0.1:${serve.port}`;
+  try {
+    const before = await scrape(serve.metricsPort);
+    for (const password of ["pear", "plum", USERS.alice]) {
+      const refused = await DfosClient.connect({ server, user: "alice", password }).catch((error) => error);
+      ok(refused instanceof DfosError && refused.code === Status.AUTH_FAILED, String(refused));
+    }
+    const after = await scrapeUntil(
+      serve.metricsPort,
+      (s) => s.value("dfos_logins_total", { result: "locked_out" }) >= 1,
+      "the locked-out login to be counted",
+    );
+    const moved = delta(before, after);
+    strictEqual(moved("dfos_logins_total", { result: "failed" }), 2);
+    strictEqual(moved("dfos_logins_total", { result: "locked_out" }), 1);
+    strictEqual(moved("dfos_logins_total", { result: "ok" }), 0);
+    strictEqual(moved("dfos_login_answers_held_total"), 1); // the second failure's, past the one free
+    strictEqual(moved("dfos_login_held_seconds_total"), 0.05);
+    strictEqual(moved("dfos_login_lockouts_total"), 1);
+  } finally {
+    strictEqual((await serve.stop()).code, 0);
+  }
+});
+
 Deno.test("dfos serve --metrics: the endpoint answers /metrics only, GET and HEAD only, and closes at shutdown", async () => {
   const serve = await serveWithMetrics();
   let stoppedPort = 0;
