@@ -241,41 +241,74 @@ function checkFamily(options: FamilyOptions, type: MetricType): void {
   }
 }
 
-/** One family's lines. */
-function renderFamily(family: MetricFamily, values: Float64Array, only: Readonly<Record<string, string>>): string {
-  let text = `# HELP ${family.name} ${family.help}\n# TYPE ${family.name} ${family.type}\n`;
+/** One series as the exposition writes it: its slot, its label values, and its lines' text before the value. */
+interface SeriesText {
+  slot: number;
+  /** Its labels' values, by name. */
+  labels: Readonly<Record<string, string>>;
+  /** `name{labels} ` (a histogram: each bucket's, `+Inf`'s, then `_sum`'s and `_count`'s). */
+  prefixes: string[];
+}
+
+/** Each family's series text, made at its first rendering: a scrape then only formats numbers. */
+const SERIES_TEXT = new WeakMap<MetricFamily, SeriesText[]>();
+
+/** One family's series, as text ready to take their values. */
+function seriesText(family: MetricFamily): SeriesText[] {
+  const known = SERIES_TEXT.get(family);
+  if (known !== undefined) return known;
+  const made: SeriesText[] = [];
   const counts = family.labelValues.map((each) => each.length);
-  const chosen = new Array<number>(counts.length).fill(0);
   for (let series = 0; series < family.series; series++) {
     // The series' label values: the digits of `series` in the labels' mixed radix, the last label fastest.
+    const chosen = new Array<number>(counts.length);
     let rest = series;
     for (let label = counts.length - 1; label >= 0; label--) {
       chosen[label] = rest % counts[label];
       rest = Math.floor(rest / counts[label]);
     }
-    const pairs = family.labelNames.map((name, label) => [name, family.labelValues[label][chosen[label]]]);
-    if (pairs.some(([name, value]) => only[name] !== undefined && only[name] !== value)) continue;
-    const labels = pairs.map(([name, value]) => `${name}="${escapeLabel(value)}"`);
-    const slot = family.offset + series * family.width;
-    if (family instanceof HistogramFamily) text += renderHistogram(family, values, slot, labels);
-    else text += `${family.name}${braced(labels)} ${formatValue(values[slot])}\n`;
+    const labels: Record<string, string> = {};
+    family.labelNames.forEach((name, label) => labels[name] = family.labelValues[label][chosen[label]]);
+    const pairs = Object.entries(labels).map(([name, value]) => `${name}="${escapeLabel(value)}"`);
+    const prefixes = family instanceof HistogramFamily
+      ? [
+        ...[...family.buckets.map(formatValue), "+Inf"].map((le) =>
+          `${family.name}_bucket${braced([...pairs, `le="${le}"`])} `
+        ),
+        `${family.name}_sum${braced(pairs)} `,
+        `${family.name}_count${braced(pairs)} `,
+      ]
+      : [`${family.name}${braced(pairs)} `];
+    made.push({ slot: family.offset + series * family.width, labels, prefixes });
+  }
+  SERIES_TEXT.set(family, made);
+  return made;
+}
+
+/** One family's lines. */
+function renderFamily(family: MetricFamily, values: Float64Array, only: Readonly<Record<string, string>>): string {
+  let text = `# HELP ${family.name} ${family.help}\n# TYPE ${family.name} ${family.type}\n`;
+  const filters = Object.entries(only).filter(([name]) => family.labelNames.includes(name));
+  for (const series of seriesText(family)) {
+    if (filters.some(([name, value]) => series.labels[name] !== value)) continue;
+    if (family instanceof HistogramFamily) text += renderHistogram(family, values, series);
+    else text += `${series.prefixes[0]}${formatValue(values[series.slot])}\n`;
   }
   return text;
 }
 
 /** A histogram series' lines: its buckets made cumulative, `+Inf`, `_sum` and `_count`. */
-function renderHistogram(family: HistogramFamily, values: Float64Array, slot: number, labels: string[]): string {
+function renderHistogram(family: HistogramFamily, values: Float64Array, series: SeriesText): string {
   let text = "";
   let cumulative = 0;
-  const buckets = family.buckets;
-  for (let bucket = 0; bucket < buckets.length; bucket++) {
+  const { slot, prefixes } = series;
+  const buckets = family.buckets.length;
+  for (let bucket = 0; bucket <= buckets; bucket++) {
     cumulative += values[slot + bucket];
-    text += `${family.name}_bucket${braced([...labels, `le="${formatValue(buckets[bucket])}"`])} ${cumulative}\n`;
+    text += `${prefixes[bucket]}${cumulative}\n`;
   }
-  cumulative += values[slot + buckets.length];
-  text += `${family.name}_bucket${braced([...labels, 'le="+Inf"'])} ${cumulative}\n`;
-  text += `${family.name}_sum${braced(labels)} ${formatValue(values[slot + buckets.length + 1])}\n`;
-  text += `${family.name}_count${braced(labels)} ${cumulative}\n`;
+  text += `${prefixes[buckets + 1]}${formatValue(values[slot + buckets + 1])}\n`;
+  text += `${prefixes[buckets + 2]}${cumulative}\n`;
   return text;
 }
 
