@@ -23,6 +23,8 @@
  * - `sync` (sync.ts): issue 12's rows: dfos push and pull of a 10,000-file
  *   tree and edits of a 1 GiB file next to the rsync daemon, bytes on the
  *   wire and wall time; a 1 GiB upload killed at 60% and resumed.
+ * - `metrics` (metrics.ts): a Prometheus scrape of `dfos serve --metrics`
+ *   with 1,000 connections open, idle and with some putting (issue 13).
  *
  * Everything runs on loopback. Each section gets a scratch folder of its own
  * and a process group; after it (also after a failure) every server it
@@ -42,6 +44,7 @@ import { PROJECT_DIR } from "../tests/_common.ts";
 import { idleSection } from "./idle.ts";
 import { machineFacts } from "./machine.ts";
 import { memorySection } from "./memory.ts";
+import { metricsSection } from "./metrics.ts";
 import { ProcessGroup } from "./processes.ts";
 import { printTable, type Row, rowJson } from "./report.ts";
 import { messageOf, type Section, type SectionId } from "./section.ts";
@@ -60,6 +63,7 @@ const SECTIONS: Record<SectionId, Section> = {
   small: smallSection,
   stall: stallSection,
   sync: syncSection,
+  metrics: metricsSection,
 };
 
 const started = Date.now();

@@ -118,6 +118,7 @@ prints one table with each figure next to its target (issue 4):
   stall     another user's peeks while a 1 GiB file is put, replaced and deleted
   sync      dfos push/pull of a 10,000-file tree and edits of a 1 GiB file next to the rsync daemon,
             bytes on the wire and wall time; a 1 GiB upload killed at 60% and resumed (issue 12)
+  metrics   GET /metrics with 1,000 connections open (the --idle count), idle and while some put (issue 13)
 
       --only LIST        sections to run, from ${SECTION_IDS.join(",")} (default all)
       --size MIB         transfer: size of the test file (default 1024)

@@ -11,7 +11,7 @@
  * const caps = new ConnectionCaps({ total: 4, perAddress: 2, perUser: 1 });
  * strictEqual(caps.open("192.0.2.1"), null);
  * strictEqual(caps.open("192.0.2.1"), null);
- * strictEqual(caps.open("192.0.2.1"), "Server busy: 2 connections open from 192.0.2.1; try again later");
+ * strictEqual(caps.open("192.0.2.1")?.message, "Server busy: 2 connections open from 192.0.2.1; try again later");
  * strictEqual(caps.login("alice"), null);
  * strictEqual(caps.login("alice"), "Server busy: alice has 1 connection open; try again later");
  * caps.logout("alice");
@@ -31,6 +31,14 @@ export interface ConnectionCapsOptions {
   perAddress: number;
   /** Logged-in connections open at once for one user. */
   perUser: number;
+}
+
+/** Why {@linkcode ConnectionCaps.open} refused a connection: the cap it hit (`total`, `address`), and the BUSY error's message. */
+export interface CapRefusal {
+  /** The cap: the server's in all, or the address's. */
+  cap: "total" | "address";
+  /** The BUSY error's message. */
+  message: string;
 }
 
 /**
@@ -75,16 +83,19 @@ export class ConnectionCaps {
   /**
    * Takes a place for a new connection from `address`.
    *
-   * @returns null when it is taken; otherwise why not (the message of a BUSY
-   * error), and nothing is counted.
+   * @returns null when it is taken; otherwise why not (the cap, and the
+   * message of a BUSY error), and nothing is counted.
    */
-  open(address: string): string | null {
+  open(address: string): CapRefusal | null {
     if (this.#total >= this.caps.total) {
-      return `Server busy: ${this.#total} connections open; try again later`;
+      return { cap: "total", message: `Server busy: ${this.#total} connections open; try again later` };
     }
     const fromAddress = this.#byAddress.get(address) ?? 0;
     if (fromAddress >= this.caps.perAddress) {
-      return `Server busy: ${fromAddress} connections open from ${address}; try again later`;
+      return {
+        cap: "address",
+        message: `Server busy: ${fromAddress} connections open from ${address}; try again later`,
+      };
     }
     this.#total++;
     this.#byAddress.set(address, fromAddress + 1);

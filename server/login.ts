@@ -26,6 +26,7 @@ import { hostOf, isLoopback } from "./loopback.ts";
 import type { AuthMechanism, AuthStep } from "./auth/mechanism.ts";
 import type { ConnectionCaps } from "./connection_caps.ts";
 import { isConnectionLoss, isNoSpace } from "./errors.ts";
+import type { ServerMetrics } from "./server_metrics.ts";
 import type { ServerStats } from "./stats.ts";
 import type { Storage } from "./storage.ts";
 import type { FailureOutcome, LoginSlot, LoginThrottle } from "./throttle.ts";
@@ -41,6 +42,8 @@ export interface LoginContext {
   mechanisms: ReadonlyMap<string, AuthMechanism>;
   /** The server's totals. */
   stats: ServerStats;
+  /** What the server counts for Prometheus: logins by result, answers held, lockouts. */
+  metrics: ServerMetrics;
   /** Where to log (its records carry the client's address). */
   log: Logger;
   /** The server's name and version, sent in WELCOME. */
@@ -199,6 +202,7 @@ export class Login {
     if (!step.credential.startsWith("clear:") || isLoopback(hostOf(this.#client.remote))) return true;
     attempt.slot?.release();
     this.#context.stats.failure("AUTH_FAILED");
+    this.#context.metrics.login("clear_refused");
     this.#context.log.warn`Login of ${
       printableName(step.user)
     } from ${this.#client.remote} refused: its password is stored in clear, accepted from this host only`;
@@ -271,6 +275,7 @@ export class Login {
       return;
     }
     const outcome = this.#countFailure(attempt);
+    this.#context.metrics.login("malformed");
     const counts = `${outcome.addressFailures} from ${this.#client.address}, ${outcome.nameFailures} on this name`;
     this.#context.log.warn`Failed login from ${this.#client.remote} as ${
       shownName(attempt.name)
@@ -308,6 +313,7 @@ export class Login {
       this.#context.caps.logout(step.user);
       throw error;
     }
+    this.#context.metrics.login("ok");
     const held = hold > 0 ? `; answer held ${hold} ms` : "";
     // With the user: the log's per-address limit passes a logged-in user's own work (server/log_limiter.ts).
     this.#context.log.with({ user: step.user }).info`Login of ${
@@ -327,6 +333,7 @@ export class Login {
     const { log, mechanisms, stats, throttle } = this.#context;
     const { address, remote } = this.#client;
     stats.failure("AUTH_FAILED");
+    this.#context.metrics.login("failed");
     const outcome = this.#countFailure(attempt);
     const left = MAX_AUTH_ATTEMPTS - attempt.number;
     const why = mechanism
@@ -360,6 +367,7 @@ export class Login {
   #logLockout(outcome: FailureOutcome, name: string | null): void {
     const { log, stats, throttle } = this.#context;
     stats.failure("AUTH_LOCKOUT");
+    this.#context.metrics.lockout();
     const cause = `${outcome.addressFailures} failed logins, the last from ${this.#client.remote} as ${
       shownName(name)
     }`;
@@ -390,6 +398,8 @@ export class Login {
     const busy = this.#context.caps.login(user);
     if (busy === null) return true;
     this.#context.stats.failure("BUSY");
+    this.#context.metrics.login("busy");
+    this.#context.metrics.connectionRefused("per_user");
     this.#context.log.warn`Login of ${printableName(user)} from ${this.#client.remote} refused: ${busy}`;
     await this.#channel.send({ type: "error", code: Status.BUSY, message: busy });
     return false;
@@ -408,6 +418,7 @@ export class Login {
     if (ms <= 0) return false;
     const seconds = Math.ceil(ms / 1000);
     stats.failure("AUTH_LOCKED_OUT");
+    this.#context.metrics.login("locked_out");
     log.info`Login from ${remote} refused: ${address} is locked out for another ${seconds} s`;
     await this.#channel.send({
       type: "error",
@@ -426,6 +437,7 @@ export class Login {
   async #pause(ms: number): Promise<boolean> {
     const signal = this.#client.signal;
     if (ms > 0 && !signal.aborted) {
+      this.#context.metrics.answerHeld(ms);
       let timer: ReturnType<typeof setTimeout> | undefined;
       let onAbort: (() => void) | undefined;
       await new Promise<void>((resolve) => {

@@ -70,7 +70,15 @@ export interface QuotaOptions {
    * does not free their room.
    */
   onAccount?: (user: string, reserve: (name: string, size: number) => Allowance) => Promise<void>;
+  /**
+   * Called with the limit that refused an upload or a rename, just before
+   * the refusal is thrown (the server counts it in its metrics).
+   */
+  onRefusal?: (limit: QuotaLimit) => void;
 }
+
+/** A limit that refuses: the user's bytes, files and folders, or the largest file. */
+export type QuotaLimit = "bytes" | "entries" | "file_size";
 
 /** One upload's share of the limits, from its start to its commit or failure. */
 export interface Allowance {
@@ -118,6 +126,7 @@ export class Quota {
   readonly #storage: Storage;
   readonly #accounts = new Map<string, Account>();
   readonly #onAccount: QuotaOptions["onAccount"];
+  readonly #onRefusal: QuotaOptions["onRefusal"];
   /** Counts under way, so that two first requests of one user share one. */
   readonly #counting = new Map<string, Promise<Account>>();
 
@@ -132,6 +141,7 @@ export class Quota {
       (this.quotaBytes > 0 ? Math.max(1, Math.floor(this.quotaBytes / QUOTA_BYTES_PER_ENTRY)) : 0);
     this.maxFileBytes = options.maxFileBytes ?? 0;
     this.#onAccount = options.onAccount;
+    this.#onRefusal = options.onRefusal;
   }
 
   /**
@@ -148,14 +158,14 @@ export class Quota {
    */
   async reserve(user: string, name: string, size: number | null): Promise<Allowance> {
     if (size !== null && this.maxFileBytes > 0 && size > this.maxFileBytes) {
-      throw new DfosError(
-        Status.TOO_LARGE,
+      throw this.refusal(
+        "file_size",
         `Cannot store "${name}": its ${size} bytes are over this server's largest file size of ${
           bytes(this.maxFileBytes)
         }`,
       );
     }
-    if (this.quotaBytes === 0 && this.quotaEntries === 0) return new FileSizeAllowance(name, this.maxFileBytes);
+    if (this.quotaBytes === 0 && this.quotaEntries === 0) return new FileSizeAllowance(this, name);
     return this.#allow(await this.#account(user), user, name, size ?? 0);
   }
 
@@ -208,11 +218,12 @@ export class Quota {
     const account = this.#accounts.get(user);
     if (account === undefined || folders === 0) return;
     const bytes = folders * this.#storage.blockSize;
-    const over = (this.quotaBytes > 0 && account.used.bytes + account.reserved.bytes + bytes > this.quotaBytes) ||
-      (this.quotaEntries > 0 && account.used.entries + account.reserved.entries + folders > this.quotaEntries);
-    if (over) {
-      throw new DfosError(
-        Status.TOO_LARGE,
+    const overBytes = this.quotaBytes > 0 && account.used.bytes + account.reserved.bytes + bytes > this.quotaBytes;
+    const overEntries = this.quotaEntries > 0 &&
+      account.used.entries + account.reserved.entries + folders > this.quotaEntries;
+    if (overBytes || overEntries) {
+      throw this.refusal(
+        overBytes ? "bytes" : "entries",
         `Cannot move to "${name}": the ${folders} folders it needs would go over ${user}'s quota`,
       );
     }
@@ -244,6 +255,19 @@ export class Quota {
     return account === undefined ? null : { used: { ...account.used }, reserved: { ...account.reserved } };
   }
 
+  /**
+   * The refusal of an upload or a rename by `limit`, to throw; the quota's
+   * `onRefusal` is told.
+   *
+   * @param limit The limit that refuses.
+   * @param message What the client is told.
+   * @returns A `TOO_LARGE` error.
+   */
+  refusal(limit: QuotaLimit, message: string): DfosError {
+    this.#onRefusal?.(limit);
+    return new DfosError(Status.TOO_LARGE, message);
+  }
+
   async #account(user: string): Promise<Account> {
     const known = this.#accounts.get(user);
     if (known !== undefined) return known;
@@ -265,16 +289,16 @@ export class Quota {
 
 /** The allowance of an upload with no quota to count: only the largest file applies. */
 class FileSizeAllowance implements Allowance {
+  readonly #quota: Quota;
   readonly #name: string;
-  readonly #maxFileBytes: number;
 
-  constructor(name: string, maxFileBytes: number) {
+  constructor(quota: Quota, name: string) {
+    this.#quota = quota;
     this.#name = name;
-    this.#maxFileBytes = maxFileBytes;
   }
 
   receive(total: number): void {
-    checkFileSize(this.#name, total, this.#maxFileBytes);
+    checkFileSize(this.#quota, this.#name, total);
   }
 
   admit(): void {}
@@ -322,7 +346,7 @@ class QuotaAllowance implements Allowance {
   receive(total: number): void {
     const { quota, name, user } = this.#parts;
     if (quota.maxFileBytes > 0 && total > quota.maxFileBytes) this.release();
-    checkFileSize(name, total, quota.maxFileBytes);
+    checkFileSize(quota, name, total);
     this.#size = Math.max(this.#size, total);
     this.#hold(this.#need(), (_adds, _free, what) => `Cannot store "${name}": the upload went over ${user}'s ${what}`);
   }
@@ -383,6 +407,7 @@ class QuotaAllowance implements Allowance {
       entries: quota.quotaEntries - account.used.entries - account.reserved.entries,
     };
     let message: string | null = null;
+    let limit: QuotaLimit = "bytes";
     if (quota.quotaBytes > 0 && more.bytes > 0 && more.bytes > free.bytes) {
       message = refusal(
         amount.bytes,
@@ -390,12 +415,13 @@ class QuotaAllowance implements Allowance {
         `quota of ${bytes(quota.quotaBytes)}`,
       );
     } else if (quota.quotaEntries > 0 && more.entries > 0 && more.entries > free.entries) {
+      limit = "entries";
       message = `Cannot store "${this.#parts.name}": ${user} has reached the limit of ${quota.quotaEntries} files ` +
         `and folders`;
     }
     if (message !== null) {
       this.release();
-      throw new DfosError(Status.TOO_LARGE, message);
+      throw quota.refusal(limit, message);
     }
     if (more.bytes > 0) {
       account.reserved.bytes += more.bytes;
@@ -420,11 +446,12 @@ function bytes(count: number): string {
   return `${count} byte${count === 1 ? "" : "s"}`;
 }
 
-function checkFileSize(name: string, total: number, maxFileBytes: number): void {
-  if (maxFileBytes > 0 && total > maxFileBytes) {
-    throw new DfosError(
-      Status.TOO_LARGE,
-      `Cannot store "${name}": the upload went over this server's largest file size of ${bytes(maxFileBytes)}`,
+function checkFileSize(quota: Quota, name: string, total: number): void {
+  const max = quota.maxFileBytes;
+  if (max > 0 && total > max) {
+    throw quota.refusal(
+      "file_size",
+      `Cannot store "${name}": the upload went over this server's largest file size of ${bytes(max)}`,
     );
   }
 }

@@ -32,6 +32,7 @@ import { DEFAULT_LISTEN_HOSTNAME, DEFAULT_PORT } from "../shared/defaults.ts";
 import { LogCounters } from "./log_counters.ts";
 import { DEFAULT_LOG_LIMIT } from "./log_limiter.ts";
 import type { ServeOptions, ShutdownOptions } from "./server.ts";
+import { ServerMetrics } from "./server_metrics.ts";
 
 /**
  * The most log records on their way from the worker to this thread at once;
@@ -69,6 +70,8 @@ export interface SandboxedServer {
   readonly addr: Deno.NetAddr;
   /** True when it serves TLS. */
   readonly tls: boolean;
+  /** What the worker counts, read here (the worker writes the same memory). */
+  readonly metrics: ServerMetrics;
   /** What the worker may do. */
   readonly permissions: SandboxPermissions;
   /** Resolves once the server has shut down; rejects if the worker failed. */
@@ -100,6 +103,14 @@ export interface SandboxOptions {
    * @default {new LogCounters()}
    */
   logCounters?: LogCounters;
+  /**
+   * Where the worker counts for Prometheus: its numbers live in this
+   * object's shared memory, so that this thread can answer a scrape
+   * without asking the worker.
+   *
+   * @default {new ServerMetrics()}
+   */
+  metrics?: ServerMetrics;
   /**
    * Log records let through per client address per 10 s (`AddressLimiter`,
    * server/log_limiter.ts); 0 for no limit.
@@ -134,6 +145,8 @@ export type ToSandbox =
     permissions: SandboxPermissions;
     /** An `Int32Array` word the worker sets to 1 once `shutdown()` has closed the listener. */
     stopped: SharedArrayBuffer;
+    /** `ServerMetrics.buffer`: the numbers the worker counts in. */
+    metrics: SharedArrayBuffer;
     /** How the worker forwards its log. */
     log: {
       /** `LogCounters.buffer`: records in flight, dropped, suppressed. */
@@ -187,7 +200,7 @@ export function sandboxPermissions(options: ServeOptions): SandboxPermissions {
  * `logLimit` per client address per 10 s; and its errors become this call's: a users file that cannot be
  * read, an address in use, a certificate and key that do not match.
  *
- * @param options The server's options: plain data only (no `storage`, `log`, `logCounters` or `onListening`).
+ * @param options The server's options: plain data only (no `storage`, `log`, `logCounters`, `metrics` or `onListening`).
  * @param sandbox The worker's module, the log's counters and its per-address limit.
  * @returns The running server, once it listens.
  * @throws {Error} when this process lacks a permission the sandbox needs, or the server cannot start.
@@ -195,7 +208,7 @@ export function sandboxPermissions(options: ServeOptions): SandboxPermissions {
 export async function serveInSandbox(options: ServeOptions, sandbox: SandboxOptions = {}): Promise<SandboxedServer> {
   if (
     options.storage !== undefined || options.log !== undefined || options.logCounters !== undefined ||
-    options.onListening !== undefined
+    options.metrics !== undefined || options.onListening !== undefined
   ) {
     throw new TypeError("Cannot run the server in a sandbox with a storage or logger of this thread");
   }
@@ -214,6 +227,7 @@ export async function serveInSandbox(options: ServeOptions, sandbox: SandboxOpti
   }
   const stopped = new Int32Array(new SharedArrayBuffer(4));
   const counters = sandbox.logCounters ?? new LogCounters();
+  const metrics = sandbox.metrics ?? new ServerMetrics();
   const started = Promise.withResolvers<{ addr: Deno.NetAddr; tls: boolean }>();
   const finished = Promise.withResolvers<void>();
   // A failure at start-up is reported by `started`; `finished` must not add an unhandled rejection then.
@@ -250,6 +264,7 @@ export async function serveInSandbox(options: ServeOptions, sandbox: SandboxOpti
         options,
         permissions,
         stopped: stopped.buffer as SharedArrayBuffer,
+        metrics: metrics.buffer,
         log: {
           counters: counters.buffer,
           maxInFlight: LOG_RECORDS_IN_FLIGHT,
@@ -268,6 +283,7 @@ export async function serveInSandbox(options: ServeOptions, sandbox: SandboxOpti
   return {
     addr,
     tls,
+    metrics,
     permissions,
     finished: finished.promise,
     shutdown(shutdownOptions: ShutdownOptions = {}) {

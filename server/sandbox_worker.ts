@@ -21,6 +21,7 @@ import { renderLogValue } from "./log_format.ts";
 import { AddressLimiter } from "./log_limiter.ts";
 import type { ForwardedLogRecord, FromSandbox, SandboxPermissions, ToSandbox } from "./sandbox.ts";
 import { serve, type ServeOptions, type Server } from "./server.ts";
+import { ServerMetrics } from "./server_metrics.ts";
 
 /** The worker's global scope, as far as this module uses it. */
 interface WorkerScope {
@@ -48,6 +49,7 @@ const SWEEP_INTERVAL_MS = 1000;
 let server: Server | null = null;
 let stopped: Int32Array | null = null;
 let counters = new LogCounters();
+let metrics = new ServerMetrics();
 let maxInFlight = 0;
 let limiter = new AddressLimiter();
 /** Records dropped because too many were in flight, since a line said so. */
@@ -58,6 +60,7 @@ scope.onmessage = (event) => {
   if (message.type === "start") {
     stopped = new Int32Array(message.stopped);
     counters = new LogCounters(message.log.counters);
+    metrics = new ServerMetrics(message.metrics);
     maxInFlight = message.log.maxInFlight;
     limiter = new AddressLimiter({ limit: message.log.limit });
     start(message.options, message.permissions).catch((error) => fail(error));
@@ -90,7 +93,7 @@ async function start(options: ServeOptions, permissions: SandboxPermissions): Pr
   const sweeping = setInterval(sweep, SWEEP_INTERVAL_MS);
   Deno.unrefTimer(sweeping);
   try {
-    server = await serve({ ...options, logCounters: counters, onListening: describe });
+    server = await serve({ ...options, logCounters: counters, metrics, onListening: describe });
     const { hostname, port, transport } = server.addr;
     scope.postMessage({ type: "listening", addr: { hostname, port, transport }, tls: server.tls });
     await server.finished;

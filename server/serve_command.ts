@@ -6,7 +6,9 @@
  * stops the server (its port in use, a certificate that cannot be read) goes
  * to the log file too, not only to standard error; the server takes its
  * address before it logs anything, so a second server started on a port in
- * use writes that one line into the log and nothing else.
+ * use writes that one line into the log and nothing else. With `--metrics`
+ * it also answers Prometheus's scrapes (server/metrics_endpoint.ts), from
+ * this process, until the server has shut down.
  *
  * @module
  */
@@ -31,6 +33,8 @@ import {
 } from "./throttle.ts";
 import { type SandboxedServer, serveInSandbox } from "./sandbox.ts";
 import { isLoopback } from "./loopback.ts";
+import { type MetricsEndpoint, serveMetrics } from "./metrics_endpoint.ts";
+import { ServerMetrics } from "./server_metrics.ts";
 import { parseUserLine } from "./users.ts";
 import {
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
@@ -46,6 +50,9 @@ import {
 
 /** Seconds the requests in flight may take to finish after the first SIGINT or SIGTERM, by default. */
 export const DEFAULT_DRAIN_TIMEOUT_SECONDS = 30;
+
+/** Where `--metrics PORT` listens: this host only. */
+export const METRICS_DEFAULT_HOSTNAME = "127.0.0.1";
 
 /** The defaults shown in the usage text, in seconds. */
 const SHOWN = {
@@ -107,6 +114,10 @@ ROOT/<user>/ created on first login.
                                    seconds, or with s, m, h or d (default 24h)
       --stats-interval SECONDS     time between two totals lines in the log (default ${SHOWN.stats}; 0: only at
                                    shutdown)
+      --metrics [HOST:]PORT        serve Prometheus metrics at http://HOST:PORT/metrics (default: off). Without
+                                   HOST, on ${METRICS_DEFAULT_HOSTNAME} (this host only); a HOST beyond it lets
+                                   anyone who reaches it read the server's counts (no user or file names).
+                                   PORT 0 picks a free one (the log says which)
       --auth-free-failures N       failed logins from one address, or on one user name, answered at once
                                    (default ${DEFAULT_FREE_FAILURES}); after them each answer, right password or wrong,
                                    waits twice as long as the one before, from ${DEFAULT_DELAY_BASE_MS / 1000} s
@@ -142,6 +153,7 @@ totals and exits 0. A second signal aborts everything at once.`,
     "idle-timeout": { type: "string" },
     "drain-timeout": { type: "string" },
     "stats-interval": { type: "string" },
+    metrics: { type: "string" },
     "partial-ttl": { type: "string" },
     "op-timeout": { type: "string" },
     quota: { type: "string" },
@@ -184,14 +196,19 @@ totals and exits 0. A second signal aborts everything at once.`,
     const statsIntervalMs = secondsFlag(values["stats-interval"], "stats-interval", DEFAULT_STATS_INTERVAL_MS);
     const limits = limitFlags(values);
     const logLimit = integerFlag(values["log-limit"], "log-limit", DEFAULT_LOG_LIMIT, [0, 1_000_000]);
+    const metricsAddress = metricsFlag(values.metrics);
     // One set of counters: the sinks count what they drop, the server's worker what it drops and suppresses.
     const logCounters = new LogCounters();
     const closeLogs = await configureLogging({
       file: (values.log as string | undefined) ?? "server_performance.log",
       counters: logCounters,
     });
+    const metrics = new ServerMetrics();
+    let endpoint: MetricsEndpoint | null = null;
     try {
       const tls = await readTlsFiles(values["tls-cert"] as string | undefined, values["tls-key"] as string | undefined);
+      // Its address first: a --metrics that cannot be had stops the server before it starts.
+      endpoint = metricsAddress === null ? null : serveMetrics({ ...metricsAddress, render: () => metrics.render() });
       // Listening for signals before the server starts: one sent as soon as it logs "Serving on" must drain it too.
       using signals = new StopSignals();
       const server = await serveInSandbox({
@@ -210,13 +227,15 @@ totals and exits 0. A second signal aborts everything at once.`,
         ...limits,
         tls,
         loginThrottle: loginThrottleFlags(values),
-      }, { logCounters, logLimit });
+      }, { logCounters, logLimit, metrics });
+      if (endpoint !== null) logMetricsAddress(endpoint.addr);
       await runUntilStopped(server, values, drainMs, signals);
     } catch (error) {
       // Standard error says it too (main.ts): in the file alone, so that the console does not show it twice.
       getLogger([...FILE_ONLY_CATEGORY]).fatal`dfos serve stopped: ${(error as Error).message ?? String(error)}`;
       throw error;
     } finally {
+      await endpoint?.shutdown();
       await closeLogs();
     }
   },
@@ -320,6 +339,39 @@ function loginThrottleFlags(values: Record<string, string | boolean | undefined>
     ),
     lockoutMs: secondsFlag(values["auth-lockout"], "auth-lockout", DEFAULT_LOCKOUT_MS),
   };
+}
+
+/**
+ * Reads `--metrics`: `HOST:PORT`, `[IPv6]:PORT`, or `PORT` (or `:PORT`) alone
+ * for {@linkcode METRICS_DEFAULT_HOSTNAME}. HOST is an IP address or a host
+ * name; PORT a whole number from 0 to 65535.
+ *
+ * @param value The flag's text, or undefined when absent.
+ * @returns Where to listen, or null when the flag is absent (no metrics).
+ * @throws {UsageError} for any other text.
+ */
+export function metricsFlag(value: string | boolean | undefined): { hostname: string; port: number } | null {
+  if (value === undefined) return null;
+  const text = typeof value === "string" ? value.trim() : "";
+  const match = /^(?:(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]*)):)?(\d{1,5})$/.exec(text);
+  const port = match === null ? NaN : Number(match[3]);
+  const hostname = match?.[1] ?? match?.[2] ?? "";
+  if (match === null || port > 65535 || (match[1] !== undefined && !match[1].includes(":"))) {
+    throw new UsageError(
+      `--metrics takes [HOST:]PORT, such as 9464, 127.0.0.1:9464 or [::1]:9464 (PORT from 0 to 65535), not "${value}"`,
+    );
+  }
+  return { hostname: hostname === "" ? METRICS_DEFAULT_HOSTNAME : hostname, port };
+}
+
+/** Says where the metrics are, with a warning when they can be read beyond this host. */
+function logMetricsAddress(addr: Deno.NetAddr): void {
+  const log = getLogger(["dfos", "server"]);
+  const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
+  log.info`Metrics on http://${host}:${addr.port}/metrics`;
+  if (!isLoopback(addr.hostname)) {
+    log.warn`Metrics served on ${addr.hostname}, beyond this host: anyone who reaches it reads the server's counts`;
+  }
 }
 
 /** Milliseconds per unit of {@linkcode durationFlag}. */

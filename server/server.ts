@@ -36,6 +36,7 @@ import { ScramMechanism } from "./auth/scram.ts";
 import type { AuthMechanism } from "./auth/mechanism.ts";
 import { LIST_PAGE_ENTRIES } from "./handlers.ts";
 import { LocalStorage } from "./local_storage.ts";
+import { MeteredStorage } from "./metered_storage.ts";
 import { ConnectionCaps, defaultPerAddress, defaultPerUser } from "./connection_caps.ts";
 import type { LogCounters } from "./log_counters.ts";
 import { Quota } from "./quota.ts";
@@ -43,6 +44,7 @@ import { Session } from "./session.ts";
 import { addressKey, DEFAULT_DELAY_MAX_MS, LoginThrottle, type LoginThrottleOptions } from "./throttle.ts";
 import { type ChunkState, KeptHolds } from "./assemble.ts";
 import { ChunkIndexes } from "./chunk_index.ts";
+import { ServerMetrics } from "./server_metrics.ts";
 import { ServerStats, TotalsReport } from "./stats.ts";
 import type { Storage } from "./storage.ts";
 import { UserFile } from "./users.ts";
@@ -248,6 +250,13 @@ export interface ServeOptions {
   /** What the log lost (records dropped or suppressed), for the totals line; nothing is said when omitted. */
   logCounters?: LogCounters;
   /**
+   * Where to count for Prometheus (server/server_metrics.ts); the sandbox
+   * passes the process's, which answers `/metrics`.
+   *
+   * @default {new ServerMetrics()}
+   */
+  metrics?: ServerMetrics;
+  /**
    * Called once the server has its address, before it logs anything: the
    * sandbox's worker says what it may do then, so that a server that cannot
    * listen (its port in use) writes no line but its error.
@@ -275,6 +284,8 @@ export interface Server {
   readonly tls: boolean;
   /** The running totals. */
   readonly stats: ServerStats;
+  /** What it counts for Prometheus. */
+  readonly metrics: ServerMetrics;
   /** Resolves once the server has shut down. */
   readonly finished: Promise<void>;
   /**
@@ -315,6 +326,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
   // The address first: a server that cannot have it (a second one on the port) says nothing else.
   const listener = listen(hostname, port, options.tls);
   options.onListening?.();
+  const metrics = options.metrics ?? new ServerMetrics();
   let users: UserFile;
   let count: number;
   let storage: Storage;
@@ -323,7 +335,10 @@ export async function serve(options: ServeOptions): Promise<Server> {
     count = await users.load().catch((error) => {
       throw new Error(`Cannot read users file "${options.users}": ${error.message}`, { cause: error });
     });
-    storage = options.storage ?? await LocalStorage.open(options.root, { fsync: options.fsync });
+    storage = new MeteredStorage(
+      options.storage ?? await LocalStorage.open(options.root, { fsync: options.fsync }),
+      metrics,
+    );
   } catch (error) {
     listener.close();
     throw error;
@@ -361,6 +376,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
     mechanisms,
     users,
     stats,
+    metrics,
     log,
     agent: AGENT,
     tls,
@@ -377,6 +393,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
         quotaBytes: limits.quotaBytes,
         quotaEntries: options.quotaEntries,
         maxFileBytes: limits.maxFileBytes,
+        onRefusal: (limit) => metrics.quotaRefused(limit),
         // Kept uploads found when a user's usage is first counted (those of an earlier run) hold their room again.
         onAccount: async (user, reserve) => {
           for (const kept of await storage.keptUploads(user).catch(() => [])) {
@@ -433,9 +450,11 @@ export async function serve(options: ServeOptions): Promise<Server> {
       const { hostname, port } = conn.remoteAddr as Deno.NetAddr;
       // The connection's records carry its address: the log limits and summarises them per address.
       const address = addressKey(hostname);
-      const busy = caps.open(address);
-      if (busy !== null) {
+      const refusal = caps.open(address);
+      if (refusal !== null) {
+        const busy = refusal.message;
         stats.failure("BUSY");
+        metrics.connectionRefused(refusal.cap === "total" ? "busy" : "per_address");
         log.with({ address }).warn`Connection from ${hostname}:${port} refused: ${busy}`;
         if (refusing.size >= MAX_REFUSING) closeQuietly(conn); // a flood of connections: no ERROR for each
         else refusing.set(conn, refuse(conn, busy).finally(() => refusing.delete(conn)));
@@ -445,7 +464,9 @@ export async function serve(options: ServeOptions): Promise<Server> {
       if ("setNoDelay" in conn) conn.setNoDelay(true);
       const session = new Session(conn, { ...context, log: log.with({ address }) });
       sessions.add(session);
+      metrics.connectionOpened();
       const run: Promise<void> = session.run().finally(() => {
+        metrics.connectionClosed();
         caps.close(address);
         sessions.delete(session);
         running.delete(run);
@@ -500,7 +521,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
     })();
     return shuttingDown;
   };
-  return { addr, tls, stats, finished, shutdown };
+  return { addr, tls, stats, metrics, finished, shutdown };
 }
 
 /**

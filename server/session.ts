@@ -47,6 +47,7 @@ import type { ChunkState } from "./assemble.ts";
 import { HANDLERS, isRequest, type Reply, type RequestLimits, type RequestType } from "./handlers.ts";
 import { Login, type LoginContext } from "./login.ts";
 import { SessionClock } from "./session_clock.ts";
+import type { RequestResult } from "./server_metrics.ts";
 import { failureClass } from "./stats.ts";
 import { addressKey } from "./throttle.ts";
 import type { UserFile } from "./users.ts";
@@ -331,14 +332,38 @@ export class Session {
    */
   async #dispatch<T extends RequestType>(type: T, message: MessageOf<T>): Promise<void> {
     const row = HANDLERS[type];
-    const { stats, storage, limits } = this.#context;
     const kind = row.kind(message);
+    const started = performance.now();
+    const transfer: Transfer | null = row.receives !== undefined || row.sends
+      ? { kind, subject: "", direction: row.sends ? "download" : "upload", started, bytesIn: 0, bytesOut: 0 }
+      : null;
+    /** How the request ended, for the metrics; a throw that is not foreseen below is a bug's. */
+    const outcome: { result: RequestResult } = { result: "internal_error" };
+    try {
+      await this.#serve(type, message, { kind, started, transfer, outcome });
+    } finally {
+      const seconds = (performance.now() - started) / 1000;
+      const bytes = { in: transfer?.bytesIn ?? 0, out: transfer?.bytesOut ?? 0 };
+      this.#context.metrics.request(kind, outcome.result, seconds, bytes);
+    }
+  }
+
+  /** {@linkcode Session.#dispatch}'s work: the request served, `outcome` set to how it ended. */
+  async #serve<T extends RequestType>(
+    type: T,
+    message: MessageOf<T>,
+    { kind, started, transfer, outcome }: {
+      kind: string;
+      started: number;
+      transfer: Transfer | null;
+      outcome: { result: RequestResult };
+    },
+  ): Promise<void> {
+    const row = HANDLERS[type];
+    const { stats, storage, limits } = this.#context;
     const subject = row.subject(message);
     const announced = row.receives?.(message);
-    const started = performance.now();
-    const transfer: Transfer | null = announced !== undefined || row.sends
-      ? { kind, subject, direction: row.sends ? "download" : "upload", started, bytesIn: 0, bytesOut: 0 }
-      : null;
+    if (transfer !== null) transfer.subject = subject;
     this.#transfer = transfer;
     const body = announced === undefined ? null : new BodyReceiver(this.#channel, {
       expectedSize: announced.size,
@@ -371,15 +396,20 @@ export class Session {
       serverWorking = () => false;
       if (!this.#open || this.#channel.broken || isConnectionLoss(error)) {
         this.#cutShort(error); // the connection is gone or closing: nothing more can be said to the client
+        outcome.result = resultOf(this.#ending?.label ?? "CLIENT_GONE");
         throw error;
       }
       if (error instanceof DfosError && error.code === Status.ABORTED && transfer !== null) {
         // The client gave the upload up (ABORT): it is told ABORTED, as any refusal, and the session goes on.
+        outcome.result = "client_abort";
         this.#context.stats.failure("ABORTED");
         this.#transferEnded(`client abort: ${error.message.replace(/^Transfer aborted by the peer: /, "")}`);
         await this.#channel.send(errorReply(error).message);
         return;
       }
+      const { label } = errorReply(error);
+      outcome.result = resultOf(label);
+      if (label === "INTEGRITY") this.#context.metrics.integrityFailure();
       await this.#sendError(error, kind, subject);
       await body?.discard();
       return;
@@ -397,9 +427,12 @@ export class Session {
       } catch (error) {
         if (!this.#open || this.#channel.broken || isConnectionLoss(error)) {
           this.#cutShort(error);
+          outcome.result = resultOf(this.#ending?.label ?? "CLIENT_GONE");
         } else {
           // The file could not be read: the client was sent ABORT (sendBody), and the session goes on.
-          this.#failed(error, errorReply(error).label);
+          const { label } = errorReply(error);
+          outcome.result = resultOf(label);
+          this.#failed(error, label);
         }
         return;
       } finally {
@@ -408,6 +441,11 @@ export class Session {
     }
     this.#transfer = null;
     const bytesIn = body?.summary?.size ?? 0;
+    outcome.result = "ok";
+    if (transfer !== null) {
+      transfer.bytesIn = bytesIn;
+      transfer.bytesOut = bytesOut;
+    }
     this.#operations++;
     this.#bytesIn += bytesIn;
     this.#bytesOut += bytesOut;
@@ -610,6 +648,11 @@ export class Session {
     }
     await this.#channel.send(message).catch(() => {});
   }
+}
+
+/** A failure's label (`ServerStats.failure`) as a request's result: its class, in snake case. */
+function resultOf(label: string): RequestResult {
+  return failureClass(label).replaceAll(" ", "_") as RequestResult;
 }
 
 /** A rate in MiB/s (2^20 bytes a second), as every line of the log gives it: `12.3`. */

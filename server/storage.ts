@@ -373,4 +373,30 @@ export interface Storage {
    * AbortMultipartUpload for each.
    */
   abortUploads(): Promise<void>;
+  /**
+   * What the storage is, for the metrics' `backend` label: `local`, `s3`
+   * (server/metered_storage.ts). Absent: `local`.
+   */
+  readonly backend?: string;
+  /**
+   * Given, once, where to report what only the backend sees: a conditional
+   * write lost to another writer, a multipart upload begun and ended
+   * ({@linkcode StorageEvents}). The server calls it when it starts; a
+   * backend without either (the local disk) need not implement it.
+   */
+  observe?(events: StorageEvents): void;
+}
+
+/**
+ * What a backend reports of its own doings for the metrics
+ * (server/metered_storage.ts gives it to {@linkcode Storage.observe}). Each
+ * call is a plain count: cheap, never throws, safe to call at any time.
+ */
+export interface StorageEvents {
+  /** A conditional write (`If-Match`, `If-None-Match: *`) was refused because another writer changed the object first. */
+  conflict(): void;
+  /** A multipart upload was created (CreateMultipartUpload). */
+  multipartOpened(): void;
+  /** A multipart upload this server created was completed or aborted. */
+  multipartClosed(): void;
 }
