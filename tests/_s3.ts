@@ -1,0 +1,144 @@
+/**
+ * What S3 tests share: the engine named by `S3_ENDPOINT`, `S3_ACCESS_KEY`,
+ * `S3_SECRET_KEY` (and `S3_REGION`), as `deno task test` starts it
+ * (tools/test_task.ts) or a developer exports it (`eval
+ * "$(tools/s3/start-s3.sh)"`), and a fresh bucket per test, removed after
+ * with everything in it.
+ *
+ * Without those variables the S3 tests are ignored, and the first file that
+ * asks says why on stderr; with `DFOS_REQUIRE_S3=1` (as in CI) they run and
+ * fail instead.
+ *
+ * Internal to tests/: nothing here is part of dfos.
+ *
+ * @module
+ */
+
+import type { AwsCredentials } from "../server/s3/aws_credentials.ts";
+import { S3Connection, S3ObjectStore, type S3StoreOptions } from "../server/s3/s3_client.ts";
+
+/** The engine's address and key, from the environment. */
+export interface S3Engine {
+  /** `S3_ENDPOINT`. */
+  endpoint: string;
+  /** `S3_REGION`, or `us-east-1`. */
+  region: string;
+  /** `S3_ACCESS_KEY` and `S3_SECRET_KEY`. */
+  credentials: AwsCredentials;
+}
+
+/** The engine from the environment, or null when `S3_ENDPOINT`, `S3_ACCESS_KEY` or `S3_SECRET_KEY` is unset. */
+export function s3Engine(): S3Engine | null {
+  const endpoint = Deno.env.get("S3_ENDPOINT");
+  const accessKeyId = Deno.env.get("S3_ACCESS_KEY");
+  const secretAccessKey = Deno.env.get("S3_SECRET_KEY");
+  if (!endpoint || !accessKeyId || !secretAccessKey) return null;
+  return {
+    endpoint,
+    region: Deno.env.get("S3_REGION") || "us-east-1",
+    credentials: { accessKeyId, secretAccessKey, source: "S3_ACCESS_KEY and S3_SECRET_KEY" },
+  };
+}
+
+/** Whether S3 tests must run (`DFOS_REQUIRE_S3=1`): then a missing engine fails them. */
+export const S3_REQUIRED = Deno.env.get("DFOS_REQUIRE_S3") === "1";
+
+const ENGINE = s3Engine();
+
+/**
+ * Why S3 tests are ignored here, or null when they run. Pass as a test's
+ * `ignore: S3_IGNORE !== null`.
+ */
+export const S3_IGNORE: string | null = ENGINE !== null || S3_REQUIRED
+  ? null
+  : "S3_ENDPOINT, S3_ACCESS_KEY and S3_SECRET_KEY are not set (deno task test starts an engine; " +
+    'or eval "$(tools/s3/start-s3.sh)")';
+
+let told = false;
+
+/** Says once on stderr why S3 tests are ignored (call at a test file's top). */
+export function tellS3Ignored(file: string): void {
+  if (S3_IGNORE === null || told) return;
+  told = true;
+  console.error(`${file}: S3 tests skipped: ${S3_IGNORE}`);
+}
+
+/** A fresh bucket on the engine, for one test. */
+export interface TestBucket {
+  /** The engine. */
+  engine: S3Engine;
+  /** The bucket's name. */
+  name: string;
+  /** The bucket's signed requests (bucket operations, raw requests). */
+  connection: S3Connection;
+  /**
+   * An ObjectStore on the bucket.
+   *
+   * @param prefix The key prefix ("" for the whole bucket).
+   * @param options Anything else to pass (credentials, timeouts...).
+   */
+  store(prefix?: string, options?: Partial<S3StoreOptions>): S3ObjectStore;
+}
+
+let serial = 0;
+
+/**
+ * Runs `fn` with a fresh bucket, then removes the bucket: every multipart
+ * upload aborted, every object deleted, the bucket deleted.
+ *
+ * @param fn The test's body.
+ * @throws {Error} When `DFOS_REQUIRE_S3=1` and no engine is named.
+ */
+export async function withBucket(fn: (bucket: TestBucket) => Promise<void>): Promise<void> {
+  if (ENGINE === null) {
+    throw new Error(
+      "Cannot run S3 test: DFOS_REQUIRE_S3=1 but S3_ENDPOINT, S3_ACCESS_KEY or S3_SECRET_KEY is not set",
+    );
+  }
+  const engine = ENGINE;
+  const name = `dfos-test-${Date.now().toString(36)}-${Deno.pid}-${serial++}`;
+  const options = (prefix = "", extra: Partial<S3StoreOptions> = {}): S3StoreOptions => ({
+    bucket: name,
+    prefix,
+    endpoint: engine.endpoint,
+    region: engine.region,
+    credentials: engine.credentials,
+    ...extra,
+  });
+  const connection = new S3Connection(options(), engine.credentials);
+  const created = await connection.request({ method: "PUT", operation: "CreateBucket" });
+  await created.body?.cancel();
+  try {
+    await fn({
+      engine,
+      name,
+      connection,
+      store: (prefix = "", extra = {}) =>
+        new S3ObjectStore(options(prefix, extra), extra.credentials ?? engine.credentials),
+    });
+  } finally {
+    await removeBucket(new S3ObjectStore(options(), engine.credentials), connection);
+  }
+}
+
+/** Empties and deletes a bucket. */
+async function removeBucket(store: S3ObjectStore, connection: S3Connection): Promise<void> {
+  for (const upload of await store.listMultipartUploads("")) await store.abortMultipart(upload.key, upload.uploadId);
+  for (let page = await store.list("");; page = await store.list("", { startAfter: page.next! })) {
+    await Promise.all(page.objects.map((object) => store.delete(object.key)));
+    if (page.next === null) break;
+  }
+  const deleted = await connection.request({ method: "DELETE", operation: "DeleteBucket" });
+  await deleted.body?.cancel();
+}
+
+/**
+ * Registers a test that runs with a fresh bucket (see {@linkcode withBucket}),
+ * ignored when no engine is named and `DFOS_REQUIRE_S3` is not 1.
+ *
+ * @param name The test's name.
+ * @param fn Its body.
+ */
+export function s3Test(name: string, fn: (bucket: TestBucket) => Promise<void>): void {
+  Deno.test({ name, ignore: S3_IGNORE !== null, fn: () => withBucket(fn) });
+}
