@@ -36,6 +36,8 @@ export interface KeptRecord {
   size: number;
   /** True once a server has taken it up. */
   taken: boolean;
+  /** When it was last kept or taken, milliseconds since the Unix epoch (S3's Last-Modified has whole seconds). */
+  updated: number;
   /** The bytes after the last whole part. */
   pending: Uint8Array;
   /** The caller's state. */
@@ -76,14 +78,20 @@ export class S3KeptUploads {
   async take(user: string, name: string, key: string): Promise<KeptRecord | null> {
     const found = await this.#get(keptKey(user, name, key), name);
     if (found === null || found.record.taken || found.record.name !== name || found.record.key !== key) return null;
-    const taken = { ...found.record, taken: true, state: new Uint8Array(0), pending: new Uint8Array(0) };
+    const taken = {
+      ...found.record,
+      taken: true,
+      updated: Date.now(),
+      state: new Uint8Array(0),
+      pending: new Uint8Array(0),
+    };
     try {
       await this.#store.put(keptKey(user, name, key), encode(taken), { ifMatch: found.etag });
     } catch (error) {
       if (isLostCondition(error)) return null;
       throw error;
     }
-    return { ...found.record, taken: true };
+    return { ...found.record, taken: true, updated: taken.updated };
   }
 
   /**
@@ -108,9 +116,10 @@ export class S3KeptUploads {
    */
   async list(user: string): Promise<KeptUpload[]> {
     const list: KeptUpload[] = [];
-    for await (const { record, updated } of this.#records(userPrefix(user) + KEPT)) {
+    for await (const { record } of this.#records(userPrefix(user) + KEPT)) {
       if (record.taken) continue;
-      list.push({ name: record.name, key: record.key, size: record.size, state: record.state, updated });
+      const { name, key, size, state, updated } = record;
+      list.push({ name, key, size, state, updated });
     }
     return list;
   }
@@ -145,8 +154,8 @@ export class S3KeptUploads {
   async sweep(before: number): Promise<number> {
     let dropped = 0;
     for await (const user of this.#users()) {
-      for await (const { key, record, updated } of this.#records(userPrefix(user) + KEPT)) {
-        if (updated >= before) continue;
+      for await (const { key, record } of this.#records(userPrefix(user) + KEPT)) {
+        if (record.updated >= before) continue;
         await this.#dropRecord(user, key, record);
         dropped++;
       }
@@ -194,7 +203,7 @@ export class S3KeptUploads {
   }
 
   /** The records under `prefix`, with their keys and when they were last written. */
-  async *#records(prefix: string): AsyncGenerator<{ key: string; record: KeptRecord; updated: number }> {
+  async *#records(prefix: string): AsyncGenerator<{ key: string; record: KeptRecord }> {
     let startAfter: string | undefined;
     do {
       const page = await storeStep(
@@ -203,8 +212,8 @@ export class S3KeptUploads {
         () => this.#store.list(prefix, { startAfter, maxKeys: 1000 }),
       );
       for (const object of page.objects) {
-        const found = await this.#get(object.key, "a kept upload");
-        if (found !== null) yield { key: object.key, record: found.record, updated: found.updated };
+        const found = await this.#get(object.key, "?");
+        if (found !== null) yield { key: object.key, record: found.record };
       }
       startAfter = page.next ?? undefined;
     } while (startAfter !== undefined);
@@ -213,15 +222,19 @@ export class S3KeptUploads {
   async #get(
     key: string,
     name: string,
-  ): Promise<{ key: string; etag: string; updated: number; record: KeptRecord } | null> {
-    const got = await storeStep(`read the kept upload of "${name}"`, this.#store.label, async () => {
-      const object = await this.#store.get(key);
-      if (object === null) return null;
-      return { head: object.head, bytes: new Uint8Array(await new Response(object.body).arrayBuffer()) };
-    });
+  ): Promise<{ key: string; etag: string; record: KeptRecord } | null> {
+    const got = await storeStep(
+      name === "?" ? "read a kept upload" : `read the kept upload of "${name}"`,
+      this.#store.label,
+      async () => {
+        const object = await this.#store.get(key);
+        if (object === null) return null;
+        return { head: object.head, bytes: new Uint8Array(await new Response(object.body).arrayBuffer()) };
+      },
+    );
     const record = got === null ? null : decode(got.bytes);
     if (got === null || record === null) return null;
-    return { key, etag: got.head.etag, updated: got.head.lastModified, record };
+    return { key, etag: got.head.etag, record };
   }
 }
 
@@ -236,14 +249,15 @@ function encode(record: KeptRecord): Uint8Array {
     String(record.size),
     String(record.pending.length),
     record.taken ? "taken" : "kept",
+    String(record.updated),
   ];
   return encodeRecord({ fields, tail });
 }
 
 function decode(bytes: Uint8Array): KeptRecord | null {
-  const record = decodeRecord(bytes, 6);
+  const record = decodeRecord(bytes, 7);
   if (record === null) return null;
-  const [name, key, uploadId, size, pending, taken] = record.fields;
+  const [name, key, uploadId, size, pending, taken, updated] = record.fields;
   const pendingBytes = Number(pending);
   if (!Number.isSafeInteger(Number(size)) || !Number.isSafeInteger(pendingBytes)) return null;
   if (pendingBytes < 0 || pendingBytes > record.tail.length) return null;
@@ -253,6 +267,7 @@ function decode(bytes: Uint8Array): KeptRecord | null {
     uploadId,
     size: Number(size),
     taken: taken === "taken",
+    updated: Number(updated) || 0,
     pending: record.tail.subarray(0, pendingBytes),
     state: record.tail.subarray(pendingBytes),
   };

@@ -21,7 +21,7 @@
 
 import type { ListEntry } from "../../shared/messages.ts";
 import { nameProblem } from "../../shared/names.ts";
-import type { ListOptions, ListPage, Usage } from "../storage.ts";
+import { footprint, type ListOptions, type ListPage, type Usage } from "../storage.ts";
 import type { ObjectHead, ObjectStore } from "./object_store.ts";
 import { storeStep } from "./s3_errors.ts";
 import { isMetadataKey, pastMetadata, userPrefix } from "./s3_keys.ts";
@@ -66,15 +66,16 @@ export class S3Listing {
   }
 
   /**
-   * What the user's files take: their sizes (the store bills by the byte)
-   * and their count. Folders take nothing on S3.
+   * What the user's files take: their sizes (the store bills by the byte;
+   * an empty file counts one, as `footprint` says) and their count. Folders
+   * take nothing on S3.
    *
    * @param user The user.
    */
   async usage(user: string): Promise<Usage> {
     const usage = { bytes: 0, entries: 0 };
     for await (const object of this.#files(userPrefix(user), "", "")) {
-      usage.bytes += object.size;
+      usage.bytes += footprint(object.size, 1);
       usage.entries++;
     }
     return usage;

@@ -41,7 +41,7 @@ export class S3ReadHandle implements ReadHandle {
     return this.#read(0, Math.min(limit, this.info.size));
   }
 
-  readRange(offset: number, length: number): AsyncIterable<Uint8Array> {
+  async *readRange(offset: number, length: number): AsyncIterable<Uint8Array> {
     const { name, size } = this.info;
     if (
       !Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 ||
@@ -49,7 +49,7 @@ export class S3ReadHandle implements ReadHandle {
     ) {
       throw new DfosError(Status.BAD_REQUEST, `Cannot read ${length} bytes at ${offset} of "${name}": it has ${size}`);
     }
-    return this.#read(offset, length);
+    yield* this.#read(offset, length);
   }
 
   async *#read(offset: number, length: number): AsyncGenerator<Uint8Array> {

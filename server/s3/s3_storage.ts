@@ -26,6 +26,7 @@
  * @module
  */
 
+import { excerpt, MAX_NAME_BYTES, MAX_USER_BYTES } from "../../shared/names.ts";
 import { DfosError, Status } from "../../shared/status.ts";
 import { checkName } from "../confinement.ts";
 import type {
@@ -90,6 +91,9 @@ export interface S3StorageOptions {
   onCleanupError?: (error: unknown) => void;
 }
 
+/** S3's longest key, in UTF-8 bytes. */
+const MAX_KEY_BYTES = 1024;
+
 /** S3's smallest part (but the last). */
 const MIN_PART_BYTES = 5 * 1024 * 1024;
 
@@ -109,6 +113,11 @@ export class S3Storage implements Storage {
   readonly #changes = new UserChanges();
   readonly #uploads = new Set<S3Upload>();
   readonly #writing = new Set<Promise<void>>();
+  /**
+   * The longest name this store keeps, in UTF-8 bytes: an S3 key has at most
+   * 1,024, of which the key prefix and the longest user name take their part.
+   */
+  readonly maxNameBytes: number;
   #cleanupTimer: ReturnType<typeof setInterval> | null = null;
   #cleaning: Promise<void> = Promise.resolve();
 
@@ -125,6 +134,7 @@ export class S3Storage implements Storage {
       cleanupIntervalMs: options.cleanupIntervalMs ?? 0,
       onCleanupError: options.onCleanupError,
     };
+    this.maxNameBytes = Math.min(MAX_NAME_BYTES, MAX_KEY_BYTES - keyPrefixBytes(store) - MAX_USER_BYTES - 1);
     this.#names = new S3Names(store);
     this.#listing = new S3Listing(store);
     this.#chunkLists = new S3ChunkLists(store);
@@ -168,12 +178,23 @@ export class S3Storage implements Storage {
     return await abortStaleUploads(this.store, this.#kept, { olderThanMs: this.#options.staleUploadMs, own });
   }
 
+  /** Refuses a bad name (`BAD_NAME`), and one too long for this store's keys. */
+  #checkName(name: string): void {
+    checkName(name);
+    if (new TextEncoder().encode(name).length > this.maxNameBytes) {
+      throw new DfosError(
+        Status.BAD_NAME,
+        `Cannot use name "${excerpt(name)}": name is longer than ${this.maxNameBytes} bytes (S3 keys are 1024 at most)`,
+      );
+    }
+  }
+
   prepareUser(user: string): Promise<void> {
     return Promise.resolve().then(() => void userPrefix(user));
   }
 
   async beginUpload(user: string, name: string, options: BeginOptions = {}): Promise<Upload> {
-    checkName(name);
+    this.#checkName(name);
     userPrefix(user);
     await this.#names.checkPlace(user, name);
     // A new keepable upload of the name replaces what was kept of it.
@@ -182,7 +203,7 @@ export class S3Storage implements Storage {
   }
 
   async resumeUpload(user: string, name: string, key: string): Promise<{ upload: Upload; state: Uint8Array } | null> {
-    checkName(name);
+    this.#checkName(name);
     const record = await this.#kept.take(user, name, key);
     if (record === null) return null;
     const parts = record.uploadId === ""
@@ -232,7 +253,7 @@ export class S3Storage implements Storage {
   }
 
   async dropKept(user: string, name: string, key: string): Promise<void> {
-    checkName(name);
+    this.#checkName(name);
     await this.#kept.drop(user, name, key);
   }
 
@@ -241,13 +262,13 @@ export class S3Storage implements Storage {
   }
 
   async readChunkList(user: string, name: string): Promise<StoredChunkList | null> {
-    checkName(name);
+    this.#checkName(name);
     return await this.#chunkLists.read(user, name);
   }
 
   writeChunkList(user: string, list: StoredChunkList): Promise<void> {
     const written = Promise.resolve().then(() => {
-      checkName(list.name);
+      this.#checkName(list.name);
       return this.#chunkLists.write(user, list);
     });
     // A caller may not wait for it (it is metadata); the close does.
@@ -265,14 +286,14 @@ export class S3Storage implements Storage {
   }
 
   async openRead(user: string, name: string): Promise<ReadHandle> {
-    checkName(name);
+    this.#checkName(name);
     const head = await this.#names.head(user, name, `read "${name}"`);
     if (head === null) return await this.#names.missing(user, name);
     return new S3ReadHandle(this.store, head.key, facts(name, head));
   }
 
   async remove(user: string, name: string): Promise<Removed> {
-    checkName(name);
+    this.#checkName(name);
     return await this.#changes.run(user, async () => {
       const head = await this.#names.head(user, name, `remove "${name}"`);
       if (head === null) return await this.#names.missing(user, name);
@@ -284,8 +305,8 @@ export class S3Storage implements Storage {
   }
 
   async rename(user: string, from: string, to: string, options: RenameOptions = {}): Promise<Moved> {
-    checkName(from);
-    checkName(to);
+    this.#checkName(from);
+    this.#checkName(to);
     if (to === from || to.startsWith(from + "/")) {
       throw new DfosError(Status.CONFLICT, `Cannot move "${from}" to "${to}": it would go into itself`);
     }
@@ -346,7 +367,7 @@ export class S3Storage implements Storage {
   }
 
   async stat(user: string, name: string): Promise<VersionedInfo | null> {
-    checkName(name);
+    this.#checkName(name);
     const head = await this.#names.head(user, name, `stat "${name}"`);
     if (head !== null) return facts(name, head);
     await this.#names.checkWay(user, name, `use "${name}"`);
@@ -364,6 +385,12 @@ export class S3Storage implements Storage {
     await Promise.all([...this.#uploads].map((upload) => upload.abort()));
     await Promise.all(this.#writing);
   }
+}
+
+/** The bytes the store's key prefix adds to each key (its label is `s3://BUCKET/PREFIX`). */
+function keyPrefixBytes(store: ObjectStore): number {
+  const path = store.label.replace(/^s3:\/\/[^/]*\/?/, "");
+  return path === "" ? 0 : new TextEncoder().encode(path).length + 1;
 }
 
 /** A file's facts from its HeadObject. */

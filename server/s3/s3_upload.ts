@@ -290,6 +290,7 @@ export class S3Upload implements Upload {
         uploadId: this.#uploadId,
         size: this.#written,
         taken: false,
+        updated: Date.now(),
         pending: this.#part?.slice(0, this.#filled) ?? new Uint8Array(0),
         state,
       };
