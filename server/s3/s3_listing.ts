@@ -6,9 +6,9 @@
  *
  * The server's own keys (`<user>/.dfos-*`) are stepped over in one jump,
  * and keys no dfos name can be (a folder marker `a/` made by another tool, a
- * name shared/names.ts refuses) are left out. Pages are in S3's order, the
- * UTF-8 bytes of the names; it differs from JavaScript's string order only
- * between characters above U+FFFF and those from U+E000 to U+FFFF.
+ * name shared/names.ts refuses) are left out. S3 lists in the order of the
+ * names' UTF-8 bytes, pages are in JavaScript's string order: js_order.ts
+ * puts the few names where the two differ in place as they pass.
  *
  * A listing gives no object metadata, and a file's modification time is its
  * `x-amz-meta-mtime` when it has one: each listed file's is taken from a
@@ -24,6 +24,7 @@ import { nameProblem } from "../../shared/names.ts";
 import { footprint, type ListOptions, type ListPage, type Usage } from "../storage.ts";
 import type { ObjectHead, ObjectStore } from "./object_store.ts";
 import { storeStep } from "./s3_errors.ts";
+import { inJsOrder } from "./js_order.ts";
 import { isMetadataKey, pastMetadata, userPrefix } from "./s3_keys.ts";
 import { MTIME_META } from "./s3_upload.ts";
 
@@ -54,7 +55,9 @@ export class S3Listing {
     const prefix = userPrefix(user);
     const objects: ObjectHead[] = [];
     let more = false;
-    for await (const object of this.#files(prefix, options.prefix, options.after)) {
+    const listed = this.#files(prefix, options.prefix, s3StartAfter(options.after));
+    for await (const object of inJsOrder(listed, (object) => object.key)) {
+      if (!(object.key.slice(prefix.length) > options.after)) continue;
       if (objects.length === options.limit) {
         more = true;
         break;
@@ -149,6 +152,20 @@ export class S3Listing {
     this.#mtimes.set(id, mtime);
     if (this.#mtimes.size > MAX_KNOWN_MTIMES) this.#mtimes.delete(this.#mtimes.keys().next().value!);
   }
+}
+
+/**
+ * Where S3's listing must start for the names after `after` in JavaScript's
+ * order: before `after` itself when it has a character above U+FFFF, since a
+ * name that differs from it first there by one from U+E000 to U+FFFF comes
+ * after it in JavaScript's order but before it in S3's.
+ */
+function s3StartAfter(after: string): string {
+  for (let i = 0; i < after.length; i++) {
+    const unit = after.charCodeAt(i);
+    if (unit >= 0xd800 && unit <= 0xdbff) return after.slice(0, i);
+  }
+  return after;
 }
 
 /**
