@@ -293,6 +293,27 @@ s3Test("S3ObjectStore abortMultipart drops the upload: its parts and completion 
   strictEqual(await store.head("gone"), null);
 });
 
+s3Test(
+  "Ceph RGW 16 ignores conditions on CompleteMultipartUpload and CopyObject (docs/PERFORMANCE.md says so)",
+  async (bucket) => {
+    if (Deno.env.get("S3_ENGINE") !== "ceph") return;
+    const store = bucket.store();
+    const original = await store.put("taken", encode("original"));
+    const complete = async (conditions: { ifMatch?: string; ifNoneMatch?: "*" }) => {
+      const uploadId = await store.createMultipart("taken");
+      const etag = await store.uploadPart("taken", uploadId, 1, encode("replacement"));
+      return await store.completeMultipart("taken", uploadId, [{ partNumber: 1, etag, size: 11 }], conditions);
+    };
+    // Each of these would fail on an engine that honoured the condition; RGW 16 completes them all.
+    ok((await complete({ ifNoneMatch: "*" })).etag.endsWith('-1"'));
+    ok((await complete({ ifMatch: original })).etag.endsWith('-1"'));
+    await store.put("source", encode("source"));
+    await store.copy("source", "taken", { ifNoneMatch: "*" });
+    await store.copy("source", "taken", { ifMatch: original });
+    strictEqual((await store.head("taken"))?.size, 6);
+  },
+);
+
 s3Test("S3ObjectStore with a wrong secret is refused, naming the operation and the key", async (bucket) => {
   const store = bucket.store("", {
     credentials: { accessKeyId: bucket.engine.credentials.accessKeyId, secretAccessKey: "wrong", source: "test" },
@@ -302,6 +323,45 @@ s3Test("S3ObjectStore with a wrong secret is refused, naming the operation and t
   ok(error.message.startsWith(`Cannot PutObject "${bucket.name}/k": 403`), error.message);
   await failsWith(store.head("k"), "refused");
   await failsWith(store.list(""), "refused");
+});
+
+s3Test("S3ObjectStore refuses a large put with a wrong secret (answered before the body is read)", async (bucket) => {
+  const store = bucket.store("", {
+    credentials: { accessKeyId: bucket.engine.credentials.accessKeyId, secretAccessKey: "wrong", source: "test" },
+  });
+  const error = await failsWith(store.put("large", randomBytes(16 * MiB)), "refused");
+  strictEqual(error.status, 403);
+  const uploadId = await bucket.store().createMultipart("large");
+  await failsWith(store.uploadPart("large", uploadId, 1, randomBytes(8 * MiB)), "refused");
+});
+
+s3Test("S3ObjectStore moves the same bytes through fetch alone (transport fetch)", async (bucket) => {
+  const store = bucket.store("f", { transport: "fetch", readChunkSize: 256 * 1024 });
+  const body = randomBytes(2 * MiB + 3);
+  const etag = await store.put("k", body);
+  const got = await store.get("k", { ifMatch: etag });
+  ok(got !== null);
+  const { bytes, chunks } = await drain(got.body);
+  deepStrictEqual(bytes, body);
+  ok(chunks <= 10, `2 MiB came in ${chunks} chunks, not 256 KiB ones`);
+  const uploadId = await store.createMultipart("m");
+  const part = await store.uploadPart("m", uploadId, 1, body);
+  strictEqual(
+    (await store.completeMultipart("m", uploadId, [{ partNumber: 1, etag: part, size: body.byteLength }])).size,
+    body.byteLength,
+  );
+});
+
+s3Test("S3ObjectStore signs bodies by their SHA-256 when asked (payloadSigning sha256)", async (bucket) => {
+  const store = bucket.store("h", { payloadSigning: "sha256" });
+  for (const size of [10, 2 * MiB]) {
+    const body = randomBytes(size);
+    const etag = await store.put(`k${size}`, body, { ifNoneMatch: "*" });
+    strictEqual(await store.put(`k${size}`, body, { ifMatch: etag }), etag);
+    const got = await store.get(`k${size}`);
+    ok(got !== null);
+    deepStrictEqual((await drain(got.body)).bytes, body);
+  }
 });
 
 Deno.test({
@@ -317,6 +377,8 @@ Deno.test({
     ok(error.message.startsWith('Cannot PutObject "b/k": '), error.message);
     await failsWith(store.head("k"), "unavailable");
     await failsWith(store.get("k"), "unavailable");
+    await failsWith(store.get("k", { range: { offset: 0, length: 10 } }), "unavailable");
+    await failsWith(store.put("k", new Uint8Array(2 * MiB)), "unavailable");
     await failsWith(store.listMultipartUploads(""), "unavailable");
   },
 });
@@ -336,6 +398,9 @@ Deno.test("S3ObjectStore is unavailable when the engine accepts but does not ans
     });
     const error = await failsWith(store.head("k"), "unavailable");
     ok(error.message.includes("no answer in 300 ms"), error.message);
+    // The same over a connection of its own (large bodies sent).
+    const part = await failsWith(store.uploadPart("k", "id", 1, new Uint8Array(2 * MiB)), "unavailable");
+    ok(part.message.startsWith('Cannot UploadPart 1 of "b/k": no answer in 300 ms'), part.message);
   } finally {
     listener.close();
     await accepting.catch(() => {});
