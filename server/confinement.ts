@@ -241,7 +241,9 @@ export class Confinement {
   /**
    * Runs `step`, a change of the user's files, once no other change of that
    * user's is under way. A step that is synchronous (returns no promise) and
-   * finds no other under way runs at once, within the call.
+   * finds no other under way runs at once, within the call. The change is
+   * under way from before the step runs, so one that the step itself starts
+   * (a commit's `admit` calling back into the storage) waits for it to end.
    *
    * @param user The user whose files change.
    * @param step The change.
@@ -249,13 +251,15 @@ export class Confinement {
    */
   async change<T>(user: string, step: () => T | Promise<T>): Promise<T> {
     while (this.#changing.has(user)) await this.#changing.get(user);
-    const result = step();
-    if (!(result instanceof Promise)) return result;
-    const done: Promise<void> = result.then(() => {}, () => {}).then(() => {
-      if (this.#changing.get(user) === done) this.#changing.delete(user);
-    });
+    const { promise: done, resolve } = Promise.withResolvers<void>();
     this.#changing.set(user, done);
-    return await result;
+    try {
+      const result = step();
+      return result instanceof Promise ? await result : result;
+    } finally {
+      this.#changing.delete(user);
+      resolve();
+    }
   }
 }
 

@@ -30,6 +30,7 @@ import {
   type FileInfo,
   footprint,
   type ListOptions,
+  type Removed,
   type Storage,
   type Upload,
 } from "../server/storage.ts";
@@ -234,7 +235,11 @@ async function listAll(
   }
 }
 
-/** Asserts that `promise` rejects with a `DfosError` of `code` (any code when null); returns the error. */
+/**
+ * Asserts that `promise` rejects with a `DfosError` of `code`, its message
+ * starting "Cannot "; with `code` null, any `DfosError` (where storage.ts
+ * names no status: the use of an upload already finished). Returns the error.
+ */
 async function refused(promise: Promise<unknown>, code: StatusCode | null, context: string): Promise<DfosError> {
   let caught: unknown = undefined;
   let resolved = false;
@@ -248,6 +253,8 @@ async function refused(promise: Promise<unknown>, code: StatusCode | null, conte
   assert.ok(caught instanceof DfosError, `${context}: expected a DfosError, got ${caught}`);
   if (code !== null) {
     assert.equal(statusName(caught.code), statusName(code), `${context} (message: ${caught.message})`);
+    // A refusal the client is shown says what failed, in the project's style (`Cannot X "name": reason`).
+    assert.match(caught.message, /^Cannot \S/, `${context}: the message says what failed`);
   }
   return caught;
 }
@@ -368,7 +375,9 @@ function cases(backend: ConformanceBackend): Case[] {
         assert.equal(decoder.decode(await collect(handle.readRange(0, 10))), "0123456789");
         assert.equal(decoder.decode(await collect(handle.readRange(10, 0))), "", "an empty range at the end");
         assert.equal(decoder.decode(await collect(handle.read())), "0123456789", "a whole read after ranges");
-        for (const [offset, length] of [[8, 3], [11, 0], [0, 11], [-1, 2], [2, -1], [0.5, 1]]) {
+        for (
+          const [offset, length] of [[8, 3], [11, 0], [0, 11], [-1, 2], [2, -1], [0.5, 1], [1, Number.MAX_SAFE_INTEGER]]
+        ) {
           await refused(
             collect(handle.readRange(offset, length)),
             Status.BAD_REQUEST,
@@ -471,6 +480,18 @@ function cases(backend: ConformanceBackend): Case[] {
       assert.deepEqual(await listAll(storage, ALICE), ["a", "n/b"]);
     }],
 
+    ["no other change of the user's files comes between a commit's admit and its replacement", async ({ storage }) => {
+      await put(storage, ALICE, "f", "old");
+      const upload = await storage.beginUpload(ALICE, "f");
+      await upload.write(bytes("the new version"));
+      const started: Promise<Removed>[] = [];
+      // Started in admit, run after the replacement: one change of the user's files at a time.
+      await upload.commit({ admit: () => void started.push(storage.remove(ALICE, "f")) });
+      assert.equal(started.length, 1);
+      assert.equal((await started[0]).size, 15, "the removal found the committed version");
+      assert.equal(await storage.stat(ALICE, "f"), null);
+    }],
+
     [
       "uploads to one name committed together each replace the one before, and one whole version stays",
       async ({ storage }) => {
@@ -516,6 +537,7 @@ function cases(backend: ConformanceBackend): Case[] {
       await committed.commit();
       await committed.abort();
       await refused(committed.commit(), null, "a second commit");
+      await refused(committed.write(bytes("more")), null, "a write after the commit");
       assert.equal(await readText(storage, ALICE, "c"), "kept", "abort after commit leaves the file");
     }],
 
@@ -544,6 +566,10 @@ function cases(backend: ConformanceBackend): Case[] {
         await refused(put(storage, ALICE, "x/y/z.txt", "1", { admit: refuse }), Status.TOO_LARGE, "new folders");
         await refused(put(storage, ALICE, "b/f/g.txt", "1", { admit: refuse }), Status.TOO_LARGE, "a new folder");
         assert.equal(calls, 3);
+        const dropped = await storage.beginUpload(ALICE, "a.txt");
+        await dropped.write(bytes("1234"));
+        await refused(dropped.commit({ admit: refuse }), Status.TOO_LARGE, "refused");
+        await refused(dropped.commit(), null, "the refused upload was dropped");
         assert.equal(await readText(storage, ALICE, "a.txt"), "123");
         assert.deepEqual(await snapshot(storage, ALICE), before, "nothing changed, nothing counted");
         // The folders made for a refused commit are gone: their names can be files.
@@ -645,6 +671,28 @@ function cases(backend: ConformanceBackend): Case[] {
     }],
 
     [
+      "names with characters that URLs and shells treat specially are stored, listed and moved as written",
+      async ({ storage }) => {
+        const odd = "a b+c%2F?d=e&f#g\"h'i*j~k`l$(m)[n]{o}<p>|q;r,s!t@u^v";
+        const names = [`${odd}/x`, `${odd}/y/z`, `${odd}.txt`, "%", "+", " lead and trail ", "-", "~"];
+        for (const name of names) await put(storage, ALICE, name, `content of ${name}`);
+        assert.deepEqual(await listAll(storage, ALICE), [...names].sort());
+        assert.deepEqual(await listAll(storage, ALICE, { prefix: `${odd}/` }), [`${odd}/x`, `${odd}/y/z`]);
+        assert.deepEqual(await listAll(storage, ALICE, { prefix: odd, after: `${odd}.txt`, limit: 1 }), [
+          `${odd}/x`,
+          `${odd}/y/z`,
+        ]);
+        const to = "moved %20+&?=";
+        assert.equal((await storage.rename(ALICE, odd, to)).files, 2);
+        assert.equal(await readText(storage, ALICE, `${to}/y/z`), `content of ${odd}/y/z`);
+        await storage.rename(ALICE, `${odd}.txt`, `${to}/${odd}.txt`);
+        assert.equal(await readText(storage, ALICE, `${to}/${odd}.txt`), `content of ${odd}.txt`);
+        assert.equal((await storage.remove(ALICE, `${to}/x`)).name, `${to}/x`);
+        assert.deepEqual(await listAll(storage, ALICE, { prefix: to }), [`${to}/${odd}.txt`, `${to}/y/z`]);
+      },
+    ],
+
+    [
       "remove deletes a file and the folders it empties, returns its facts, and refuses what is not a file",
       async ({ storage }) => {
         const mtime = Date.UTC(2021, 5, 6);
@@ -680,6 +728,7 @@ function cases(backend: ConformanceBackend): Case[] {
         const cases: [string, () => Promise<unknown>][] = [
           ["replace", () => put(storage, ALICE, "f", "version two, " + "2".repeat(200_000))],
           ["remove", () => storage.remove(ALICE, "f")],
+          ["rename", () => storage.rename(ALICE, "f", "g")],
         ];
         for (const [what, change] of cases) {
           await put(storage, ALICE, "f", old);
@@ -759,13 +808,21 @@ function cases(backend: ConformanceBackend): Case[] {
         foldersRemoved: folders(2),
       });
       assert.deepEqual(await listAll(storage, ALICE), ["a", "h"]);
+      // Up out of a folder that still holds the file, and down into a new one beside it.
+      await put(storage, ALICE, "x/y/f", "f");
+      assert.equal((await storage.rename(ALICE, "x/y/f", "x/g")).foldersRemoved, folders(1));
+      const down = await storage.rename(ALICE, "x/g", "x/z/g");
+      assert.deepEqual([down.foldersCreated, down.foldersRemoved], [folders(1), 0]);
+      assert.deepEqual(await listAll(storage, ALICE), ["a", "h", "x/z/g"]);
     }],
 
     [
       "rename moves a folder with every file at any depth, and nothing that only shares its prefix",
       async ({ storage }) => {
         const files = ["d/x", "d/y/z", "d/y/w/v", "dz", "d.txt", "d-e/f", "c/d/x"];
-        for (const name of files) await put(storage, ALICE, name, `content of ${name}`);
+        for (const [i, name] of files.entries()) {
+          await put(storage, ALICE, name, `content of ${name}`, { mtime: Date.UTC(2019, 0, 1 + i) });
+        }
         const start = await storage.changes(ALICE);
         assert.deepEqual(await storage.rename(ALICE, "d", "e/d2"), {
           from: "d",
@@ -779,11 +836,16 @@ function cases(backend: ConformanceBackend): Case[] {
         assert.deepEqual(await listAll(storage, ALICE), ["c/d/x", "d-e/f", "d.txt", "dz", ...moved].sort());
         for (const [i, name] of moved.entries()) {
           assert.equal(await readText(storage, ALICE, name), `content of ${files[i]}`);
+          const info = await storage.stat(ALICE, name);
+          assert.deepEqual([info?.size, info?.mtime], [`content of ${files[i]}`.length, Date.UTC(2019, 0, 1 + i)]);
         }
         assert.equal(await storage.stat(ALICE, "d/x"), null);
         await put(storage, ALICE, "d", "the old folder's name is free");
         assert.equal((await storage.rename(ALICE, "e/d2/y", "y")).files, 2);
         assert.deepEqual(await listAll(storage, ALICE, { prefix: "y" }), ["y/w/v", "y/z"]);
+        // A name that only starts with the folder's is not inside it.
+        assert.equal((await storage.rename(ALICE, "y", "yy/y")).files, 2);
+        assert.deepEqual(await listAll(storage, ALICE, { prefix: "y" }), ["yy/y/w/v", "yy/y/z"]);
       },
     ],
 
@@ -908,6 +970,22 @@ function cases(backend: ConformanceBackend): Case[] {
           );
         }
       }
+      // With `after` before, inside and past the prefix's names.
+      const within: [string, string, string[]][] = [
+        ["b", "a/zzz", ["b/a", "ba"]],
+        ["b", "b/a", ["ba"]],
+        ["b", "c", []],
+        ["a/", "a/x", ["a/y/z"]],
+        ["a/", "a.c", ["a/x", "a/y/z"]],
+        ["a", "a/x", ["a/y/z", "ab"]],
+      ];
+      for (const [prefix, after, expected] of within) {
+        assert.deepEqual(
+          await listAll(storage, ALICE, { prefix, after }),
+          expected,
+          `prefix ${prefix}, after ${after}`,
+        );
+      }
     }],
 
     ["list goes on past files and folders removed between pages, and never shows one twice", async ({ storage }) => {
@@ -921,6 +999,16 @@ function cases(backend: ConformanceBackend): Case[] {
       for (const name of gone) await storage.remove(ALICE, name);
       const rest = await listAll(storage, ALICE, { after: first.next!, limit: 5 });
       assert.deepEqual(rest, names.slice(5).filter((name) => !gone.includes(name)));
+      // A folder moved away under a listing: no error, and nothing twice.
+      for (const name of ["p/1", "p/2", "q"]) await put(storage, ALICE, name, name);
+      const start = await storage.list(ALICE, { prefix: "", after: "", limit: 3 });
+      await storage.rename(ALICE, "p", "a/p");
+      const seen = [
+        ...start.entries.map((entry) => entry.name),
+        ...await listAll(storage, ALICE, { after: start.next! }),
+      ];
+      assert.equal(new Set(seen).size, seen.length, "each name once");
+      assert.ok(seen.includes("q") && !seen.includes("p/1") && !seen.includes("p/2"), seen.join(" "));
     }],
 
     ["stat gives a file's facts, and null for nothing and for a folder", async ({ storage }) => {
@@ -993,6 +1081,7 @@ function cases(backend: ConformanceBackend): Case[] {
         assert.deepEqual(resumed.state, bytes("state-1"));
         assert.equal(resumed.upload.written, 11);
         assert.equal(await storage.resumeUpload(ALICE, "dir/big", "root-1"), null, "taken up by one try at a time");
+        assert.deepEqual(await storage.keptUploads(ALICE), [], "taken up: in progress, no longer kept");
         await resumed.upload.write(bytes(" second"));
         assert.equal(resumed.upload.written, 18);
         await resumed.upload.keep(bytes("state-2"));
@@ -1052,16 +1141,51 @@ function cases(backend: ConformanceBackend): Case[] {
         await keep(BOB, "d", "k5");
         const kept = [...await storage.keptUploads(ALICE), ...await storage.keptUploads(BOB)];
         const older = Math.max(...kept.map((kept) => kept.updated));
-        while (Date.now() <= older + 20) await new Promise((resolve) => setTimeout(resolve, 10));
-        await keep(BOB, "e", "k6");
-        const newer = (await storage.keptUploads(BOB)).find((kept) => kept.name === "e")!.updated;
-        assert.ok(newer > older, "kept later, updated later");
+        // Kept again until its time is later than theirs: a store may keep times in whole seconds (S3).
+        let newer = older;
+        for (let tries = 0; newer <= older; tries++) {
+          assert.ok(tries < 50, "an upload kept later is updated later");
+          if (tries > 0) await new Promise((resolve) => setTimeout(resolve, 100));
+          await keep(BOB, "e", "k6");
+          newer = (await storage.keptUploads(BOB)).find((kept) => kept.name === "e")!.updated;
+        }
         assert.equal(await storage.sweepKept(older - 60_000), 0, "none old enough");
         assert.equal(await storage.sweepKept(newer), 2, "those last written before");
         assert.deepEqual(await keys(ALICE), []);
         assert.deepEqual(await keys(BOB), ["e:k6"]);
         assert.equal(await storage.sweepKept(Date.now() + 60_000), 1);
         assert.deepEqual(await keys(BOB), []);
+      },
+    ],
+
+    [
+      "a large kept upload stopped at an odd size is resumed from there, kept again, and finished whole",
+      async ({ storage }) => {
+        const size = 15 * 1024 * 1024 + 777;
+        const body = new Uint8Array(size);
+        for (let i = 0; i < size; i += 65536) crypto.getRandomValues(body.subarray(i, Math.min(size, i + 65536)));
+        const stops = [7 * 1024 * 1024 + 3, 11 * 1024 * 1024 + 1];
+        let upload = await storage.beginUpload(ALICE, "big", { keep: "root" });
+        let offset = 0;
+        for (const stop of [...stops, size]) {
+          while (offset < stop) {
+            const end = Math.min(stop, offset + 3 * 1024 * 1024 + 5);
+            await upload.write(body.subarray(offset, end));
+            offset = end;
+          }
+          if (offset === size) break;
+          await upload.keep(encoder.encode(`at ${offset}`));
+          const kept = await storage.keptUploads(ALICE);
+          assert.deepEqual(kept.map((kept) => kept.size), [offset]);
+          const resumed = await storage.resumeUpload(ALICE, "big", "root");
+          assert.ok(resumed !== null);
+          assert.equal(decoder.decode(resumed.state), `at ${offset}`);
+          assert.equal(resumed.upload.written, offset);
+          upload = resumed.upload;
+        }
+        assert.equal((await upload.commit()).size, size);
+        assert.equal(sha256(await readAll(storage, ALICE, "big")), sha256(body));
+        assert.deepEqual(await storage.keptUploads(ALICE), []);
       },
     ],
 
@@ -1209,26 +1333,39 @@ function cases(backend: ConformanceBackend): Case[] {
       },
     ],
 
-    ["an upload in progress at an unclean stop never shows; its name can be stored after", async (store) => {
-      await put(store.storage, ALICE, "old", "old content");
-      const upload = await store.storage.beginUpload(ALICE, "old");
-      await upload.write(bytes("half of the new"));
-      const fresh = await store.storage.beginUpload(ALICE, "new/file");
-      await fresh.write(bytes("half"));
-      const storage = await reopen(store, false);
-      try {
+    [
+      "an upload in progress at an unclean stop never shows; a kept one stays; names can be stored after",
+      async (store) => {
+        await put(store.storage, ALICE, "old", "old content");
+        const kept = await store.storage.beginUpload(ALICE, "kept", { keep: "key" });
+        await kept.write(bytes("kept before the stop"));
+        await kept.keep(bytes("state"));
+        const upload = await store.storage.beginUpload(ALICE, "old");
+        await upload.write(bytes("half of the new"));
+        const fresh = await store.storage.beginUpload(ALICE, "new/file");
+        await fresh.write(bytes("half"));
+        const storage = await reopen(store, false);
+        try {
+          assert.equal(await readText(storage, ALICE, "old"), "old content");
+          assert.deepEqual(await listAll(storage, ALICE), ["old"]);
+          const left = await storage.keptUploads(ALICE);
+          assert.deepEqual(left.map((kept) => [kept.name, kept.key, kept.size]), [["kept", "key", 20]]);
+          const resumed = await storage.resumeUpload(ALICE, "kept", "key");
+          assert.ok(resumed !== null);
+          assert.equal(resumed.upload.written, 20);
+          await resumed.upload.commit();
+          assert.equal(await readText(storage, ALICE, "kept"), "kept before the stop");
+          await put(storage, ALICE, "new/file", "whole");
+          assert.equal(await readText(storage, ALICE, "new/file"), "whole");
+        } finally {
+          // The dead instance's handles, as a process's end would close them.
+          await upload.abort();
+          await fresh.abort();
+        }
         assert.equal(await readText(storage, ALICE, "old"), "old content");
-        assert.deepEqual(await listAll(storage, ALICE), ["old"]);
-        assert.deepEqual(await storage.keptUploads(ALICE), []);
-        await put(storage, ALICE, "new/file", "whole");
-        assert.equal(await readText(storage, ALICE, "new/file"), "whole");
-      } finally {
-        // The dead instance's handles, as a process's end would close them.
-        await upload.abort();
-        await fresh.abort();
-      }
-      assert.equal(await readText(storage, ALICE, "old"), "old content");
-    }],
+        assert.deepEqual(await listAll(storage, ALICE), ["kept", "new/file", "old"]);
+      },
+    ],
 
     ["abortUploads aborts every upload in progress, and leaves kept ones", async (store) => {
       const { storage } = store;
@@ -1259,6 +1396,112 @@ function cases(backend: ConformanceBackend): Case[] {
       await resumed.upload.commit();
       assert.equal(await readText(restarted, ALICE, "p4"), "p4 so far, and the rest");
     }],
+
+    [
+      "a commit makes again the folders a remove pruned meanwhile; uploads into one new folder all land",
+      async ({ storage }) => {
+        await put(storage, ALICE, "d/x", "x");
+        const upload = await storage.beginUpload(ALICE, "d/e/y");
+        assert.equal(upload.written, 0);
+        await upload.write(bytes("y"));
+        await storage.remove(ALICE, "d/x"); // prunes d
+        await upload.commit();
+        assert.equal(await readText(storage, ALICE, "d/e/y"), "y");
+        const names = ["n/1", "n/2", "n/m/3", "n/m/4"];
+        const uploads = await Promise.all(names.map((name) => storage.beginUpload(ALICE, name)));
+        await Promise.all(uploads.map((upload, i) => upload.write(bytes(names[i]))));
+        const made: number[] = [];
+        await Promise.all(
+          uploads.map((upload) => upload.commit({ admit: (change) => void made.push(change.folders) })),
+        );
+        assert.equal(made.reduce((sum, count) => sum + count, 0), folders(2), "each folder made once");
+        assert.deepEqual(await listAll(storage, ALICE), ["d/e/y", ...names]);
+        for (const name of names) assert.equal(await readText(storage, ALICE, name), name);
+      },
+    ],
+
+    ["names that differ only by case are different files", async ({ storage }) => {
+      const names = ["Case", "case", "CASE", "\u00c9t\u00e9", "\u00e9t\u00e9"];
+      for (const name of names) await put(storage, ALICE, name, `content of ${name}`);
+      assert.deepEqual(await listAll(storage, ALICE), [...names].sort());
+      for (const name of names) assert.equal(await readText(storage, ALICE, name), `content of ${name}`);
+    }],
+
+    ["the sweep drops kept uploads only: uploads in progress still commit", async ({ storage }) => {
+      await put(storage, ALICE, "file", "a file");
+      const plain = await storage.beginUpload(ALICE, "plain");
+      await plain.write(bytes("plain"));
+      const keepable = await storage.beginUpload(ALICE, "keepable", { keep: "k1" });
+      await keepable.write(bytes("keepable"));
+      // More than a part's worth (S3's smallest is 5 MiB), so that a store would have something to abort.
+      const large = new Uint8Array(6 * 1024 * 1024 + 1).fill(120);
+      const kept = await storage.beginUpload(ALICE, "kept", { keep: "k2" });
+      await kept.write(large);
+      await kept.keep(new Uint8Array(0));
+      const resumed = await storage.resumeUpload(ALICE, "kept", "k2");
+      assert.ok(resumed !== null);
+      await resumed.upload.write(bytes(", resumed"));
+      const another = await storage.beginUpload(BOB, "kept", { keep: "k3" });
+      await another.write(bytes("bob's"));
+      await another.keep(new Uint8Array(0));
+      assert.equal(await storage.sweepKept(Date.now() + 60_000), 1, "bob's kept upload only");
+      await plain.commit();
+      await keepable.commit();
+      await resumed.upload.commit();
+      assert.deepEqual(await listAll(storage, ALICE), ["file", "keepable", "kept", "plain"]);
+      assert.equal(
+        sha256(await readAll(storage, ALICE, "kept")),
+        sha256(new Uint8Array([...large, ...bytes(", resumed")])),
+      );
+      assert.equal(await readText(storage, ALICE, "file"), "a file");
+    }],
+
+    [
+      "a kept upload whose name became a folder is refused as CONFLICT when resumed or committed",
+      async ({ storage }) => {
+        const key = "../../etc/\u00e9 key with / and spaces";
+        const upload = await storage.beginUpload(ALICE, "n", { keep: key });
+        await upload.write(bytes("so far"));
+        await upload.keep(bytes("state"));
+        assert.deepEqual((await storage.keptUploads(ALICE)).map((kept) => kept.key), [key], "any key is kept as it is");
+        await put(storage, ALICE, "n/inside", "a folder took the name");
+        let resumed: Awaited<ReturnType<Storage["resumeUpload"]>> = null;
+        try {
+          resumed = await storage.resumeUpload(ALICE, "n", key);
+        } catch (error) {
+          assert.ok(
+            error instanceof DfosError && error.code === Status.CONFLICT,
+            `resume refused as CONFLICT: ${error}`,
+          );
+        }
+        if (resumed !== null) {
+          await resumed.upload.write(bytes(" and more"));
+          await refused(resumed.upload.commit(), Status.CONFLICT, "commit to a folder's name");
+        }
+        assert.deepEqual(await listAll(storage, ALICE), ["n/inside"]);
+      },
+    ],
+
+    [
+      "chunk lists of the files in a renamed folder are stale or moved, never taken for another file",
+      async ({ storage }) => {
+        await put(storage, ALICE, "a/h", "content of h");
+        const handle = await storage.openRead(ALICE, "a/h");
+        handle.close();
+        await storage.writeChunkList(ALICE, { name: "a/h", version: handle.info.version, entries: new Uint8Array(36) });
+        await storage.rename(ALICE, "a", "c");
+        const moved = await storage.readChunkList(ALICE, "c/h");
+        assert.ok(moved === null || moved.name === "c/h");
+        await put(storage, ALICE, "a/h", "another content at the old name");
+        const reopened = await storage.openRead(ALICE, "a/h");
+        reopened.close();
+        const left = await storage.readChunkList(ALICE, "a/h");
+        assert.ok(left === null || left.version !== reopened.info.version, "the old list is not the new file's");
+        for await (const list of storage.chunkLists(ALICE)) {
+          assert.ok(list.name === "a/h" || list.name === "c/h", `a list of a name that had a file: ${list.name}`);
+        }
+      },
+    ],
 
     ["nothing of one user is reachable as another, through any method", async ({ storage }) => {
       await put(storage, ALICE, "x/f", "alice's x/f");
