@@ -13,7 +13,8 @@
  * continue it: the loser finds none. A taken upload keeps its record (the
  * multipart upload stays referenced, so the start-up cleanup leaves it
  * alone) until it is committed, kept again or dropped; one whose server died
- * goes with the sweep (`--partial-ttl`), by its state object's age.
+ * goes with the sweep (`--partial-ttl`) once it was taken longer ago than
+ * the stale upload bound (stale_uploads.ts).
  *
  * @module
  */
@@ -47,10 +48,15 @@ export interface KeptRecord {
 /** The users' kept uploads in one bucket. */
 export class S3KeptUploads {
   readonly #store: ObjectStore;
+  readonly #takenMs: number;
 
-  /** @param store The bucket. */
-  constructor(store: ObjectStore) {
+  /**
+   * @param store The bucket.
+   * @param takenMs How long after it was taken up a kept upload may be in progress (the stale upload bound).
+   */
+  constructor(store: ObjectStore, takenMs: number) {
     this.#store = store;
+    this.#takenMs = takenMs;
   }
 
   /**
@@ -145,8 +151,9 @@ export class S3KeptUploads {
   }
 
   /**
-   * Drops every user's kept uploads whose state object was last written
-   * before `before`.
+   * Drops every user's kept uploads last written before `before`; one taken
+   * up (in progress through some server) only once it was taken longer ago
+   * than the stale upload bound too, as its server must then be dead.
    *
    * @param before Milliseconds since the Unix epoch.
    * @returns How many were dropped.
@@ -155,7 +162,8 @@ export class S3KeptUploads {
     let dropped = 0;
     for await (const user of this.#users()) {
       for await (const { key, record } of this.#records(userPrefix(user) + KEPT)) {
-        if (record.updated >= before) continue;
+        // One taken up is in progress on some server: it goes only once that server must be dead.
+        if (record.updated >= (record.taken ? Math.min(before, Date.now() - this.#takenMs) : before)) continue;
         await this.#dropRecord(user, key, record);
         dropped++;
       }

@@ -138,7 +138,7 @@ export class S3Storage implements Storage {
     this.#names = new S3Names(store);
     this.#listing = new S3Listing(store);
     this.#chunkLists = new S3ChunkLists(store);
-    this.#kept = new S3KeptUploads(store);
+    this.#kept = new S3KeptUploads(store, this.#options.staleUploadMs);
     this.#counters = new S3ChangeCounters(store);
     this.#leases = new CommitLeases(store);
   }
