@@ -5,7 +5,7 @@
  * opened. A file replaced meanwhile fails the read (`CONFLICT`) instead of
  * mixing versions; one removed meanwhile is `NOT_FOUND`. The body comes in
  * pieces of about {@linkcode READ_PIECE_BYTES} (the engine's small reads
- * gathered).
+ * gathered, its large ones passed on).
  *
  * @module
  */
@@ -18,6 +18,9 @@ import { storeFailure } from "./s3_errors.ts";
 
 /** The pieces a read yields, at most (and at least, but the last). */
 export const READ_PIECE_BYTES = 1024 * 1024;
+
+/** A chunk of the engine's body at least this large is passed on as it is. */
+const PASS_THROUGH_BYTES = 256 * 1024;
 
 /** A file of the bucket opened for reading. */
 export class S3ReadHandle implements ReadHandle {
@@ -80,6 +83,13 @@ export class S3ReadHandle implements ReadHandle {
           chunk = next.value;
         } catch (error) {
           throw readFailure(error, name, this.#store.label);
+        }
+        if (filled === 0 && chunk.length >= PASS_THROUGH_BYTES && chunk.length <= left) {
+          // Large already (the client reads 1 MiB at a time): passed on as it is, not copied.
+          left -= chunk.length;
+          yield chunk;
+          if (left < piece.length) piece = new Uint8Array(left);
+          continue;
         }
         while (chunk.length > 0 && left > 0) {
           const taken = Math.min(chunk.length, piece.length - filled, left);
