@@ -12,6 +12,7 @@
  */
 
 import assert from "node:assert/strict";
+import { sandboxPermissions } from "../server/sandbox.ts";
 import { S3Storage, type S3StorageOptions } from "../server/s3/s3_storage.ts";
 import type { Upload } from "../server/storage.ts";
 import { bytesOf } from "../shared/pooled_bytes.ts";
@@ -25,6 +26,7 @@ tellS3Ignored("tests/s3_servers_test.ts");
 
 const MiB = 1024 * 1024;
 const OPTIONS: S3StorageOptions = { partBytes: 5 * MiB };
+const CREDENTIALS = { accessKeyId: "id", secretAccessKey: "secret", source: "a test" };
 
 /** Writes `bytes` to the upload in pieces of at most 1 MiB. */
 async function writeAll(upload: Upload, bytes: Uint8Array): Promise<void> {
@@ -256,5 +258,33 @@ s3Test("dfos serve --storage s3:// serves put, get, ls and rm of the real CLI fr
     child.kill("SIGTERM");
     await serve.ended;
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("sandboxPermissions() with S3 gives the worker net to the endpoint and no storage folder", () => {
+  const base = { hostname: "127.0.0.1", port: 7000, root: "/srv/unused", users: "/etc/dfos/users.txt" };
+  const s3 = { bucket: "files", prefix: "dfos", endpoint: "http://127.0.0.1:7480", credentials: CREDENTIALS };
+  const local = sandboxPermissions(base);
+  assert.ok(local.write.length > 0, "the local disk: the root is written");
+  const onS3 = sandboxPermissions({ ...base, s3 });
+  assert.deepEqual(onS3.net, ["127.0.0.1:7000", "127.0.0.1:7480"]);
+  assert.deepEqual(onS3.write, []);
+  assert.deepEqual(onS3.read, ["/etc/dfos/users.txt"]);
+  const hosted = sandboxPermissions({ ...base, s3: { ...s3, endpoint: "https://s3.example.net" } });
+  assert.deepEqual(hosted.net, ["127.0.0.1:7000", "files.s3.example.net:443"], "virtual-hosted addressing");
+});
+
+Deno.test("dfos serve refuses S3 flags that do not go together, as usage errors", async () => {
+  for (
+    const [flags, message] of [
+      [["--s3-endpoint", "http://127.0.0.1:1"], /--s3-endpoint needs --storage/],
+      [["--storage", "s3://files"], /needs --s3-endpoint/],
+      [["--storage", "files"], /--storage takes s3:\/\/BUCKET/],
+      [["--storage", "s3://files", "--s3-endpoint", "ftp://x"], /--s3-endpoint takes an http/],
+    ] as const
+  ) {
+    const result = await runCli(["serve", "--port", "0", ...flags]);
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(result.stderr, message);
   }
 });
