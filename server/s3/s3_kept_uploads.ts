@@ -21,7 +21,7 @@
 
 import { decodeRecord, encodeRecord } from "../meta_files.ts";
 import type { ObjectStore } from "./object_store.ts";
-import { isLostCondition, storeStep } from "./s3_errors.ts";
+import { isLostCondition, storeFailure, storeStep } from "./s3_errors.ts";
 import { KEPT, keptKey, keptNamePrefix, userPrefix } from "./s3_keys.ts";
 import type { KeptUpload } from "../storage.ts";
 
@@ -95,7 +95,7 @@ export class S3KeptUploads {
       await this.#store.put(keptKey(user, name, key), encode(taken), { ifMatch: found.etag });
     } catch (error) {
       if (isLostCondition(error)) return null;
-      throw error;
+      throw storeFailure(error, `resume the upload of "${name}"`, this.#store.label);
     }
     return { ...found.record, taken: true, updated: taken.updated };
   }

@@ -47,10 +47,10 @@ import type {
   VersionedInfo,
 } from "../storage.ts";
 import { CommitLeases } from "./commit_leases.ts";
-import type { ObjectHead, ObjectStore } from "./object_store.ts";
+import { type ObjectHead, type ObjectStore, ObjectStoreError, type PartInfo } from "./object_store.ts";
 import { S3ChangeCounters } from "./s3_change_counters.ts";
 import { S3ChunkLists } from "./s3_chunk_lists.ts";
-import { storeStep } from "./s3_errors.ts";
+import { storeFailure, storeStep } from "./s3_errors.ts";
 import { S3KeptUploads } from "./s3_kept_uploads.ts";
 import { fileKey, isMetadataKey, userPrefix } from "./s3_keys.ts";
 import { mtimeOf, S3Listing } from "./s3_listing.ts";
@@ -206,17 +206,21 @@ export class S3Storage implements Storage {
     this.#checkName(name);
     const record = await this.#kept.take(user, name, key);
     if (record === null) return null;
-    const parts = record.uploadId === ""
-      ? []
-      : await storeStep(`resume the upload of "${name}"`, this.store.label, () =>
-        this.store.listParts(fileKey(user, name), record.uploadId)).catch(async (error) => {
+    let parts: PartInfo[] = [];
+    if (record.uploadId !== "") {
+      try {
+        parts = await this.store.listParts(fileKey(user, name), record.uploadId);
+      } catch (error) {
+        if (error instanceof ObjectStoreError && error.kind === "not-found") {
+          // Its multipart upload is gone (aborted by a sweep): nothing to resume.
           await this.#kept.forget(user, name, key).catch(() => {});
-          if (error instanceof DfosError && error.code === Status.NOT_FOUND) {
-            return null;
-          }
-          throw error;
-        });
-    if (parts === null) return null;
+          return null;
+        }
+        // Not lost for a failure of the store: kept again for a later try, if the store lets us.
+        await this.#kept.keep(user, { ...record, taken: false }).catch(() => {});
+        throw storeFailure(error, `resume the upload of "${name}"`, this.store.label);
+      }
+    }
     const upload = new S3Upload(this.#uploadContext(user, name, key), {
       uploadId: record.uploadId,
       parts,
