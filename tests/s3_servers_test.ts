@@ -20,7 +20,7 @@ import { DfosError, Status } from "../shared/status.ts";
 import { randomBytes, sha256 } from "./_common.ts";
 import { runCli, spawnCli, USERS, watchServe } from "./_fixture.ts";
 import { CountingProxy } from "./_proxy.ts";
-import { s3Test, tellS3Ignored } from "./_s3.ts";
+import { s3Test, tellS3Ignored, type TestBucket } from "./_s3.ts";
 
 tellS3Ignored("tests/s3_servers_test.ts");
 
@@ -202,10 +202,8 @@ s3Test("S3Storage: a store gone mid-transfer is a clear error; what was stored s
   }
 });
 
-s3Test("dfos serve --storage s3:// serves put, get, ls and rm of the real CLI from the bucket", async (bucket) => {
-  const dir = await Deno.makeTempDir({ prefix: "dfos_s3_serve_" });
-  const users = `${dir}/users.txt`;
-  await Deno.writeTextFile(users, Object.entries(USERS).map(([user, password]) => `${user}:${password}\n`).join(""));
+/** Starts the real `dfos serve --storage s3://BUCKET/dfos` in `dir` (its users file there), on a free port. */
+async function serveOnBucket(bucket: TestBucket, dir: string, name: string) {
   const child = spawnCli([
     "serve",
     "--host",
@@ -213,9 +211,9 @@ s3Test("dfos serve --storage s3:// serves put, get, ls and rm of the real CLI fr
     "--port",
     "0",
     "--users",
-    users,
+    `${dir}/users.txt`,
     "--log",
-    `${dir}/server.log`,
+    `${dir}/${name}.log`,
     "--storage",
     `s3://${bucket.name}/dfos`,
     "--s3-endpoint",
@@ -231,35 +229,56 @@ s3Test("dfos serve --storage s3:// serves put, get, ls and rm of the real CLI fr
     },
   });
   await child.stdin.close();
-  const serve = await watchServe(child, 30_000);
-  try {
-    const env = { DFOS_SERVER: `127.0.0.1:${serve.port}`, DFOS_USER: "alice", DFOS_PASSWORD: USERS.alice };
-    const body = randomBytes(9 * MiB + 7);
-    await Deno.writeFile(`${dir}/in.bin`, body);
-    const put = await runCli(["put", `${dir}/in.bin`, "docs/in.bin"], { env });
-    assert.equal(put.code, 0, put.stderr);
-    const object = await bucket.store("dfos").head("alice/docs/in.bin");
-    assert.equal(object?.size, body.length, "a plain object under PREFIX/<user>/<name>");
-    const get = await runCli(["get", "docs/in.bin", `${dir}/out.bin`], { env });
-    assert.equal(get.code, 0, get.stderr);
-    assert.equal(sha256(await Deno.readFile(`${dir}/out.bin`)), sha256(body));
-    const ls = await runCli(["ls"], { env });
-    assert.equal(ls.code, 0, ls.stderr);
-    assert.match(new TextDecoder().decode(ls.stdout), /docs\/in\.bin/);
-    const conflict = await runCli(["put", `${dir}/in.bin`, "docs"], { env });
-    assert.notEqual(conflict.code, 0, "a folder's name is refused");
-    const rm = await runCli(["rm", "docs/in.bin"], { env });
-    assert.equal(rm.code, 0, rm.stderr);
-    assert.equal(await bucket.store("dfos").head("alice/docs/in.bin"), null);
-    const missing = await runCli(["get", "docs/in.bin", `${dir}/none.bin`], { env });
-    assert.notEqual(missing.code, 0);
-    assert.match(missing.stderr, /no such file/);
-  } finally {
-    child.kill("SIGTERM");
-    await serve.ended;
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+  const watch = await watchServe(child, 30_000);
+  return {
+    child,
+    watch,
+    env: { DFOS_SERVER: `127.0.0.1:${watch.port}`, DFOS_USER: "alice", DFOS_PASSWORD: USERS.alice },
+  };
+}
+
+s3Test(
+  "two dfos serve --storage s3:// on one bucket serve the real CLI one truth: put, get, ls, rm",
+  async (bucket) => {
+    const dir = await Deno.makeTempDir({ prefix: "dfos_s3_serve_" });
+    await Deno.writeTextFile(
+      `${dir}/users.txt`,
+      Object.entries(USERS).map(([user, password]) => `${user}:${password}\n`).join(""),
+    );
+    const a = await serveOnBucket(bucket, dir, "a");
+    const b = await serveOnBucket(bucket, dir, "b").catch(async (error) => {
+      a.child.kill("SIGTERM");
+      await a.watch.ended;
+      throw error;
+    });
+    try {
+      const body = randomBytes(9 * MiB + 7);
+      await Deno.writeFile(`${dir}/in.bin`, body);
+      const put = await runCli(["put", `${dir}/in.bin`, "docs/in.bin"], { env: a.env });
+      assert.equal(put.code, 0, put.stderr);
+      const object = await bucket.store("dfos").head("alice/docs/in.bin");
+      assert.equal(object?.size, body.length, "a plain object under PREFIX/<user>/<name>");
+      const get = await runCli(["get", "docs/in.bin", `${dir}/out.bin`], { env: b.env });
+      assert.equal(get.code, 0, get.stderr);
+      assert.equal(sha256(await Deno.readFile(`${dir}/out.bin`)), sha256(body), "put through A, got through B");
+      const ls = await runCli(["ls"], { env: b.env });
+      assert.equal(ls.code, 0, ls.stderr);
+      assert.match(new TextDecoder().decode(ls.stdout), /docs\/in\.bin/);
+      const conflict = await runCli(["put", `${dir}/in.bin`, "docs"], { env: b.env });
+      assert.notEqual(conflict.code, 0, "a folder's name is refused");
+      const rm = await runCli(["rm", "docs/in.bin"], { env: b.env });
+      assert.equal(rm.code, 0, rm.stderr);
+      assert.equal(await bucket.store("dfos").head("alice/docs/in.bin"), null);
+      const missing = await runCli(["get", "docs/in.bin", `${dir}/none.bin`], { env: a.env });
+      assert.notEqual(missing.code, 0);
+      assert.match(missing.stderr, /no such file/, "removed through B, gone through A");
+    } finally {
+      for (const server of [a, b]) server.child.kill("SIGTERM");
+      for (const server of [a, b]) await server.watch.ended;
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
 
 Deno.test("sandboxPermissions() with S3 gives the worker net to the endpoint and no storage folder", () => {
   const base = { hostname: "127.0.0.1", port: 7000, root: "/srv/unused", users: "/etc/dfos/users.txt" };
