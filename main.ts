@@ -74,8 +74,8 @@ export const COMMANDS: Readonly<Record<string, CommandRow>> = {
     summary: "run the server",
     load: () => import("./server/serve_command.ts"),
     // The process around the server's sandbox: it grants the worker its part of these, and reads the TLS files
-    // and writes the log itself.
-    permissions: { keep: ["read", "write", "net", "sys"], untilOptionsRead: [] },
+    // and writes the log itself; the environment only until an S3 bucket's credentials are read (AWS_*).
+    permissions: { keep: ["read", "write", "net", "sys"], untilOptionsRead: ["env"] },
   },
   passwd: {
     summary: "set a user's password in the users file, hashed",

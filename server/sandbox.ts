@@ -1,8 +1,8 @@
 /**
  * `serveInSandbox()`: runs `serve()` (server.ts) in a Worker that holds only the
  * permissions the server needs, whatever the process was given: network for
- * its own listening address, read and write for its storage root, read for
- * its users file, and the system's memory figures. No environment, no
+ * its own listening address (and its S3 endpoint, with `--storage s3://`),
+ * read and write for its storage root (none with S3), read for its users file, and the system's memory figures. No environment, no
  * subprocess, no FFI, no remote import, no other path or address. This is
  * the runtime's wall (docs/SECURITY.md): a bug that tries to reach outside
  * is refused by Deno itself with `NotCapable`.
@@ -31,6 +31,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { DEFAULT_LISTEN_HOSTNAME, DEFAULT_PORT } from "../shared/defaults.ts";
 import { LogCounters } from "./log_counters.ts";
 import { DEFAULT_LOG_LIMIT } from "./log_limiter.ts";
+import type { S3BackendOptions } from "./s3/s3_backend.ts";
 import type { ServeOptions, ShutdownOptions } from "./server.ts";
 import { ServerMetrics } from "./server_metrics.ts";
 
@@ -50,7 +51,7 @@ export interface SandboxPermissions {
   read: string[];
   /** Paths it may write: the storage root (as given and its real path). */
   write: string[];
-  /** `host:port` it may listen on (and connect to): its own address only. */
+  /** `host:port` it may listen on (and connect to): its own address, and its S3 endpoint if it has one. */
   net: string[];
   /** System information it may read: the memory figures of the totals line, if the process has them. */
   sys: "systemMemoryInfo"[] | false;
@@ -181,10 +182,12 @@ export function sandboxPermissions(options: ServeOptions): SandboxPermissions {
   const hostname = options.hostname ?? DEFAULT_LISTEN_HOSTNAME;
   const host = hostname.includes(":") ? `[${hostname}]` : hostname;
   const sys = Deno.permissions.querySync({ name: "sys", kind: "systemMemoryInfo" }).state === "granted";
+  // With S3, the files are in the bucket: no folder to read or write, and the endpoint to connect to.
+  const s3 = options.s3 === undefined ? [] : [endpointHost(options.s3)];
   return {
-    read: [...roots, resolve(options.users)],
-    write: roots,
-    net: [`${host}:${options.port ?? DEFAULT_PORT}`],
+    read: [...(s3.length > 0 ? [] : roots), resolve(options.users)],
+    write: s3.length > 0 ? [] : roots,
+    net: [`${host}:${options.port ?? DEFAULT_PORT}`, ...s3],
     sys: sys ? ["systemMemoryInfo"] : false,
     env: false,
     run: false,
@@ -296,6 +299,18 @@ export async function serveInSandbox(options: ServeOptions, sandbox: SandboxOpti
       return stopping;
     },
   };
+}
+
+/**
+ * The `host:port` the server connects to for its bucket: the endpoint's, or
+ * with virtual-hosted addressing (`BUCKET.HOST`), the bucket's host.
+ */
+function endpointHost(s3: S3BackendOptions): string {
+  const url = new URL(s3.endpoint);
+  const port = url.port || (url.protocol === "https:" ? "443" : "80");
+  const ip = /^[\d.]+$|^\[/.test(url.hostname) || url.hostname === "localhost";
+  const hostname = (s3.pathStyle ?? ip) ? url.hostname : `${s3.bucket}.${url.hostname}`;
+  return `${hostname}:${port}`;
 }
 
 /**

@@ -32,6 +32,10 @@ import {
   type LoginThrottleOptions,
 } from "./throttle.ts";
 import { type SandboxedServer, serveInSandbox } from "./sandbox.ts";
+import { loadAwsCredentials } from "./s3/aws_credentials.ts";
+import type { S3BackendOptions } from "./s3/s3_backend.ts";
+import { parseStorageUrl } from "./s3/storage_url.ts";
+import { dropOptionPermissions } from "../shared/permissions.ts";
 import { isLoopback } from "./loopback.ts";
 import { type MetricsEndpoint, serveMetrics } from "./metrics_endpoint.ts";
 import { ServerMetrics } from "./server_metrics.ts";
@@ -79,6 +83,14 @@ ROOT/<user>/ created on first login.
   } s; the rest are counted and
                                    summarised in one line (default ${DEFAULT_LOG_LIMIT}; 0: no limit)
       --fsync                      flush each upload to the disk before confirming it
+      --storage s3://BUCKET[/PREFIX]
+                                   keep the files in an S3 bucket instead of --root: each user's under
+                                   PREFIX/<user>/; several servers may share one bucket. Credentials from
+                                   AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or ~/.aws/credentials, AWS_PROFILE)
+      --s3-endpoint URL            the S3 engine's URL (needed with --storage; http://127.0.0.1:7480, https://...)
+      --s3-region REGION           the region requests are signed for (default us-east-1)
+      --s3-path-style              address the bucket as URL/BUCKET (default for an IP address or localhost;
+                                   else BUCKET.HOST)
       --tls-cert FILE              serve TLS with this certificate chain (PEM; with --tls-key).
                                    Clients then need --tls; there is no plaintext fallback
       --tls-key FILE               the certificate's private key (PEM; with --tls-cert)
@@ -144,6 +156,10 @@ totals and exits 0. A second signal aborts everything at once.`,
     log: { type: "string" },
     "log-limit": { type: "string" },
     fsync: { type: "boolean" },
+    storage: { type: "string" },
+    "s3-endpoint": { type: "string" },
+    "s3-region": { type: "string" },
+    "s3-path-style": { type: "boolean" },
     "tls-cert": { type: "string" },
     "tls-key": { type: "string" },
     "max-connections": { type: "string" },
@@ -195,6 +211,8 @@ totals and exits 0. A second signal aborts everything at once.`,
     const drainMs = secondsFlag(values["drain-timeout"], "drain-timeout", DEFAULT_DRAIN_TIMEOUT_SECONDS * 1000);
     const statsIntervalMs = secondsFlag(values["stats-interval"], "stats-interval", DEFAULT_STATS_INTERVAL_MS);
     const limits = limitFlags(values);
+    const s3 = await s3Flags(values);
+    dropOptionPermissions(); // the environment was needed only for the S3 credentials
     const logLimit = integerFlag(values["log-limit"], "log-limit", DEFAULT_LOG_LIMIT, [0, 1_000_000]);
     const metricsAddress = metricsFlag(values.metrics);
     // One set of counters: the sinks count what they drop, the server's worker what it drops and suppresses.
@@ -217,6 +235,7 @@ totals and exits 0. A second signal aborts everything at once.`,
         root: (values.root as string | undefined) ?? "server_storage",
         users: (values.users as string | undefined) ?? "id_passwd.txt",
         fsync: values.fsync === true,
+        s3,
         maxConnections,
         maxConnectionsPerAddress: perAddress,
         maxConnectionsPerUser: perUser,
@@ -321,6 +340,36 @@ async function usersInClear(path: string): Promise<string[]> {
     }
   }
   return users;
+}
+
+/**
+ * Reads `--storage` and the `--s3-*` flags: the bucket, its endpoint and the
+ * credentials (the standard AWS variables or profile files, read here: the
+ * server's sandbox reads no environment). Undefined without `--storage`.
+ */
+async function s3Flags(values: Record<string, string | boolean | undefined>): Promise<S3BackendOptions | undefined> {
+  const storage = values.storage as string | undefined;
+  if (storage === undefined) {
+    for (const flag of ["s3-endpoint", "s3-region", "s3-path-style"]) {
+      if (values[flag] !== undefined) throw new UsageError(`--${flag} needs --storage s3://BUCKET[/PREFIX]`);
+    }
+    return undefined;
+  }
+  const { bucket, prefix } = parseStorageUrl(storage);
+  const endpoint = values["s3-endpoint"] as string | undefined;
+  if (endpoint === undefined) throw new UsageError("--storage s3://... needs --s3-endpoint URL");
+  if (!/^https?:\/\/[^/]+\/?$/.test(endpoint)) {
+    throw new UsageError(`--s3-endpoint takes an http:// or https:// URL of a host, not "${endpoint}"`);
+  }
+  const credentials = await loadAwsCredentials();
+  return {
+    bucket,
+    prefix,
+    endpoint: endpoint.replace(/\/$/, ""),
+    region: (values["s3-region"] as string | undefined) ?? "us-east-1",
+    pathStyle: values["s3-path-style"] === true ? true : undefined,
+    credentials,
+  };
 }
 
 /** Reads the `--auth-*` flags: what failed logins cost. */

@@ -46,6 +46,7 @@ import { type ChunkState, KeptHolds } from "./assemble.ts";
 import { ChunkIndexes } from "./chunk_index.ts";
 import { ServerMetrics } from "./server_metrics.ts";
 import { ServerStats, TotalsReport } from "./stats.ts";
+import type { S3BackendOptions } from "./s3/s3_backend.ts";
 import type { Storage } from "./storage.ts";
 import { UserFile } from "./users.ts";
 
@@ -118,6 +119,12 @@ export interface ServeOptions {
   fsync?: boolean;
   /** Use this storage instead of the local disk under `root`. */
   storage?: Storage;
+  /**
+   * Keep the files in this S3 bucket (server/s3/s3_backend.ts) instead of
+   * the local disk under `root`: plain data, credentials included, so that
+   * it crosses into the sandbox. Ignored when `storage` is given.
+   */
+  s3?: S3BackendOptions;
   /**
    * Serve TLS with this certificate (`Deno.listenTls`): every connection is
    * TLS from its first byte, there is no plaintext fallback. Absent: plaintext.
@@ -335,10 +342,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
     count = await users.load().catch((error) => {
       throw new Error(`Cannot read users file "${options.users}": ${error.message}`, { cause: error });
     });
-    storage = new MeteredStorage(
-      options.storage ?? await LocalStorage.open(options.root, { fsync: options.fsync }),
-      metrics,
-    );
+    storage = new MeteredStorage(options.storage ?? await openStorage(options, log), metrics);
   } catch (error) {
     listener.close();
     throw error;
@@ -358,7 +362,8 @@ export async function serve(options: ServeOptions): Promise<Server> {
   });
   const addr = listener.addr as Deno.NetAddr;
   const where = `${addr.hostname}:${addr.port}`;
-  const serving = `storage ${options.root}, ${count} users from ${options.users}`;
+  const storedIn = options.storage === undefined && options.s3 !== undefined ? storeLabel(options.s3) : options.root;
+  const serving = `storage ${storedIn}, ${count} users from ${options.users}`;
   if (options.tls !== undefined) {
     log.info`Serving TLS on ${where}, ${serving}`;
     for (const line of describeCertificate(options.tls.cert)) log[line.level]`${line.message}`;
@@ -522,6 +527,21 @@ export async function serve(options: ServeOptions): Promise<Server> {
     return shuttingDown;
   };
   return { addr, tls, stats, metrics, finished, shutdown };
+}
+
+/** The storage `serve` opens: the S3 bucket if one is named, else the local disk under the root. */
+async function openStorage(options: ServeOptions, log: Logger): Promise<Storage> {
+  if (options.s3 === undefined) return await LocalStorage.open(options.root, { fsync: options.fsync });
+  // Loaded only here: a server on the local disk does not load the S3 modules.
+  const { openS3Backend } = await import("./s3/s3_backend.ts");
+  return await openS3Backend(options.s3, (error) => {
+    log.error`Cannot clean up the multipart uploads of stopped servers: ${error}`;
+  });
+}
+
+/** How the log names a bucket: `s3://BUCKET/PREFIX at ENDPOINT`. */
+function storeLabel(s3: S3BackendOptions): string {
+  return `s3://${s3.bucket}${s3.prefix ? "/" + s3.prefix : ""} at ${s3.endpoint}`;
 }
 
 /**
