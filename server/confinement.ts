@@ -30,7 +30,7 @@
  */
 
 import { join } from "node:path";
-import { excerpt, nameProblem, RESERVED_PREFIX, userProblem } from "../shared/names.ts";
+import { excerpt, nameProblem, RESERVED_PREFIX, userProblem, utf8Length } from "../shared/names.ts";
 import { DfosError, Status } from "../shared/status.ts";
 
 /** The folder, inside each user's folder, that holds uploads in progress and files being freed. */
@@ -276,6 +276,29 @@ export class Confinement {
 export function checkName(name: string): void {
   const problem = nameProblem(name);
   if (problem) throw new DfosError(Status.BAD_NAME, `Cannot use name "${excerpt(name)}": ${problem}`);
+}
+
+/**
+ * Refuses a move whose new names would be longer than `limit` UTF-8 bytes
+ * (`BAD_NAME`), before anything moves: the file's new name `to`, or, for a
+ * folder, `to` followed by the longest path below it.
+ *
+ * @param from The name moved.
+ * @param to Its new name.
+ * @param longestBelow For a folder, `/REST` of its file with the longest path below it; "" for a file.
+ * @param limit The longest name allowed, if any.
+ */
+export function checkMovedNames(from: string, to: string, longestBelow: string, limit: number | undefined): void {
+  if (limit === undefined || utf8Length(to + longestBelow) <= limit) return;
+  if (longestBelow === "") {
+    throw new DfosError(Status.BAD_NAME, `Cannot use name "${excerpt(to)}": name is longer than ${limit} bytes`);
+  }
+  throw new DfosError(
+    Status.BAD_NAME,
+    `Cannot move "${excerpt(from)}" to "${excerpt(to)}": its file "${
+      excerpt(to + longestBelow)
+    }" would have a name longer than ${limit} bytes`,
+  );
 }
 
 /**

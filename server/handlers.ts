@@ -239,6 +239,7 @@ const ROWS = {
       await limits.quota.ready(user); // the user's usage is counted before it changes
       const moved = await storage.rename(user, message.from, message.to, {
         admit: (folders) => limits.quota.admitFolders(user, message.to, folders),
+        maxNameBytes: limits.maxNameBytes,
       });
       limits.quota.moved(user, moved);
       mine.changes++;

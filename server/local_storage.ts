@@ -31,10 +31,11 @@
 
 import { join } from "node:path";
 import { fileChunks } from "../shared/file_chunks.ts";
-import { isReserved } from "../shared/names.ts";
+import { isReserved, utf8Length } from "../shared/names.ts";
 import type { PooledBytes } from "../shared/pooled_bytes.ts";
 import { DfosError, Status } from "../shared/status.ts";
 import {
+  checkMovedNames,
   checkName,
   checkNewName,
   Confinement,
@@ -280,6 +281,7 @@ export class LocalStorage implements Storage {
     const home = source.folders[0];
     checkNewName(home, to); // nothing there, no file or link on the way
     const files = info.isDirectory ? countFiles(source.path) : 1;
+    checkMovedNames(from, to, info.isDirectory ? longestBelow(source.path) : "", options.maxNameBytes);
     options.admit?.(missingFolders(home.path, to));
     const target = this.#door.makeWay(home, to);
     try {
@@ -399,6 +401,21 @@ function countFiles(dir: string): number {
     else if (entry.isFile) files++;
   }
   return files;
+}
+
+/**
+ * The longest path below the folder `dir`, in UTF-8 bytes, of the files a
+ * move would carry (links and `.dfos-*` are not moved as the user's files):
+ * `/REST` for the longest, "" for an empty folder.
+ */
+function longestBelow(dir: string): string {
+  let longest = "";
+  for (const entry of Deno.readDirSync(dir)) {
+    if (entry.isSymlink || isReserved(entry.name)) continue;
+    const below = entry.isDirectory ? `/${entry.name}${longestBelow(join(dir, entry.name))}` : `/${entry.name}`;
+    if (utf8Length(below) > utf8Length(longest)) longest = below;
+  }
+  return longest;
 }
 
 /** The folders on the way to `name` under `home` that do not exist yet. */

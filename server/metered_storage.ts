@@ -91,6 +91,11 @@ export class MeteredStorage implements Storage {
     return this.#inner.blockSize;
   }
 
+  /** As the wrapped storage's. */
+  get maxNameBytes(): number | undefined {
+    return this.#inner.maxNameBytes;
+  }
+
   prepareUser(user: string): Promise<void> {
     return timed(this.#metrics, "prepare_user", () => this.#inner.prepareUser(user));
   }

@@ -117,7 +117,8 @@ ROOT/<user>/ created on first login.
       --quota-files N              files and folders each user may have in all (default with --quota: one
                                    per 16 KiB of it; 0 or without --quota: no limit)
       --max-file-size BYTES        the largest file an upload may store (default 0: no limit)
-      --max-name BYTES             the longest name an upload may create, 1 to ${MAX_NAME_BYTES} (default ${MAX_NAME_BYTES})
+      --max-name BYTES             the longest name an upload or a move may create, 1 to ${MAX_NAME_BYTES}
+                                   (default ${MAX_NAME_BYTES}; on S3 at most 1024 less the key prefix and 65)
       --list-page N                entries at most per listing page (default ${LIST_PAGE_ENTRIES})
       --max-frame BYTES            the largest frame a client may send but file data, ${MIN_MAX_FRAME_BYTES} to ${MAX_CONTROL_LENGTH};
                                    before login, the largest of all (default ${MAX_CONTROL_LENGTH}). File data keeps

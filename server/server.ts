@@ -392,7 +392,8 @@ export async function serve(options: ServeOptions): Promise<Server> {
     opTimeoutMs: options.opTimeoutMs ?? DEFAULT_OP_TIMEOUT_MS,
     maxControlLength: limits.maxFrameBytes,
     limits: {
-      maxNameBytes: limits.maxNameBytes,
+      // The lesser of --max-name and what the backend can keep: a name too long is refused alike on every backend.
+      maxNameBytes: Math.min(limits.maxNameBytes, storage.maxNameBytes ?? limits.maxNameBytes),
       listPageEntries: limits.listPageEntries,
       quota: new Quota(storage, {
         quotaBytes: limits.quotaBytes,

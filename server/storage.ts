@@ -57,6 +57,13 @@ export interface RenameOptions {
    * quota's check, as {@linkcode CommitOptions.admit}).
    */
   admit?: (foldersCreated: number) => void;
+  /**
+   * The longest name, in UTF-8 bytes, the move may make: the new name of a
+   * file, or of every file of a folder. A move that would make a longer one
+   * is refused (`BAD_NAME`) before anything moves. The storage's own limit
+   * ({@linkcode Storage.maxNameBytes}) holds in any case.
+   */
+  maxNameBytes?: number;
 }
 
 /** What a user's files take, as {@linkcode Storage.usage} counts them. */
@@ -359,6 +366,14 @@ export interface Storage {
    * disk; 1 for a store that bills by the byte (S3).
    */
   readonly blockSize: number;
+  /**
+   * The longest name, in UTF-8 bytes, the storage can keep, when it is less
+   * than the protocol's 1,024 (`MAX_NAME_BYTES`): the server's longest name
+   * is the lesser of this and `--max-name`, so that a name too long is
+   * refused alike whatever the backend. Local disk: absent. S3: 1,024 less
+   * the key prefix and the longest user name's `<user>/`.
+   */
+  readonly maxNameBytes?: number;
   /**
    * Returns what the user's regular files and folders take in all (uploads
    * in progress and the storage's own folders are not counted). Counting may

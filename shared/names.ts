@@ -66,7 +66,7 @@ export function nameProblem(name: string, maxBytes: number = MAX_NAME_BYTES): st
 }
 
 /** A well-formed string's length in UTF-8 bytes, counted without encoding it (push checks every local name). */
-function utf8Length(text: string): number {
+export function utf8Length(text: string): number {
   let bytes = text.length;
   for (let i = 0; i < text.length; i++) {
     const code = text.charCodeAt(i);

@@ -393,6 +393,25 @@ Deno.test("--max-name: an upload may not create a longer name; longer names alre
   await client.close();
 });
 
+Deno.test("--max-name: a move may not make a longer name either, of a file or of any file in a folder", async () => {
+  await using fx = await startServer({ maxNameBytes: 10 });
+  const client = await connect(fx);
+  await client.put("a", once(randomBytes(3)), { size: 3 });
+  await client.put("d/e/f", once(randomBytes(3)), { size: 3 });
+  deepStrictEqual(await refusal(client.move("a", "abcdefghijk")), {
+    code: Status.BAD_NAME,
+    message: 'Cannot use name "abcdefghijk": name is longer than 10 bytes',
+  });
+  deepStrictEqual(await refusal(client.move("d", "abcdefg")), {
+    code: Status.BAD_NAME,
+    message: 'Cannot move "d" to "abcdefg": its file "abcdefg/e/f" would have a name longer than 10 bytes',
+  });
+  deepStrictEqual((await Array.fromAsync(client.list())).map((entry) => entry.name), ["a", "d/e/f"], "nothing moved");
+  await client.move("d", "abcdef"); // "abcdef/e/f": 10 bytes
+  deepStrictEqual((await Array.fromAsync(client.list())).map((entry) => entry.name), ["a", "abcdef/e/f"]);
+  await client.close();
+});
+
 Deno.test("--list-page: a LISTING has at most that many entries, and the client pages through them all", async () => {
   await using fx = await startServer({ listPageEntries: 3 });
   const peer = await Peer.login(fx);

@@ -874,6 +874,34 @@ function cases(backend: ConformanceBackend): Case[] {
       },
     ],
 
+    [
+      "rename refuses, before anything moves, new names past maxNameBytes: a file's, or any file's of a folder",
+      async ({ storage }) => {
+        await put(storage, ALICE, "f", "f");
+        await put(storage, ALICE, "dir/a", "a");
+        await put(storage, ALICE, "dir/sub/deeper/longest-name.txt", "b");
+        await put(storage, ALICE, "dir/z", "z");
+        const before = await snapshot(storage, ALICE);
+        const limit = 40;
+        const long = "x".repeat(limit - "/sub/deeper/longest-name.txt".length + 1); // "long/sub/..." is limit + 1
+        await refused(
+          storage.rename(ALICE, "f", "y".repeat(limit + 1), { maxNameBytes: limit }),
+          Status.BAD_NAME,
+          "a file",
+        );
+        const error = await refused(
+          storage.rename(ALICE, "dir", long, { maxNameBytes: limit }),
+          Status.BAD_NAME,
+          "a folder whose deepest file's name would be too long",
+        );
+        assert.match(error.message, /longest-name\.txt" would have a name longer than 40 bytes/);
+        assert.deepEqual(await snapshot(storage, ALICE), before, "nothing moved, not even the files of short names");
+        // At the limit exactly, both move.
+        assert.equal((await storage.rename(ALICE, "dir", long.slice(1), { maxNameBytes: limit })).files, 3);
+        assert.equal((await storage.rename(ALICE, "f", "y".repeat(limit), { maxNameBytes: limit })).files, 1);
+      },
+    ],
+
     ["rename asks admit the folders it will make; a refusal changes nothing", async ({ storage }) => {
       await put(storage, ALICE, "f", "f");
       await put(storage, ALICE, "m/n/o", "o");

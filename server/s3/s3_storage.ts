@@ -26,9 +26,9 @@
  * @module
  */
 
-import { excerpt, MAX_NAME_BYTES, MAX_USER_BYTES } from "../../shared/names.ts";
+import { excerpt, MAX_NAME_BYTES, MAX_USER_BYTES, utf8Length } from "../../shared/names.ts";
 import { DfosError, Status } from "../../shared/status.ts";
-import { checkName } from "../confinement.ts";
+import { checkMovedNames, checkName } from "../confinement.ts";
 import type {
   BeginOptions,
   ChangeCounter,
@@ -343,8 +343,12 @@ export class S3Storage implements Storage {
     if (target !== null || targetFolder) {
       throw new DfosError(Status.CONFLICT, `Cannot move "${from}" to "${to}": "${to}" exists`);
     }
-    options.admit?.(0);
     const prefix = userPrefix(user);
+    // Every new name checked before the first copy: a key too long must not leave a folder half moved.
+    const longestBelow = file !== null ? "" : sources.map((source) => source.key.slice(prefix.length + from.length))
+      .reduce((longest, rest) => utf8Length(rest) > utf8Length(longest) ? rest : longest, "");
+    checkMovedNames(from, to, longestBelow, Math.min(this.maxNameBytes, options.maxNameBytes ?? this.maxNameBytes));
+    options.admit?.(0);
     for (const source of sources) {
       const name = source.key.slice(prefix.length);
       const moved = file !== null ? to : to + name.slice(from.length);
