@@ -25,6 +25,10 @@
  * The modification time is the object's `x-amz-meta-mtime` (a completed
  * upload's is set by copying it onto itself, which RGW does without copying
  * its data), else its Last-Modified. An abort aborts the multipart upload.
+ * RGW's completion answers no ETag, so the facts are read back: when what
+ * is read is not a multipart object of the parts' size, a small file's
+ * PutObject (which needs no lease) replaced it at once, and the commit
+ * answers its own facts (its size, the multipart ETag of its parts) instead.
  *
  * The multipart upload is reported open on this server (`events`) from its
  * creation, or from the take-up of a kept one, until it is completed,
