@@ -20,9 +20,10 @@
  * - `events.conflict()` when a conditional write (`If-Match`,
  *   `If-None-Match: *`) is refused because another writer changed the
  *   object first: `dfos_storage_conflicts_total`;
- * - `events.multipartOpened()` after CreateMultipartUpload and
- *   `events.multipartClosed()` after its Complete or Abort:
- *   `dfos_storage_multipart_uploads_open`.
+ * - `events.multipartOpened()` after CreateMultipartUpload (or when a kept
+ *   multipart upload is taken up) and `events.multipartClosed()` after its
+ *   Complete or Abort (or when it is kept): the multipart uploads open on
+ *   this server, `dfos_storage_multipart_uploads_open`.
  *
  * An S3 backend implements `backend = "s3"` and `observe()` keeping the
  * events, and calls them where those things happen; `LocalStorage` has

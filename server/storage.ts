@@ -410,8 +410,8 @@ export interface Storage {
 export interface StorageEvents {
   /** A conditional write (`If-Match`, `If-None-Match: *`) was refused because another writer changed the object first. */
   conflict(): void;
-  /** A multipart upload was created (CreateMultipartUpload). */
+  /** A multipart upload is open on this server: created here (CreateMultipartUpload), or a kept one taken up. */
   multipartOpened(): void;
-  /** A multipart upload this server created was completed or aborted. */
+  /** A multipart upload open on this server was completed, aborted, or kept (then open on none until taken up). */
   multipartClosed(): void;
 }

@@ -23,6 +23,11 @@
  * Multipart uploads a killed server left are aborted at `open` and every
  * `cleanupIntervalMs` (stale_uploads.ts).
  *
+ * For the metrics it is `backend` `s3`, and reports through `observe`
+ * (s3_events.ts) each conditional write lost to another writer (every
+ * module's store is a `ConflictReportingStore`) and the multipart uploads
+ * open on this server (`S3Upload`).
+ *
  * @module
  */
 
@@ -41,15 +46,18 @@ import type {
   Removed,
   RenameOptions,
   Storage,
+  StorageEvents,
   StoredChunkList,
   Upload,
   Usage,
   VersionedInfo,
 } from "../storage.ts";
 import { CommitLeases } from "./commit_leases.ts";
+import { ConflictReportingStore } from "./conflict_reporting_store.ts";
 import { type ObjectHead, type ObjectStore, ObjectStoreError, type PartInfo } from "./object_store.ts";
 import { S3ChangeCounters } from "./s3_change_counters.ts";
 import { S3ChunkLists } from "./s3_chunk_lists.ts";
+import { S3Events } from "./s3_events.ts";
 import { storeFailure, storeStep } from "./s3_errors.ts";
 import { S3KeptUploads } from "./s3_kept_uploads.ts";
 import { fileKey, isMetadataKey, userPrefix } from "./s3_keys.ts";
@@ -101,8 +109,11 @@ const MIN_PART_BYTES = 5 * 1024 * 1024;
 export class S3Storage implements Storage {
   /** The store bills by the byte: the quota counts sizes as they are. */
   readonly blockSize = 1;
-  /** The bucket. */
+  /** For the metrics' `backend` label. */
+  readonly backend = "s3";
+  /** The bucket (each refused conditional write through it reported). */
   readonly store: ObjectStore;
+  readonly #events: S3Events;
   readonly #options: Required<Omit<S3StorageOptions, "onCleanupError">> & Pick<S3StorageOptions, "onCleanupError">;
   readonly #names: S3Names;
   readonly #listing: S3Listing;
@@ -121,8 +132,9 @@ export class S3Storage implements Storage {
   #cleanupTimer: ReturnType<typeof setInterval> | null = null;
   #cleaning: Promise<void> = Promise.resolve();
 
-  private constructor(store: ObjectStore, options: S3StorageOptions) {
+  private constructor(store: ObjectStore, events: S3Events, options: S3StorageOptions) {
     this.store = store;
+    this.#events = events;
     const partBytes = options.partBytes ?? PART_BYTES;
     if (!Number.isSafeInteger(partBytes) || partBytes < MIN_PART_BYTES) {
       throw new RangeError(`partBytes must be at least ${MIN_PART_BYTES}, not ${partBytes}`);
@@ -153,7 +165,8 @@ export class S3Storage implements Storage {
    * @returns The storage.
    */
   static async open(store: ObjectStore, options: S3StorageOptions = {}): Promise<S3Storage> {
-    const storage = new S3Storage(store, options);
+    const events = new S3Events();
+    const storage = new S3Storage(new ConflictReportingStore(store, () => events.conflict()), events, options);
     await storage.abortStale();
     const every = storage.#options.cleanupIntervalMs;
     if (every > 0) {
@@ -187,6 +200,16 @@ export class S3Storage implements Storage {
         `Cannot use name "${excerpt(name)}": name is longer than ${this.maxNameBytes} bytes (S3 keys are 1024 at most)`,
       );
     }
+  }
+
+  /**
+   * Reports from now on to `events`: each conditional write lost to another
+   * writer, each multipart upload opened on this server and closed
+   * (completed, aborted, or kept for a later try: then it is open on the
+   * server that takes it up).
+   */
+  observe(events: StorageEvents): void {
+    this.#events.observe(events);
   }
 
   prepareUser(user: string): Promise<void> {
@@ -241,6 +264,7 @@ export class S3Storage implements Storage {
       partBytes: this.#options.partBytes,
       parallel: this.#options.parallelParts,
       keep,
+      events: this.#events,
       checkPlace: () => this.#names.checkPlace(user, name),
       onCommit: () => this.#counters.bump(user),
     };

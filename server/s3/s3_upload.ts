@@ -25,16 +25,29 @@
  * The modification time is the object's `x-amz-meta-mtime` (a completed
  * upload's is set by copying it onto itself, which RGW does without copying
  * its data), else its Last-Modified. An abort aborts the multipart upload.
+ * RGW's completion answers no ETag, so the facts are read back: when what
+ * is read is not a multipart object of the parts' size, a small file's
+ * PutObject (which needs no lease) replaced it at once, and the commit
+ * answers its own facts (its size, the multipart ETag of its parts) instead.
+ *
+ * The multipart upload is reported open on this server (`events`) from its
+ * creation, or from the take-up of a kept one, until it is completed,
+ * aborted (or its abort failed: then it is the stale cleanup's), or kept:
+ * a kept upload is open on no server until one takes it up, so that no
+ * server's count goes below 0 or stays up for an upload another finished.
  *
  * @module
  */
 
+import { Buffer } from "node:buffer";
+import { createHash } from "node:crypto";
 import { type Bytes, bytesOf, release } from "../../shared/pooled_bytes.ts";
 import { DfosError, Status } from "../../shared/status.ts";
 import type { CommitChange, CommitOptions, Upload, VersionedInfo } from "../storage.ts";
 import type { CommitLeases, Lease } from "./commit_leases.ts";
 import type { ObjectHead, ObjectStore, PartInfo } from "./object_store.ts";
 import { storeFailure, storeStep } from "./s3_errors.ts";
+import type { S3Events } from "./s3_events.ts";
 import { type KeptRecord, type S3KeptUploads } from "./s3_kept_uploads.ts";
 import { MAX_KEPT_STATE_BYTES } from "../kept_uploads.ts";
 import type { UserChanges } from "./user_changes.ts";
@@ -90,6 +103,8 @@ export interface S3UploadContext {
   parallel: number;
   /** The key it can be kept under, if it can. */
   keep?: string;
+  /** Where the multipart upload's opening and closing are reported. */
+  events: S3Events;
   /** Refuses a name the file cannot be stored under as things are. */
   checkPlace(): Promise<void>;
   /** Called after the commit, within the user's change (the change counter; a chunk list gone stale). */
@@ -113,6 +128,8 @@ export class S3Upload implements Upload {
   /** Continues a kept upload: its record is to go at the commit. */
   #resumed: boolean;
   #uploadId: string;
+  /** Whether the multipart upload is reported open. */
+  #open = false;
   readonly #parts: PartInfo[];
   /** The number of the next part to send. */
   #nextPart: number;
@@ -136,6 +153,7 @@ export class S3Upload implements Upload {
     this.#written = this.#parts.reduce((sum, part) => sum + part.size, 0);
     this.settled = new Promise((resolve) => this.#resolveSettled = resolve);
     if (from !== undefined && from.pending.length > 0) this.#copyIn(from.pending);
+    if (this.#uploadId !== "") this.#opened();
   }
 
   /** The multipart upload's id, or "" while there is none. */
@@ -192,6 +210,12 @@ export class S3Upload implements Upload {
     if (this.#failure !== null) throw this.#mapped(this.#failure);
     if (this.#uploadId === "") {
       this.#uploadId = await storeStep(`store "${name}"`, store.label, () => store.createMultipart(key));
+      this.#opened();
+      if (this.#done) {
+        // Aborted while it was being created: the abort may have missed it.
+        await this.#abortMultipart();
+        this.#throwIfDone();
+      }
     }
     const number = this.#nextPart++;
     if (number > MAX_PARTS) throw new DfosError(Status.TOO_LARGE, `Cannot store "${name}": it is too large for S3`);
@@ -266,6 +290,13 @@ export class S3Upload implements Upload {
     }
     const parts = [...this.#parts].sort((a, b) => a.partNumber - b.partNumber);
     let head = await store.completeMultipart(key, this.#uploadId, parts);
+    this.#closed();
+    const size = parts.reduce((sum, part) => sum + part.size, 0);
+    if (!isMultipartEtag(head.etag) || head.size !== size) {
+      // The facts read back after the completion (RGW answers no ETag) are of a small file's PutObject that replaced
+      // it at once (under this lease nothing else can): the commit stands, and its facts are its own.
+      return { name, size, mtime: mtime ?? Date.now(), version: multipartEtag(parts) };
+    }
     if (mtime !== undefined) {
       const etag = await store.copy(key, key, { metadata: { [MTIME_META]: String(mtime) } });
       head = { ...head, etag };
@@ -295,6 +326,7 @@ export class S3Upload implements Upload {
         state,
       };
       await kept.keep(user, record);
+      this.#closed(); // open on no server until one takes it up
       this.#part = null;
       this.#finish();
     } catch (error) {
@@ -307,14 +339,39 @@ export class S3Upload implements Upload {
     if (this.#done) return;
     this.#finish();
     this.#part = null;
-    const { store, key, user, name, kept, keep } = this.#context;
+    const { user, name, kept, keep } = this.#context;
     await Promise.allSettled(this.#sending);
+    await this.#abortMultipart();
     try {
-      if (this.#uploadId !== "") await store.abortMultipart(key, this.#uploadId);
       if (this.#resumed) await kept.forget(user, name, keep!);
     } catch {
-      // left for the cleanup of stale multipart uploads and the sweep of kept ones
+      // left for the sweep of kept ones
     }
+  }
+
+  /** Aborts the multipart upload, if there is one still open here; never throws. */
+  async #abortMultipart(): Promise<void> {
+    if (this.#uploadId === "" || !this.#open) return;
+    const { store, key } = this.#context;
+    try {
+      await store.abortMultipart(key, this.#uploadId);
+    } catch {
+      // left for the cleanup of stale multipart uploads
+    } finally {
+      this.#closed();
+    }
+  }
+
+  #opened(): void {
+    if (this.#open) return;
+    this.#open = true;
+    this.#context.events.multipartOpened();
+  }
+
+  #closed(): void {
+    if (!this.#open) return;
+    this.#open = false;
+    this.#context.events.multipartClosed();
   }
 
   /** A failure as the client sees it. */
@@ -330,6 +387,18 @@ export class S3Upload implements Upload {
     this.#done = true;
     this.#resolveSettled();
   }
+}
+
+/** Whether an ETag is a completed multipart upload's (`"<hex>-<parts>"`), not a PutObject's. */
+function isMultipartEtag(etag: string): boolean {
+  return /-\d+"?$/.test(etag);
+}
+
+/** The ETag S3 gives the object completed from `parts`: the MD5 of their MD5s, and their number. */
+function multipartEtag(parts: PartInfo[]): string {
+  const hash = createHash("md5");
+  for (const part of parts) hash.update(Buffer.from(part.etag.replace(/^W\//, "").replaceAll('"', ""), "hex"));
+  return `"${hash.digest("hex")}-${parts.length}"`;
 }
 
 /** A modification time a file can have: whole milliseconds within the range of a `Date`. */
