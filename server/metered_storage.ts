@@ -57,6 +57,7 @@ import type {
   StoredChunkList,
   Upload,
   Usage,
+  UsageLedger,
 } from "./storage.ts";
 
 /** A storage whose every call is timed and counted in a server's metrics. */
@@ -89,6 +90,11 @@ export class MeteredStorage implements Storage {
   /** As the wrapped storage's. */
   get blockSize(): number {
     return this.#inner.blockSize;
+  }
+
+  /** The wrapped storage's ledger (its writes are the backend's own, not timed). */
+  get ledger(): UsageLedger | undefined {
+    return this.#inner.ledger;
   }
 
   prepareUser(user: string): Promise<void> {
