@@ -8,8 +8,9 @@
  * (announced, at once, before it takes a byte; unknown, growing as its bytes
  * arrive). The `Allowance` methods stay synchronous where the handlers call
  * them so: `receive` grows the hold in the background, ahead of the bytes
- * (twice what is held, at least {@linkcode GROW_BYTES} more, as far as the
- * quota lets), and refuses at the next call once a growth was refused; it
+ * (by what is held, from {@linkcode GROW_FIRST_BYTES} to
+ * {@linkcode GROW_BYTES}, as far as the quota lets), and refuses at the next
+ * call once a growth was refused (the bytes then held are too many); it
  * holds the hold again before half of its life is gone. The commit's
  * `admit` is the last check, awaited: the hold covers the whole file (held
  * again if it fell short or expired), and the commit drops it in the write
@@ -23,8 +24,11 @@ import { DfosError, Status } from "../shared/status.ts";
 import type { Allowance, Quota } from "./quota.ts";
 import { type CommitAdmission, type CommitChange, footprint, type Usage, type UsageLedger } from "./storage.ts";
 
-/** The least a hold grows by at a time, so that a large upload of unknown size holds again seldom. */
-export const GROW_BYTES = 64 * 1024 * 1024;
+/** The most a hold grows ahead of the bytes received: a large upload of unknown size holds again every this many. */
+export const GROW_BYTES = 16 * 1024 * 1024;
+
+/** The least a hold grows ahead of the bytes received. */
+export const GROW_FIRST_BYTES = 1024 * 1024;
 
 /** What a {@linkcode LedgerAllowance} is made with. */
 export interface LedgerAllowanceParts {
@@ -84,7 +88,8 @@ export class LedgerAllowance implements Allowance {
     const short = need.bytes > this.#granted.bytes;
     const aging = this.#expires - Date.now() < this.#parts.ledger.holdMs / 2;
     if ((short || aging) && this.#growing === null && !this.#done) {
-      const want = { bytes: Math.max(need.bytes, this.#granted.bytes * 2, need.bytes + GROW_BYTES), entries: 1 };
+      const ahead = Math.min(Math.max(this.#granted.bytes, GROW_FIRST_BYTES), GROW_BYTES);
+      const want = { bytes: need.bytes + ahead, entries: 1 };
       const growing = this.#hold(
         need,
         short ? want : { ...this.#granted },

@@ -12,10 +12,10 @@
 export const JOURNAL_ENTRIES = 4096;
 
 /** The bytes of names a journal holds at most (each entry counted with {@linkcode ENTRY_OVERHEAD_BYTES} more). */
-export const JOURNAL_BYTES = 64 * 1024;
+export const JOURNAL_BYTES = 96 * 1024;
 
 /** What an entry costs in the object besides its name's bytes. */
-const ENTRY_OVERHEAD_BYTES = 40;
+const ENTRY_OVERHEAD_BYTES = 16;
 
 /** One change in a journal: the counter it made, and the name it touched (a folder's, for a folder moved). */
 export interface JournalEntry {
@@ -39,8 +39,6 @@ export interface Touched {
   /** True for a folder (a folder moved): every name under it changed. */
   folder?: boolean;
 }
-
-const encoder = new TextEncoder();
 
 /**
  * The journal with the change that made `counter` added, and its oldest
@@ -99,30 +97,61 @@ export function namesSince(
   return [...names];
 }
 
+/** An entry as stored: `[counter, name]`, or `[counter, name, 1]` for a folder's name. */
+export type StoredEntry = [number, string] | [number, string, 1];
+
+/**
+ * The journal's entries as stored, compact: every change reads and writes
+ * them back.
+ *
+ * @param journal The journal.
+ * @returns Its entries, each an array.
+ */
+export function storedEntries(journal: Journal): StoredEntry[] {
+  return journal.entries.map(({ counter, name, folder }) => folder ? [counter, name, 1] : [counter, name]);
+}
+
 /**
  * A journal read back from the store, or an empty one covering nothing
  * before `counter` when it is not sound.
  *
- * @param value The stored `journal` field.
+ * @param value The stored entries ({@linkcode storedEntries}).
  * @param from The stored `from` field.
  * @param counter The stored counter.
  * @returns The journal.
  */
 export function journalOf(value: unknown, from: unknown, counter: number): Journal {
-  const sound = Array.isArray(value) && value.length <= JOURNAL_ENTRIES && Number.isSafeInteger(from) &&
-    (from as number) <= counter &&
-    value.every((entry, i) =>
-      typeof entry === "object" && entry !== null && typeof entry.name === "string" &&
-      typeof entry.folder === "boolean" && Number.isSafeInteger(entry.counter) && entry.counter > (from as number) &&
-      entry.counter <= counter && (i === 0 || entry.counter >= value[i - 1].counter)
-    );
-  if (!sound) return { entries: [], from: counter };
-  return {
-    entries: (value as JournalEntry[]).map(({ counter, name, folder }) => ({ counter, name, folder })),
-    from: from as number,
-  };
+  const empty = { entries: [], from: counter };
+  if (!Array.isArray(value) || value.length > JOURNAL_ENTRIES || !Number.isSafeInteger(from)) return empty;
+  const start = from as number;
+  if (start > counter) return empty;
+  const entries: JournalEntry[] = [];
+  for (const entry of value) {
+    if (!Array.isArray(entry) || !Number.isSafeInteger(entry[0]) || typeof entry[1] !== "string") return empty;
+    const [at, name, folder] = entry;
+    if (at <= start || at > counter || (entries.length > 0 && at < entries[entries.length - 1].counter)) return empty;
+    entries.push({ counter: at, name, folder: folder === 1 });
+  }
+  return { entries, from: start };
 }
 
 function entryBytes(entry: JournalEntry): number {
-  return encoder.encode(entry.name).length + ENTRY_OVERHEAD_BYTES;
+  return utf8Length(entry.name) + ENTRY_OVERHEAD_BYTES;
+}
+
+/**
+ * The UTF-8 length of a string, without encoding it.
+ *
+ * @param text The string.
+ * @returns Its length in UTF-8 bytes.
+ */
+export function utf8Length(text: string): number {
+  let bytes = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x80) continue;
+    // Two bytes below U+0800, else three; a surrogate pair (two code units) makes four.
+    bytes += code < 0x800 || (code >= 0xd800 && code < 0xe000) ? 1 : 2;
+  }
+  return bytes;
 }

@@ -29,7 +29,7 @@ import { isLostCondition, storeFailure, storeStep } from "./s3_errors.ts";
 import { counterKey } from "./s3_keys.ts";
 import type { ObjectStore } from "./object_store.ts";
 import type { ChangeCounter, Usage } from "../storage.ts";
-import { appendChange, type Journal, journalOf, type Touched } from "./change_journal.ts";
+import { appendChange, type Journal, journalOf, storedEntries, type Touched } from "./change_journal.ts";
 
 /** Tries of one update before it gives up (each lost only to another server's update, which changed the record). */
 const MAX_TRIES = 30;
@@ -223,7 +223,7 @@ export class S3ChangeCounters {
   async #write(user: string, record: UserRecord, etag: string | null): Promise<void> {
     const conditions = etag === null ? { ifNoneMatch: "*" as const } : { ifMatch: etag };
     const { epoch, counter, journal, usage, holds } = record;
-    const body = { epoch, counter, from: journal.from, journal: journal.entries, usage, holds };
+    const body = { epoch, counter, from: journal.from, journal: storedEntries(journal), usage, holds };
     await this.#store.put(counterKey(user), new TextEncoder().encode(JSON.stringify(body)), conditions);
   }
 }
