@@ -355,7 +355,8 @@ export interface Storage {
    * rename done by this storage adds one, after the change. It survives
    * restarts; its epoch changes when it may have missed a change (it was
    * lost, or the storage was not closed cleanly). S3: an object per user
-   * written with `If-Match` on its ETag.
+   * written with `If-Match` on its ETag (with the journal, the usage and the
+   * quota's holds: {@linkcode UsageLedger}).
    */
   changes(user: string): Promise<ChangeCounter>;
   /**
@@ -364,7 +365,8 @@ export interface Storage {
    * is for the caller to look), or null when the storage cannot say (another
    * epoch, changes older than it remembers, a folder moved into or out of
    * the prefix). Null is always a correct answer: the caller lists instead.
-   * S3: a journal beside the counter object, or null.
+   * S3: the journal in the user's change record (`.dfos-changes`, written
+   * with the counter), by the same rules; every server answers the same.
    */
   changedNames(user: string, since: ChangeCounter, prefix: string): Promise<string[] | null>;
   /** Opens `name` for reading. S3: HeadObject, then GetObject on that version (see {@linkcode ReadHandle}). */

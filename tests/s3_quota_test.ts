@@ -7,7 +7,8 @@
  * the refused ones leave nothing; the usage in the bucket follows puts,
  * replaces, removes and moves made through either; a hold that a killed
  * server left stops counting at its expiry; and a change made through one
- * server is in the other's answer of the names changed.
+ * server is in the other's answer of the names changed; and two real
+ * `dfos serve --storage s3:// --quota` hold one quota for the real CLI.
  *
  * @module
  */
@@ -18,7 +19,7 @@ import { S3Storage, type S3StorageOptions } from "../server/s3/s3_storage.ts";
 import type { DfosClient } from "../client/connection.ts";
 import { DfosError, Status } from "../shared/status.ts";
 import { randomBytes } from "./_common.ts";
-import { connect, type Fixture, startServer, waitFor } from "./_fixture.ts";
+import { connect, type Fixture, runCli, spawnCli, startServer, USERS, waitFor, watchServe } from "./_fixture.ts";
 import { s3Test, tellS3Ignored, type TestBucket } from "./_s3.ts";
 
 tellS3Ignored("tests/s3_quota_test.ts");
@@ -195,3 +196,57 @@ s3Test(
     }
   },
 );
+
+/** Starts the real `dfos serve --storage s3://BUCKET/dfos` with `flags` in `dir` (its users file there). */
+async function serveOnBucket(bucket: TestBucket, dir: string, name: string, flags: string[]) {
+  const child = spawnCli([
+    ...["serve", "--host", "127.0.0.1", "--port", "0", "--users", `${dir}/users.txt`, "--log", `${dir}/${name}.log`],
+    ...["--storage", `s3://${bucket.name}/dfos`, "--s3-endpoint", bucket.engine.endpoint, "--s3-path-style"],
+    ...["--s3-region", bucket.engine.region, ...flags],
+  ], {
+    cwd: dir,
+    env: {
+      AWS_ACCESS_KEY_ID: bucket.engine.credentials.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: bucket.engine.credentials.secretAccessKey,
+    },
+  });
+  await child.stdin.close();
+  const watch = await watchServe(child, 30_000);
+  return {
+    child,
+    watch,
+    env: { DFOS_SERVER: `127.0.0.1:${watch.port}`, DFOS_USER: "alice", DFOS_PASSWORD: USERS.alice },
+  };
+}
+
+s3Test("two dfos serve --storage s3:// --quota on one bucket hold one quota for the real CLI", async (bucket) => {
+  const dir = await Deno.makeTempDir({ prefix: "dfos_s3_quota_" });
+  await Deno.writeTextFile(
+    `${dir}/users.txt`,
+    Object.entries(USERS).map(([user, password]) => `${user}:${password}\n`).join(""),
+  );
+  const servers: Awaited<ReturnType<typeof serveOnBucket>>[] = [];
+  try {
+    for (const name of ["a", "b"]) servers.push(await serveOnBucket(bucket, dir, name, ["--quota", "300000"]));
+    await Deno.writeFile(`${dir}/in.bin`, randomBytes(200_000));
+    // B counts alice's usage first (a server keeping the sums in memory would not see A's put after).
+    const small = await runCli(["put", "-", "small.bin"], { env: servers[1].env, stdin: "x" });
+    assert.equal(small.code, 0, small.stderr);
+    const first = await runCli(["put", `${dir}/in.bin`, "one.bin"], { env: servers[0].env });
+    assert.equal(first.code, 0, first.stderr);
+    // Through the other server, and of unknown size (standard input): the quota is the same one.
+    const second = await runCli(["put", "-", "two.bin"], { env: servers[1].env, stdin: randomBytes(200_000) });
+    assert.notEqual(second.code, 0, "over the quota through the other server");
+    assert.match(second.stderr, /would go over alice's quota of 300000 bytes|went over alice's quota/, second.stderr);
+    assert.equal(await bucket.store("dfos").head("alice/two.bin"), null, "nothing of it stays");
+    // Removed through B, the room is free through A.
+    const rm = await runCli(["rm", "one.bin"], { env: servers[1].env });
+    assert.equal(rm.code, 0, rm.stderr);
+    const third = await runCli(["put", "-", "two.bin"], { env: servers[0].env, stdin: randomBytes(250_000) });
+    assert.equal(third.code, 0, third.stderr);
+  } finally {
+    for (const server of servers) server.child.kill("SIGTERM");
+    for (const server of servers) await server.watch.ended;
+    await Deno.remove(dir, { recursive: true });
+  }
+});

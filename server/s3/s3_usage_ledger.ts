@@ -22,8 +22,12 @@
  * @module
  */
 
+import { DfosError, Status } from "../../shared/status.ts";
 import type { HoldResult, Usage, UsageLedger } from "../storage.ts";
 import type { S3ChangeCounters } from "./s3_change_counters.ts";
+
+/** Counts of the usage one hold tries before it gives up (each undone only by a new record meanwhile). */
+const MAX_COUNTS = 3;
 
 /** How long a hold counts after it was last held, by default: 10 minutes. */
 export const HOLD_MS = 10 * 60_000;
@@ -51,7 +55,7 @@ export class S3UsageLedger implements UsageLedger {
   }
 
   async #hold(user: string, id: string, min: Usage, want: Usage, limits: Usage): Promise<HoldResult> {
-    for (;;) {
+    for (let tries = 0;; tries++) {
       let result = null as HoldResult | null;
       await this.#counters.update(user, `hold room for an upload of "${user}"`, (record, now) => {
         result = null;
@@ -76,6 +80,9 @@ export class S3UsageLedger implements UsageLedger {
         return { ...record, holds: [...others, { id, ...granted, expires }] };
       });
       if (result !== null) return result;
+      if (tries >= MAX_COUNTS) {
+        throw new DfosError(Status.INTERNAL, `Cannot hold room for an upload of "${user}": the usage keeps changing`);
+      }
       await this.#counters.counted(user, () => this.#count(user));
     }
   }
