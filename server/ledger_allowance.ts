@@ -105,14 +105,14 @@ export class LedgerAllowance implements Allowance {
     }
   }
 
-  async admit(change: CommitChange): Promise<CommitAdmission> {
+  async admit(_change: CommitChange): Promise<CommitAdmission> {
     await this.#growing;
     if (this.#refused !== null) {
       this.release();
       throw this.#refused;
     }
-    // The hold covers the file whatever it replaces: what the commit adds is at most the new file.
-    void change;
+    // The hold must cover the file whatever it replaces (what the commit adds is at most the new file): held again,
+    // at the file's size, when it falls short or has aged.
     const need = this.#need();
     if (need.bytes > this.#granted.bytes || this.#expires - Date.now() < this.#parts.ledger.holdMs / 2) {
       await this.#hold(need, need, (adds, free) => this.#overQuota(adds, free));
