@@ -794,7 +794,7 @@ Deno.test("LocalStorage commits one user's uploads to one name one at a time: ea
     const seen: { replaced: number | null; size: number }[] = [];
     await Promise.all(
       uploads.map((upload, i) =>
-        upload.commit({ admit: (change) => seen.push({ replaced: change.replaced, size: sizes[i] }) })
+        upload.commit({ admit: (change) => void seen.push({ replaced: change.replaced, size: sizes[i] }) })
       ),
     );
     // In the order they went in, each replaced the one before it.

@@ -58,6 +58,7 @@ import type {
   StoredChunkList,
   Upload,
   Usage,
+  UsageLedger,
 } from "./storage.ts";
 
 /** A storage whose every call is timed and counted in a server's metrics. */
@@ -95,6 +96,11 @@ export class MeteredStorage implements Storage {
   /** As the wrapped storage's. */
   get maxNameBytes(): number | undefined {
     return this.#inner.maxNameBytes;
+  }
+
+  /** The wrapped storage's ledger (its writes are the backend's own, not timed). */
+  get ledger(): UsageLedger | undefined {
+    return this.#inner.ledger;
   }
 
   prepareUser(user: string): Promise<void> {

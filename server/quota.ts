@@ -29,16 +29,32 @@
  * one account, and every check and update is synchronous, so two uploads
  * racing for the last bytes cannot both get them.
  *
+ * A storage that several servers share (S3) keeps the sums itself, in the
+ * store (`Storage.ledger`): then uploads hold their room there
+ * (server/ledger_allowance.ts), the storage moves the usage in the write
+ * that counts each change, and nothing is counted in this server's memory
+ * (`ready`, `removed`, `moved` do nothing; `usage` is null; kept uploads are
+ * held while their hold lasts, not held again at a restart).
+ *
  * What this does not see: files changed under the storage root by anything
  * but this server after it counted them (the count is made afresh at every
- * start), other server processes sharing the root, and what a file system
- * takes beyond its blocks (a large folder's own blocks, extent trees).
+ * start), other server processes sharing the root (without a ledger), and
+ * what a file system takes beyond its blocks (a large folder's own blocks,
+ * extent trees).
  *
  * @module
  */
 
 import { DfosError, Status } from "../shared/status.ts";
-import { type CommitChange, footprint, type Moved, type Removed, type Storage } from "./storage.ts";
+import { LedgerAllowance } from "./ledger_allowance.ts";
+import {
+  type CommitAdmission,
+  type CommitChange,
+  footprint,
+  type Moved,
+  type Removed,
+  type Storage,
+} from "./storage.ts";
 
 /** Bytes of quota per file or folder allowed by default: ext4's default bytes-per-inode ratio. */
 export const QUOTA_BYTES_PER_ENTRY = 16 * 1024;
@@ -95,8 +111,10 @@ export interface Allowance {
    * `CommitOptions.admit`. Throws `TOO_LARGE` when the upload no longer fits.
    *
    * @param change The file the commit replaces and the folders it creates.
+   * @returns Nothing when the sums are in memory; with a shared ledger, a
+   * promise of the hold the commit settles (`CommitOptions.admit`).
    */
-  admit(change: CommitChange): void;
+  admit(change: CommitChange): void | Promise<CommitAdmission>;
   /** Counts the committed upload in the user's usage. Call once the commit has succeeded. */
   committed(): void;
   /** Gives back what the upload held, unless it was committed. Safe to call twice. */
@@ -166,6 +184,13 @@ export class Quota {
       );
     }
     if (this.quotaBytes === 0 && this.quotaEntries === 0) return new FileSizeAllowance(this, name);
+    const ledger = this.#storage.ledger;
+    if (ledger !== undefined) {
+      return await LedgerAllowance.open(
+        { quota: this, ledger, blockSize: this.#storage.blockSize, user, name },
+        size ?? 0,
+      );
+    }
     return this.#allow(await this.#account(user), user, name, size ?? 0);
   }
 
@@ -182,7 +207,7 @@ export class Quota {
    * @param user The user.
    */
   async ready(user: string): Promise<void> {
-    if (this.quotaBytes > 0 || this.quotaEntries > 0) await this.#account(user);
+    if ((this.quotaBytes > 0 || this.quotaEntries > 0) && this.#storage.ledger === undefined) await this.#account(user);
   }
 
   /**

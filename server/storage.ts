@@ -230,8 +230,66 @@ export interface CommitOptions {
    * same per user in its process, take `replaced` from a HeadObject and
    * complete with `If-Match` on its ETag (`If-None-Match: *` when there was
    * none), so that a change by another process fails the commit instead.
+   *
+   * With a {@linkcode Storage.ledger} (S3) it may return a promise, which
+   * the commit awaits before the replacement: the quota's last check in the
+   * shared ledger, giving the hold the commit settles
+   * ({@linkcode CommitAdmission}). LocalStorage has no ledger: its quota's
+   * `admit` is synchronous, and is called so.
    */
-  admit?: (change: CommitChange) => void;
+  admit?: (change: CommitChange) => void | Promise<CommitAdmission | void>;
+}
+
+/** What a quota's asynchronous `admit` gives the commit ({@linkcode CommitOptions.admit}). */
+export interface CommitAdmission {
+  /**
+   * The ledger hold the commit settles: it is dropped in the same
+   * conditional write that counts the new file in the user's usage
+   * ({@linkcode UsageLedger}).
+   */
+  hold: string;
+}
+
+/** The outcome of {@linkcode UsageLedger.hold}. */
+export type HoldResult =
+  /** Held: what the hold now is, and until when (ms since the epoch) it counts without being held again. */
+  | { granted: Usage; expires: number }
+  /** Refused by `limit`: what was free for this hold (its own share included). */
+  | { refused: "bytes" | "entries"; free: Usage };
+
+/**
+ * Each user's usage and the holds of uploads in progress, kept where every
+ * server sharing a store sees them (S3: in the user's change-counter object,
+ * `<user>/.dfos-changes`, changed only by conditional writes: `If-Match` on
+ * the ETag read, read again and retried when another server won the race).
+ * The quota (server/quota.ts) uses it instead of its in-memory sums when the
+ * storage has one, so that two servers cannot together let a user past the
+ * quota. Usage is kept by the storage itself in the write that counts each
+ * change (a commit adds the new file less the one it replaced and drops the
+ * commit's hold, a removal takes the file off, a rename changes nothing on
+ * a store without folders); holds are the quota's. A hold expires
+ * {@linkcode UsageLedger.holdMs} after it was last held, so that one a
+ * killed server left stops counting by itself: each write drops the expired
+ * ones, and the sums never count them.
+ */
+export interface UsageLedger {
+  /** How long a hold counts after it was last held, in ms: its holder holds it again before half of it is gone. */
+  readonly holdMs: number;
+  /**
+   * Makes the hold `id` at least `min` and as near `want` as the limits
+   * allow (creating it, growing or shrinking it, and renewing its expiry),
+   * or refuses when the user's usage, every other live hold and `min` do
+   * not fit in `limits` (0: no limit). The usage is counted first if it
+   * never was (`Storage.usage`, written only if no change came meanwhile).
+   */
+  hold(user: string, id: string, min: Usage, want: Usage, limits: Usage): Promise<HoldResult>;
+  /**
+   * Drops the hold `id` (nothing when it is gone), once `after` has settled
+   * (a hold in flight). Never throws: a hold that cannot be dropped expires.
+   */
+  release(user: string, id: string, after?: Promise<unknown>): void;
+  /** The user's usage as kept (null when never counted), and what the live holds take. */
+  usage(user: string): Promise<{ used: Usage | null; reserved: Usage }>;
 }
 
 /** What a commit changes besides storing the new file. */
@@ -304,7 +362,8 @@ export interface Storage {
    * rename done by this storage adds one, after the change. It survives
    * restarts; its epoch changes when it may have missed a change (it was
    * lost, or the storage was not closed cleanly). S3: an object per user
-   * written with `If-Match` on its ETag.
+   * written with `If-Match` on its ETag (with the journal, the usage and the
+   * quota's holds: {@linkcode UsageLedger}).
    */
   changes(user: string): Promise<ChangeCounter>;
   /**
@@ -313,7 +372,8 @@ export interface Storage {
    * is for the caller to look), or null when the storage cannot say (another
    * epoch, changes older than it remembers, a folder moved into or out of
    * the prefix). Null is always a correct answer: the caller lists instead.
-   * S3: a journal beside the counter object, or null.
+   * S3: the journal in the user's change record (`.dfos-changes`, written
+   * with the counter), by the same rules; every server answers the same.
    */
   changedNames(user: string, since: ChangeCounter, prefix: string): Promise<string[] | null>;
   /** Opens `name` for reading. S3: HeadObject, then GetObject on that version (see {@linkcode ReadHandle}). */
@@ -393,6 +453,12 @@ export interface Storage {
    * (server/metered_storage.ts). Absent: `local`.
    */
   readonly backend?: string;
+  /**
+   * Where the quota's sums live when several servers share the store
+   * ({@linkcode UsageLedger}). LocalStorage has none: one server per disk,
+   * its quota counts in memory. S3: the users' change-counter objects.
+   */
+  readonly ledger?: UsageLedger;
   /**
    * Given, once, where to report what only the backend sees: a conditional
    * write lost to another writer, a multipart upload begun and ended

@@ -46,6 +46,7 @@ storageConformance({
     chunkListMovesWithFile: true,
     chunkListRemovedWithFile: true,
     uncleanStopNewEpoch: true,
+    changedNamesAnswered: true,
   },
   open: openLocal,
 });

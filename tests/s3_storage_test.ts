@@ -79,6 +79,7 @@ storageConformance({
     chunkListMovesWithFile: true,
     chunkListRemovedWithFile: true,
     uncleanStopNewEpoch: false,
+    changedNamesAnswered: true,
   },
   open: openS3,
   ignore: S3_IGNORE !== null,

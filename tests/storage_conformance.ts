@@ -62,6 +62,12 @@ export interface ConformanceCapabilities {
    * have counted every change before the stop (a counter written per change).
    */
   uncleanStopNewEpoch: boolean;
+  /**
+   * `changedNames` answers from a journal (LocalStorage, S3): names, not
+   * null, for a counter of its epoch with no folder moved into the prefix
+   * since, across a clean restart too. False: null is always allowed.
+   */
+  changedNamesAnswered: boolean;
 }
 
 /** A backend under test. */
@@ -502,7 +508,9 @@ function cases(backend: ConformanceBackend): Case[] {
         const seen: { replaced: number | null; size: number }[] = [];
         await Promise.all(
           uploads.map((upload, i) =>
-            upload.commit({ admit: (change) => seen.push({ replaced: change.replaced, size: contents[i].length }) })
+            upload.commit({
+              admit: (change) => void seen.push({ replaced: change.replaced, size: contents[i].length }),
+            })
           ),
         );
         assert.equal(seen.length, contents.length, "admit once per commit");
@@ -1347,7 +1355,9 @@ function cases(backend: ConformanceBackend): Case[] {
         await storage.rename(ALICE, "p/a", "p/c");
         await put(storage, ALICE, "q/other", "x");
         await put(storage, BOB, "p/bobs", "x");
+        const answered = can.changedNamesAnswered;
         const names = await storage.changedNames(ALICE, since, "p/");
+        if (answered) assert.notEqual(names, null, "answered from the journal");
         if (names !== null) {
           for (const name of ["p/a", "p/b", "p/c"]) assert.ok(names.includes(name), `${name} is named`);
           assert.ok(!names.includes("p/before"), "a change before the counter is not named");
@@ -1357,6 +1367,7 @@ function cases(backend: ConformanceBackend): Case[] {
         const now = await storage.changes(ALICE);
         const none = await storage.changedNames(ALICE, now, "");
         assert.ok(none === null || none.length === 0, "nothing changed since now");
+        if (answered) assert.deepEqual(none, [], "nothing changed since now, answered");
         assert.equal(await storage.changedNames(ALICE, { epoch: "another epoch", counter: 0 }, ""), null);
         // A folder moved: its files are not named one by one, so no answer may reach into it.
         await storage.rename(ALICE, "q", "p/q");
@@ -1364,6 +1375,12 @@ function cases(backend: ConformanceBackend): Case[] {
         storage = await reopen(store, true);
         const kept = await storage.changedNames(ALICE, since, "p/");
         assert.ok(kept === null || ["p/a", "p/b", "p/c"].every((name) => kept.includes(name)), "across a restart");
+        const moved = await storage.changes(ALICE);
+        await put(storage, ALICE, "p/d", "d");
+        storage = await reopen(store, true);
+        const after = await storage.changedNames(ALICE, moved, "p/");
+        assert.ok(after === null || after.includes("p/d"), "a change after the folder moved");
+        if (answered) assert.deepEqual(after, ["p/d"], "answered across a clean restart");
       },
     ],
 

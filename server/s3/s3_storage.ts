@@ -12,13 +12,16 @@
  *   a completion;
  * - kept uploads (`S3KeptUploads`): the open multipart upload and a state
  *   object, taken up by one server at a time, through any server;
- * - the change counters (`S3ChangeCounters`), one object per user bumped with
- *   `If-Match`; the chunk lists (`S3ChunkLists`), one object per name;
+ * - the change records (`S3ChangeCounters`), one object per user changed
+ *   with `If-Match`: the change counter, the journal of the last changes
+ *   that answers `changedNames`, and the quota's usage and upload holds
+ *   (`S3UsageLedger`, the storage's `ledger`); the chunk lists
+ *   (`S3ChunkLists`), one object per name;
  * - names as a tree (`S3Names`), listings and usage (`S3Listing`).
  *
  * What stays per server: the order of one user's changes within the
- * process (`UserChanges`), the listing's cache of modification times, the
- * login throttle and the quota's sums (server/quota.ts).
+ * process (`UserChanges`), the listing's cache of modification times and
+ * the login throttle.
  *
  * Multipart uploads a killed server left are aborted at `open` and every
  * `cleanupIntervalMs` (stale_uploads.ts).
@@ -34,28 +37,31 @@
 import { excerpt, MAX_NAME_BYTES, MAX_USER_BYTES, utf8Length } from "../../shared/names.ts";
 import { DfosError, Status } from "../../shared/status.ts";
 import { checkMovedNames, checkName } from "../confinement.ts";
-import type {
-  BeginOptions,
-  ChangeCounter,
-  FileInfo,
-  KeptUpload,
-  ListOptions,
-  ListPage,
-  Moved,
-  ReadHandle,
-  Removed,
-  RenameOptions,
-  Storage,
-  StorageEvents,
-  StoredChunkList,
-  Upload,
-  Usage,
-  VersionedInfo,
+import {
+  type BeginOptions,
+  type ChangeCounter,
+  type FileInfo,
+  footprint,
+  type KeptUpload,
+  type ListOptions,
+  type ListPage,
+  type Moved,
+  type ReadHandle,
+  type Removed,
+  type RenameOptions,
+  type Storage,
+  type StorageEvents,
+  type StoredChunkList,
+  type Upload,
+  type Usage,
+  type VersionedInfo,
 } from "../storage.ts";
 import { CommitLeases } from "./commit_leases.ts";
 import { ConflictReportingStore } from "./conflict_reporting_store.ts";
 import { type ObjectHead, type ObjectStore, ObjectStoreError, type PartInfo } from "./object_store.ts";
+import { namesSince } from "./change_journal.ts";
 import { S3ChangeCounters } from "./s3_change_counters.ts";
+import { HOLD_MS, S3UsageLedger } from "./s3_usage_ledger.ts";
 import { S3ChunkLists } from "./s3_chunk_lists.ts";
 import { S3Events } from "./s3_events.ts";
 import { storeFailure, storeStep } from "./s3_errors.ts";
@@ -95,6 +101,13 @@ export interface S3StorageOptions {
    * @default {0}
    */
   cleanupIntervalMs?: number;
+  /**
+   * How long a quota hold of an upload counts after it was last held: one a
+   * killed server left stops counting then (s3_usage_ledger.ts).
+   *
+   * @default {HOLD_MS}
+   */
+  holdMs?: number;
   /** Told of a cleanup's failure (the store unreachable): the server logs it. */
   onCleanupError?: (error: unknown) => void;
 }
@@ -120,6 +133,8 @@ export class S3Storage implements Storage {
   readonly #chunkLists: S3ChunkLists;
   readonly #kept: S3KeptUploads;
   readonly #counters: S3ChangeCounters;
+  /** The quota's usage and holds, in the users' change records. */
+  readonly ledger: S3UsageLedger;
   readonly #leases: CommitLeases;
   readonly #changes = new UserChanges();
   readonly #uploads = new Set<S3Upload>();
@@ -144,6 +159,7 @@ export class S3Storage implements Storage {
       parallelParts: Math.max(1, options.parallelParts ?? PARALLEL_PARTS),
       staleUploadMs: options.staleUploadMs ?? STALE_UPLOAD_MS,
       cleanupIntervalMs: options.cleanupIntervalMs ?? 0,
+      holdMs: options.holdMs ?? HOLD_MS,
       onCleanupError: options.onCleanupError,
     };
     this.maxNameBytes = Math.min(MAX_NAME_BYTES, MAX_KEY_BYTES - keyPrefixBytes(store) - MAX_USER_BYTES - 1);
@@ -152,6 +168,7 @@ export class S3Storage implements Storage {
     this.#chunkLists = new S3ChunkLists(store);
     this.#kept = new S3KeptUploads(store, this.#options.staleUploadMs);
     this.#counters = new S3ChangeCounters(store);
+    this.ledger = new S3UsageLedger(this.#counters, (user) => this.#listing.usage(user), this.#options.holdMs);
     this.#leases = new CommitLeases(store);
   }
 
@@ -266,7 +283,16 @@ export class S3Storage implements Storage {
       keep,
       events: this.#events,
       checkPlace: () => this.#names.checkPlace(user, name),
-      onCommit: () => this.#counters.bump(user),
+      onCommit: (info, replaced, admission) =>
+        this.#counters.bump(user, {
+          touched: [{ name }],
+          usage: {
+            bytes: footprint(info.size, this.blockSize) -
+              (replaced === null ? 0 : footprint(replaced.size, this.blockSize)),
+            entries: replaced === null ? 1 : 0,
+          },
+          settles: admission?.hold,
+        }),
     };
   }
 
@@ -313,9 +339,11 @@ export class S3Storage implements Storage {
     return Promise.resolve().then(() => this.#counters.get(user));
   }
 
-  /** Not kept in the bucket (yet): null, and the client lists what it needs. */
-  changedNames(_user: string, _since: ChangeCounter, _prefix: string): Promise<string[] | null> {
-    return Promise.resolve(null);
+  /** From the journal in the user's change record (change_journal.ts): the local disk's rules. */
+  async changedNames(user: string, since: ChangeCounter, prefix: string): Promise<string[] | null> {
+    userPrefix(user);
+    const record = await this.#counters.read(user);
+    return namesSince(record.journal, record, since, prefix);
   }
 
   async openRead(user: string, name: string): Promise<ReadHandle> {
@@ -331,7 +359,10 @@ export class S3Storage implements Storage {
       const head = await this.#names.head(user, name, `remove "${name}"`);
       if (head === null) return await this.#names.missing(user, name);
       await storeStep(`remove "${name}"`, this.store.label, () => this.store.delete(head.key));
-      await this.#counters.bump(user);
+      await this.#counters.bump(user, {
+        touched: [{ name }],
+        usage: { bytes: -footprint(head.size, this.blockSize), entries: -1 },
+      });
       await this.#chunkLists.remove(user, name).catch(() => {}); // metadata: a stale one shows by its version
       return { name, size: head.size, mtime: mtimeOf(head), folders: 0 };
     });
@@ -380,7 +411,8 @@ export class S3Storage implements Storage {
       await storeStep(action, this.store.label, () => this.store.delete(source.key));
       await this.#chunkLists.move(user, name, moved).catch(() => {}); // metadata: computed again when missing
     }
-    await this.#counters.bump(user);
+    const folder = file === null;
+    await this.#counters.bump(user, { touched: [{ name: from, folder }, { name: to, folder }] });
     return { from, to, files: sources.length, foldersCreated: 0, foldersRemoved: 0 };
   }
 
@@ -421,6 +453,7 @@ export class S3Storage implements Storage {
     await this.#cleaning;
     await Promise.all([...this.#uploads].map((upload) => upload.abort()));
     await Promise.all(this.#writing);
+    await this.ledger.settled();
   }
 }
 

@@ -14,7 +14,8 @@
  * The commit, one change of the user's files at a time in this process
  * (`UserChanges`), looks again at the name (still not a folder, no file on
  * the way), takes what it replaces from a HeadObject, asks the quota
- * (`admit`) and then stores the file:
+ * (`admit`: with the store's ledger, a hold checked in the bucket, awaited)
+ * and then stores the file:
  * - a body smaller than one part (no multipart upload made) is one PutObject
  *   with `If-Match` on the replaced file's ETag (`If-None-Match: *` when
  *   there was none): a change by another server since the look fails it
@@ -24,7 +25,10 @@
  *   conditions on a completion.
  * The modification time is the object's `x-amz-meta-mtime` (a completed
  * upload's is set by copying it onto itself, which RGW does without copying
- * its data), else its Last-Modified. An abort aborts the multipart upload.
+ * its data), else its Last-Modified. The change is then counted
+ * (`onCommit`): the counter, the journal and the usage move, and the
+ * quota's hold is dropped, in one conditional write. An abort aborts the
+ * multipart upload.
  * RGW's completion answers no ETag, so the facts are read back: when what
  * is read is not a multipart object of the parts' size, a small file's
  * PutObject (which needs no lease) replaced it at once, and the commit
@@ -43,7 +47,7 @@ import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { type Bytes, bytesOf, release } from "../../shared/pooled_bytes.ts";
 import { DfosError, Status } from "../../shared/status.ts";
-import type { CommitChange, CommitOptions, Upload, VersionedInfo } from "../storage.ts";
+import type { CommitAdmission, CommitOptions, Upload, VersionedInfo } from "../storage.ts";
 import type { CommitLeases, Lease } from "./commit_leases.ts";
 import type { ObjectHead, ObjectStore, PartInfo } from "./object_store.ts";
 import { storeFailure, storeStep } from "./s3_errors.ts";
@@ -107,8 +111,12 @@ export interface S3UploadContext {
   events: S3Events;
   /** Refuses a name the file cannot be stored under as things are. */
   checkPlace(): Promise<void>;
-  /** Called after the commit, within the user's change (the change counter; a chunk list gone stale). */
-  onCommit(info: VersionedInfo): Promise<void>;
+  /**
+   * Called after the commit, within the user's change: the change counted
+   * (counter, journal, usage less what it replaced), and the quota's hold
+   * the commit settles, if any.
+   */
+  onCommit(info: VersionedInfo, replaced: ObjectHead | null, admission: CommitAdmission | null): Promise<void>;
 }
 
 /** Where a resumed upload goes on from. */
@@ -249,7 +257,7 @@ export class S3Upload implements Upload {
   }
 
   /** The commit's one change: the look, `admit`, the write, the change counted. */
-  async #store(mtime: number | undefined, admit?: (change: CommitChange) => void): Promise<VersionedInfo> {
+  async #store(mtime: number | undefined, admit?: CommitOptions["admit"]): Promise<VersionedInfo> {
     this.#throwIfDone();
     const { store, key, name, leases, user } = this.#context;
     const multipart = this.#uploadId !== "";
@@ -257,10 +265,11 @@ export class S3Upload implements Upload {
     try {
       await this.#context.checkPlace();
       const replaced = await store.head(key);
-      admit?.({ replaced: replaced?.size ?? null, folders: 0 });
+      // The quota's last check; with a shared ledger, awaited (its hold is settled by the count below).
+      const admission = await admit?.({ replaced: replaced?.size ?? null, folders: 0 }) ?? null;
       const info = multipart ? await this.#complete(replaced, mtime) : await this.#put(replaced, mtime ?? Date.now());
       if (this.#resumed) await this.#context.kept.forget(user, name, this.#context.keep!);
-      await this.#context.onCommit(info);
+      await this.#context.onCommit(info, replaced, admission);
       return info;
     } finally {
       await lease?.release();
