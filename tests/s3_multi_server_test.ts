@@ -201,6 +201,8 @@ s3Test("put --resume interrupted through server A is resumed through server B wi
     await using toA = new CountingProxy(a.watch.port);
     await using toB = new CountingProxy(b.watch.port);
     try {
+      // B builds its chunk index now, before A keeps anything: it must still learn of what A keeps.
+      assert.equal(await keptStart(b.address, path), false);
       toA.gate = { direction: "up", after: 12 * MiB };
       const child = spawnCli(["put", "--resume", "big.bin"], { env: { ...a.env, DFOS_SERVER: toA.address }, cwd: dir });
       await child.stdin.close();
