@@ -441,14 +441,14 @@ EOF
 # ----------------------------------------------------------------- down/up
 do_down() {  # stop every daemon, keep the state dir
   local dir=${1:-${S3_STATE_DIR:-}} pid
-  [[ -n "$dir" && -f "$dir/.start-s3" && -f "$dir/commands" ]] || die "down: no state dir (argument or S3_STATE_DIR)"
+  [[ -n "$dir" && -f "$dir/.start-s3" && -f "$dir/commands" ]] || die "down: no state dir of an engine this script started (argument or S3_STATE_DIR)"
   for pid in $(awk '{print $1}' "$dir/pids" | tac); do stop_pids "$dir" "$pid"; done
   log "down: daemons stopped, $dir kept"
 }
 
 do_up() {  # start the daemons of a downed state dir again, as they were started
   local dir=${1:-${S3_STATE_DIR:-}} pid name words
-  [[ -n "$dir" && -f "$dir/.start-s3" && -f "$dir/commands" ]] || die "up: no state dir (argument or S3_STATE_DIR)"
+  [[ -n "$dir" && -f "$dir/.start-s3" && -f "$dir/commands" && -f "$dir/exports" ]] || die "up: no state dir of an engine this script started (argument or S3_STATE_DIR)"
   STATE=$dir RESTARTING=1
   while read -r pid name; do
     if ours "$pid" "$dir"; then die "up: $name pid $pid is still running (down first)"; fi
