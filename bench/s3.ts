@@ -14,7 +14,9 @@
  *   `--worker sdk`, a fresh process per run, checksums "WHEN_REQUIRED",
  *   path-style; a multipart put of 8 MiB parts, 3 at once, from memory, and a
  *   streamed get, counted), timed inside the process from the first request.
- *   Target: dfos at least 0.8x the SDK, each direction.
+ *   The same through an in-process `DfosClient` (a body made in memory,
+ *   timed from the request), as the SDK is. Target: dfos at least 0.8x the
+ *   SDK, each direction, both ways of measuring dfos.
  * - **32 clients through 1, 2 and 3 servers.** Three `dfos serve` on the
  *   bucket; 32 in-process clients, connected round-robin to the first 1, 2 or
  *   3, each put a body of 32 MiB at once (made in memory), then get it back at
@@ -87,7 +89,15 @@ export async function s3Section(context: SectionContext): Promise<SectionResult>
   const file = join(dir, "big.bin");
   await writeRandomFile(file, sizeMiB);
   await syncFileSystems();
-  const timings = { dfosPut: [] as number[], dfosGet: [] as number[], sdkPut: [] as number[], sdkGet: [] as number[] };
+  const timings = {
+    dfosPut: [] as number[],
+    dfosGet: [] as number[],
+    clientPut: [] as number[],
+    clientGet: [] as number[],
+    sdkPut: [] as number[],
+    sdkGet: [] as number[],
+  };
+  const body = new GeneratedBody(sizeMiB * MIB);
   const failures: string[] = [];
   for (let run = 0; run <= runs; run++) {
     context.signal.throwIfAborted();
@@ -95,15 +105,20 @@ export async function s3Section(context: SectionContext): Promise<SectionResult>
     try {
       const sdk = await sdkRun(context, env, bucket, sizeMiB);
       const dfos = await dfosRun(context, servers[0], file);
+      const client = await clientRun(servers[0], body);
       if (run === 0) continue;
+      timings.clientPut.push(client.putSeconds);
+      timings.clientGet.push(client.getSeconds);
       timings.sdkPut.push(sdk.putSeconds);
       timings.sdkGet.push(sdk.getSeconds);
       timings.dfosPut.push(dfos.putSeconds);
       timings.dfosGet.push(dfos.getSeconds);
       say(
-        `s3: put dfos ${rate(sizeMiB, dfos.putSeconds)}, sdk ${rate(sizeMiB, sdk.putSeconds)}; get dfos ${
-          rate(sizeMiB, dfos.getSeconds)
-        }, sdk ${rate(sizeMiB, sdk.getSeconds)} MiB/s`,
+        `s3: put dfos ${rate(sizeMiB, dfos.putSeconds)} (in-process ${rate(sizeMiB, client.putSeconds)}), sdk ${
+          rate(sizeMiB, sdk.putSeconds)
+        }; get dfos ${rate(sizeMiB, dfos.getSeconds)} (in-process ${rate(sizeMiB, client.getSeconds)}), sdk ${
+          rate(sizeMiB, sdk.getSeconds)
+        } MiB/s`,
       );
     } catch (error) {
       failures.push(messageOf(error));
@@ -135,22 +150,32 @@ export async function s3Section(context: SectionContext): Promise<SectionResult>
   const figures = {
     dfosPut: mibps(median(timings.dfosPut)),
     dfosGet: mibps(median(timings.dfosGet)),
+    clientPut: mibps(median(timings.clientPut)),
+    clientGet: mibps(median(timings.clientGet)),
     sdkPut: mibps(median(timings.sdkPut)),
     sdkGet: mibps(median(timings.sdkGet)),
   };
   const ratio = (dfos: number | null, sdk: number | null) => dfos === null || sdk === null ? null : dfos / sdk;
-  const rows: Row[] = (["put", "get"] as const).map((direction) => {
-    const dfos = direction === "put" ? figures.dfosPut : figures.dfosGet;
+  const rows: Row[] = (["put", "get"] as const).flatMap((direction) => {
     const sdk = direction === "put" ? figures.sdkPut : figures.sdkGet;
-    const share = ratio(dfos, sdk);
-    return {
-      section: "s3",
-      what: `${direction} ${sizeMiB} MiB through dfos on S3 vs the SDK straight to the engine`,
-      figure: share === null ? "failed" : `${dfos} vs ${sdk} MiB/s (${share.toFixed(2)}x)`,
-      judgement: judge(TARGETS.s3Ratio, share),
-      note: `median of ${runs}; dfos: the CLI, one process from spawn to exit; SDK: from its first request` +
-        (failures.length > 0 ? `; ${failures[0]}` : ""),
-    };
+    const ways = [
+      { dfos: direction === "put" ? figures.dfosPut : figures.dfosGet, how: "the CLI, one process from spawn to exit" },
+      {
+        dfos: direction === "put" ? figures.clientPut : figures.clientGet,
+        how: "an in-process DfosClient from its request, body in memory",
+      },
+    ];
+    return ways.map(({ dfos, how }) => {
+      const share = ratio(dfos, sdk);
+      return {
+        section: "s3",
+        what: `${direction} ${sizeMiB} MiB through dfos on S3 (${how.split(",")[0]}) vs the SDK straight to the engine`,
+        figure: share === null ? "failed" : `${dfos} vs ${sdk} MiB/s (${share.toFixed(2)}x)`,
+        judgement: judge(TARGETS.s3Ratio, share),
+        note: `median of ${runs}; dfos: ${how}; SDK: from its first request` +
+          (failures.length > 0 ? `; ${failures[0]}` : ""),
+      };
+    });
   });
   for (const one of aggregate) {
     rows.push({
@@ -263,6 +288,28 @@ async function dfosRun(
   const putSeconds = await timed(["put", file, "big.bin"]);
   const getSeconds = await timed(["get", "--no-resume", "big.bin", "/dev/null"]);
   return { putSeconds, getSeconds };
+}
+
+/** One put of `body` and one get of it back through an in-process client, each timed from its request. */
+async function clientRun(server: S3Server, body: GeneratedBody): Promise<{ putSeconds: number; getSeconds: number }> {
+  const client = await DfosClient.connect({ server: server.address, user: USER, password: server.password });
+  try {
+    await waitForQuiet(15, 20_000);
+    let started = performance.now();
+    await client.put("in-process.bin", body.chunks(), { size: body.size });
+    const putSeconds = (performance.now() - started) / 1000;
+    await waitForQuiet(15, 20_000);
+    started = performance.now();
+    const download = await client.get("in-process.bin");
+    let bytes = 0;
+    for await (const chunk of download.body.chunks()) bytes += chunk.length;
+    const getSeconds = (performance.now() - started) / 1000;
+    if (bytes !== body.size) throw new Error(`the in-process get read ${bytes} bytes of ${body.size}`);
+    await client.remove("in-process.bin");
+    return { putSeconds, getSeconds };
+  } finally {
+    await client.close();
+  }
 }
 
 /** The bodies put at once by as many clients (round-robin over `servers`), then got back at once. */
