@@ -49,6 +49,8 @@ const TIMEOUT_MS = 300_000;
 /** The SDK's parts and parallelism: dfos's own (server/s3/s3_upload.ts). */
 const SDK_PART_MIB = 8;
 const SDK_PARALLEL = 3;
+/** The size of the store of an engine this section starts, in GiB (sparse: it takes what is written). */
+const ENGINE_STORE_GIB = 48;
 /** The bench's user. */
 const USER = "bench";
 
@@ -73,7 +75,7 @@ export async function s3Section(context: SectionContext): Promise<SectionResult>
   const env = await engineEnv(context);
   const bucket = `dfos-bench-${Deno.pid}-${randomHex(3)}`;
   const store = new S3ObjectStore(
-    { bucket, endpoint: env.S3_ENDPOINT, region: env.S3_REGION },
+    { bucket, endpoint: env.S3_ENDPOINT, region: env.S3_REGION, timeoutMs: 30_000 },
     { accessKeyId: env.S3_ACCESS_KEY, secretAccessKey: env.S3_SECRET_KEY, source: "bench" },
   );
   await (await store.connection.request({ method: "PUT", operation: "CreateBucket" })).body?.cancel();
@@ -106,6 +108,8 @@ export async function s3Section(context: SectionContext): Promise<SectionResult>
       const sdk = await sdkRun(context, env, bucket, sizeMiB);
       const dfos = await dfosRun(context, servers[0], file);
       const client = await clientRun(servers[0], body);
+      // what this run stored goes now, so that the engine reclaims it while the next runs
+      for (const key of ["object-sdk", `dfos/${USER}/big.bin`]) await store.delete(key);
       if (run === 0) continue;
       timings.clientPut.push(client.putSeconds);
       timings.clientGet.push(client.getSeconds);
@@ -209,7 +213,10 @@ async function engineEnv(context: SectionContext): Promise<EngineEnv> {
   if (given.S3_ENDPOINT && given.S3_ACCESS_KEY && given.S3_SECRET_KEY) {
     return { ...given, S3_REGION: given.S3_REGION || "us-east-1" } as EngineEnv;
   }
-  context.say("s3: starting an S3 engine (tools/s3/start-s3.sh)");
+  // Each run writes some 3 GiB, and RGW reclaims deleted data only a minute or two later: a roomier (sparse) store
+  // than start-s3.sh's 10 GiB, which this section fills (the OSD then aborts on ENOSPC and the engine hangs).
+  if (!Deno.env.get("START_S3_CEPH_SIZE_GB")) Deno.env.set("START_S3_CEPH_SIZE_GB", `${ENGINE_STORE_GIB}`);
+  context.say(`s3: starting an S3 engine (tools/s3/start-s3.sh, a ${Deno.env.get("START_S3_CEPH_SIZE_GB")} GiB store)`);
   const engine = await startS3Engine();
   if (typeof engine === "string") throw new Error(`Cannot start an S3 engine: ${engine}`);
   context.defer(() => stopS3Engine(engine));
