@@ -25,6 +25,10 @@
  *   wire and wall time; a 1 GiB upload killed at 60% and resumed.
  * - `metrics` (metrics.ts): a Prometheus scrape of `dfos serve --metrics`
  *   with 1,000 connections open, idle and with some putting (issue 13).
+ * - `s3` (s3.ts): dfos on an S3 engine (its own, started with
+ *   tools/s3/start-s3.sh, unless S3_ENDPOINT names one): 1 GiB put and get
+ *   next to the AWS SDK straight to the engine; 32 clients through 1, 2 and
+ *   3 servers on one bucket (issue 13).
  *
  * Everything runs on loopback. Each section gets a scratch folder of its own
  * and a process group; after it (also after a failure) every server it
@@ -45,6 +49,7 @@ import { idleSection } from "./idle.ts";
 import { machineFacts } from "./machine.ts";
 import { memorySection } from "./memory.ts";
 import { metricsSection } from "./metrics.ts";
+import { s3Section } from "./s3.ts";
 import { ProcessGroup } from "./processes.ts";
 import { printTable, type Row, rowJson } from "./report.ts";
 import { messageOf, type Section, type SectionId } from "./section.ts";
@@ -64,6 +69,7 @@ const SECTIONS: Record<SectionId, Section> = {
   stall: stallSection,
   sync: syncSection,
   metrics: metricsSection,
+  s3: s3Section,
 };
 
 const started = Date.now();

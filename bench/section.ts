@@ -13,7 +13,17 @@ import type { Row } from "./report.ts";
 import type { Settings } from "./settings.ts";
 
 /** The sections, in the order a full run measures them. */
-export const SECTION_IDS = ["transfer", "memory", "clients", "idle", "small", "stall", "sync", "metrics"] as const;
+export const SECTION_IDS = [
+  "transfer",
+  "memory",
+  "clients",
+  "idle",
+  "small",
+  "stall",
+  "sync",
+  "metrics",
+  "s3",
+] as const;
 
 /** One of {@linkcode SECTION_IDS}. */
 export type SectionId = typeof SECTION_IDS[number];

@@ -89,6 +89,17 @@ export interface Settings {
     /** ...and in operations. */
     opsLimit: number;
   };
+  /** dfos on an S3 engine (issue 13). */
+  s3: {
+    /** The large object's size in MiB. */
+    sizeMiB: number;
+    /** Timed runs each of dfos and the SDK, after one warm-up. */
+    runs: number;
+    /** Clients at once through 1, 2 and 3 servers... */
+    clients: number;
+    /** ...each with a body of this many MiB. */
+    clientMiB: number;
+  };
   /** dfos push, pull and resume next to the rsync daemon (issue 12). */
   sync: {
     /** Files in the tree. */
@@ -119,6 +130,8 @@ prints one table with each figure next to its target (issue 4):
   sync      dfos push/pull of a 10,000-file tree and edits of a 1 GiB file next to the rsync daemon,
             bytes on the wire and wall time; a 1 GiB upload killed at 60% and resumed (issue 12)
   metrics   GET /metrics with 1,000 connections open (the --idle count), idle and while some put (issue 13)
+  s3        dfos on an S3 engine (S3_ENDPOINT's, else one started with tools/s3/start-s3.sh): 1 GiB put
+            and get next to the AWS SDK straight to the engine; 32 clients through 1, 2 and 3 servers
 
       --only LIST        sections to run, from ${SECTION_IDS.join(",")} (default all)
       --size MIB         transfer: size of the test file (default 1024)
@@ -191,6 +204,9 @@ export function parseSettings(args: string[]): Settings | null {
       batch: 50,
     },
     stall: { sizeMiB: quick ? 64 : 1024 },
+    s3: quick
+      ? { sizeMiB: 64, runs: 1, clients: 8, clientMiB: 4 }
+      : { sizeMiB: 1024, runs: 3, clients: 32, clientMiB: 32 },
     small: quick
       ? { runs: 3, warmups: 1, opsRuns: 1, opsSeconds: 1, opsLimit: 3000 }
       : { runs: 20, warmups: 2, opsRuns: 3, opsSeconds: 3, opsLimit: 3000 },

@@ -76,6 +76,8 @@ export const TARGETS = {
   syncResumeBytes: { text: "<= 1.01x the missing 40%", test: (ratio: number) => ratio <= 1.01 },
   /** A Prometheus scrape with 1,000 connections open: its 99th percentile, request to last byte, in ms (issue 13). */
   metricsScrape: { text: "< 10 ms", test: (ms: number) => ms < 10 },
+  /** dfos on S3 next to the SDK straight to the engine, MiB/s over MiB/s, each direction (issue 13). */
+  s3Ratio: { text: ">= 0.8x the SDK", test: (ratio: number) => ratio >= 0.8 },
 } as const satisfies Record<string, Target>;
 
 /**

@@ -57,9 +57,10 @@ export async function downloadFile(
   if (!client.chunks) return await plainGet(client, name, path, { ...options, pipelined: false });
   // Nothing of it here: one GET into the partial, checked whole by its digest, as fast as a plain get and
   // resumable like any partial (the next try checks it chunk by chunk), instead of three round trips for
-  // chunks that are all missing anyway. Only such a GET may be pipelined.
+  // chunks that are all missing anyway. Such a GET goes in turn with the requests pipelined on the connection (a
+  // pull's other files), whether it was asked for pipelined or not: its reply must not be read before theirs.
   if (options.pipelined || (!regularFileSync(path) && !regularFileSync(partialPath(path)))) {
-    return await plainGet(client, name, path, options, options.digest ?? "sha256");
+    return await plainGet(client, name, path, { ...options, pipelined: true }, options.digest ?? "sha256");
   }
   try {
     return await downloadOnce(client, name, path, options);

@@ -9,7 +9,10 @@
  * computed and stored, at most {@linkcode MAX_BUILD_HASH_BYTES} of files per
  * build (a later build goes on where it stopped, the lists computed being
  * stored). It is updated when an `assemble` commits or keeps, and a file a
- * `put` stores is indexed before the index is next used.
+ * `put` stores is indexed before the index is next used. The kept uploads
+ * are read again when the index is used, at most every
+ * {@linkcode KEPT_REFRESH_MS}: on a store that several servers share (S3), an
+ * upload kept through another server is then resumed through this one.
  *
  * Entries may go stale (a file replaced, moved or deleted by `put`, `mv`,
  * `rm`): each names the version it was seen in, and a source is checked
@@ -37,6 +40,9 @@ export const MAX_BUILD_HASH_BYTES = 1024 ** 3;
 
 /** Files stored by `put` that a built index waits to take in, at most, per user. */
 export const MAX_PENDING_NAMES = 10_000;
+
+/** The least time between two reads of a user's kept uploads for a built index, in milliseconds. */
+export const KEPT_REFRESH_MS = 1000;
 
 /** Users whose indexes are kept in memory at once. */
 export const MAX_INDEXED_USERS = 8;
@@ -155,6 +161,8 @@ export class ChunkIndexes {
   readonly #indexes = new Map<string, Promise<ChunkIndex>>();
   /** Per user with a built index, files stored by `put` since, to index before it is used next. */
   readonly #stored = new Map<string, Set<string>>();
+  /** Per built index, when its kept uploads were last read, and those it holds (name, key and size). */
+  readonly #kept = new WeakMap<ChunkIndex, { at: number; seen: Set<string> }>();
 
   /** @param storage Where the users' files are. */
   constructor(storage: Storage) {
@@ -175,6 +183,7 @@ export class ChunkIndexes {
       const stored = this.#stored.get(user);
       this.#stored.delete(user);
       for (const name of stored ?? []) await this.#indexFile(built, user, name);
+      await this.#addKept(built, user, false);
       return built;
     }
     index = this.#build(user);
@@ -231,12 +240,24 @@ export class ChunkIndexes {
       index.add({ kind: "file", name: list.name, version: list.version }, entries);
       versions.set(list.name, list.version);
     }
+    await this.#addKept(index, user, true);
+    await this.#indexUnlisted(index, user, versions);
+    return index;
+  }
+
+  /** Adds the user's kept uploads not yet in the index (or grown since): always, or if not read for a while. */
+  async #addKept(index: ChunkIndex, user: string, always: boolean): Promise<void> {
+    const last = this.#kept.get(index) ?? { at: 0, seen: new Set<string>() };
+    const now = Date.now();
+    if (!always && now - last.at < KEPT_REFRESH_MS) return;
+    this.#kept.set(index, { at: now, seen: last.seen });
     for (const kept of await this.#storage.keptUploads(user)) {
+      const id = `${kept.name}\0${kept.key}\0${kept.size}`;
+      if (last.seen.has(id)) continue;
+      last.seen.add(id);
       const entries = decodeChunkEntries(kept.state);
       if (entries !== null) index.add({ kind: "kept", name: kept.name, key: kept.key }, entries);
     }
-    await this.#indexUnlisted(index, user, versions);
-    return index;
   }
 
   /** Computes (and stores) the chunk lists of the user's files without a current one, within the build's bound. */

@@ -107,6 +107,22 @@ Deno.test("push: a second push with nothing changed sends nothing and does not l
   assert.match(text(text_.stdout), /push: 0 sent, 0 deleted, 4 unchanged; .* on the wire for 0 B of content/);
 });
 
+Deno.test("pull: small files and a new large one in flight at once each come whole (the large GET waits its turn)", async () => {
+  await using fx = await startServer();
+  const tree = {
+    "a.txt": { bytes: 6, mtime: Date.UTC(2020, 0, 1) },
+    "big.bin": { bytes: 9 * 1024 * 1024 + 7, mtime: Date.UTC(2021, 0, 1) }, // over the small files' bound: not pipelined
+    "c.txt": { bytes: 100, mtime: Date.UTC(2022, 0, 1) },
+  };
+  await writeTree(join(fx.local, "src"), tree);
+  assert.equal((await dfos(fx, ["push", "src"])).code, 0);
+  const pulled = await dfos(fx, ["pull", "src", "copy"]);
+  assert.equal(pulled.code, 0, pulled.stderr);
+  for (const rel of Object.keys(tree)) {
+    assert.deepEqual(await Deno.readFile(join(fx.local, "copy", rel)), await Deno.readFile(join(fx.local, "src", rel)));
+  }
+});
+
 Deno.test("pull: a second pull with nothing changed fetches nothing and does not list", async () => {
   await using fx = await startServer();
   await writeTree(join(fx.local, "src"));

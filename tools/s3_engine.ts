@@ -2,7 +2,8 @@
  * A real S3 engine for tests and benchmarks: Ceph RGW on loopback, started by
  * tools/s3/start-s3.sh (a copy of shared/s3/start-s3.sh: about 7 s; it
  * apt-installs ceph-mon, ceph-osd and radosgw where they are missing and this
- * runs as root) and stopped by its state dir. Signals that arrive while it
+ * runs as root), stopped by its state dir, and taken down and up again on
+ * the same port and data (`switchS3Engine`). Signals that arrive while it
  * starts are passed to the script, which then removes what it started.
  *
  * @module
@@ -157,6 +158,26 @@ export async function stopS3Engine(engine: S3Engine): Promise<void> {
     stderr: "inherit",
   }).output();
   if (code !== 0) say(`stopping the S3 engine failed (exit ${code}); state dir ${engine.stateDir}`);
+}
+
+/**
+ * Takes the engine down (its daemons stopped, its state dir, port and data
+ * kept) or brings it up again on the same port and data, as `start-s3.sh down`
+ * and `up` do: for tests of a store that goes away mid-transfer and comes
+ * back.
+ *
+ * @param engine The engine.
+ * @param action `down` or `up` (which waits until a signed round trip works).
+ * @throws {Error} When the script fails (its messages are on stderr).
+ */
+export async function switchS3Engine(engine: S3Engine, action: "down" | "up"): Promise<void> {
+  const { code } = await new Deno.Command("bash", {
+    args: [START_S3, action, engine.stateDir],
+    stdin: "null",
+    stdout: "null",
+    stderr: "inherit",
+  }).output();
+  if (code !== 0) throw new Error(`Cannot take the S3 engine ${action}: start-s3.sh ${action} failed (exit ${code})`);
 }
 
 /** Runs `fn` with the relayed signals ignored: a second Ctrl-C must not leave the engine running. */

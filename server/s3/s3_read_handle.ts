@@ -82,7 +82,13 @@ export class S3ReadHandle implements ReadHandle {
           if (next.done) break;
           chunk = next.value;
         } catch (error) {
-          throw readFailure(error, name, this.#store.label);
+          // The engine's connection lost mid-body is the store gone, as a request that gets no answer.
+          const lost = error instanceof ObjectStoreError || error instanceof DfosError ? error : new ObjectStoreError(
+            "unavailable",
+            `GetObject ${this.#key}: the body broke off: ${(error as Error).message}`,
+            { cause: error },
+          );
+          throw readFailure(lost, name, this.#store.label);
         }
         if (filled === 0 && chunk.length >= PASS_THROUGH_BYTES && chunk.length <= left) {
           // Large already (the client reads 1 MiB at a time): passed on as it is, not copied.

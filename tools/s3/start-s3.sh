@@ -5,11 +5,17 @@
 # dfos's copy of shared/s3/start-s3.sh (which CI machines may lack), run by
 # `deno task test` (tools/test_task.ts). Changed here: apt-get waits up to
 # 300 s for dpkg's lock instead of failing at once; python3 (which the
-# script itself runs) is in ceph's package list, not assumed.
+# script itself runs) is in ceph's package list, not assumed; `down` and `up`
+# (below) stop the engine and start it again on its port and data, for tests
+# of a store that goes away mid-transfer.
 #
 #   eval "$(start-s3.sh)"            # start; prints `export S3_...=` lines on stdout
 #   start-s3.sh stop [STATE_DIR]     # stop it (default: $S3_STATE_DIR), remove STATE_DIR
 #   start-s3.sh status [STATE_DIR]   # exit 0 if every daemon is alive
+#   start-s3.sh down [STATE_DIR]     # stop the daemons, keep STATE_DIR (data, config, port)
+#   start-s3.sh up [STATE_DIR]       # start them again as they were started, on the same
+#                                    # port and data; wait for the signed round trip
+#                                    # (START_S3_TIMEOUT); nothing on stdout
 #
 # Engines (START_S3_ENGINE):
 #   ceph  (default) Ceph 16.2 (pacific): 1 ceph-mon + 1 ceph-osd (BlueStore on a
@@ -148,6 +154,8 @@ start_daemon() {  # start_daemon NAME CMD... ; own session, output to log/NAME.o
     exec setsid "$@" </dev/null >>"$STATE/log/$name.out" 2>&1
   ) &
   echo "$! $name" >>"$STATE/pids"
+  # the command, for `up`: NAME then the words, shell-quoted
+  if [[ -z "${RESTARTING:-}" ]]; then { printf '%s' "$name"; printf ' %q' "$@"; echo; } >>"$STATE/commands"; fi
 }
 
 wait_for() {  # wait_for SECONDS WHAT CMD... : poll CMD until it succeeds, daemons alive
@@ -430,6 +438,43 @@ EOF
   done
 }
 
+# ----------------------------------------------------------------- down/up
+do_down() {  # stop every daemon, keep the state dir
+  local dir=${1:-${S3_STATE_DIR:-}} pid
+  [[ -n "$dir" && -f "$dir/.start-s3" && -f "$dir/commands" ]] || die "down: no state dir of an engine this script started (argument or S3_STATE_DIR)"
+  for pid in $(awk '{print $1}' "$dir/pids" | tac); do stop_pids "$dir" "$pid"; done
+  log "down: daemons stopped, $dir kept"
+}
+
+do_up() {  # start the daemons of a downed state dir again, as they were started
+  local dir=${1:-${S3_STATE_DIR:-}} pid name words
+  [[ -n "$dir" && -f "$dir/.start-s3" && -f "$dir/commands" && -f "$dir/exports" ]] || die "up: no state dir of an engine this script started (argument or S3_STATE_DIR)"
+  STATE=$dir RESTARTING=1
+  while read -r pid name; do
+    if ours "$pid" "$dir"; then die "up: $name pid $pid is still running (down first)"; fi
+  done <"$dir/pids"
+  # shellcheck source=/dev/null
+  source "$dir/exports"
+  S3_PORT=${S3_ENDPOINT##*:}
+  local t0=$EPOCHREALTIME timeout=${START_S3_TIMEOUT:-120}
+  : >"$dir/pids"
+  while read -r name words; do
+    eval "local command=($words)"
+    start_daemon "$name" "${command[@]}"
+  done <"$dir/commands"
+  local deadline=$((SECONDS + timeout)) err="" f
+  until err=$(s3_probe 2>&1); do
+    if ! all_alive "$dir" || ((SECONDS >= deadline)); then
+      do_status "$dir" || true
+      for f in "$dir"/log/*.out; do [[ -s "$f" ]] && { log "--- tail $f"; tail -n 25 "$f" >&"$LOGFD"; }; done
+      do_down "$dir"
+      die "up: the endpoint did not come back; last probe error: $err"
+    fi
+    sleep 0.1
+  done
+  log "up: $S3_ENGINE ready again on $S3_ENDPOINT after $(elapsed "$t0") s"
+}
+
 # --------------------------------------------------------------------- start
 do_start() {
   local pkgs
@@ -471,6 +516,11 @@ do_start() {
   STARTED=1
   trap - INT TERM EXIT
   log "$ENGINE ready on http://127.0.0.1:$S3_PORT after $(elapsed "$t0") s (state $STATE)"
+  (umask 077; exports >"$STATE/exports")
+  exports
+}
+
+exports() {  # the export lines of a started engine
   cat <<EOF
 export S3_ENGINE=$ENGINE
 export S3_ENDPOINT=http://127.0.0.1:$S3_PORT
@@ -487,5 +537,7 @@ case "${1:-start}" in
   start) do_start ;;
   stop) do_stop "${2:-}" ;;
   status) do_status "${2:-}" ;;
-  *) echo "usage: $0 [start|stop [STATE_DIR]|status [STATE_DIR]]" >&2; exit 2 ;;
+  down) do_down "${2:-}" ;;
+  up) do_up "${2:-}" ;;
+  *) echo "usage: $0 [start|stop [STATE_DIR]|status [STATE_DIR]|down [STATE_DIR]|up [STATE_DIR]]" >&2; exit 2 ;;
 esac
