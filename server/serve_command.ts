@@ -35,6 +35,7 @@ import { type SandboxedServer, serveInSandbox } from "./sandbox.ts";
 import { loadAwsCredentials } from "./s3/aws_credentials.ts";
 import type { S3BackendOptions } from "./s3/s3_backend.ts";
 import { parseStorageUrl } from "./s3/storage_url.ts";
+import { STALE_UPLOAD_MS } from "./s3/stale_uploads.ts";
 import { dropOptionPermissions } from "../shared/permissions.ts";
 import { isLoopback } from "./loopback.ts";
 import { type MetricsEndpoint, serveMetrics } from "./metrics_endpoint.ts";
@@ -91,6 +92,8 @@ ROOT/<user>/ created on first login.
       --s3-region REGION           the region requests are signed for (default us-east-1)
       --s3-path-style              address the bucket as URL/BUCKET (default for an IP address or localhost;
                                    else BUCKET.HOST)
+      --s3-stale-upload DURATION   a multipart upload that took no part for this long, and is not kept, is a
+                                   killed server's: aborted at start-up and every 10 minutes (default 24h)
       --tls-cert FILE              serve TLS with this certificate chain (PEM; with --tls-key).
                                    Clients then need --tls; there is no plaintext fallback
       --tls-key FILE               the certificate's private key (PEM; with --tls-cert)
@@ -161,6 +164,7 @@ totals and exits 0. A second signal aborts everything at once.`,
     "s3-endpoint": { type: "string" },
     "s3-region": { type: "string" },
     "s3-path-style": { type: "boolean" },
+    "s3-stale-upload": { type: "string" },
     "tls-cert": { type: "string" },
     "tls-key": { type: "string" },
     "max-connections": { type: "string" },
@@ -351,7 +355,7 @@ async function usersInClear(path: string): Promise<string[]> {
 async function s3Flags(values: Record<string, string | boolean | undefined>): Promise<S3BackendOptions | undefined> {
   const storage = values.storage as string | undefined;
   if (storage === undefined) {
-    for (const flag of ["s3-endpoint", "s3-region", "s3-path-style"]) {
+    for (const flag of ["s3-endpoint", "s3-region", "s3-path-style", "s3-stale-upload"]) {
       if (values[flag] !== undefined) throw new UsageError(`--${flag} needs --storage s3://BUCKET[/PREFIX]`);
     }
     return undefined;
@@ -362,6 +366,7 @@ async function s3Flags(values: Record<string, string | boolean | undefined>): Pr
   if (!/^https?:\/\/[^/]+\/?$/.test(endpoint)) {
     throw new UsageError(`--s3-endpoint takes an http:// or https:// URL of a host, not "${endpoint}"`);
   }
+  const staleUploadMs = durationFlag(values["s3-stale-upload"], "s3-stale-upload", STALE_UPLOAD_MS);
   const credentials = await loadAwsCredentials();
   return {
     bucket,
@@ -370,6 +375,7 @@ async function s3Flags(values: Record<string, string | boolean | undefined>): Pr
     region: (values["s3-region"] as string | undefined) ?? "us-east-1",
     pathStyle: values["s3-path-style"] === true ? true : undefined,
     credentials,
+    staleUploadMs,
   };
 }
 

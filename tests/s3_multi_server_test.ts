@@ -17,7 +17,6 @@ import assert from "node:assert/strict";
 import { join, relative } from "node:path";
 import { DfosClient } from "../client/connection.ts";
 import { S3Connection } from "../server/s3/s3_client.ts";
-import { S3Storage } from "../server/s3/s3_storage.ts";
 import { startS3Engine, stopS3Engine, switchS3Engine } from "../tools/s3_engine.ts";
 import { seededBytes } from "./_common.ts";
 import { delay, runCli, sha256, spawnCli, USERS, waitFor, watchServe } from "./_fixture.ts";
@@ -45,12 +44,19 @@ async function writeUsers(dir: string): Promise<void> {
 }
 
 /** Starts the real `dfos serve --storage s3://BUCKET/dfos` (users file in `dir`), on a free port. */
-async function serveOnBucket(engine: S3Engine, bucket: string, dir: string, name: string): Promise<Served> {
+async function serveOnBucket(
+  engine: S3Engine,
+  bucket: string,
+  dir: string,
+  name: string,
+  flags: string[] = [],
+): Promise<Served> {
   const child = spawnCli([
     "serve",
     ...["--host", "127.0.0.1", "--port", "0", "--users", join(dir, "users.txt"), "--log", join(dir, `${name}.log`)],
     ...["--storage", `s3://${bucket}/dfos`, "--s3-endpoint", engine.endpoint, "--s3-region", engine.region],
     "--s3-path-style",
+    ...flags,
   ], {
     cwd: dir,
     env: {
@@ -65,10 +71,16 @@ async function serveOnBucket(engine: S3Engine, bucket: string, dir: string, name
 }
 
 /** Starts `names.length` servers on the bucket; if one fails, stops those started. */
-async function serveMany(engine: S3Engine, bucket: string, dir: string, names: string[]): Promise<Served[]> {
+async function serveMany(
+  engine: S3Engine,
+  bucket: string,
+  dir: string,
+  names: string[],
+  flags: string[] = [],
+): Promise<Served[]> {
   const servers: Served[] = [];
   try {
-    for (const name of names) servers.push(await serveOnBucket(engine, bucket, dir, name));
+    for (const name of names) servers.push(await serveOnBucket(engine, bucket, dir, name, flags));
   } catch (error) {
     await stopAll(servers);
     throw error;
@@ -240,7 +252,7 @@ async function openUploads(bucket: TestBucket): Promise<{ key: string; initiated
 }
 
 s3Test(
-  "a server killed mid-upload: no object, a clear client error, and another's cleanup aborts its upload, not a live one",
+  "a server killed mid-upload: no object, a clear client error; another's start-up cleanup aborts its upload, not a live one older still",
   async (bucket) => {
     await withDir(async (dir) => {
       const body = seededBytes(48 * MiB, 4);
@@ -266,31 +278,45 @@ s3Test(
         assert.equal(stat.code, 4, stat.stderr);
         assert.equal(await bucket.store("dfos").head("alice/big.bin"), null);
 
-        // A live upload through B, begun well after the dead one, held open part-way.
-        await waitFor(() => Date.now() - dead.initiated > 7000, "the dead upload to age", 20_000);
+        // A live upload through B, begun before the dead one is old, held open part-way: older than the cleanup's
+        // bound when the cleanup comes, but it took a part just before.
         live = await DfosClient.connect({ server: b.address, user: "alice", password: USERS.alice });
+        let moreParts!: () => void;
+        const more = new Promise<void>((resolve) => moreParts = resolve);
         let release!: () => void;
         const released = new Promise<void>((resolve) => release = resolve);
-        const liveBody = seededBytes(20 * MiB, 5);
+        const liveBody = seededBytes(28 * MiB, 5);
         const livePut = live.put(
           "live.bin",
           (async function* () {
-            yield liveBody.subarray(0, 12 * MiB);
+            yield liveBody.subarray(0, 12 * MiB); // one 8 MiB part sent, 4 MiB waiting
+            await more;
+            yield liveBody.subarray(12 * MiB, 20 * MiB); // a second part
             await released;
-            yield liveBody.subarray(12 * MiB);
+            yield liveBody.subarray(20 * MiB);
           })(),
           { size: liveBody.length },
         );
         await waitFor(async () => (await openUploads(bucket)).length === 2, "B's live multipart upload", 30_000);
+        const liveUpload = (await openUploads(bucket)).find(({ key }) => key === "alice/live.bin")!;
+        const bound = 8000;
+        await waitFor(() => Date.now() - liveUpload.initiated > bound + 4000, "both uploads to age", 30_000);
+        moreParts();
+        const store = bucket.store("dfos");
+        const uploadId = (await store.listMultipartUploads("")).find(({ key }) => key === "alice/live.bin")!.uploadId;
+        await waitFor(
+          async () => (await store.listParts("alice/live.bin", uploadId)).length === 2,
+          "a new part",
+          30_000,
+        );
 
-        // Another server's cleanup (S3Storage.open runs it, as dfos serve does at start-up and on a timer),
-        // with a bound of 4 s: past it the dead upload, short of it the live one.
-        const cleaner = await S3Storage.open(bucket.store("dfos"), { staleUploadMs: 4000 });
+        // A third server, started with --s3-stale-upload 8s: its start-up cleanup (done before it serves) aborts
+        // the upload that moved nothing for longer, and leaves the live one, begun as long ago, that just moved.
+        const [c] = await serveMany(bucket.engine, bucket.name, dir, ["c"], ["--s3-stale-upload", `${bound / 1000}s`]);
         try {
           assert.deepEqual((await openUploads(bucket)).map(({ key }) => key), ["alice/live.bin"]);
-          assert.equal(await cleaner.abortStale(), 0, "nothing more to abort");
         } finally {
-          await cleaner.abortUploads();
+          await stopAll([c]);
         }
         release();
         await livePut;

@@ -300,6 +300,11 @@ Deno.test("dfos serve refuses S3 flags that do not go together, as usage errors"
       [["--storage", "s3://files"], /needs --s3-endpoint/],
       [["--storage", "files"], /--storage takes s3:\/\/BUCKET/],
       [["--storage", "s3://files", "--s3-endpoint", "ftp://x"], /--s3-endpoint takes an http/],
+      [["--s3-stale-upload", "1h"], /--s3-stale-upload needs --storage/],
+      [
+        ["--storage", "s3://files", "--s3-endpoint", "http://127.0.0.1:1", "--s3-stale-upload", "soon"],
+        /s3-stale-upload/,
+      ],
     ] as const
   ) {
     const result = await runCli(["serve", "--port", "0", ...flags]);

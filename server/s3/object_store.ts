@@ -123,6 +123,8 @@ export interface PartInfo {
   etag: string;
   /** Its size in bytes. */
   size: number;
+  /** When it was written, milliseconds since the Unix epoch (ListParts; 0 when not known). */
+  lastModified?: number;
 }
 
 /** A multipart upload in progress, from {@linkcode ObjectStore.listMultipartUploads}. */

@@ -690,6 +690,7 @@ export class S3ObjectStore implements ObjectStore {
           partNumber: Number(xmlText(block, "PartNumber")),
           etag: quote(xmlText(block, "ETag") ?? ""),
           size: Number(xmlText(block, "Size") ?? 0),
+          lastModified: Date.parse(xmlText(block, "LastModified") ?? "") || 0,
         });
       }
       const next = xmlText(text, "NextPartNumberMarker") ?? "";

@@ -8,9 +8,10 @@
  * of its server, so the cleanup must not take an upload still alive on
  * another server for a dead one. It aborts only uploads that are
  * - initiated more than `olderThanMs` ago (default
- *   {@linkcode STALE_UPLOAD_MS}): longer than any upload is expected to run,
- *   so an upload through a live server is never cut short unless it lasts
- *   that long (docs/SECURITY.md); and
+ *   {@linkcode STALE_UPLOAD_MS}), and with no part written since then
+ *   either (ListParts): an upload alive on another server writes a part
+ *   every 8 MiB, so only one that moved nothing for that long is taken for
+ *   dead, however long it has been running (docs/SECURITY.md); and
  * - not referred to by a kept upload's record (taken up or not): those go
  *   with the sweep of kept uploads (`--partial-ttl`) instead;
  * - not this storage's own uploads in progress.
@@ -18,9 +19,9 @@
  * @module
  */
 
-import type { ObjectStore } from "./object_store.ts";
+import { type ObjectStore, ObjectStoreError } from "./object_store.ts";
 import type { S3KeptUploads } from "./s3_kept_uploads.ts";
-import { storeStep } from "./s3_errors.ts";
+import { storeFailure, storeStep } from "./s3_errors.ts";
 
 /** A multipart upload initiated longer ago than this is taken for a dead server's, by default. */
 export const STALE_UPLOAD_MS = 24 * 60 * 60 * 1000;
@@ -54,6 +55,7 @@ export async function abortStaleUploads(
   let aborted = 0;
   for (const upload of stale) {
     if (keptIds.has(upload.uploadId)) continue;
+    if (await lastActivity(store, upload.key, upload.uploadId) >= before) continue; // still moving
     await storeStep(
       "abort a stale multipart upload",
       store.label,
@@ -62,4 +64,15 @@ export async function abortStaleUploads(
     aborted++;
   }
   return aborted;
+}
+
+/** When the multipart upload last took a part (0 for none); gone already: now, so that it is left alone. */
+async function lastActivity(store: ObjectStore, key: string, uploadId: string): Promise<number> {
+  try {
+    const parts = await store.listParts(key, uploadId);
+    return parts.reduce((latest, part) => Math.max(latest, part.lastModified ?? 0), 0);
+  } catch (error) {
+    if (error instanceof ObjectStoreError && error.kind === "not-found") return Date.now();
+    throw storeFailure(error, "list the parts of a stale multipart upload", store.label);
+  }
 }
