@@ -77,13 +77,13 @@ async function downloadOnce(
   options: TransferOptions,
 ): Promise<FileTransfer & { mtime: number }> {
   const remote = await client.groups(name);
-  const old = await regularFile(path) ? await localChunks(path) : null;
+  const old = regularFileSync(path) ? await localChunks(path) : null;
   const chunks = await serverChunks(client, name, remote, old?.chunks ?? []);
   if (rootOf(chunks) !== remote.root || chunks.reduce((sum, chunk) => sum + chunk.length, 0) !== remote.size) {
     throw new DfosError(Status.INTEGRITY, `Cannot download "${name}": the server's chunk list does not match its root`);
   }
   const partial = partialPath(path);
-  const kept = await regularFile(partial) ? await localChunks(partial) : null;
+  const kept = regularFileSync(partial) ? await localChunks(partial) : null;
   let prefix = 0;
   let done = 0;
   while (
@@ -96,10 +96,11 @@ async function downloadOnce(
   const resumedBytes = done;
   const oldByHash = new Map<string, LocalChunk>();
   for (const chunk of old?.chunks ?? []) oldByHash.set(toHex(chunk.hash), chunk);
-  using out = await Deno.open(partial, { write: true, create: true, mode: 0o644 });
-  await out.truncate(done);
-  await out.seek(done, Deno.SeekMode.Start);
-  using oldFile = old === null ? null : await Deno.open(path, { read: true });
+  // Synchronous file calls: one per step here, where an async one costs a hand-over to another thread.
+  using out = Deno.openSync(partial, { write: true, create: true, mode: 0o644 });
+  out.truncateSync(done);
+  out.seekSync(done, Deno.SeekMode.Start);
+  using oldFile = old === null ? null : Deno.openSync(path, { read: true });
   const oldReader = oldFile === null ? null : new BlockReader(oldFile);
   let sent = 0;
   let reused = resumedBytes;
@@ -173,8 +174,8 @@ async function downloadOnce(
   // No fsync, as for a plain get: a file's bytes reach the disk when the system writes them back (rsync does
   // the same), and a partial left by a crash is checked chunk by chunk when taken up again.
   const mtime = new Date(remote.mtime);
-  await Deno.utime(partial, mtime, mtime);
-  await Deno.rename(partial, path);
+  Deno.utimeSync(partial, mtime, mtime);
+  Deno.renameSync(partial, path);
   return { content: remote.size, sent, reused, resumed: reused > 0, mtime: remote.mtime };
 }
 
@@ -295,8 +296,8 @@ async function plainGet(
     throw error;
   }
   const mtime = new Date(download.file.mtime);
-  await Deno.utime(partial, mtime, mtime);
-  await Deno.rename(partial, path);
+  Deno.utimeSync(partial, mtime, mtime);
+  Deno.renameSync(partial, path);
   const size = download.file.size;
   return { content: size, sent: size, reused: 0, resumed: false, mtime: download.file.mtime };
 }
@@ -333,14 +334,6 @@ export function fetchedWhole(path: string, size: number): boolean {
 function regularFileSync(path: string): boolean {
   try {
     return Deno.lstatSync(path).isFile;
-  } catch {
-    return false;
-  }
-}
-
-async function regularFile(path: string): Promise<boolean> {
-  try {
-    return (await Deno.stat(path)).isFile;
   } catch {
     return false;
   }

@@ -43,14 +43,15 @@ export async function localChunks(
   path: string,
   options: { limit?: number } = {},
 ): Promise<{ chunks: LocalChunk[]; root: string; size: number }> {
-  using file = await Deno.open(path, { read: true });
+  using file = Deno.openSync(path, { read: true });
   const limit = options.limit ?? Infinity;
   let size = 0;
+  // No larger than the file: a new buffer is zeroed whole, and most files are far smaller than READ_BYTES.
+  const buffer = new Uint8Array(Math.max(1, Math.min(READ_BYTES, limit, file.statSync().size)));
   async function* pieces(): AsyncGenerator<Uint8Array> {
-    const buffer = new Uint8Array(READ_BYTES);
     while (size < limit) {
       const want = Math.min(buffer.length, limit - size);
-      const n = await file.read(buffer.subarray(0, want));
+      const n = file.readSync(buffer.subarray(0, want));
       if (n === null) return;
       size += n;
       yield buffer.subarray(0, n);
@@ -91,6 +92,8 @@ export class BlockReader {
   readonly #file: Deno.FsFile;
   #start = 0;
   #block = new Uint8Array(0);
+  /** The file's size when first read, to make no block larger than what is left of it. */
+  #size = -1;
   /** Where the file's position is: after the last block read (-1: not known yet). */
   #position = -1;
 
@@ -107,14 +110,25 @@ export class BlockReader {
    * @returns The bytes (a view of a block; do not change them).
    * @throws {Error} when the file ends before them.
    */
-  async read(offset: number, length: number): Promise<Uint8Array> {
+  read(offset: number, length: number): Promise<Uint8Array> {
+    try {
+      return Promise.resolve(this.#read(offset, length));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** {@linkcode BlockReader.read}, with synchronous reads: an async one costs a hand-over to another thread. */
+  #read(offset: number, length: number): Uint8Array {
     const from = offset - this.#start;
     if (from >= 0 && from + length <= this.#block.length) return this.#block.subarray(from, from + length);
-    if (this.#position !== offset) await this.#file.seek(offset, Deno.SeekMode.Start);
-    const block = new Uint8Array(Math.max(length, BLOCK_BYTES));
+    if (this.#position !== offset) this.#file.seekSync(offset, Deno.SeekMode.Start);
+    if (this.#size < 0) this.#size = this.#file.statSync().size;
+    // A new block is zeroed whole: no larger than what is left of the file (unless it grew since: then as asked).
+    const block = new Uint8Array(Math.max(length, Math.min(BLOCK_BYTES, this.#size - offset)));
     let at = 0;
     while (at < block.length) {
-      const n = await this.#file.read(block.subarray(at));
+      const n = this.#file.readSync(block.subarray(at));
       if (n === null) break;
       at += n;
     }

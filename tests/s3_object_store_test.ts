@@ -233,10 +233,12 @@ s3Test("S3ObjectStore multipart: parts listed, uploads listed, completed object 
   ok(uploadId.length > 0);
   const etag1 = await store.uploadPart("big file", uploadId, 1, part1);
   const etag2 = await store.uploadPart("big file", uploadId, 2, part2);
-  deepStrictEqual(await store.listParts("big file", uploadId), [
+  const parts = await store.listParts("big file", uploadId);
+  deepStrictEqual(parts.map(({ partNumber, etag, size }) => ({ partNumber, etag, size })), [
     { partNumber: 1, etag: etag1, size: part1.byteLength },
     { partNumber: 2, etag: etag2, size: part2.byteLength },
   ]);
+  for (const part of parts) ok(Math.abs(part.lastModified! - Date.now()) < 3_600_000, "each part's time");
   const uploads = await store.listMultipartUploads("");
   deepStrictEqual(uploads.map((upload) => [upload.key, upload.uploadId]), [["big file", uploadId]]);
   ok(Math.abs(uploads[0].initiated - Date.now()) < 3_600_000);
