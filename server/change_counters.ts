@@ -27,21 +27,13 @@
 
 import { join } from "node:path";
 import { RESERVED_PREFIX } from "../shared/names.ts";
+import { JOURNAL_ENTRIES, type JournalEntry, namesSince } from "./change_journal.ts";
 import type { ChangeCounter } from "./storage.ts";
 
 /** Each user's counter file, in the user's folder. */
 export const COUNTER_FILE = `${RESERVED_PREFIX}changes`;
 
-/** Changes a user's journal holds at most: the oldest go first. */
-export const JOURNAL_ENTRIES = 4096;
-
-/** One change in a journal: the counter it made, and the name it touched (a folder's, for a folder moved). */
-interface JournalEntry {
-  counter: number;
-  name: string;
-  /** True when the name is a folder's (every name under it changed). */
-  folder: boolean;
-}
+export { JOURNAL_ENTRIES };
 
 /** What a change touched, as the storage tells {@linkcode ChangeCounters.bump}. */
 export interface Touched {
@@ -113,20 +105,7 @@ export class ChangeCounters {
    */
   changedNames(user: string, home: string, since: ChangeCounter, prefix: string): string[] | null {
     const counter = this.#load(user, home);
-    if (since.epoch !== counter.epoch || since.counter > counter.counter || since.counter < counter.from) return null;
-    const names = new Set<string>();
-    for (const entry of counter.journal) {
-      if (entry.counter <= since.counter) continue;
-      if (entry.folder) {
-        // A folder moved: the names under it changed, and the journal does not hold them.
-        const under = entry.name + "/";
-        if (under.startsWith(prefix) || prefix.startsWith(under)) return null;
-      } else if (entry.name.startsWith(prefix)) {
-        names.delete(entry.name);
-        names.add(entry.name);
-      }
-    }
-    return [...names];
+    return namesSince({ entries: counter.journal, from: counter.from }, counter, since, prefix);
   }
 
   /** Writes the counters to keep to their users' folders, marked as written by a clean close. */

@@ -16,6 +16,7 @@
 
 import type { AwsCredentials } from "../server/s3/aws_credentials.ts";
 import { S3Connection, S3ObjectStore, type S3StoreOptions } from "../server/s3/s3_client.ts";
+import { type ServeWatch, spawnCli, USERS, watchServe } from "./_fixture.ts";
 
 /** The engine's address and key, from the environment. */
 export interface S3Engine {
@@ -141,4 +142,52 @@ async function removeBucket(store: S3ObjectStore, connection: S3Connection): Pro
  */
 export function s3Test(name: string, fn: (bucket: TestBucket) => Promise<void>): void {
   Deno.test({ name, ignore: S3_IGNORE !== null, fn: () => withBucket(fn) });
+}
+
+/** A real `dfos serve` on a bucket, from {@linkcode serveOnBucket}. */
+export interface ServedOnBucket {
+  /** The process (standard input closed). */
+  child: Deno.ChildProcess;
+  /** Its output, port and end. */
+  watch: ServeWatch;
+  /** `127.0.0.1:PORT`. */
+  address: string;
+  /** The CLI's environment to talk to it as alice. */
+  env: Record<string, string>;
+}
+
+/**
+ * Starts the real `dfos serve --storage s3://BUCKET/PREFIX` on 127.0.0.1, a
+ * free port, in `dir` (whose `users.txt` it reads; its log `dir/NAME.log`),
+ * with the engine's keys in the standard AWS variables.
+ *
+ * @param bucket The bucket and its engine.
+ * @param dir The server's folder.
+ * @param name The log's name.
+ * @param options `prefix` (default `dfos`), `endpoint` (default the engine's: a proxy's, say), more `flags`.
+ * @returns The process, its watch and how the CLI reaches it.
+ */
+export async function serveOnBucket(
+  bucket: { name: string; engine: S3Engine },
+  dir: string,
+  name: string,
+  options: { prefix?: string; endpoint?: string; flags?: string[] } = {},
+): Promise<ServedOnBucket> {
+  const { engine } = bucket;
+  const child = spawnCli([
+    ...["serve", "--host", "127.0.0.1", "--port", "0", "--users", `${dir}/users.txt`, "--log", `${dir}/${name}.log`],
+    ...["--storage", `s3://${bucket.name}/${options.prefix ?? "dfos"}`, "--s3-path-style"],
+    ...["--s3-endpoint", options.endpoint ?? engine.endpoint, "--s3-region", engine.region],
+    ...options.flags ?? [],
+  ], {
+    cwd: dir,
+    env: {
+      AWS_ACCESS_KEY_ID: engine.credentials.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: engine.credentials.secretAccessKey,
+    },
+  });
+  await child.stdin.close();
+  const watch = await watchServe(child, 30_000);
+  const address = `127.0.0.1:${watch.port}`;
+  return { child, watch, address, env: { DFOS_SERVER: address, DFOS_USER: "alice", DFOS_PASSWORD: USERS.alice } };
 }

@@ -18,8 +18,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { MAX_NAME_BYTES, MAX_USER_BYTES } from "../shared/names.ts";
 import { randomBytes, sha256 } from "./_common.ts";
-import { runCli, spawnCli, spawnServe, USERS, watchServe } from "./_fixture.ts";
-import { s3Test, tellS3Ignored, type TestBucket } from "./_s3.ts";
+import { runCli, spawnServe, USERS, watchServe } from "./_fixture.ts";
+import { s3Test, type ServedOnBucket, serveOnBucket, tellS3Ignored } from "./_s3.ts";
 
 tellS3Ignored("tests/backend_parity_test.ts");
 
@@ -144,40 +144,6 @@ function masked(result: { code: number; stdout: Uint8Array; stderr: string }, di
   }`;
 }
 
-/** Starts `dfos serve --storage s3://BUCKET/parity` with the test users, in `dir`. */
-async function serveOnBucket(bucket: TestBucket, dir: string) {
-  await Deno.writeTextFile(
-    join(dir, "users.txt"),
-    Object.entries(USERS).map(([user, password]) => `${user}:${password}\n`).join(""),
-  );
-  const child = spawnCli([
-    "serve",
-    "--host",
-    "127.0.0.1",
-    "--port",
-    "0",
-    "--users",
-    join(dir, "users.txt"),
-    "--log",
-    join(dir, "s3.log"),
-    "--storage",
-    `s3://${bucket.name}/parity`,
-    "--s3-endpoint",
-    bucket.engine.endpoint,
-    "--s3-region",
-    bucket.engine.region,
-    "--s3-path-style",
-  ], {
-    cwd: dir,
-    env: {
-      AWS_ACCESS_KEY_ID: bucket.engine.credentials.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: bucket.engine.credentials.secretAccessKey,
-    },
-  });
-  await child.stdin.close();
-  return { child, watch: await watchServe(child, 30_000) };
-}
-
 s3Test(
   "the same dfos session against a local server and an S3 server: the same exit codes, output and errors",
   async (bucket) => {
@@ -186,9 +152,13 @@ s3Test(
     const maxName = MAX_NAME_BYTES - "parity/".length - MAX_USER_BYTES - 1;
     const local = await spawnServe(["--max-name", `${maxName}`], { prefix: "dfos_parity_local_" });
     const localWatch = await watchServe(local.child);
-    let s3: Awaited<ReturnType<typeof serveOnBucket>> | null = null;
+    let s3: ServedOnBucket | null = null;
     try {
-      s3 = await serveOnBucket(bucket, s3Dir);
+      await Deno.writeTextFile(
+        join(s3Dir, "users.txt"),
+        Object.entries(USERS).map(([user, password]) => `${user}:${password}\n`).join(""),
+      );
+      s3 = await serveOnBucket(bucket, s3Dir, "s3", { prefix: "parity" });
       const big = randomBytes(9 * MiB + 7); // over the S3 backend's multipart size
       const sides = [
         { name: "local", dir: join(local.dir, "work"), port: localWatch.port },

@@ -19,55 +19,29 @@ import { DfosClient } from "../client/connection.ts";
 import { S3Connection } from "../server/s3/s3_client.ts";
 import { startS3Engine, stopS3Engine, switchS3Engine } from "../tools/s3_engine.ts";
 import { seededBytes } from "./_common.ts";
-import { delay, runCli, sha256, spawnCli, USERS, waitFor, watchServe } from "./_fixture.ts";
+import { delay, runCli, sha256, spawnCli, USERS, waitFor } from "./_fixture.ts";
 import { CountingProxy } from "./_proxy.ts";
-import { S3_IGNORE, type S3Engine, s3Test, tellS3Ignored, type TestBucket } from "./_s3.ts";
+import {
+  S3_IGNORE,
+  type S3Engine,
+  s3Test,
+  type ServedOnBucket,
+  serveOnBucket,
+  tellS3Ignored,
+  type TestBucket,
+} from "./_s3.ts";
 
 tellS3Ignored("tests/s3_multi_server_test.ts");
 
 const MiB = 1024 * 1024;
 
 /** A running `dfos serve` on the bucket. */
-interface Served {
-  child: Deno.ChildProcess;
-  watch: Awaited<ReturnType<typeof watchServe>>;
-  /** `127.0.0.1:PORT`. */
-  address: string;
-  /** The CLI's environment to talk to it as alice. */
-  env: Record<string, string>;
-}
+type Served = ServedOnBucket;
 
 /** Writes the users file into `dir`. */
 async function writeUsers(dir: string): Promise<void> {
   const lines = Object.entries(USERS).map(([user, password]) => `${user}:${password}\n`);
   await Deno.writeTextFile(join(dir, "users.txt"), lines.join(""));
-}
-
-/** Starts the real `dfos serve --storage s3://BUCKET/dfos` (users file in `dir`), on a free port. */
-async function serveOnBucket(
-  engine: S3Engine,
-  bucket: string,
-  dir: string,
-  name: string,
-  flags: string[] = [],
-): Promise<Served> {
-  const child = spawnCli([
-    "serve",
-    ...["--host", "127.0.0.1", "--port", "0", "--users", join(dir, "users.txt"), "--log", join(dir, `${name}.log`)],
-    ...["--storage", `s3://${bucket}/dfos`, "--s3-endpoint", engine.endpoint, "--s3-region", engine.region],
-    "--s3-path-style",
-    ...flags,
-  ], {
-    cwd: dir,
-    env: {
-      AWS_ACCESS_KEY_ID: engine.credentials.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: engine.credentials.secretAccessKey,
-    },
-  });
-  await child.stdin.close();
-  const watch = await watchServe(child, 30_000);
-  const address = `127.0.0.1:${watch.port}`;
-  return { child, watch, address, env: { DFOS_SERVER: address, DFOS_USER: "alice", DFOS_PASSWORD: USERS.alice } };
 }
 
 /** Starts `names.length` servers on the bucket; if one fails, stops those started. */
@@ -80,7 +54,7 @@ async function serveMany(
 ): Promise<Served[]> {
   const servers: Served[] = [];
   try {
-    for (const name of names) servers.push(await serveOnBucket(engine, bucket, dir, name, flags));
+    for (const name of names) servers.push(await serveOnBucket({ name: bucket, engine }, dir, name, { flags }));
   } catch (error) {
     await stopAll(servers);
     throw error;

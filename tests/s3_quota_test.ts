@@ -1,7 +1,7 @@
 /**
  * The quota and the journal of changed names shared by several servers on
  * one bucket (server/s3/s3_usage_ledger.ts, server/ledger_allowance.ts,
- * server/s3/change_journal.ts), on a real engine (Ceph RGW): two real
+ * server/change_journal.ts), on a real engine (Ceph RGW): two real
  * servers, each with its own `S3Storage` on the same bucket, and real
  * clients. Uploads racing through both cannot together pass the quota, and
  * the refused ones leave nothing; the usage in the bucket follows puts,
@@ -19,8 +19,8 @@ import { S3Storage, type S3StorageOptions } from "../server/s3/s3_storage.ts";
 import type { DfosClient } from "../client/connection.ts";
 import { DfosError, Status } from "../shared/status.ts";
 import { randomBytes } from "./_common.ts";
-import { connect, type Fixture, runCli, spawnCli, startServer, USERS, waitFor, watchServe } from "./_fixture.ts";
-import { s3Test, tellS3Ignored, type TestBucket } from "./_s3.ts";
+import { connect, type Fixture, runCli, startServer, USERS, waitFor } from "./_fixture.ts";
+import { s3Test, serveOnBucket, tellS3Ignored, type TestBucket } from "./_s3.ts";
 
 tellS3Ignored("tests/s3_quota_test.ts");
 
@@ -197,28 +197,6 @@ s3Test(
   },
 );
 
-/** Starts the real `dfos serve --storage s3://BUCKET/dfos` with `flags` in `dir` (its users file there). */
-async function serveOnBucket(bucket: TestBucket, dir: string, name: string, flags: string[]) {
-  const child = spawnCli([
-    ...["serve", "--host", "127.0.0.1", "--port", "0", "--users", `${dir}/users.txt`, "--log", `${dir}/${name}.log`],
-    ...["--storage", `s3://${bucket.name}/dfos`, "--s3-endpoint", bucket.engine.endpoint, "--s3-path-style"],
-    ...["--s3-region", bucket.engine.region, ...flags],
-  ], {
-    cwd: dir,
-    env: {
-      AWS_ACCESS_KEY_ID: bucket.engine.credentials.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: bucket.engine.credentials.secretAccessKey,
-    },
-  });
-  await child.stdin.close();
-  const watch = await watchServe(child, 30_000);
-  return {
-    child,
-    watch,
-    env: { DFOS_SERVER: `127.0.0.1:${watch.port}`, DFOS_USER: "alice", DFOS_PASSWORD: USERS.alice },
-  };
-}
-
 s3Test("two dfos serve --storage s3:// --quota on one bucket hold one quota for the real CLI", async (bucket) => {
   const dir = await Deno.makeTempDir({ prefix: "dfos_s3_quota_" });
   await Deno.writeTextFile(
@@ -227,7 +205,9 @@ s3Test("two dfos serve --storage s3:// --quota on one bucket hold one quota for 
   );
   const servers: Awaited<ReturnType<typeof serveOnBucket>>[] = [];
   try {
-    for (const name of ["a", "b"]) servers.push(await serveOnBucket(bucket, dir, name, ["--quota", "300000"]));
+    for (const name of ["a", "b"]) {
+      servers.push(await serveOnBucket(bucket, dir, name, { flags: ["--quota", "300000"] }));
+    }
     await Deno.writeFile(`${dir}/in.bin`, randomBytes(200_000));
     // B counts alice's usage first (a server keeping the sums in memory would not see A's put after).
     const small = await runCli(["put", "-", "small.bin"], { env: servers[1].env, stdin: "x" });

@@ -24,9 +24,9 @@ import assert from "node:assert/strict";
 import { DfosClient } from "../client/connection.ts";
 import { DfosError, Status } from "../shared/status.ts";
 import { seededBytes, sha256 } from "./_common.ts";
-import { spawnCli, USERS, waitFor, watchServe } from "./_fixture.ts";
+import { USERS, waitFor } from "./_fixture.ts";
 import { type Exposition, scrape } from "./_prometheus.ts";
-import { s3Test, tellS3Ignored, type TestBucket } from "./_s3.ts";
+import { s3Test, serveOnBucket, tellS3Ignored, type TestBucket } from "./_s3.ts";
 import { S3WireCounter } from "./_s3_wire.ts";
 
 tellS3Ignored("tests/s3_racing_writes_test.ts");
@@ -51,35 +51,8 @@ interface Served {
 }
 
 /** Starts `dfos serve --storage s3://BUCKET/dfos --metrics 127.0.0.1:0` through `endpoint`, and reads both ports. */
-async function serveOnBucket(bucket: TestBucket, endpoint: string, dir: string, name: string): Promise<Served> {
-  const child = spawnCli([
-    "serve",
-    "--host",
-    "127.0.0.1",
-    "--port",
-    "0",
-    "--users",
-    `${dir}/users.txt`,
-    "--log",
-    `${dir}/${name}.log`,
-    "--metrics",
-    "127.0.0.1:0",
-    "--storage",
-    `s3://${bucket.name}/dfos`,
-    "--s3-endpoint",
-    endpoint,
-    "--s3-region",
-    bucket.engine.region,
-    "--s3-path-style",
-  ], {
-    cwd: dir,
-    env: {
-      AWS_ACCESS_KEY_ID: bucket.engine.credentials.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: bucket.engine.credentials.secretAccessKey,
-    },
-  });
-  await child.stdin.close();
-  const watch = await watchServe(child, 30_000);
+async function serveWithMetrics(bucket: TestBucket, endpoint: string, dir: string, name: string): Promise<Served> {
+  const { child, watch } = await serveOnBucket(bucket, dir, name, { endpoint, flags: ["--metrics", "127.0.0.1:0"] });
   let metricsPort = 0;
   try {
     await waitFor(() => {
@@ -128,7 +101,7 @@ s3Test(
     const servers: Served[] = [];
     const clients: DfosClient[] = [];
     try {
-      for (let s = 0; s < SERVERS; s++) servers.push(await serveOnBucket(bucket, wire.endpoint, dir, `s${s}`));
+      for (let s = 0; s < SERVERS; s++) servers.push(await serveWithMetrics(bucket, wire.endpoint, dir, `s${s}`));
       for (let c = 0; c < IN_FLIGHT; c++) {
         const server = servers[c % SERVERS];
         clients.push(

@@ -18,9 +18,9 @@ import type { Upload } from "../server/storage.ts";
 import { bytesOf } from "../shared/pooled_bytes.ts";
 import { DfosError, Status } from "../shared/status.ts";
 import { randomBytes, sha256 } from "./_common.ts";
-import { runCli, spawnCli, USERS, watchServe } from "./_fixture.ts";
+import { runCli, USERS } from "./_fixture.ts";
 import { CountingProxy } from "./_proxy.ts";
-import { s3Test, tellS3Ignored, type TestBucket } from "./_s3.ts";
+import { s3Test, serveOnBucket, tellS3Ignored } from "./_s3.ts";
 
 tellS3Ignored("tests/s3_servers_test.ts");
 
@@ -201,41 +201,6 @@ s3Test("S3Storage: a store gone mid-transfer is a clear error; what was stored s
     if (proxyUp) await proxy[Symbol.asyncDispose]();
   }
 });
-
-/** Starts the real `dfos serve --storage s3://BUCKET/dfos` in `dir` (its users file there), on a free port. */
-async function serveOnBucket(bucket: TestBucket, dir: string, name: string) {
-  const child = spawnCli([
-    "serve",
-    "--host",
-    "127.0.0.1",
-    "--port",
-    "0",
-    "--users",
-    `${dir}/users.txt`,
-    "--log",
-    `${dir}/${name}.log`,
-    "--storage",
-    `s3://${bucket.name}/dfos`,
-    "--s3-endpoint",
-    bucket.engine.endpoint,
-    "--s3-region",
-    bucket.engine.region,
-    "--s3-path-style",
-  ], {
-    cwd: dir,
-    env: {
-      AWS_ACCESS_KEY_ID: bucket.engine.credentials.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: bucket.engine.credentials.secretAccessKey,
-    },
-  });
-  await child.stdin.close();
-  const watch = await watchServe(child, 30_000);
-  return {
-    child,
-    watch,
-    env: { DFOS_SERVER: `127.0.0.1:${watch.port}`, DFOS_USER: "alice", DFOS_PASSWORD: USERS.alice },
-  };
-}
 
 s3Test(
   "two dfos serve --storage s3:// on one bucket serve the real CLI one truth: put, get, ls, rm",

@@ -4,7 +4,7 @@
  * about the user's files:
  *
  * - the change counter (`Storage.changes`), `{epoch, counter}`;
- * - the journal of the last changes (change_journal.ts), which answers
+ * - the journal of the last changes (../change_journal.ts), which answers
  *   `Storage.changedNames`;
  * - the usage the quota counts (`usage`, `{bytes, entries}`; absent until
  *   first counted) and the holds of uploads in progress (`holds`, each with
@@ -29,7 +29,7 @@ import { isLostCondition, storeFailure, storeStep } from "./s3_errors.ts";
 import { counterKey } from "./s3_keys.ts";
 import type { ObjectStore } from "./object_store.ts";
 import type { ChangeCounter, Usage } from "../storage.ts";
-import { appendChange, type Journal, journalOf, storedEntries, type Touched } from "./change_journal.ts";
+import { appendChange, type Journal, journalOf, storedEntries, type Touched } from "../change_journal.ts";
 
 /** Tries of one update before it gives up (each lost only to another server's update, which changed the record). */
 const MAX_TRIES = 30;

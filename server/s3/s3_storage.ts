@@ -59,7 +59,7 @@ import {
 import { CommitLeases } from "./commit_leases.ts";
 import { ConflictReportingStore } from "./conflict_reporting_store.ts";
 import { type ObjectHead, type ObjectStore, ObjectStoreError, type PartInfo } from "./object_store.ts";
-import { namesSince } from "./change_journal.ts";
+import { namesSince } from "../change_journal.ts";
 import { S3ChangeCounters } from "./s3_change_counters.ts";
 import { HOLD_MS, S3UsageLedger } from "./s3_usage_ledger.ts";
 import { S3ChunkLists } from "./s3_chunk_lists.ts";
@@ -339,7 +339,7 @@ export class S3Storage implements Storage {
     return Promise.resolve().then(() => this.#counters.get(user));
   }
 
-  /** From the journal in the user's change record (change_journal.ts): the local disk's rules. */
+  /** From the journal in the user's change record (../change_journal.ts): the local disk's rules. */
   async changedNames(user: string, since: ChangeCounter, prefix: string): Promise<string[] | null> {
     userPrefix(user);
     const record = await this.#counters.read(user);

@@ -1,9 +1,10 @@
 /**
- * The journal of a user's last changes kept in the user's counter object
- * (s3_change_counters.ts), so that `Storage.changedNames` can answer from
- * the store on every server: the same rules as the local disk's journal
- * (server/change_counters.ts), bounded in entries and in bytes so that the
- * object every change reads and writes back stays small.
+ * The journal of a user's last changes, which `Storage.changedNames`
+ * answers from ({@linkcode namesSince}), on both backends: kept in the
+ * user's counter file on the local disk (change_counters.ts), and in the
+ * user's change record on S3 (s3/s3_change_counters.ts), where it is
+ * also bounded in bytes so that the object every change reads and writes
+ * back stays small.
  *
  * @module
  */
