@@ -280,8 +280,8 @@ export class LocalStorage implements Storage {
     }
     const home = source.folders[0];
     checkNewName(home, to); // nothing there, no file or link on the way
-    const files = info.isDirectory ? countFiles(source.path) : 1;
-    checkMovedNames(from, to, info.isDirectory ? longestBelow(source.path) : "", options.maxNameBytes);
+    const { files, longest } = info.isDirectory ? folderFiles(source.path) : { files: 1, longest: "" };
+    checkMovedNames(from, to, longest, options.maxNameBytes);
     options.admit?.(missingFolders(home.path, to));
     const target = this.#door.makeWay(home, to);
     try {
@@ -392,30 +392,25 @@ class LocalReadHandle implements ReadHandle {
   }
 }
 
-/** The files a folder move takes along: every regular file below `dir`, at any depth, links not followed. */
-function countFiles(dir: string): number {
-  let files = 0;
-  for (const entry of Deno.readDirSync(dir)) {
-    if (entry.isSymlink || isReserved(entry.name)) continue;
-    if (entry.isDirectory) files += countFiles(join(dir, entry.name));
-    else if (entry.isFile) files++;
-  }
-  return files;
-}
-
 /**
- * The longest path below the folder `dir`, in UTF-8 bytes, of the files a
- * move would carry (links and `.dfos-*` are not moved as the user's files):
- * `/REST` for the longest, "" for an empty folder.
+ * What a folder move takes along, in one walk of `dir` (links not followed,
+ * `.dfos-*` left out): how many regular files at any depth, and `/REST` of
+ * the one with the longest path below it ("" for an empty folder).
  */
-function longestBelow(dir: string): string {
+function folderFiles(dir: string): { files: number; longest: string } {
+  let files = 0;
   let longest = "";
   for (const entry of Deno.readDirSync(dir)) {
     if (entry.isSymlink || isReserved(entry.name)) continue;
-    const below = entry.isDirectory ? `/${entry.name}${longestBelow(join(dir, entry.name))}` : `/${entry.name}`;
+    let below = `/${entry.name}`;
+    if (entry.isDirectory) {
+      const inner = folderFiles(join(dir, entry.name));
+      files += inner.files;
+      below += inner.longest;
+    } else if (entry.isFile) files++;
     if (utf8Length(below) > utf8Length(longest)) longest = below;
   }
-  return longest;
+  return { files, longest };
 }
 
 /** The folders on the way to `name` under `home` that do not exist yet. */
