@@ -143,7 +143,9 @@ export async function main(args: string[]): Promise<number> {
     await command.run(parsed);
     return 0;
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
+    // The server gone mid-write shows as the OS's EPIPE/ECONNRESET: said as when it is seen mid-read.
+    const gone = error instanceof Deno.errors.BrokenPipe || error instanceof Deno.errors.ConnectionReset;
+    const message = gone ? "Connection closed by the peer" : error instanceof Error ? error.message : String(error);
     console.error(`dfos ${name}: ${message}`);
     if (error instanceof UsageError) console.error(`Run "dfos ${name} --help" for usage.`);
     else if (verbose && error instanceof Error) console.error(error.stack);
