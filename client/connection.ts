@@ -35,6 +35,7 @@ import {
   FEATURE_CHUNKS,
   FEATURE_DELTAS,
   FEATURE_HELD,
+  FEATURE_SYNC,
   type ListEntry,
   MAX_HAVE_KEYS,
   MAX_READ_RANGES,
@@ -178,6 +179,8 @@ export class DfosClient {
   readonly chunks: boolean;
   /** True when the server's WELCOME listed "deltas": it answers `sums` and takes patch steps (docs/PROTOCOL.md, "Deltas"). */
   readonly deltas: boolean;
+  /** True when the server's WELCOME listed "sync": it takes `ifRoot` conditions and answers `watch` (docs/PROTOCOL.md, "Sync"). */
+  readonly sync: boolean;
   readonly #channel: Channel;
   /** Settles when the last pipelined request (and its body) has been sent. */
   #sent: Promise<void> = Promise.resolve();
@@ -189,7 +192,7 @@ export class DfosClient {
     user: string,
     serverAgent: string,
     tls: boolean,
-    features: { chunks: boolean; deltas: boolean },
+    features: { chunks: boolean; deltas: boolean; sync: boolean },
   ) {
     this.#channel = channel;
     this.user = user;
@@ -197,6 +200,7 @@ export class DfosClient {
     this.tls = tls;
     this.chunks = features.chunks;
     this.deltas = features.chunks && features.deltas;
+    this.sync = features.chunks && features.sync;
   }
 
   /** Bytes of frames on this connection so far, both ways. */
@@ -255,7 +259,7 @@ export class DfosClient {
         protocol: "dfos",
         version: PROTOCOL_VERSION,
         agent: AGENT,
-        features: [FEATURE_HELD, FEATURE_CHUNKS, FEATURE_DELTAS],
+        features: [FEATURE_HELD, FEATURE_CHUNKS, FEATURE_DELTAS, FEATURE_SYNC],
       });
       const welcome = await channel.expect(...REPLIES.hello.replies).catch((error) => {
         throw tls === null && channel.broken ? notDfos(error) : error;
@@ -263,7 +267,8 @@ export class DfosClient {
       const user = await logIn(channel, welcome.mechanisms, { ...options, password }, tls !== null);
       const chunks = welcome.features?.includes(FEATURE_CHUNKS) ?? false;
       const deltas = welcome.features?.includes(FEATURE_DELTAS) ?? false;
-      return new DfosClient(channel, user, welcome.agent, tls !== null, { chunks, deltas });
+      const sync = welcome.features?.includes(FEATURE_SYNC) ?? false;
+      return new DfosClient(channel, user, welcome.agent, tls !== null, { chunks, deltas, sync });
     } catch (error) {
       channel.abort();
       throw error;

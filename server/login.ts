@@ -19,7 +19,14 @@
 
 import type { Logger } from "@logtape/logtape";
 import type { Channel } from "../shared/channel.ts";
-import { FEATURE_CHUNKS, FEATURE_DELTAS, FEATURE_HELD, type MessageOf, PROTOCOL_VERSION } from "../shared/messages.ts";
+import {
+  FEATURE_CHUNKS,
+  FEATURE_DELTAS,
+  FEATURE_HELD,
+  FEATURE_SYNC,
+  type MessageOf,
+  PROTOCOL_VERSION,
+} from "../shared/messages.ts";
 import { excerpt, printableName } from "../shared/names.ts";
 import { DfosError, Status } from "../shared/status.ts";
 import { hostOf, isLoopback } from "./loopback.ts";
@@ -157,7 +164,11 @@ export class Login {
       mechanisms: [...this.#context.mechanisms.keys()].filter((name) => this.#offered(name) !== undefined),
       // Only to a client that asked: an older client's decoder would refuse a field it does not know.
       ...(hello.features?.includes(FEATURE_CHUNKS)
-        ? { features: [FEATURE_CHUNKS, FEATURE_DELTAS].filter((feature) => hello.features!.includes(feature)) }
+        ? {
+          features: [FEATURE_CHUNKS, FEATURE_DELTAS, FEATURE_SYNC].filter((feature) =>
+            hello.features!.includes(feature)
+          ),
+        }
         : {}),
     });
     return true;

@@ -51,18 +51,28 @@ export type Message =
   | { type: "auth-ok"; user: string; data: Uint8Array; held?: number }
   | { type: "put"; name: string; size: number | null; digest: DigestAlgorithm }
   | { type: "get"; name: string; limit: number | null; digest: DigestAlgorithm }
-  | { type: "delete"; name: string }
+  | { type: "delete"; name: string; ifRoot?: string }
   | { type: "list"; prefix: string; after: string }
-  | { type: "move"; from: string; to: string }
+  | { type: "move"; from: string; to: string; ifRoot?: string }
   | { type: "stat"; name: string; digest: DigestAlgorithm | null }
   | { type: "changes"; since?: number; epoch?: string; prefix?: string }
   | { type: "have"; keys: Uint8Array; name?: string; root?: string }
-  | { type: "assemble"; name: string; size: number; mtime: number; root: string; chunks: number; base?: string }
+  | {
+    type: "assemble";
+    name: string;
+    size: number;
+    mtime: number;
+    root: string;
+    chunks: number;
+    base?: string;
+    ifRoot?: string | null;
+  }
   | { type: "groups"; name: string }
   | { type: "group-chunks"; name: string; version: string; first: number; count: number }
   | { type: "read"; name: string; version: string; ranges: Uint8Array }
   | { type: "sums"; name: string; version: string; block: number; ranges: Uint8Array }
   | { type: "delta"; name: string; version: string; block: number; ranges: Uint8Array; bases: Uint8Array }
+  | { type: "watch"; epoch: string; since: number; prefix: string; wait: number }
   | { type: "data"; chunk: Bytes }
   | { type: "end"; size: number; algorithm: DigestAlgorithm; digest: string }
   | { type: "abort"; reason: string }
@@ -112,6 +122,7 @@ export const MESSAGE_CODES: Readonly<Record<MessageType, number>> = {
   "read": 0x1b,
   "sums": 0x1c,
   "delta": 0x1d,
+  "watch": 0x1e,
   "data": 0x20,
   "end": 0x21,
   "abort": 0x22,
@@ -229,6 +240,7 @@ export const MESSAGE_FIELDS: Readonly<Record<Exclude<MessageType, "data">, Reado
   "read": { name: "string", version: "string", ranges: "bytes" },
   "sums": { name: "string", version: "string", block: "size", ranges: "bytes" },
   "delta": { name: "string", version: "string", block: "size", ranges: "bytes", bases: "bytes" },
+  "watch": { epoch: "string", since: "size", prefix: "string", wait: "size" },
   "end": { size: "size", algorithm: "algorithm", digest: "string" },
   "abort": { reason: "string" },
   "file": { name: "string", size: "size", mtime: "size" },
@@ -269,6 +281,12 @@ export const MESSAGE_FIELDS: Readonly<Record<Exclude<MessageType, "data">, Reado
  *   `counter.gone` answer them (only to a `changes` that carried `since`,
  *   and only when the server can say): the files under the prefix changed
  *   since, with their facts now, and the names changed that are gone.
+ * - `welcome.features` `"sync"`: sent to a client that listed it: the server
+ *   takes the conditions below and answers `watch` (docs/PROTOCOL.md "Sync").
+ *   `assemble.ifRoot`: store only if the file's content now has this root
+ *   (null: only if there is no file of that name); `delete.ifRoot`,
+ *   `move.ifRoot`: remove or move only a file whose content has this root.
+ *   Otherwise `CONFLICT`, and nothing changes.
  */
 export const OPTIONAL_FIELDS: Readonly<
   Partial<Record<Exclude<MessageType, "data">, Readonly<Record<string, FieldKind>>>>
@@ -277,7 +295,9 @@ export const OPTIONAL_FIELDS: Readonly<
   "auth-ok": { held: "size" },
   "welcome": { features: "strings" },
   "have": { name: "string", root: "string" },
-  "assemble": { base: "string" },
+  "assemble": { base: "string", ifRoot: "string?" },
+  "delete": { ifRoot: "string" },
+  "move": { ifRoot: "string" },
   "changes": { since: "size", epoch: "string", prefix: "string" },
   "counter": { changed: "entries", gone: "strings" },
 };
@@ -290,6 +310,9 @@ export const FEATURE_CHUNKS = "chunks";
 
 /** The HELLO feature that asks whether the server has the delta requests (`sums`, the patch step). */
 export const FEATURE_DELTAS = "deltas";
+
+/** The HELLO feature that asks whether the server takes `ifRoot` conditions and answers `watch` (`dfos sync`). */
+export const FEATURE_SYNC = "sync";
 
 /** The most keys one HAVE may ask about (32 bytes each). */
 export const MAX_HAVE_KEYS = 1024;

@@ -42,6 +42,7 @@ const SAMPLES: { [T in MessageType]: Extract<Message, { type: T }> } = {
     ranges: new Uint8Array(12).fill(1),
     bases: new Uint8Array(12).fill(2),
   },
+  "watch": { type: "watch", epoch: "e1", since: 7, prefix: "photos/", wait: 30_000 },
   "data": { type: "data", chunk: new Uint8Array([9, 8, 7, 6, 5]) },
   "end": { type: "end", size: 5, algorithm: "sha256", digest: "ab".repeat(32) },
   "abort": { type: "abort", reason: "Sender failed: disk on fire" },
