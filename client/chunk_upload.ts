@@ -45,6 +45,14 @@ export interface TransferOptions {
    * as deltas of that file's bytes where that is smaller (client/upload_delta.ts).
    */
   replaces?: boolean;
+  /**
+   * An upload's condition (docs/PROTOCOL.md "Sync"; a server with
+   * `DfosClient.sync`): store only if the server's file has this root, or,
+   * null, only if there is no file of that name; `CONFLICT` "changed on the
+   * server" otherwise, and nothing is stored. Sent with every ASSEMBLE the
+   * upload makes.
+   */
+  ifRoot?: string | null;
 }
 
 /**
@@ -99,9 +107,10 @@ type Step =
  * @param client A logged-in client.
  * @param local The file's path, and its size and mtime (ms) as seen before.
  * @param name The remote name.
- * @param options Progress and a stop signal.
+ * @param options Progress, a stop signal, and a condition (`ifRoot`).
  * @returns What it took.
- * @throws {DfosError} `CONFLICT` "changed while sending" when the file changes meanwhile.
+ * @throws {DfosError} `CONFLICT` "changed while sending" when the file changes meanwhile; `CONFLICT` "changed on
+ * the server" when `ifRoot` does not hold.
  */
 export async function uploadFile(
   client: DfosClient,
@@ -109,11 +118,19 @@ export async function uploadFile(
   name: string,
   options: TransferOptions = {},
 ): Promise<FileTransfer> {
-  if (!client.chunks) return await plainPut(client, local, name, options);
+  if (!client.chunks) {
+    if (options.ifRoot !== undefined) {
+      throw new DfosError(
+        Status.UNSUPPORTED,
+        `Cannot upload "${name}" on a condition: the server has no chunk requests`,
+      );
+    }
+    return await plainPut(client, local, name, options);
+  }
   const prepared = await prepareUpload(local.path);
   const { before, chunks, root, size } = prepared;
   checkUnchanged(local.path, before, size, name);
-  const file = { name, size, mtime: before.mtime, root, chunks: chunks.length };
+  const file = { name, size, mtime: before.mtime, root, chunks: chunks.length, ifRoot: options.ifRoot };
   const steps = await plan(client, chunks, { name, root });
   const source = { path: local.path, bytes: prepared.bytes };
   try {
@@ -200,7 +217,15 @@ async function patchBase(
 async function send(
   client: DfosClient,
   { path, bytes: held }: { path: string; bytes: Uint8Array | null },
-  file: { name: string; size: number; mtime: number; root: string; chunks: number; base?: string },
+  file: {
+    name: string;
+    size: number;
+    mtime: number;
+    root: string;
+    chunks: number;
+    base?: string;
+    ifRoot?: string | null;
+  },
   steps: Step[],
   before: { size: number; mtime: number },
   options: TransferOptions & { base?: DeltaBase | null },

@@ -354,10 +354,12 @@ export class DfosClient {
    * Deletes `name`.
    *
    * @param name The remote name.
+   * @param options `ifRoot`: only if the file's content has this root (a server with {@linkcode DfosClient.sync}).
    * @returns The deleted file's size.
+   * @throws {DfosError} `CONFLICT` "changed on the server" when `ifRoot` is not the file's root.
    */
-  async remove(name: string): Promise<{ name: string; size: number }> {
-    await this.#channel.send({ type: "delete", name });
+  async remove(name: string, options: { ifRoot?: string } = {}): Promise<{ name: string; size: number }> {
+    await this.#channel.send({ type: "delete", name, ifRoot: options.ifRoot });
     const ok = await this.#channel.expect(...REPLIES.delete.replies);
     return { name: ok.name, size: ok.size };
   }
@@ -368,10 +370,12 @@ export class DfosClient {
    *
    * @param from The old name.
    * @param to The new name.
+   * @param options `ifRoot`: only if `from` is a file whose content has this root (a server with {@linkcode DfosClient.sync}).
    * @returns The names and the number of files moved.
+   * @throws {DfosError} `CONFLICT` "changed on the server" when `ifRoot` is not the file's root.
    */
-  async move(from: string, to: string): Promise<MessageOf<"moved">> {
-    await this.#channel.send({ type: "move", from, to });
+  async move(from: string, to: string, options: { ifRoot?: string } = {}): Promise<MessageOf<"moved">> {
+    await this.#channel.send({ type: "move", from, to, ifRoot: options.ifRoot });
     return await this.#channel.expect(...REPLIES.move.replies).catch((error) => {
       throw olderServer(error, "mv");
     });
@@ -636,14 +640,25 @@ export class DfosClient {
    * Stores a file from a recipe (ASSEMBLE): the steps go as the body, which
    * ends with ABORT when `signal` aborts or the steps fail.
    *
-   * @param file The new file's name, size, mtime, root and chunk count.
+   * @param file The new file's name, size, mtime, root and chunk count; the base of its patches; its condition
+   * (`ifRoot`: store only if the file's content has this root, null: only if there is none; a server with
+   * {@linkcode DfosClient.sync}).
    * @param steps The recipe's bytes, in pieces.
    * @param options Progress (bytes of the recipe sent) and a stop signal.
    * @returns The stored size.
-   * @throws {DfosError} `NOT_FOUND` when a step named what the server cannot find.
+   * @throws {DfosError} `NOT_FOUND` when a step named what the server cannot find; `CONFLICT` "changed on the
+   * server" when the condition does not hold.
    */
   async assemble(
-    file: { name: string; size: number; mtime: number; root: string; chunks: number; base?: string },
+    file: {
+      name: string;
+      size: number;
+      mtime: number;
+      root: string;
+      chunks: number;
+      base?: string;
+      ifRoot?: string | null;
+    },
     steps: AsyncIterable<Bytes>,
     options: { onProgress?: (bytes: number) => void; signal?: AbortSignal } = {},
   ): Promise<{ name: string; size: number }> {

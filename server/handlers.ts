@@ -43,6 +43,7 @@ import { assemble, type ChunkState } from "./assemble.ts";
 import { type ChunkSource, SourceCheck } from "./chunk_index.ts";
 import { chunkListOf } from "./chunk_lists.ts";
 import { changesSince } from "./changes_since.ts";
+import { versionCondition } from "./conditions.ts";
 import { sumsOf } from "./sums.ts";
 import { checkDelta, deltaOf } from "./deltas.ts";
 import { SUM_BYTES } from "../shared/block_delta.ts";
@@ -200,7 +201,13 @@ const ROWS = {
     subject: (message) => message.name,
     async handle({ message, user, storage, limits, mine }) {
       await limits.quota.ready(user); // the user's usage is counted before it changes
-      const info = await storage.remove(user, message.name);
+      const ifVersion = await versionCondition(storage, {
+        user,
+        name: message.name,
+        ifRoot: message.ifRoot,
+        action: "remove",
+      });
+      const info = await storage.remove(user, message.name, { ifVersion });
       limits.quota.removed(user, info);
       mine.changes++;
       return { message: { type: "ok", name: info.name, size: info.size } };
@@ -237,9 +244,16 @@ const ROWS = {
     subject: (message) => message.from,
     async handle({ message, user, storage, limits, mine }) {
       await limits.quota.ready(user); // the user's usage is counted before it changes
+      const ifVersion = await versionCondition(storage, {
+        user,
+        name: message.from,
+        ifRoot: message.ifRoot,
+        action: "move",
+      });
       const moved = await storage.rename(user, message.from, message.to, {
         admit: (folders) => limits.quota.admitFolders(user, message.to, folders),
         maxNameBytes: limits.maxNameBytes,
+        ifVersion,
       });
       limits.quota.moved(user, moved);
       mine.changes++;

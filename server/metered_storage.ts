@@ -53,6 +53,7 @@ import type {
   Moved,
   ReadHandle,
   Removed,
+  RemoveOptions,
   RenameOptions,
   Storage,
   StoredChunkList,
@@ -154,8 +155,8 @@ export class MeteredStorage implements Storage {
     return new MeteredReadHandle(handle, this.#metrics);
   }
 
-  remove(user: string, name: string): Promise<Removed> {
-    return timed(this.#metrics, "remove", () => this.#inner.remove(user, name));
+  remove(user: string, name: string, options?: RemoveOptions): Promise<Removed> {
+    return timed(this.#metrics, "remove", () => this.#inner.remove(user, name, options));
   }
 
   rename(user: string, from: string, to: string, options?: RenameOptions): Promise<Moved> {
