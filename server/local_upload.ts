@@ -21,10 +21,10 @@
  * The commit's last checks (the version it replaces among them, against
  * `CommitOptions.ifVersion`), the quota's `admit` and the rename are one
  * change of the user's files (`Confinement.change`): no other change of that
- * user's comes between them. The rename is synchronous, right after the last check,
- * unless the upload or the file it replaces is large: then the file system's
- * work (allocating the one's data, freeing the other's) would hold the event
- * loop, and the rename runs off it.
+ * user's comes between them. The rename is synchronous, right after the last
+ * check, unless the upload or the file it replaces is large: then the file
+ * system's work (allocating the one's data, freeing the other's) would hold
+ * the event loop, and the rename runs off it.
  *
  * @module
  */

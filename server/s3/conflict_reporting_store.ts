@@ -4,12 +4,13 @@
  * refused because another writer changed the object first: a PutObject,
  * CopyObject or CompleteMultipartUpload with `If-Match` or
  * `If-None-Match: *`, a CopyObject with a condition on its source, or a
- * DeleteObject with `If-Match`, that failed as a lost condition (`precondition`, which
- * includes Ceph's 500 answers to some lost `If-Match` races, or `conflict`,
- * 409). `S3Storage` puts it under every module, so that each conditional
- * write they make (the change counters, the commit leases, kept uploads
- * taken up, a small file's commit) is counted whatever its caller does with
- * the failure: tries again, waits, refuses or gives up. A read's failed
+ * DeleteObject with `If-Match`, that failed as a lost condition
+ * (`precondition`, which includes Ceph's 500 answers to some lost `If-Match`
+ * races, or `conflict`, 409). `S3Storage` puts it under every module, so
+ * that each conditional write they make (the change counters, the commit
+ * leases, kept uploads taken up, a small file's commit, a change on a
+ * condition) is counted whatever its caller does with the failure: tries
+ * again, waits, refuses or gives up. A read's failed
  * `If-Match` (a file replaced while being read) is no write, and not
  * reported.
  *
