@@ -10,8 +10,12 @@
  * a request, on the idle deadline. `busy` serves one: its row in `HANDLERS`,
  * with the request's body if the row receives one and the reply's if it
  * sends one, on the request's clock (a reply or body that does not move for
- * the op timeout ends the connection). `last` is `busy` after the server
- * began to drain: the session closes once the request is answered. `closing`
+ * the op timeout ends the connection). A request that waits (a held
+ * `watch`) is the server's wait, never a stall: while it is held the
+ * session reads the client's next message ahead, whose arrival (or the
+ * client hanging up) answers it at once. `last` is `busy` after the server
+ * began to drain: a held request is answered at once, and the session
+ * closes once the request is answered. `closing`
  * is a close on the server's account: an ERROR that says why, then the close,
  * cut off after a grace period if the client does not take it. `ended`: the
  * connection was cut (an abort, a failed TLS handshake). A session never
