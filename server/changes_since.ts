@@ -6,7 +6,7 @@
  * names (`Storage.changedNames`), each is looked up, and the answer is left
  * out (the client lists instead) when the storage cannot say or the answer
  * would not fit one control frame. `counterReply()` is the whole COUNTER
- * that answers a `changes` or a `watch`.
+ * that answers a `watch` (server/watch.ts), as the `changes` row builds it.
  *
  * @module
  */
@@ -55,7 +55,7 @@ export async function changesSince(
 }
 
 /**
- * The COUNTER that answers a `changes` or a `watch`: the user's counter
+ * The COUNTER that answers a `watch`, as a `changes` is answered: the user's counter
  * now, the session's own changes, and, when the request named the counter
  * its client saw, the changes since when they can be said.
  *

@@ -42,7 +42,7 @@ import { DfosError, Status } from "../shared/status.ts";
 import { assemble, type ChunkState } from "./assemble.ts";
 import { type ChunkSource, SourceCheck } from "./chunk_index.ts";
 import { chunkListOf } from "./chunk_lists.ts";
-import { counterReply } from "./changes_since.ts";
+import { changesSince } from "./changes_since.ts";
 import { sumsOf } from "./sums.ts";
 import { checkDelta, deltaOf } from "./deltas.ts";
 import { SUM_BYTES } from "../shared/block_delta.ts";
@@ -297,11 +297,12 @@ const ROWS = {
     kind: () => "changes",
     subject: () => "",
     async handle({ message, user, storage, mine }) {
-      const since = message.since === undefined || message.epoch === undefined
-        ? undefined
-        : { epoch: message.epoch, counter: message.since };
-      const reply = await counterReply(storage, user, { mine: mine.changes, since, prefix: message.prefix ?? "" });
-      return { message: reply };
+      const { epoch, counter } = await storage.changes(user);
+      const reply = { type: "counter", epoch, counter, mine: mine.changes } as const;
+      if (message.since === undefined || message.epoch === undefined) return { message: reply };
+      const since = { epoch: message.epoch, counter: message.since };
+      const changes = await changesSince(storage, user, since, message.prefix ?? "");
+      return { message: changes === null ? reply : { ...reply, ...changes } };
     },
   },
   have: {
