@@ -39,6 +39,7 @@ import {
   type ListEntry,
   MAX_HAVE_KEYS,
   MAX_READ_RANGES,
+  MAX_WATCH_MS,
   type MessageOf,
   PROTOCOL_VERSION,
   REPLIES,
@@ -432,6 +433,47 @@ export class DfosClient {
     return changed === undefined || gone === undefined
       ? { epoch, counter, mine }
       : { epoch, counter, mine, changed, gone };
+  }
+
+  /**
+   * Waits for the user's change counter to move (WATCH, docs/PROTOCOL.md
+   * "Sync"): the server answers as soon as the counter is no longer `since`,
+   * or after `wait` milliseconds (it may cut it: at most
+   * {@linkcode MAX_WATCH_MS}) with the counter as it is, or at once when it
+   * shuts down. Needs a server that said `sync` ({@linkcode DfosClient.sync}).
+   *
+   * Hold it on a connection of its own: nothing else can be asked on this
+   * one while it waits (another request sent meanwhile would be answered
+   * only after it, and makes the server answer the watch at once). A reply
+   * cannot be called off in-band: `signal` aborting closes the connection,
+   * and the call then rejects with the signal's reason.
+   *
+   * @param since The counter the client saw, and the names it cares about (those starting with `prefix`).
+   * @param options `wait`: the longest wait in milliseconds (default {@linkcode MAX_WATCH_MS}); `signal`: gives up.
+   * @returns As {@linkcode DfosClient.changes} with `since`: the epoch, the counter, this session's changes (`mine`),
+   * and the changes since (`changed`, `gone`) when the server can say.
+   */
+  async watch(
+    since: { epoch: string; counter: number; prefix: string },
+    options: { wait?: number; signal?: AbortSignal } = {},
+  ): Promise<{ epoch: string; counter: number; mine: number; changed?: ListEntry[]; gone?: string[] }> {
+    const { signal } = options;
+    signal?.throwIfAborted();
+    const wait = options.wait ?? MAX_WATCH_MS;
+    const cut = () => this.#channel.abort();
+    signal?.addEventListener("abort", cut, { once: true });
+    try {
+      await this.#channel.send({ type: "watch", epoch: since.epoch, since: since.counter, prefix: since.prefix, wait });
+      const { epoch, counter, mine, changed, gone } = await this.#channel.expect(...REPLIES.watch.replies);
+      return changed === undefined || gone === undefined
+        ? { epoch, counter, mine }
+        : { epoch, counter, mine, changed, gone };
+    } catch (error) {
+      signal?.throwIfAborted();
+      throw error;
+    } finally {
+      signal?.removeEventListener("abort", cut);
+    }
   }
 
   /**

@@ -55,6 +55,7 @@ import {
   removeOwnFile,
 } from "./confinement.ts";
 import { ChangeCounters } from "./change_counters.ts";
+import { ChangeWaiters } from "./change_waiters.ts";
 import { LocalKeptUploads } from "./kept_uploads.ts";
 import { Listings } from "./listing.ts";
 import { LocalChunkLists } from "./local_chunk_lists.ts";
@@ -112,6 +113,8 @@ export class LocalStorage implements Storage {
   readonly #chunkLists: LocalChunkLists;
   readonly #kept: LocalKeptUploads;
   readonly #counters: ChangeCounters;
+  /** The `watch` requests waiting on a user's counter, woken by the bump that moves it. */
+  readonly #waiters = new ChangeWaiters();
   /** Chunk lists being written. */
   readonly #writing = new Set<Promise<void>>();
 
@@ -121,7 +124,7 @@ export class LocalStorage implements Storage {
     this.#fsync = options.fsync ?? false;
     this.#chunkLists = new LocalChunkLists(this.#door);
     this.#kept = new LocalKeptUploads(this.#door);
-    this.#counters = new ChangeCounters();
+    this.#counters = new ChangeCounters((user, counter) => this.#waiters.changed(user, counter));
   }
 
   /**
@@ -222,6 +225,11 @@ export class LocalStorage implements Storage {
 
   changedNames(user: string, since: ChangeCounter, prefix: string): Promise<string[] | null> {
     return Promise.resolve().then(() => this.#counters.changedNames(user, this.#door.home(user).path, since, prefix));
+  }
+
+  /** Woken in process by the bump that moves the counter: only this server changes the disk. */
+  waitForChange(user: string, since: ChangeCounter, signal: AbortSignal): Promise<void> {
+    return this.#waiters.wait(user, since, signal, () => this.changes(user));
   }
 
   openRead(user: string, name: string): Promise<ReadHandle> {

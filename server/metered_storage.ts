@@ -8,7 +8,9 @@
  * `upload_commit`, `upload_abort`, `upload_keep`) and the reads of a
  * `ReadHandle` are timed too; an iteration (`read`, `read_range`,
  * `chunk_lists`) counts once, when it ends, with the time spent waiting on
- * the storage (not on whoever consumes it). A call that throws a
+ * the storage (not on whoever consumes it). `waitForChange` is not timed
+ * (it lasts as long as nothing changes): the waits under way are the gauge
+ * `dfos_watches_held`. A call that throws a
  * `DfosError` was refused, not failed (`NOT_FOUND`, `CONFLICT`...): it is
  * timed, not counted as a failure.
  *
@@ -148,6 +150,16 @@ export class MeteredStorage implements Storage {
 
   changedNames(user: string, since: ChangeCounter, prefix: string): Promise<string[] | null> {
     return timed(this.#metrics, "changed_names", () => this.#inner.changedNames(user, since, prefix));
+  }
+
+  /** Not timed (its time is the client's wait): counted while it waits, in `dfos_watches_held`. */
+  async waitForChange(user: string, since: ChangeCounter, signal: AbortSignal): Promise<void> {
+    this.#metrics.watchesHeld(1);
+    try {
+      await this.#inner.waitForChange(user, since, signal);
+    } finally {
+      this.#metrics.watchesHeld(-1);
+    }
   }
 
   async openRead(user: string, name: string): Promise<ReadHandle> {

@@ -439,6 +439,25 @@ export interface Storage {
    * with the counter), by the same rules; every server answers the same.
    */
   changedNames(user: string, since: ChangeCounter, prefix: string): Promise<string[] | null>;
+  /**
+   * Resolves once the user's change counter ({@linkcode Storage.changes}) is
+   * no longer `since` (another count, or another epoch), or when `signal`
+   * aborts: it resolves then too, and never rejects for that. It may resolve
+   * late, never early: the caller reads the counter afterwards. It holds no
+   * timer of its own (the caller's signal bounds the wait) and nothing of
+   * the wait once resolved. The `watch` request waits on it
+   * (server/watch.ts), bounded by its `wait`.
+   *
+   * LocalStorage: woken in process by the change that moves the counter
+   * (server/change_waiters.ts); no polling, since only this server changes
+   * the disk. S3: a change through this server wakes at once; one through
+   * another server sharing the bucket is seen by looking at the user's
+   * change record (HeadObject of `<user>/.dfos-changes`, and a GetObject
+   * when its ETag moved) every few hundred milliseconds, by one poller per
+   * user shared by all its waiters, and only while one waits
+   * (server/s3/s3_change_watch.ts).
+   */
+  waitForChange(user: string, since: ChangeCounter, signal: AbortSignal): Promise<void>;
   /** Opens `name` for reading. S3: HeadObject, then GetObject on that version (see {@linkcode ReadHandle}). */
   openRead(user: string, name: string): Promise<ReadHandle>;
   /**

@@ -251,6 +251,30 @@ async function listAll(
   }
 }
 
+/** Waits for `promise`, failing the case when it has not settled within 10 s (a wake that never came). */
+async function settles<T>(promise: Promise<T>, context: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${context}: still waiting after 10 s`)), 10_000);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** True when `promise` is still pending after `ms`. */
+async function pendingAfter(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const later = new Promise<true>((resolve) => timer = setTimeout(() => resolve(true), ms));
+  try {
+    return await Promise.race([promise.then(() => false, () => false), later]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /**
  * Asserts that `promise` rejects with a `DfosError` of `code`, its message
  * starting "Cannot "; with `code` null, any `DfosError` (where storage.ts
@@ -661,6 +685,9 @@ function cases(backend: ConformanceBackend): Case[] {
         await refused(storage.writeChunkList(user, list), Status.BAD_NAME, `writeChunkList as ${label}`);
         await refused(allChunkLists(storage, user), Status.BAD_NAME, `chunkLists as ${label}`);
         await refused(storage.changes(user), Status.BAD_NAME, `changes as ${label}`);
+        const since = { epoch: "e", counter: 0 };
+        const waited = storage.waitForChange(user, since, new AbortController().signal);
+        await refused(waited, Status.BAD_NAME, `waitForChange as ${label}`);
         await refused(storage.openRead(user, "f"), Status.BAD_NAME, `openRead as ${label}`);
         await refused(storage.remove(user, "f"), Status.BAD_NAME, `remove as ${label}`);
         await refused(storage.rename(user, "f", "g"), Status.BAD_NAME, `rename as ${label}`);
@@ -1351,6 +1378,44 @@ function cases(backend: ConformanceBackend): Case[] {
       await expect(7, "no change");
       assert.deepEqual(await storage.changes(BOB), bob, "bob's counter is his own");
     }],
+
+    [
+      "waitForChange ends when the user's counter moves by a commit, remove or rename, not by another user's change",
+      async ({ storage }) => {
+        await put(storage, ALICE, "a", "a");
+        const changes: [string, () => Promise<unknown>][] = [
+          ["a commit", () => put(storage, ALICE, "b", "b")],
+          ["a rename", () => storage.rename(ALICE, "b", "c")],
+          ["a remove", () => storage.remove(ALICE, "c")],
+        ];
+        for (const [what, change] of changes) {
+          const since = await storage.changes(ALICE);
+          const stop = new AbortController();
+          try {
+            const waiting = storage.waitForChange(ALICE, since, stop.signal);
+            assert.ok(await pendingAfter(waiting, 100), `${what}: nothing changed yet`);
+            await put(storage, BOB, "bobs", what);
+            assert.ok(await pendingAfter(waiting, 200), `${what}: bob's change is not alice's`);
+            await change();
+            await settles(waiting, `${what} ends the wait`);
+          } finally {
+            stop.abort();
+          }
+        }
+        // The counter moved before the wait began, or is of another epoch: it ends at once.
+        const now = await storage.changes(ALICE);
+        const signal = new AbortController().signal;
+        await settles(storage.waitForChange(ALICE, { ...now, counter: now.counter - 1 }, signal), "an older counter");
+        await settles(storage.waitForChange(ALICE, { epoch: "another epoch", counter: 0 }, signal), "another epoch");
+        // A signal ends it, aborted before or during the wait.
+        await settles(storage.waitForChange(ALICE, now, AbortSignal.abort()), "a signal aborted before");
+        const stop = new AbortController();
+        const waiting = storage.waitForChange(ALICE, now, stop.signal);
+        assert.ok(await pendingAfter(waiting, 100), "nothing changed");
+        stop.abort();
+        await settles(waiting, "a signal aborted during the wait");
+      },
+    ],
 
     [
       "changedNames answers null, or every name changed since under the prefix and none changed before",

@@ -23,7 +23,10 @@
  *   that answers `changedNames`, and the quota's usage and upload holds
  *   (`S3UsageLedger`, the storage's `ledger`); the chunk lists
  *   (`S3ChunkLists`), one object per name;
- * - names as a tree (`S3Names`), listings and usage (`S3Listing`).
+ * - names as a tree (`S3Names`), listings and usage (`S3Listing`);
+ * - waits on a user's counter (`S3ChangeWatch`, for `watch`): this server's
+ *   changes wake them at once, other servers' are seen by polling the
+ *   change record while one waits.
  *
  * What stays per server: the order of one user's changes within the
  * process (`UserChanges`), the listing's cache of modification times and
@@ -69,6 +72,7 @@ import { ConflictReportingStore } from "./conflict_reporting_store.ts";
 import { type ObjectHead, type ObjectStore, ObjectStoreError, type PartInfo } from "./object_store.ts";
 import { namesSince } from "../change_journal.ts";
 import { S3ChangeCounters } from "./s3_change_counters.ts";
+import { S3ChangeWatch } from "./s3_change_watch.ts";
 import { HOLD_MS, S3UsageLedger } from "./s3_usage_ledger.ts";
 import { S3ChunkLists } from "./s3_chunk_lists.ts";
 import { S3Events } from "./s3_events.ts";
@@ -141,6 +145,8 @@ export class S3Storage implements Storage {
   readonly #chunkLists: S3ChunkLists;
   readonly #kept: S3KeptUploads;
   readonly #counters: S3ChangeCounters;
+  /** The `watch` requests waiting on a user's counter, and the pollers of the users they wait on. */
+  readonly #watch: S3ChangeWatch;
   /** The quota's usage and holds, in the users' change records. */
   readonly ledger: S3UsageLedger;
   readonly #leases: CommitLeases;
@@ -175,7 +181,8 @@ export class S3Storage implements Storage {
     this.#listing = new S3Listing(store);
     this.#chunkLists = new S3ChunkLists(store);
     this.#kept = new S3KeptUploads(store, this.#options.staleUploadMs);
-    this.#counters = new S3ChangeCounters(store);
+    this.#counters = new S3ChangeCounters(store, (user, counter) => this.#watch.changed(user, counter));
+    this.#watch = new S3ChangeWatch(store, this.#counters);
     this.ledger = new S3UsageLedger(this.#counters, (user) => this.#listing.usage(user), this.#options.holdMs);
     this.#leases = new CommitLeases(store);
   }
@@ -354,6 +361,14 @@ export class S3Storage implements Storage {
     return namesSince(record.journal, record, since, prefix);
   }
 
+  /** This server's changes wake at once; another server's are seen by polling the change record (s3_change_watch.ts). */
+  waitForChange(user: string, since: ChangeCounter, signal: AbortSignal): Promise<void> {
+    return Promise.resolve().then(() => {
+      userPrefix(user);
+      return this.#watch.wait(user, since, signal);
+    });
+  }
+
   async openRead(user: string, name: string): Promise<ReadHandle> {
     this.#checkName(name);
     const head = await this.#names.head(user, name, `read "${name}"`);
@@ -507,6 +522,7 @@ export class S3Storage implements Storage {
     await Promise.all([...this.#uploads].map((upload) => upload.abort()));
     await Promise.all(this.#writing);
     await this.ledger.settled();
+    await this.#watch.close();
   }
 }
 
