@@ -374,7 +374,8 @@ for the top of your space) each every change the other had since the last
 sync, then exits; with --watch, keeps doing so as they change, until Ctrl-C.
 A file changed on both sides to different contents is a conflict: the
 version the server took first keeps the name, the other is kept beside it
-as NAME.conflict-YYYYMMDD-HHMMSS-HOST.EXT on both sides. An edit beats a
+as NAME.conflict-YYYYMMDD-HHMMSS-HOST.EXT on both sides (UTC; HOST is
+env DFOS_HOST, else the host name). An edit beats a
 delete. A file moved or copied on one side is moved or copied on the other
 without sending its data. Every upload is stored only if the server's file
 is still the one this side last saw, so two machines syncing at once never

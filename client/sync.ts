@@ -111,10 +111,14 @@ function percent(value: unknown): number {
   return Number(typed);
 }
 
-/** The machine's name, read while the command may (its `sys` permission goes with the options); null if not. */
+/**
+ * The machine's name for conflict copies: `DFOS_HOST`, else the host name,
+ * read while the command may (its `env` and `sys` permissions go with the
+ * options); null when neither can be read.
+ */
 function hostname(): string | null {
   try {
-    return Deno.hostname();
+    return Deno.env.get("DFOS_HOST") || Deno.hostname();
   } catch {
     return null;
   }
