@@ -6,11 +6,16 @@
  * names the journal gives); otherwise the prefix is listed and compared
  * with the base by size and mtime.
  *
+ * A name the server sends is used only if it is under PREFIX and keeps the
+ * naming rules (shared/names.ts: no `..`, no empty segment): a server that
+ * sends another cannot make the client write outside DIR.
+ *
  * @module
  */
 
 import type { DfosClient } from "../connection.ts";
 import type { SyncBase } from "./base_state.ts";
+import { usableName } from "./flags.ts";
 import type { RemoteFacts } from "./three_way.ts";
 
 /** The server's side now. */
@@ -45,11 +50,13 @@ export async function remoteNow(client: DfosClient, prefix: string, base: SyncBa
       const files = baseFiles();
       const changed = new Set<string>();
       for (const name of reply.gone) {
+        if (!usableName(name, from)) continue;
         const rel = name.slice(from.length);
         files.delete(rel);
         changed.add(rel);
       }
       for (const entry of reply.changed) {
+        if (!usableName(entry.name, from)) continue;
         const rel = entry.name.slice(from.length);
         files.set(rel, { size: entry.size, mtime: entry.mtime });
         changed.add(rel);
@@ -60,7 +67,7 @@ export async function remoteNow(client: DfosClient, prefix: string, base: SyncBa
   const files = new Map<string, RemoteFacts>();
   const changed = new Set<string>();
   for await (const entry of client.list(from)) {
-    if (!entry.name.startsWith(from)) continue;
+    if (!usableName(entry.name, from)) continue;
     const rel = entry.name.slice(from.length);
     files.set(rel, { size: entry.size, mtime: entry.mtime });
     const was = base?.files.get(rel)?.remote;
