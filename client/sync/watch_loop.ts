@@ -69,7 +69,7 @@ export async function watchLoop(options: WatchOptions): Promise<void> {
   let base: SyncBase | null | undefined = undefined;
   let work: DfosClient | null = options.first;
   let watcher: RemoteWatcher | null = null;
-  const local = watchLocal(options, () => base, wake);
+  const local = watchLocal(options, wake);
   let retry = 0;
   try {
     while (!signal.aborted) {
@@ -97,8 +97,9 @@ export async function watchLoop(options: WatchOptions): Promise<void> {
         await wake.sleep(pause);
         continue;
       }
-      await wake.next();
-      if (watcher?.broken) wake.now(); // the server went away: reach it again at once
+      // Paths changed here that are still as this run left them (its own downloads) wake nothing.
+      do await wake.next(); while (!signal.aborted && !wake.remote && !local.differs(base));
+      wake.remote = false;
     }
   } finally {
     local.close();
@@ -117,6 +118,8 @@ function reachable(error: unknown): boolean {
 
 /** What wakes the loop: a change here or there, or a stop. */
 class Wake {
+  /** True when the server (or a lost connection) woke the loop, not a change here. */
+  remote = false;
   #resolve: (() => void) | null = null;
   #pending = false;
   readonly #signal: AbortSignal;
@@ -154,38 +157,46 @@ class Wake {
   }
 }
 
-/** Watches DIR; wakes the loop once a burst of changes to paths not as the base has them is over. */
-function watchLocal(options: WatchOptions, base: () => SyncBase | null | undefined, wake: Wake): { close(): void } {
+/** DIR watched: the paths changed since the loop last looked, and a wake once a burst of changes is over. */
+interface LocalWatch {
+  /** True when a path changed since the last call is not as `base` has it; forgets the paths. */
+  differs(base: SyncBase | null | undefined): boolean;
+  close(): void;
+}
+
+function watchLocal(options: WatchOptions, wake: Wake): LocalWatch {
   const watcher = Deno.watchFs(options.dir, { recursive: true });
   const root = Deno.realPathSync(options.dir);
   const changed = new Set<string>();
   let quiet: ReturnType<typeof setTimeout> | undefined;
   let first = 0;
-  const settle = () => {
-    clearTimeout(quiet);
-    first = 0;
-    const known = base();
-    const news = [...changed].filter((rel) => differs(options.dir, rel, known));
-    changed.clear();
-    if (news.length > 0) wake.now();
-  };
   (async () => {
     for await (const event of watcher) {
+      let seen = false;
       for (const path of event.paths) {
         if (!path.startsWith(`${root}/`)) continue;
         const rel = path.slice(root.length + 1);
         const name = rel.slice(rel.lastIndexOf("/") + 1);
         if (isWorkingFile(name) || options.excluded(rel)) continue;
         changed.add(rel);
+        seen = true;
       }
-      if (changed.size === 0) continue;
+      if (!seen) continue;
       clearTimeout(quiet);
       const now = Date.now();
       if (first === 0) first = now;
-      quiet = setTimeout(settle, Math.max(0, Math.min(QUIET_MS, first + LONGEST_WAIT_MS - now)));
+      quiet = setTimeout(() => {
+        first = 0;
+        wake.now();
+      }, Math.max(0, Math.min(QUIET_MS, first + LONGEST_WAIT_MS - now)));
     }
   })().catch(() => {});
   return {
+    differs(base) {
+      const paths = [...changed];
+      changed.clear();
+      return paths.some((rel) => differs(options.dir, rel, base));
+    },
     close() {
       clearTimeout(quiet);
       watcher.close();
@@ -225,7 +236,9 @@ class RemoteWatcher {
     this.#wake = wake;
     this.#loop().catch(() => {
       this.broken = true;
-      if (!this.#stop.signal.aborted) wake.now();
+      if (this.#stop.signal.aborted) return;
+      wake.remote = true;
+      wake.now();
     });
   }
 
@@ -258,6 +271,7 @@ class RemoteWatcher {
       if (answer.epoch !== since.epoch || answer.counter !== since.counter) {
         // Moved: a run follows, and with it a new counter to wait past; until then, nothing more to ask.
         if (this.#since === since) this.#since = null;
+        this.#wake.remote = true;
         this.#wake.now();
       }
     }
