@@ -32,6 +32,8 @@ export interface FileTransfer {
   reused: number;
   /** True when the other side had some of it (a kept upload or partial download, an older version, a copy). */
   resumed: boolean;
+  /** The root of the content moved (docs/PROTOCOL.md "Root"), when the transfer knows it. */
+  root?: string;
 }
 
 /** Options for {@linkcode uploadFile} and `downloadFile()`. */
@@ -40,6 +42,14 @@ export interface TransferOptions {
   onProgress?: (bytes: number) => void;
   /** Stops the transfer: an upload's body ends with ABORT (the server drops it), a download keeps its partial. */
   signal?: AbortSignal;
+  /**
+   * Called just before a download lands over its target; throwing leaves the
+   * target as it is (and the partial for the next try). `dfos sync` checks
+   * there that the local file is still the one it planned on.
+   */
+  landing?: () => void;
+  /** A download computes the root of what it fetched even when it came by one GET (`root` in its result). */
+  wantRoot?: boolean;
   /**
    * The server has a file of this name (an upload): the chunks it lacks go
    * as deltas of that file's bytes where that is smaller (client/upload_delta.ts).
@@ -135,15 +145,16 @@ export async function uploadFile(
   const source = { path: local.path, bytes: prepared.bytes };
   try {
     const base = await patchBase(client, name, chunks, steps, options);
-    return await send(client, source, base === null ? file : { ...file, base: base.version }, steps, before, {
+    const moved = await send(client, source, base === null ? file : { ...file, base: base.version }, steps, before, {
       ...options,
       base,
     });
+    return { ...moved, root };
   } catch (error) {
     // The server lost a chunk it said it had (removed meanwhile): once more, with every chunk's bytes.
     if (!(error instanceof DfosError) || error.code !== Status.NOT_FOUND || options.signal?.aborted) throw error;
     const all: Step[] = chunks.map((chunk) => ({ kind: "data", chunk }));
-    return await send(client, source, file, all, before, options);
+    return { ...(await send(client, source, file, all, before, options)), root };
   }
 }
 
