@@ -18,7 +18,7 @@ interface Side {
 }
 
 function sides(fx: Fixture, server = fx.address): [Side, Side] {
-  return (["A", "B"] as const).map((name) => ({
+  const side = (name: string): Side => ({
     name,
     dir: join(fx.local, name),
     env: {
@@ -27,7 +27,8 @@ function sides(fx: Fixture, server = fx.address): [Side, Side] {
       XDG_STATE_HOME: join(fx.dir, `state-${name}`),
       DFOS_HOST: `host${name}`,
     },
-  })) as [Side, Side];
+  });
+  return [side("A"), side("B")];
 }
 
 async function sync(side: Side, ...flags: string[]) {
