@@ -81,8 +81,6 @@ export interface TestBucket {
   store(prefix?: string, options?: Partial<S3StoreOptions>): S3ObjectStore;
 }
 
-let serial = 0;
-
 /**
  * Runs `fn` with a fresh bucket, then removes the bucket: every multipart
  * upload aborted, every object deleted, the bucket deleted.
@@ -97,7 +95,10 @@ export async function withBucket(fn: (bucket: TestBucket) => Promise<void>): Pro
     );
   }
   const engine = ENGINE;
-  const name = `dfos-test-${Date.now().toString(36)}-${Deno.pid}-${serial++}`;
+  // Test modules run side by side in one process (`--parallel`), each with its own module state: a
+  // per-module counter with the time and pid once gave two modules the same bucket, and the first to
+  // finish deleted it under the other. Random bits cannot collide that way.
+  const name = `dfos-test-${Date.now().toString(36)}-${crypto.randomUUID().slice(0, 13).replace("-", "")}`;
   const options = (prefix = "", extra: Partial<S3StoreOptions> = {}): S3StoreOptions => ({
     bucket: name,
     prefix,
@@ -109,6 +110,7 @@ export async function withBucket(fn: (bucket: TestBucket) => Promise<void>): Pro
   const connection = new S3Connection(options(), engine.credentials);
   const created = await connection.request({ method: "PUT", operation: "CreateBucket" });
   await created.body?.cancel();
+  let passed = false;
   try {
     await fn({
       engine,
@@ -117,8 +119,12 @@ export async function withBucket(fn: (bucket: TestBucket) => Promise<void>): Pro
       store: (prefix = "", extra = {}) =>
         new S3ObjectStore(options(prefix, extra), extra.credentials ?? engine.credentials),
     });
+    passed = true;
   } finally {
-    await removeBucket(new S3ObjectStore(options(), engine.credentials), connection);
+    // A failing body's error is the one to show, not a cleanup's that follows from it.
+    await removeBucket(new S3ObjectStore(options(), engine.credentials), connection).catch((error) => {
+      if (passed) throw error;
+    });
   }
 }
 
