@@ -4,9 +4,7 @@
  * laptops) that each sync with one server. dfos: `dfos sync DIR tree`
  * against `dfos serve`. Unison: `unison DIR socket://…//HUB` against one
  * `unison -socket` server, whose folder HUB plays the dfos server's part
- * (Unison's "star" set-up for more than one machine). A direct A-B Unison
- * run would move each change once where a server in between moves it twice
- * (up, then down): that is a different set-up, not the same one done better.
+ * (Unison's "star" set-up for more than one machine). Those two are judged.
  *
  * Each case is the runs that bring both folders level, one client process
  * each, one after the other, their bytes and wall times added up:
@@ -17,9 +15,14 @@
  * - 1% of the files changed in A: A, then B;
  * - 1% changed in A and 1% (other files) in B: A, B, then A again.
  *
- * Bytes on the wire are counted the same way for both: every client talks
+ * Beside them, not judged: Unison straight from A to B (B a folder of the
+ * socket server), one run per case. It moves each change once, where a
+ * server in between moves it twice (up, then down): a different set-up,
+ * whose bytes no sync through a server can match.
+ *
+ * Bytes on the wire are counted the same way for all: every client talks
  * to its server through a counting TCP relay in this process (relay.ts).
- * After each case both tools' A and B must hold the same files, as many as
+ * After each case every tool's A and B must hold the same files, as many as
  * the tree has, with each change made kept.
  *
  * Last, the delay of a change with `dfos sync --watch`: a client watching A
@@ -40,9 +43,10 @@ import { type CliCall, cliHelp, DfosServer } from "./dfos_server.ts";
 import { describe, pairRows } from "./pair_rows.ts";
 import type { Server } from "./processes.ts";
 import { CountingRelay } from "./relay.ts";
-import { dfosCall, type Outcome, runRelayed } from "./relayed_run.ts";
+import { dfosCall, type Outcome, type Run, runRelayed } from "./relayed_run.ts";
 import { mb, type Row } from "./report.ts";
 import { messageOf, type SectionContext, type SectionResult } from "./section.ts";
+import type { TreeSettings } from "./settings.ts";
 import { formatSummary, round, summarize } from "./stats.ts";
 import { changeSome, makeSettingsTree, randomBytes, type Tree, treesDiffer } from "./sync_tree.ts";
 import { judge, TARGETS } from "./targets.ts";
@@ -52,6 +56,10 @@ import { delay, sha256File } from "../tests/_common.ts";
 const SECTION = "twoway";
 /** The remote name of the tree: dfos's prefix, the Unison server's folder. */
 const REMOTE = "tree";
+/** Chooses the tree's sizes. */
+const TREE_SEED = 14;
+/** The Unison server's folder that is B for the direct runs. */
+const DIRECT_REMOTE = "direct-b";
 /** How long one client process may run. */
 const CLIENT_TIMEOUT_MS = 10 * 60_000;
 /** How long two watching clients get to carry the first change over (they start with a run of their own). */
@@ -76,30 +84,45 @@ export interface SideRun {
   outcome: Outcome;
 }
 
+/** The tools: dfos, Unison in the same star, and Unison straight from A to B (shown beside, not judged). */
+type ToolName = "dfos" | "unison" | "unison-direct";
+
 /** One tool in this section: its folders, relay and client command lines. */
 interface Tool {
   /** Its name in the table. */
-  name: "dfos" | "unison";
+  name: ToolName;
   /** The two folders. */
   dirs: Record<Side, string>;
   /** The relay every one-shot client of it talks through. */
   relay: CountingRelay;
-  /** The relays its watching clients talk through. */
+  /** The relays its watching clients talk through (none: it is not watched). */
   watchRelays: CountingRelay[];
+  /** True when one run from A syncs both folders (no server in between). */
+  direct?: boolean;
   /** Why its one-shot runs cannot run in this build, if so. */
   pending?: string;
   /** Why its watching clients cannot run in this build, if so. */
   watchPending?: string;
   /** One side's one-shot run. */
   once(side: Side): CliCall;
-  /** One side's watching client (it runs until stopped). */
-  watch(side: Side): CliCall;
+  /** One side's watching client (it runs until stopped), for a tool that is watched. */
+  watch?(side: Side): CliCall;
 }
 
-/** A change made in one side's folder, to be found on both sides after the case. */
+/** The tools, started, and what the JSON says of their servers. */
+interface Tools {
+  /** By name. */
+  tools: Record<ToolName, Tool>;
+  /** The servers' command lines and Unison's version. */
+  facts: Record<string, unknown>;
+}
+
+/** A change made in one side's folder, to be found there after the case. */
 interface Change {
   /** The path relative to the folder. */
   path: string;
+  /** The side it was made in. */
+  side: Side;
   /** The SHA-256 of its content just after the change. */
   digest: string;
 }
@@ -117,70 +140,23 @@ type WatchOutcome =
  * @returns Its rows and figures.
  */
 export async function twowaySection(context: SectionContext): Promise<SectionResult> {
-  const { dir, processes, say } = context;
+  const { dir, say } = context;
   const settings = context.settings.twoway;
   await Deno.mkdir(join(dir, "logs"), { recursive: true });
-  await Deno.mkdir(join(dir, "unison"));
-  const unison = await UnisonServer.start({ dir: join(dir, "unison"), processes });
-  say(`twoway: ${unison.version}`);
-  // B's watching Unison client gets a server of its own: a socket server serves one connection at a time
-  const unisonForB = await UnisonServer.start({ dir: join(dir, "unison"), processes });
-  await Deno.mkdir(join(dir, "dfos"));
-  const dfos = await DfosServer.start({ dir: join(dir, "dfos"), processes });
-  const relays = [unison.port, unisonForB.port, dfos.port].map((port) => CountingRelay.start(port));
-  for (const relay of relays) context.defer(() => relay.close());
-  const [unisonRelay, unisonRelayB, dfosRelay] = relays;
-
   say(`twoway: making a tree of ${settings.files} files`);
-  const { tree, label: treeLabel, facts } = await makeSettingsTree(join(dir, "dfos-a"), settings, 14);
-  say(`twoway: ${treeLabel}; copying it for Unison`);
-  await copyTree(tree.root, join(dir, "unison-a"));
-  for (const folder of ["dfos-b", "unison-b", "dfos-state-a", "dfos-state-b", "unison-home-a", "unison-home-b"]) {
-    await Deno.mkdir(join(dir, folder));
-  }
-  await Deno.mkdir(unison.path(REMOTE));
-
-  const pending = await dfosPending();
-  if (pending.sync !== undefined) say(`twoway: dfos sync pending: ${pending.sync}`);
-  else if (pending.watch !== undefined) say(`twoway: dfos sync --watch pending: ${pending.watch}`);
-  const dfosSide = (side: Side, extra: string[]): CliCall => {
-    const call = dfosCall(dfos, dfosRelay, ["sync", join(dir, `dfos-${side.toLowerCase()}`), REMOTE, ...extra]);
-    return { ...call, env: { ...call.env, XDG_STATE_HOME: join(dir, `dfos-state-${side.toLowerCase()}`) } };
-  };
-  const unisonSide = (side: Side, extra: string[], port = unisonRelay.port): CliCall =>
-    unison.client({
-      local: join(dir, `unison-${side.toLowerCase()}`),
-      remote: REMOTE,
-      port,
-      home: join(dir, `unison-home-${side.toLowerCase()}`),
-      extraArgs: extra,
-    });
-  const tools: Record<Tool["name"], Tool> = {
-    unison: {
-      name: "unison",
-      dirs: { A: join(dir, "unison-a"), B: join(dir, "unison-b") },
-      relay: unisonRelay,
-      watchRelays: [unisonRelay, unisonRelayB],
-      once: (side) => unisonSide(side, []),
-      watch: (side) => unisonSide(side, ["-repeat", "1"], side === "A" ? unisonRelay.port : unisonRelayB.port),
-    },
-    dfos: {
-      name: "dfos",
-      dirs: { A: tree.root, B: join(dir, "dfos-b") },
-      relay: dfosRelay,
-      watchRelays: [dfosRelay],
-      pending: pending.sync,
-      watchPending: pending.sync ?? pending.watch,
-      once: (side) => dfosSide(side, []),
-      watch: (side) => dfosSide(side, ["--watch"]),
-    },
-  };
+  const { tree, label: treeLabel, facts } = await makeSettingsTree(join(dir, "dfos-a"), settings, TREE_SEED);
+  say(`twoway: ${treeLabel}; another for Unison`);
+  const { tools, facts: servers } = await startTools(context, tree, settings);
 
   const rows: Row[] = [];
   const cases: Record<string, unknown>[] = [];
   let failures = 0;
-  const changes: Record<Tool["name"], Map<string, Change & { side: Side }>> = { unison: new Map(), dfos: new Map() };
-  /** Makes the same changes (files, places, sizes) in both tools' folder of one side. */
+  const changes: Record<ToolName, Map<string, Change>> = {
+    dfos: new Map(),
+    unison: new Map(),
+    "unison-direct": new Map(),
+  };
+  /** Makes the same changes (files, places, sizes) in every tool's folder of one side. */
   const change = async (side: Side, seed: number, avoid: ReadonlySet<string>) => {
     const files = tree.files.filter((path) => !avoid.has(path));
     // the percent of the whole tree, chosen among the files not avoided
@@ -198,30 +174,30 @@ export async function twowaySection(context: SectionContext): Promise<SectionRes
   };
   const runCase = async (what: string, sides: Side[]) => {
     say(`twoway: ${what}`);
-    const outcomes: Record<string, unknown> = {};
-    const combined: Partial<Record<Tool["name"], Outcome>> = {};
-    for (const tool of [tools.unison, tools.dfos]) {
-      const runs = await runSides(context, tool, sides);
-      const outcome = combineRuns(runs, tool.pending);
+    const outcomes = {} as Record<ToolName, Outcome>;
+    const record: Record<string, unknown> = { what, sides };
+    for (const tool of [tools.unison, tools["unison-direct"], tools.dfos]) {
+      const runs = await runSides(context, tool, tool.direct ? ["A"] : sides);
+      let outcome = combineRuns(runs, tool.pending);
       if ("run" in outcome) {
         const difference = await levelDiffers(tool, tree, changes[tool.name]);
-        if (difference !== null) {
-          combined[tool.name] = { failed: `A and B are not level after the runs: ${difference}` };
-        }
+        if (difference !== null) outcome = { failed: `A and B are not level after the runs: ${difference}` };
       }
-      combined[tool.name] ??= outcome;
-      outcomes[tool.name] = { outcome: combined[tool.name], runs };
+      outcomes[tool.name] = outcome;
+      record[tool.name] = { outcome, runs };
+      if ("failed" in outcome) failures++;
     }
-    const u = combined.unison ?? { failed: "not run" };
-    const d = combined.dfos ?? { failed: "not run" };
-    rows.push(
-      ...pairRows(SECTION, what, { name: "unison", outcome: u }, d, {
-        bytes: { target: TARGETS.twowayBytes, on: "ratio" },
-        wall: TARGETS.twowayWall,
-      }),
-    );
-    cases.push({ what, sides, ...outcomes });
-    for (const outcome of [u, d]) if ("failed" in outcome) failures++;
+    const [bytesRow, wallRow] = pairRows(SECTION, what, { name: "unison", outcome: outcomes.unison }, outcomes.dfos, {
+      bytes: { target: TARGETS.twowayBytes, on: "ratio" },
+      wall: TARGETS.twowayWall,
+    });
+    const direct = outcomes["unison-direct"];
+    const beside = (figure: (run: Run) => string) =>
+      "run" in direct ? `unison A-B direct: ${figure(direct.run)}` : describe("unison A-B direct", direct);
+    bytesRow.note = [bytesRow.note, beside((run) => mb(run.up + run.down))].filter((text) => text).join("; ");
+    wallRow.note = [wallRow.note, beside((run) => `${run.seconds.toFixed(2)} s`)].filter((text) => text).join("; ");
+    rows.push(bytesRow, wallRow);
+    cases.push(record);
   };
 
   await runCase(`${treeLabel}: first sync, A to an empty B`, ["A", "B"]);
@@ -237,7 +213,7 @@ export async function twowaySection(context: SectionContext): Promise<SectionRes
   ]);
 
   // the delay of a change with --watch
-  const watches: Partial<Record<Tool["name"], WatchOutcome>> = {};
+  const watches: Partial<Record<ToolName, WatchOutcome>> = {};
   for (const tool of [tools.dfos, tools.unison]) {
     say(`twoway: ${tool.name} watching A and B: ${settings.watchTries} changes`);
     watches[tool.name] = tool.watchPending !== undefined
@@ -254,8 +230,96 @@ export async function twowaySection(context: SectionContext): Promise<SectionRes
       method: "two folders A and B each sync with one server: dfos sync against dfos serve, unison against one " +
         "unison -socket server's folder (the same star); a case is the client runs that bring A and B level, one " +
         "after the other, their bytes and wall times added; bytes are TCP payload both ways through a counting " +
-        "relay in the benchmark process, in front of each server",
+        "relay in the benchmark process, in front of each server. Beside them, not judged: unison from A straight " +
+        "to B (B the socket server's folder), one run per case",
       tree: facts,
+      ...servers,
+      cases,
+      watch: { fileBytes: WATCH_FILE_BYTES, pollMs: WATCH_POLL_MS, ...watches },
+    },
+  };
+}
+
+/**
+ * Starts the servers (dfos; two Unison socket servers on one folder) and
+ * their relays, and lays out each tool's folders: B empty, A the tree (for
+ * Unison's star a copy, for the direct runs a tree of the same names and
+ * sizes), a state folder per side.
+ */
+async function startTools(context: SectionContext, tree: Tree, settings: TreeSettings): Promise<Tools> {
+  const { dir, processes, say } = context;
+  await Deno.mkdir(join(dir, "unison"));
+  const unison = await UnisonServer.start({ dir: join(dir, "unison"), processes });
+  say(`twoway: ${unison.version}`);
+  // B's watching Unison client gets a server of its own: a socket server serves one connection at a time
+  const unisonForB = await UnisonServer.start({ dir: join(dir, "unison"), processes });
+  await Deno.mkdir(join(dir, "dfos"));
+  const dfos = await DfosServer.start({ dir: join(dir, "dfos"), processes });
+  const relays = [unison.port, unisonForB.port, dfos.port].map((port) => CountingRelay.start(port));
+  for (const relay of relays) context.defer(() => relay.close());
+  const [unisonRelay, unisonRelayB, dfosRelay] = relays;
+
+  await copyTree(tree.root, join(dir, "unison-a"));
+  // the same names and sizes, other bytes: Unison copies a file it finds on the server (-xferbycopying) instead
+  // of sending it, and the star's folder there holds the tree
+  await makeSettingsTree(join(dir, "direct-a"), settings, TREE_SEED);
+  const folders = ["dfos-b", "dfos-state-a", "dfos-state-b", "unison-b", "unison-home-a", "unison-home-b"];
+  for (const folder of [...folders, "direct-home"]) await Deno.mkdir(join(dir, folder));
+  await Deno.mkdir(unison.path(REMOTE));
+  await Deno.mkdir(unison.path(DIRECT_REMOTE));
+
+  const pending = await dfosPending();
+  if (pending.sync !== undefined) say(`twoway: dfos sync pending: ${pending.sync}`);
+  else if (pending.watch !== undefined) say(`twoway: dfos sync --watch pending: ${pending.watch}`);
+  const dfosSide = (side: Side, extra: string[]): CliCall => {
+    const call = dfosCall(dfos, dfosRelay, ["sync", join(dir, `dfos-${side.toLowerCase()}`), REMOTE, ...extra]);
+    return { ...call, env: { ...call.env, XDG_STATE_HOME: join(dir, `dfos-state-${side.toLowerCase()}`) } };
+  };
+  const unisonSide = (side: Side, extra: string[], port = unisonRelay.port): CliCall =>
+    unison.client({
+      local: join(dir, `unison-${side.toLowerCase()}`),
+      remote: REMOTE,
+      port,
+      home: join(dir, `unison-home-${side.toLowerCase()}`),
+      extraArgs: extra,
+    });
+  const direct = unison.client({
+    local: join(dir, "direct-a"),
+    remote: DIRECT_REMOTE,
+    port: unisonRelay.port,
+    home: join(dir, "direct-home"),
+  });
+  const tools: Record<ToolName, Tool> = {
+    dfos: {
+      name: "dfos",
+      dirs: { A: tree.root, B: join(dir, "dfos-b") },
+      relay: dfosRelay,
+      watchRelays: [dfosRelay],
+      pending: pending.sync,
+      watchPending: pending.sync ?? pending.watch,
+      once: (side) => dfosSide(side, []),
+      watch: (side) => dfosSide(side, ["--watch"]),
+    },
+    unison: {
+      name: "unison",
+      dirs: { A: join(dir, "unison-a"), B: join(dir, "unison-b") },
+      relay: unisonRelay,
+      watchRelays: [unisonRelay, unisonRelayB],
+      once: (side) => unisonSide(side, []),
+      watch: (side) => unisonSide(side, ["-repeat", "1"], side === "A" ? unisonRelay.port : unisonRelayB.port),
+    },
+    "unison-direct": {
+      name: "unison-direct",
+      dirs: { A: join(dir, "direct-a"), B: unison.path(DIRECT_REMOTE) },
+      relay: unisonRelay,
+      watchRelays: [],
+      direct: true,
+      once: () => direct,
+    },
+  };
+  return {
+    tools,
+    facts: {
       unison: {
         version: unison.version,
         servers: [unison.argv, unisonForB.argv],
@@ -264,8 +328,6 @@ export async function twowaySection(context: SectionContext): Promise<SectionRes
           "through a second socket server on the same folder (a socket server serves one connection at a time)",
       },
       dfosServer: dfos.argv,
-      cases,
-      watch: { fileBytes: WATCH_FILE_BYTES, pollMs: WATCH_POLL_MS, ...watches },
     },
   };
 }
@@ -309,7 +371,7 @@ function seconds(outcome: Outcome): string {
 }
 
 /** What keeps a tool's A and B from being level: a difference, a wrong count of files, a change lost; or null. */
-async function levelDiffers(tool: Tool, tree: Tree, changes: Map<string, Change & { side: Side }>) {
+async function levelDiffers(tool: Tool, tree: Tree, changes: Map<string, Change>) {
   const difference = await treesDiffer(tool.dirs.A, tool.dirs.B);
   if (difference !== null) return difference;
   const count = await countFiles(tool.dirs.A);
@@ -340,7 +402,8 @@ async function watchDelays(context: SectionContext, tool: Tool, tries: number): 
   const watchers: Server[] = [];
   try {
     for (const side of ["A", "B"] as const) {
-      const call = tool.watch(side);
+      const call = tool.watch?.(side);
+      if (call === undefined) throw new Error(`Cannot watch with ${tool.name}`);
       watchers.push(context.processes.startServer(`${tool.name} watching ${side}`, call.argv, {
         env: call.env,
         cwd: call.cwd,
