@@ -38,7 +38,8 @@ export interface CommandRow {
  * file and a rename, which Deno counts as both, and the folders of `-r`),
  * `peek`, `rm`, `mv`, `stat` and `ls` nothing but the network; `push` and
  * `pull` read and write (the folder synced, the state file of
- * client/sync/state.ts). None keeps
+ * client/sync/state.ts), and `sync` the same, with the host name (system
+ * information) until the options are read, for its conflict copies. None keeps
  * subprocesses, FFI, system information or remote imports. The commands
  * themselves, their usage and flags, are client/command_table.ts's: a row is
  * needed here for each (the type says so).
@@ -53,6 +54,7 @@ const CLIENT_PERMISSIONS: Readonly<Record<ClientCommandName, CommandPermissions>
   ls: { keep: ["net"], untilOptionsRead: ["env", "read"] },
   push: { keep: ["read", "write", "net"], untilOptionsRead: ["env"] },
   pull: { keep: ["read", "write", "net"], untilOptionsRead: ["env"] },
+  sync: { keep: ["read", "write", "net"], untilOptionsRead: ["env", "sys"] },
 };
 
 /** The row of a client command: its module and client/command_line.ts, loaded when it runs. */

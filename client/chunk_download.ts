@@ -175,8 +175,9 @@ async function downloadOnce(
   // the same), and a partial left by a crash is checked chunk by chunk when taken up again.
   const mtime = new Date(remote.mtime);
   Deno.utimeSync(partial, mtime, mtime);
+  options.landing?.();
   Deno.renameSync(partial, path);
-  return { content: remote.size, sent, reused, resumed: reused > 0, mtime: remote.mtime };
+  return { content: remote.size, sent, reused, resumed: reused > 0, mtime: remote.mtime, root: remote.root };
 }
 
 /** The server's chunk list: groups the old file has are taken from it, the rest asked with GROUP-CHUNKS. */
@@ -297,9 +298,11 @@ async function plainGet(
   }
   const mtime = new Date(download.file.mtime);
   Deno.utimeSync(partial, mtime, mtime);
+  const root = options.wantRoot ? (await localChunks(partial)).root : undefined;
+  options.landing?.();
   Deno.renameSync(partial, path);
   const size = download.file.size;
-  return { content: size, sent: size, reused: 0, resumed: false, mtime: download.file.mtime };
+  return { content: size, sent: size, reused: 0, resumed: false, mtime: download.file.mtime, root };
 }
 
 function sameChunk(a: ChunkEntry, b: ChunkEntry): boolean {

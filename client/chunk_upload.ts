@@ -32,6 +32,8 @@ export interface FileTransfer {
   reused: number;
   /** True when the other side had some of it (a kept upload or partial download, an older version, a copy). */
   resumed: boolean;
+  /** The root of the content moved (docs/PROTOCOL.md "Root"), when the transfer knows it. */
+  root?: string;
 }
 
 /** Options for {@linkcode uploadFile} and `downloadFile()`. */
@@ -41,10 +43,26 @@ export interface TransferOptions {
   /** Stops the transfer: an upload's body ends with ABORT (the server drops it), a download keeps its partial. */
   signal?: AbortSignal;
   /**
+   * Called just before a download lands over its target; throwing leaves the
+   * target as it is (and the partial for the next try). `dfos sync` checks
+   * there that the local file is still the one it planned on.
+   */
+  landing?: () => void;
+  /** A download computes the root of what it fetched even when it came by one GET (`root` in its result). */
+  wantRoot?: boolean;
+  /**
    * The server has a file of this name (an upload): the chunks it lacks go
    * as deltas of that file's bytes where that is smaller (client/upload_delta.ts).
    */
   replaces?: boolean;
+  /**
+   * An upload's condition (docs/PROTOCOL.md "Sync"; a server with
+   * `DfosClient.sync`): store only if the server's file has this root, or,
+   * null, only if there is no file of that name; `CONFLICT` "changed on the
+   * server" otherwise, and nothing is stored. Sent with every ASSEMBLE the
+   * upload makes.
+   */
+  ifRoot?: string | null;
 }
 
 /**
@@ -99,9 +117,10 @@ type Step =
  * @param client A logged-in client.
  * @param local The file's path, and its size and mtime (ms) as seen before.
  * @param name The remote name.
- * @param options Progress and a stop signal.
+ * @param options Progress, a stop signal, and a condition (`ifRoot`).
  * @returns What it took.
- * @throws {DfosError} `CONFLICT` "changed while sending" when the file changes meanwhile.
+ * @throws {DfosError} `CONFLICT` "changed while sending" when the file changes meanwhile; `CONFLICT` "changed on
+ * the server" when `ifRoot` does not hold.
  */
 export async function uploadFile(
   client: DfosClient,
@@ -109,24 +128,33 @@ export async function uploadFile(
   name: string,
   options: TransferOptions = {},
 ): Promise<FileTransfer> {
-  if (!client.chunks) return await plainPut(client, local, name, options);
+  if (!client.chunks) {
+    if (options.ifRoot !== undefined) {
+      throw new DfosError(
+        Status.UNSUPPORTED,
+        `Cannot upload "${name}" on a condition: the server has no chunk requests`,
+      );
+    }
+    return await plainPut(client, local, name, options);
+  }
   const prepared = await prepareUpload(local.path);
   const { before, chunks, root, size } = prepared;
   checkUnchanged(local.path, before, size, name);
-  const file = { name, size, mtime: before.mtime, root, chunks: chunks.length };
+  const file = { name, size, mtime: before.mtime, root, chunks: chunks.length, ifRoot: options.ifRoot };
   const steps = await plan(client, chunks, { name, root });
   const source = { path: local.path, bytes: prepared.bytes };
   try {
     const base = await patchBase(client, name, chunks, steps, options);
-    return await send(client, source, base === null ? file : { ...file, base: base.version }, steps, before, {
+    const moved = await send(client, source, base === null ? file : { ...file, base: base.version }, steps, before, {
       ...options,
       base,
     });
+    return { ...moved, root };
   } catch (error) {
     // The server lost a chunk it said it had (removed meanwhile): once more, with every chunk's bytes.
     if (!(error instanceof DfosError) || error.code !== Status.NOT_FOUND || options.signal?.aborted) throw error;
     const all: Step[] = chunks.map((chunk) => ({ kind: "data", chunk }));
-    return await send(client, source, file, all, before, options);
+    return { ...(await send(client, source, file, all, before, options)), root };
   }
 }
 
@@ -200,7 +228,15 @@ async function patchBase(
 async function send(
   client: DfosClient,
   { path, bytes: held }: { path: string; bytes: Uint8Array | null },
-  file: { name: string; size: number; mtime: number; root: string; chunks: number; base?: string },
+  file: {
+    name: string;
+    size: number;
+    mtime: number;
+    root: string;
+    chunks: number;
+    base?: string;
+    ifRoot?: string | null;
+  },
   steps: Step[],
   before: { size: number; mtime: number },
   options: TransferOptions & { base?: DeltaBase | null },

@@ -13,8 +13,9 @@
 
 import type { ParsedArgs } from "../shared/cli.ts";
 import type { CommandIo, CommandRun } from "./command_table.ts";
-import type { DfosClient } from "./connection.ts";
-import { withClient } from "./options.ts";
+import { connectOptions, explainConnectError } from "./options.ts";
+import { type ConnectOptions, DfosClient, type PasswordPrompt } from "./connection.ts";
+import { dropOptionPermissions } from "../shared/permissions.ts";
 
 /**
  * Runs a client command once, over a connection of its own.
@@ -24,31 +25,46 @@ import { withClient } from "./options.ts";
  */
 export async function runOnCommandLine(run: CommandRun, args: ParsedArgs): Promise<void> {
   const io = new ConsoleIo();
-  // The connection is withClient's (client/options.ts), made at the command's first call and held until it ends.
-  let connected: Promise<DfosClient> | null = null;
-  let session: Promise<void> | null = null;
-  let finish = () => {};
-  const ended = new Promise<void>((resolve) => finish = resolve);
-  const client = () => {
-    connected ??= new Promise<DfosClient>((resolve, reject) => {
-      session = withClient(args, (client) => {
-        resolve(client);
-        return ended;
-      });
-      session.catch(reject);
+  // The options are read once, at the first connection (the environment and the --ca file are then given up), and
+  // every connection of the command uses them: the one it asks for first, held until it ends, and any other it
+  // opens (`dfos sync --watch`: a second one to wait on, new ones after the server went away).
+  let options: Promise<ConnectOptions> | null = null;
+  const connect = async () => {
+    options ??= connectOptions(args).then((read) => {
+      dropOptionPermissions();
+      return { ...read, password: remembered(read.password) };
     });
-    return connected;
+    const ready = await options;
+    try {
+      return await DfosClient.connect(ready);
+    } catch (error) {
+      throw explainConnectError(error, ready.server);
+    }
   };
+  let connected: Promise<DfosClient> | null = null;
+  const client = () => connected ??= connect();
   try {
-    await run(args, { client, io });
+    await run(args, { client, io, connect });
   } catch (error) {
     // The reader of standard output left (`dfos get x - | head`): what it wanted it has; end quietly, as cat does.
     if (!(error instanceof OutputClosed)) throw error;
   } finally {
     io.dispose();
-    finish();
-    await (session as Promise<void> | null)?.catch(() => {});
+    await (await (connected as Promise<DfosClient> | null)?.catch(() => null))?.close();
   }
+}
+
+/**
+ * A password typed at the prompt, kept for the command's next connections
+ * (asked again only after a refusal); one from the environment as it is.
+ */
+function remembered(password: string | PasswordPrompt): string | PasswordPrompt {
+  if (typeof password === "string") return password;
+  let typed: string | null = null;
+  return async (refusal) => {
+    if (refusal === null && typed !== null) return typed;
+    return typed = await password(refusal);
+  };
 }
 
 /** Standard output's reader closed its end: the command stops, and the process exits 0 without a word. */

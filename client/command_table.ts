@@ -51,6 +51,12 @@ export interface CommandContext {
    * (Ctrl-C in the shell); an upload then stops its body.
    */
   signal?: AbortSignal;
+  /**
+   * Opens another logged-in connection with the same options, which the
+   * caller closes (`dfos sync --watch`: one to wait on, and new ones after
+   * the server went away). Absent in the shell.
+   */
+  connect?: () => Promise<DfosClient>;
 }
 
 /** A command's code: runs it once with its parsed flags and arguments. */
@@ -358,6 +364,57 @@ ${SYNC_USAGE}
 ${CLIENT_OPTIONS_USAGE}`,
     options: { ...CLIENT_OPTIONS, ...SYNC_OPTIONS },
     load: () => import("./pull.ts"),
+  },
+  sync: {
+    summary: "keep a local folder and a remote folder alike, both ways",
+    usage: `Usage: dfos sync DIR PREFIX [options]
+
+Brings the local folder DIR (made if missing) and PREFIX on the server ("/"
+for the top of your space) each every change the other had since the last
+sync, then exits; with --watch, keeps doing so as they change, until Ctrl-C.
+A file changed on both sides to different contents is a conflict: the
+version the server took first keeps the name, the other is kept beside it
+as NAME.conflict-YYYYMMDD-HHMMSS-HOST.EXT on both sides (UTC; HOST is
+env DFOS_HOST, else the host name). An edit beats a
+delete. A file moved or copied on one side is moved or copied on the other
+without sending its data. Every upload is stored only if the server's file
+is still the one this side last saw, so two machines syncing at once never
+overwrite each other's new version. A first sync (no state) merges: files
+on one side only are copied over, nothing is deleted. Symbolic links and
+special files in DIR are skipped with a warning; a file that cannot be
+synced is reported by name and the rest goes on (exit 1).
+
+      --watch              stay running: changes here go up within a second, the server's come
+                           down as it tells of them; survives the server restarting or going away
+      --max-delete PERCENT stop (and change nothing) when a run would delete more than PERCENT of
+                           the files synced (default ${50}); a side that is suddenly empty while
+                           the last sync left files there (an unmounted disk, a wrong PREFIX)
+                           always stops the run, unless --max-delete 100
+  -n, --dry-run            print the plan, change nothing
+      --exclude GLOB       leave out paths that match GLOB, relative to DIR (repeatable), as push
+      --json               one JSON object per line for each action ({"action": "upload",
+                           "download", "delete-remote", "delete-local", "move-remote",
+                           "move-local", "copy-local", "conflict", "defer", "skip" or "fail",
+                           "name", ...}), then a summary object ({"action": "summary", ...})
+
+State: what both sides held after the last sync, and the server's change
+counter then, in $XDG_STATE_HOME/dfos/sync/ (default ~/.local/state/dfos/sync/),
+one file per server, user, PREFIX and DIR, outside DIR. A run asks the server
+only what changed since. An interrupted sync, run again, carries on; deleting
+the state makes the next sync a merge (it deletes nothing).
+Output: a progress line on a terminal; a summary of files sent, received,
+deleted, moved and in conflict, and bytes on the wire.
+
+${CLIENT_OPTIONS_USAGE}`,
+    options: {
+      ...CLIENT_OPTIONS,
+      watch: { type: "boolean" },
+      "max-delete": { type: "string" },
+      "dry-run": { type: "boolean", short: "n" },
+      exclude: { type: "string", multiple: true },
+      json: { type: "boolean" },
+    },
+    load: () => import("./sync.ts"),
   },
 } as const satisfies Readonly<Record<string, ClientCommand>>;
 

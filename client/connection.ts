@@ -39,6 +39,7 @@ import {
   type ListEntry,
   MAX_HAVE_KEYS,
   MAX_READ_RANGES,
+  MAX_WATCH_MS,
   type MessageOf,
   PROTOCOL_VERSION,
   REPLIES,
@@ -354,10 +355,12 @@ export class DfosClient {
    * Deletes `name`.
    *
    * @param name The remote name.
+   * @param options `ifRoot`: only if the file's content has this root (a server with {@linkcode DfosClient.sync}).
    * @returns The deleted file's size.
+   * @throws {DfosError} `CONFLICT` "changed on the server" when `ifRoot` is not the file's root.
    */
-  async remove(name: string): Promise<{ name: string; size: number }> {
-    await this.#channel.send({ type: "delete", name });
+  async remove(name: string, options: { ifRoot?: string } = {}): Promise<{ name: string; size: number }> {
+    await this.#channel.send({ type: "delete", name, ifRoot: options.ifRoot });
     const ok = await this.#channel.expect(...REPLIES.delete.replies);
     return { name: ok.name, size: ok.size };
   }
@@ -368,10 +371,12 @@ export class DfosClient {
    *
    * @param from The old name.
    * @param to The new name.
+   * @param options `ifRoot`: only if `from` is a file whose content has this root (a server with {@linkcode DfosClient.sync}).
    * @returns The names and the number of files moved.
+   * @throws {DfosError} `CONFLICT` "changed on the server" when `ifRoot` is not the file's root.
    */
-  async move(from: string, to: string): Promise<MessageOf<"moved">> {
-    await this.#channel.send({ type: "move", from, to });
+  async move(from: string, to: string, options: { ifRoot?: string } = {}): Promise<MessageOf<"moved">> {
+    await this.#channel.send({ type: "move", from, to, ifRoot: options.ifRoot });
     return await this.#channel.expect(...REPLIES.move.replies).catch((error) => {
       throw olderServer(error, "mv");
     });
@@ -428,6 +433,47 @@ export class DfosClient {
     return changed === undefined || gone === undefined
       ? { epoch, counter, mine }
       : { epoch, counter, mine, changed, gone };
+  }
+
+  /**
+   * Waits for the user's change counter to move (WATCH, docs/PROTOCOL.md
+   * "Sync"): the server answers as soon as the counter is no longer `since`,
+   * or after `wait` milliseconds (it may cut it: at most
+   * {@linkcode MAX_WATCH_MS}) with the counter as it is, or at once when it
+   * shuts down. Needs a server that said `sync` ({@linkcode DfosClient.sync}).
+   *
+   * Hold it on a connection of its own: nothing else can be asked on this
+   * one while it waits (another request sent meanwhile would be answered
+   * only after it, and makes the server answer the watch at once). A reply
+   * cannot be called off in-band: `signal` aborting closes the connection,
+   * and the call then rejects with the signal's reason.
+   *
+   * @param since The counter the client saw, and the names it cares about (those starting with `prefix`).
+   * @param options `wait`: the longest wait in milliseconds (default {@linkcode MAX_WATCH_MS}); `signal`: gives up.
+   * @returns As {@linkcode DfosClient.changes} with `since`: the epoch, the counter, this session's changes (`mine`),
+   * and the changes since (`changed`, `gone`) when the server can say.
+   */
+  async watch(
+    since: { epoch: string; counter: number; prefix: string },
+    options: { wait?: number; signal?: AbortSignal } = {},
+  ): Promise<{ epoch: string; counter: number; mine: number; changed?: ListEntry[]; gone?: string[] }> {
+    const { signal } = options;
+    signal?.throwIfAborted();
+    const wait = options.wait ?? MAX_WATCH_MS;
+    const cut = () => this.#channel.abort();
+    signal?.addEventListener("abort", cut, { once: true });
+    try {
+      await this.#channel.send({ type: "watch", epoch: since.epoch, since: since.counter, prefix: since.prefix, wait });
+      const { epoch, counter, mine, changed, gone } = await this.#channel.expect(...REPLIES.watch.replies);
+      return changed === undefined || gone === undefined
+        ? { epoch, counter, mine }
+        : { epoch, counter, mine, changed, gone };
+    } catch (error) {
+      signal?.throwIfAborted();
+      throw error;
+    } finally {
+      signal?.removeEventListener("abort", cut);
+    }
   }
 
   /**
@@ -636,14 +682,25 @@ export class DfosClient {
    * Stores a file from a recipe (ASSEMBLE): the steps go as the body, which
    * ends with ABORT when `signal` aborts or the steps fail.
    *
-   * @param file The new file's name, size, mtime, root and chunk count.
+   * @param file The new file's name, size, mtime, root and chunk count; the base of its patches; its condition
+   * (`ifRoot`: store only if the file's content has this root, null: only if there is none; a server with
+   * {@linkcode DfosClient.sync}).
    * @param steps The recipe's bytes, in pieces.
    * @param options Progress (bytes of the recipe sent) and a stop signal.
    * @returns The stored size.
-   * @throws {DfosError} `NOT_FOUND` when a step named what the server cannot find.
+   * @throws {DfosError} `NOT_FOUND` when a step named what the server cannot find; `CONFLICT` "changed on the
+   * server" when the condition does not hold.
    */
   async assemble(
-    file: { name: string; size: number; mtime: number; root: string; chunks: number; base?: string },
+    file: {
+      name: string;
+      size: number;
+      mtime: number;
+      root: string;
+      chunks: number;
+      base?: string;
+      ifRoot?: string | null;
+    },
     steps: AsyncIterable<Bytes>,
     options: { onProgress?: (bytes: number) => void; signal?: AbortSignal } = {},
   ): Promise<{ name: string; size: number }> {

@@ -10,6 +10,12 @@
  * order, are skipped. A body ended by ABORT drops it. A partial file is never
  * committed.
  *
+ * With `ifRoot` (docs/PROTOCOL.md "Sync") the file is stored only if the
+ * name's content still has that root (null: only if there is no file):
+ * checked before the body is read (server/conditions.ts), and again by the
+ * commit against the version then found (`CommitOptions.ifVersion`). A
+ * refused commit drops the upload, as any failure but a broken connection.
+ *
  * @module
  */
 import { createHash } from "node:crypto";
@@ -23,6 +29,7 @@ import { bytesOf, release } from "../shared/pooled_bytes.ts";
 import { RecipeDecoder, type RecipeStep } from "../shared/recipe.ts";
 import { DfosError, Status } from "../shared/status.ts";
 import { type ChunkIndex, type ChunkIndexes, type ChunkSource, SourceCheck } from "./chunk_index.ts";
+import { versionCondition } from "./conditions.ts";
 import { isConnectionLoss } from "./errors.ts";
 import type { Allowance, Quota } from "./quota.ts";
 import type { FileInfo, ReadHandle, Storage, Upload, VersionedInfo } from "./storage.ts";
@@ -120,6 +127,9 @@ export async function assemble(
   if (problem) throw new DfosError(Status.BAD_NAME, `Cannot use name "${excerpt(name)}": ${problem}`);
   const notFound = (what: string) =>
     new DfosError(Status.NOT_FOUND, `Cannot assemble "${excerpt(name)}": ${what} not found`);
+  // A condition that does not hold refuses the assemble before its body is read (the session drops it); one that
+  // holds is checked again by the commit, against the version found here.
+  const ifVersion = await versionCondition(storage, { user, name, ifRoot: message.ifRoot, action: "store" });
   const index = await indexes.of(user);
   holds.release(user, name); // taken up again or replaced: this assemble's allowance counts it
   const allowance = await quota.reserve(user, name, message.size);
@@ -206,7 +216,7 @@ export async function assemble(
           `${rootOf(entries)}, not the announced ${message.size} bytes in ${message.chunks} chunks of root ${root}`,
       );
     }
-    const info = await upload.commit({ admit: (change) => allowance.admit(change), mtime: message.mtime });
+    const info = await upload.commit({ admit: (change) => allowance.admit(change), mtime: message.mtime, ifVersion });
     allowance.committed();
     committed = info;
   } catch (error) {

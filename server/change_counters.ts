@@ -56,6 +56,12 @@ interface Counter extends ChangeCounter {
 /** The change counters of every user under one root. */
 export class ChangeCounters {
   readonly #counters = new Map<string, Counter>();
+  readonly #onBump: (user: string, counter: ChangeCounter) => void;
+
+  /** @param onBump Told each counter after a bump (the storage wakes who waits on it: server/change_waiters.ts). */
+  constructor(onBump: (user: string, counter: ChangeCounter) => void = () => {}) {
+    this.#onBump = onBump;
+  }
 
   /**
    * The user's counter: from memory, else from the user's counter file if
@@ -89,6 +95,7 @@ export class ChangeCounters {
       // A change's names go together: none of the dropped change's may stay.
       while (counter.journal.length > 0 && counter.journal[0].counter <= counter.from) counter.journal.shift();
     }
+    this.#onBump(user, { epoch: counter.epoch, counter: counter.counter });
   }
 
   /**

@@ -5,12 +5,13 @@
  * (docs/PROTOCOL.md, "The change counter"). The storage's journal gives the
  * names (`Storage.changedNames`), each is looked up, and the answer is left
  * out (the client lists instead) when the storage cannot say or the answer
- * would not fit one control frame.
+ * would not fit one control frame. `counterReply()` is the whole COUNTER
+ * that answers a `watch` (server/watch.ts), as the `changes` row builds it.
  *
  * @module
  */
 
-import type { ListEntry } from "../shared/messages.ts";
+import type { ListEntry, MessageOf } from "../shared/messages.ts";
 import { MAX_CONTROL_LENGTH } from "../shared/messages.ts";
 import type { ChangeCounter, Storage } from "./storage.ts";
 
@@ -51,4 +52,26 @@ export async function changesSince(
     if (bytes > MAX_CONTROL_LENGTH) return null;
   }
   return { changed, gone };
+}
+
+/**
+ * The COUNTER that answers a `watch`, as a `changes` is answered: the user's counter
+ * now, the session's own changes, and, when the request named the counter
+ * its client saw, the changes since when they can be said.
+ *
+ * @param storage The storage.
+ * @param user The user.
+ * @param request The session's own changes (`mine`), and the counter the client saw with its prefix, if it named one.
+ * @returns The reply.
+ */
+export async function counterReply(
+  storage: Storage,
+  user: string,
+  request: { mine: number; since?: ChangeCounter; prefix: string },
+): Promise<MessageOf<"counter">> {
+  const { epoch, counter } = await storage.changes(user);
+  const reply = { type: "counter", epoch, counter, mine: request.mine } as const;
+  if (request.since === undefined) return reply;
+  const changes = await changesSince(storage, user, request.since, request.prefix);
+  return changes === null ? reply : { ...reply, ...changes };
 }

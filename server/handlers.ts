@@ -43,11 +43,13 @@ import { assemble, type ChunkState } from "./assemble.ts";
 import { type ChunkSource, SourceCheck } from "./chunk_index.ts";
 import { chunkListOf } from "./chunk_lists.ts";
 import { changesSince } from "./changes_since.ts";
+import { versionCondition } from "./conditions.ts";
 import { sumsOf } from "./sums.ts";
 import { checkDelta, deltaOf } from "./deltas.ts";
 import { SUM_BYTES } from "../shared/block_delta.ts";
 import type { Quota } from "./quota.ts";
 import type { ReadHandle, Storage, Upload, VersionedInfo } from "./storage.ts";
+import { watch } from "./watch.ts";
 
 /** What a handler is given. */
 export interface Request<T extends MessageType> {
@@ -69,6 +71,12 @@ export interface Request<T extends MessageType> {
   chunks: ChunkState;
   /** The session's own changes: a handler adds one for each change it made to the user's files (`changes.mine`). */
   mine: { changes: number };
+  /**
+   * Aborted when the request is to be answered at once: the server is
+   * draining or closing the connection, or (a row that `waits`) the client
+   * sent something more or hung up. Only a request that waits looks at it.
+   */
+  signal: AbortSignal;
 }
 
 /** The server's limits, as the handlers apply them. */
@@ -83,6 +91,8 @@ export interface RequestLimits {
   listPageEntries: number;
   /** The per-user quota and the largest file. */
   quota: Quota;
+  /** The longest a `watch` is held, in milliseconds (server/watch.ts, `longestWatch`). */
+  maxWatchMs: number;
 }
 
 /** A body a request announces: what the client will send after it. */
@@ -121,6 +131,12 @@ export interface HandlerRow<T extends MessageType> {
   receives?: (message: MessageOf<T>) => IncomingBody;
   /** True when the reply is followed by a body (`Reply.body`). */
   sends: boolean;
+  /**
+   * True for a request the server holds until something happens (`watch`):
+   * while it is held the session reads on, and anything the client sends
+   * (or its hanging up) aborts the request's `signal`.
+   */
+  waits?: boolean;
   /** The kinds of operation the row counts and logs under (the server's totals show each, 0 too). */
   kinds: readonly string[];
   /** How this request is counted and logged: one of `kinds`. */
@@ -200,7 +216,13 @@ const ROWS = {
     subject: (message) => message.name,
     async handle({ message, user, storage, limits, mine }) {
       await limits.quota.ready(user); // the user's usage is counted before it changes
-      const info = await storage.remove(user, message.name);
+      const ifVersion = await versionCondition(storage, {
+        user,
+        name: message.name,
+        ifRoot: message.ifRoot,
+        action: "remove",
+      });
+      const info = await storage.remove(user, message.name, { ifVersion });
       limits.quota.removed(user, info);
       mine.changes++;
       return { message: { type: "ok", name: info.name, size: info.size } };
@@ -237,9 +259,16 @@ const ROWS = {
     subject: (message) => message.from,
     async handle({ message, user, storage, limits, mine }) {
       await limits.quota.ready(user); // the user's usage is counted before it changes
+      const ifVersion = await versionCondition(storage, {
+        user,
+        name: message.from,
+        ifRoot: message.ifRoot,
+        action: "move",
+      });
       const moved = await storage.rename(user, message.from, message.to, {
         admit: (folders) => limits.quota.admitFolders(user, message.to, folders),
         maxNameBytes: limits.maxNameBytes,
+        ifVersion,
       });
       limits.quota.moved(user, moved);
       mine.changes++;
@@ -449,6 +478,17 @@ const ROWS = {
       } finally {
         handle.close();
       }
+    },
+  },
+  watch: {
+    sends: false,
+    waits: true,
+    kinds: ["watch"],
+    kind: () => "watch",
+    subject: (message) => message.prefix,
+    async handle({ message, user, storage, mine, limits, signal }) {
+      const maxWaitMs = limits.maxWatchMs;
+      return { message: await watch(message, { storage, user, mine: mine.changes, maxWaitMs, signal }) };
     },
   },
 } as const satisfies { [T in MessageType]?: HandlerRow<T> };

@@ -23,6 +23,12 @@
  * change at a time; it makes the folders on the new way and prunes those it
  * empties, as an upload and a delete do.
  *
+ * A condition on a file's version (a commit's, a removal's or a rename's
+ * `ifVersion`) is compared with the `lstat` of the name inside that same
+ * change, just before the `rename(2)` or `unlink(2)`: no change by this
+ * storage comes between (one server per disk; a process writing to the
+ * folder behind the server's back is not stopped).
+ *
  * `.dfos-partial` is emptied at start-up. `usage` counts as `du` would in
  * blocks of {@linkcode BLOCK_BYTES}.
  *
@@ -49,6 +55,7 @@ import {
   removeOwnFile,
 } from "./confinement.ts";
 import { ChangeCounters } from "./change_counters.ts";
+import { ChangeWaiters } from "./change_waiters.ts";
 import { LocalKeptUploads } from "./kept_uploads.ts";
 import { Listings } from "./listing.ts";
 import { LocalChunkLists } from "./local_chunk_lists.ts";
@@ -56,6 +63,7 @@ import { LocalUpload, versionOf } from "./local_upload.ts";
 import {
   type BeginOptions,
   type ChangeCounter,
+  changedOnServer,
   footprint,
   type KeptUpload,
   type ListOptions,
@@ -63,6 +71,7 @@ import {
   type Moved,
   type ReadHandle,
   type Removed,
+  type RemoveOptions,
   type RenameOptions,
   type Storage,
   type StoredChunkList,
@@ -104,6 +113,8 @@ export class LocalStorage implements Storage {
   readonly #chunkLists: LocalChunkLists;
   readonly #kept: LocalKeptUploads;
   readonly #counters: ChangeCounters;
+  /** The `watch` requests waiting on a user's counter, woken by the bump that moves it. */
+  readonly #waiters = new ChangeWaiters();
   /** Chunk lists being written. */
   readonly #writing = new Set<Promise<void>>();
 
@@ -113,7 +124,7 @@ export class LocalStorage implements Storage {
     this.#fsync = options.fsync ?? false;
     this.#chunkLists = new LocalChunkLists(this.#door);
     this.#kept = new LocalKeptUploads(this.#door);
-    this.#counters = new ChangeCounters();
+    this.#counters = new ChangeCounters((user, counter) => this.#waiters.changed(user, counter));
   }
 
   /**
@@ -216,6 +227,11 @@ export class LocalStorage implements Storage {
     return Promise.resolve().then(() => this.#counters.changedNames(user, this.#door.home(user).path, since, prefix));
   }
 
+  /** Woken in process by the bump that moves the counter: only this server changes the disk. */
+  waitForChange(user: string, since: ChangeCounter, signal: AbortSignal): Promise<void> {
+    return this.#waiters.wait(user, since, signal, () => this.changes(user));
+  }
+
   openRead(user: string, name: string): Promise<ReadHandle> {
     return Promise.resolve().then(() => {
       checkName(name);
@@ -224,10 +240,10 @@ export class LocalStorage implements Storage {
     });
   }
 
-  async remove(user: string, name: string): Promise<Removed> {
+  async remove(user: string, name: string, options: RemoveOptions = {}): Promise<Removed> {
     checkName(name);
     const { removed, aside } = await this.#door.change(user, () => {
-      const unlinked = this.#unlink(user, name);
+      const unlinked = this.#unlink(user, name, options.ifVersion);
       this.#counters.bump(user, this.#door.userPath(user), [{ name }]);
       this.#chunkLists.remove(user, name);
       return unlinked;
@@ -238,13 +254,19 @@ export class LocalStorage implements Storage {
   }
 
   /**
-   * Unlinks `name` (a large file is moved aside into `.dfos-partial`, to be
-   * freed by the caller) and the folders it leaves empty.
+   * Unlinks `name`, if of the version `ifVersion` when given (a large file
+   * is moved aside into `.dfos-partial`, to be freed by the caller) and the
+   * folders it leaves empty.
    */
-  #unlink(user: string, name: string): { removed: Removed; aside: { path: string; id: FileId } | null } {
+  #unlink(
+    user: string,
+    name: string,
+    ifVersion: string | undefined,
+  ): { removed: Removed; aside: { path: string; id: FileId } | null } {
     const { path, folders } = this.#door.existing(user, name);
     // A hard-linked file may be removed: unlinking this name leaves the other name's data alone.
     const info = lstatFile(path, name);
+    if (ifVersion !== undefined && versionOf(info) !== ifVersion) throw changedOnServer("remove", name);
     let aside = null;
     if (info.size >= LARGE_FILE_BYTES && (info.nlink ?? 1) === 1) {
       const partial = this.#door.partial(folders[0]);
@@ -277,6 +299,9 @@ export class LocalStorage implements Storage {
     }
     if (!info.isFile && !info.isDirectory) {
       throw new DfosError(Status.FORBIDDEN, `Cannot move "${from}": it is not a regular file or a folder`);
+    }
+    if (options.ifVersion !== undefined && (!info.isFile || versionOf(info) !== options.ifVersion)) {
+      throw changedOnServer("move", from);
     }
     const home = source.folders[0];
     checkNewName(home, to); // nothing there, no file or link on the way

@@ -18,12 +18,13 @@
  * swapped in meanwhile would otherwise have the rename move a file outside,
  * or in from outside, or the removal delete one.
  *
- * The commit's last checks, the quota's `admit` and the rename are one change
- * of the user's files (`Confinement.change`): no other change of that user's
- * comes between them. The rename is synchronous, right after the last check,
- * unless the upload or the file it replaces is large: then the file system's
- * work (allocating the one's data, freeing the other's) would hold the event
- * loop, and the rename runs off it.
+ * The commit's last checks (the version it replaces among them, against
+ * `CommitOptions.ifVersion`), the quota's `admit` and the rename are one
+ * change of the user's files (`Confinement.change`): no other change of that
+ * user's comes between them. The rename is synchronous, right after the last
+ * check, unless the upload or the file it replaces is large: then the file
+ * system's work (allocating the one's data, freeing the other's) would hold
+ * the event loop, and the rename runs off it.
  *
  * @module
  */
@@ -45,7 +46,7 @@ import {
   sameFile,
 } from "./confinement.ts";
 import { LocalKeptUploads, MAX_KEPT_STATE_BYTES } from "./kept_uploads.ts";
-import type { CommitChange, CommitOptions, Upload, VersionedInfo } from "./storage.ts";
+import { changedOnServer, type CommitOptions, type Upload, type VersionedInfo } from "./storage.ts";
 
 /** Options for {@linkcode LocalUpload.begin}. */
 export interface LocalUploadOptions {
@@ -182,7 +183,7 @@ export class LocalUpload implements Upload {
       // What this upload stored, taken before the rename: another upload to the same name may replace it at once.
       const info = await temp.stat();
       await temp.close(fsync);
-      const target = await this.#door.change(user, () => this.#moveIntoPlace(info.size, options.admit));
+      const target = await this.#door.change(user, () => this.#moveIntoPlace(info.size, options));
       this.#finish();
       if (fsync) await syncFolder(target);
       return { name, size: info.size, mtime: info.mtime?.getTime() ?? 0, version: versionOf(info) };
@@ -231,11 +232,12 @@ export class LocalUpload implements Upload {
 
   /**
    * The commit's one change of the user's files: makes the folders on the
-   * way, checks everything once more, asks `admit`, and renames the upload
-   * over the name. Returns the target's path; on failure, the folders it
-   * made are removed again.
+   * way, checks everything once more (the version replaced against
+   * `ifVersion` too), asks `admit`, and renames the upload over the name.
+   * Returns the target's path; on failure, the folders it made are removed
+   * again.
    */
-  #moveIntoPlace(size: number, admit?: (change: CommitChange) => void): string | Promise<string> {
+  #moveIntoPlace(size: number, options: CommitOptions): string | Promise<string> {
     this.#throwIfDone(); // aborted while waiting for another change of the user's
     const { name, home, partial, temp } = this.#start;
     this.#door.recheck([home], name); // the folders are made in the user's folder: it must still be the one checked
@@ -243,10 +245,11 @@ export class LocalUpload implements Upload {
     try {
       const existing = lstatOrNull(way.path);
       if (existing?.isDirectory) throw new DfosError(Status.CONFLICT, `Cannot store "${name}": it is a folder`);
+      checkVersion(name, existing, options.ifVersion);
       const replaced = existing?.isFile ? existing.size : null;
       // The last look, just before the rename: every folder on both paths is still the one checked.
       this.#checkOwn([home, partial, ...way.folders]);
-      admit?.({ replaced, folders: way.created.length });
+      options.admit?.({ replaced, folders: way.created.length }); // synchronous: LocalStorage has no ledger
       const onCommit = this.#start.onCommit ?? (() => {});
       if (size < LARGE_FILE_BYTES && (replaced ?? 0) < LARGE_FILE_BYTES) {
         Deno.renameSync(temp.path, way.path);
@@ -294,6 +297,19 @@ export class LocalUpload implements Upload {
 export function versionOf(info: Deno.FileInfo): string {
   const facts = `${info.dev}:${info.ino}:${info.size}:${info.mtime?.getTime() ?? 0}`;
   return createHash("sha256").update(facts).digest("hex").slice(0, 16);
+}
+
+/**
+ * Refuses a commit whose condition does not hold (`CONFLICT`): `ifVersion`
+ * a version, and what the name holds now is not a file of that version;
+ * null, and the name holds anything at all.
+ */
+function checkVersion(name: string, existing: Deno.FileInfo | null, ifVersion: string | null | undefined): void {
+  if (ifVersion === undefined) return;
+  const holds = ifVersion === null
+    ? existing === null
+    : existing !== null && existing.isFile && versionOf(existing) === ifVersion;
+  if (!holds) throw changedOnServer("store", name);
 }
 
 /** A modification time a file can have: whole milliseconds within the range of a `Date`. */

@@ -8,7 +8,9 @@
  * `upload_commit`, `upload_abort`, `upload_keep`) and the reads of a
  * `ReadHandle` are timed too; an iteration (`read`, `read_range`,
  * `chunk_lists`) counts once, when it ends, with the time spent waiting on
- * the storage (not on whoever consumes it). A call that throws a
+ * the storage (not on whoever consumes it). `waitForChange` is not timed
+ * (it lasts as long as nothing changes): the waits under way are the gauge
+ * `dfos_watches_held`. A call that throws a
  * `DfosError` was refused, not failed (`NOT_FOUND`, `CONFLICT`...): it is
  * timed, not counted as a failure.
  *
@@ -53,6 +55,7 @@ import type {
   Moved,
   ReadHandle,
   Removed,
+  RemoveOptions,
   RenameOptions,
   Storage,
   StoredChunkList,
@@ -149,13 +152,23 @@ export class MeteredStorage implements Storage {
     return timed(this.#metrics, "changed_names", () => this.#inner.changedNames(user, since, prefix));
   }
 
+  /** Not timed (its time is the client's wait): counted while it waits, in `dfos_watches_held`. */
+  async waitForChange(user: string, since: ChangeCounter, signal: AbortSignal): Promise<void> {
+    this.#metrics.watchesHeld(1);
+    try {
+      await this.#inner.waitForChange(user, since, signal);
+    } finally {
+      this.#metrics.watchesHeld(-1);
+    }
+  }
+
   async openRead(user: string, name: string): Promise<ReadHandle> {
     const handle = await timed(this.#metrics, "open_read", () => this.#inner.openRead(user, name));
     return new MeteredReadHandle(handle, this.#metrics);
   }
 
-  remove(user: string, name: string): Promise<Removed> {
-    return timed(this.#metrics, "remove", () => this.#inner.remove(user, name));
+  remove(user: string, name: string, options?: RemoveOptions): Promise<Removed> {
+    return timed(this.#metrics, "remove", () => this.#inner.remove(user, name, options));
   }
 
   rename(user: string, from: string, to: string, options?: RenameOptions): Promise<Moved> {

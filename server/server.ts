@@ -49,6 +49,7 @@ import { ServerStats, TotalsReport } from "./stats.ts";
 import type { S3BackendOptions } from "./s3/s3_backend.ts";
 import type { Storage } from "./storage.ts";
 import { UserFile } from "./users.ts";
+import { longestWatch } from "./watch.ts";
 
 /** Connections served at once by default; more are refused with BUSY. */
 export const DEFAULT_MAX_CONNECTIONS = 1024;
@@ -395,6 +396,11 @@ export async function serve(options: ServeOptions): Promise<Server> {
       // The lesser of --max-name and what the backend can keep: a name too long is refused alike on every backend.
       maxNameBytes: Math.min(limits.maxNameBytes, storage.maxNameBytes ?? limits.maxNameBytes),
       listPageEntries: limits.listPageEntries,
+      // Answered well within the timeouts, for a proxy set to them (the session itself never cuts a held watch).
+      maxWatchMs: longestWatch([
+        options.opTimeoutMs ?? DEFAULT_OP_TIMEOUT_MS,
+        options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+      ]),
       quota: new Quota(storage, {
         quotaBytes: limits.quotaBytes,
         quotaEntries: options.quotaEntries,

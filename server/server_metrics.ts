@@ -228,6 +228,10 @@ const FAMILIES = {
     help: "Uploads and renames refused by a limit of the user's quota or the largest file.",
     labels: { limit: QUOTA_LIMITS },
   }),
+  watchesHeld: layout.gauge({
+    name: "dfos_watches_held",
+    help: "Watch requests held on this server, waiting for their user's change counter to move.",
+  }),
   storageDuration: layout.histogram({
     name: "dfos_storage_operation_duration_seconds",
     help: "Time of each storage call, by backend and operation.",
@@ -400,6 +404,15 @@ export class ServerMetrics {
    */
   multipartUploads(change: 1 | -1): void {
     this.#values[this.#storage.multipart] += change;
+  }
+
+  /**
+   * Counts a `watch` request beginning to wait (+1) or done waiting (-1).
+   *
+   * @param change +1 or -1.
+   */
+  watchesHeld(change: 1 | -1): void {
+    this.#values[FAMILIES.watchesHeld.offset] += change;
   }
 
   /**

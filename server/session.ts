@@ -10,8 +10,12 @@
  * a request, on the idle deadline. `busy` serves one: its row in `HANDLERS`,
  * with the request's body if the row receives one and the reply's if it
  * sends one, on the request's clock (a reply or body that does not move for
- * the op timeout ends the connection). `last` is `busy` after the server
- * began to drain: the session closes once the request is answered. `closing`
+ * the op timeout ends the connection). A request that waits (a held
+ * `watch`) is the server's wait, never a stall: while it is held the
+ * session reads the client's next message ahead, whose arrival (or the
+ * client hanging up) answers it at once. `last` is `busy` after the server
+ * began to drain: a held request is answered at once, and the session
+ * closes once the request is answered. `closing`
  * is a close on the server's account: an ERROR that says why, then the close,
  * cut off after a grace period if the client does not take it. `ended`: the
  * connection was cut (an abort, a failed TLS handshake). A session never
@@ -146,6 +150,10 @@ export class Session {
   #ending: Ending | null = null;
   /** The transfer under way, if any. */
   #transfer: Transfer | null = null;
+  /** Aborted to have the request in flight answered at once (a held `watch`): a drain, a close, the client's next frame. */
+  #hurry: AbortController | null = null;
+  /** The client's next message, read while a request that `waits` was held: the loop takes it first. */
+  #ahead: Promise<Message | null> | null = null;
 
   /**
    * @param conn The accepted connection; the session owns it.
@@ -205,12 +213,17 @@ export class Session {
 
   /**
    * Takes no new request: a session that is idle or still logging in is
-   * closed now, a busy one once its request is done. Either is sent an ERROR
+   * closed now, a busy one once its request is done (a held `watch` is
+   * answered at once, with the counter as it is). Either is sent an ERROR
    * (`BUSY`, "Server shutting down") before the close.
    */
   drain(): void {
-    if (this.busy) this.#state = "last";
-    else this.#closeNow(Status.BUSY, SHUTTING_DOWN);
+    if (this.busy) {
+      this.#state = "last";
+      this.#hurry?.abort();
+    } else {
+      this.#closeNow(Status.BUSY, SHUTTING_DOWN);
+    }
   }
 
   /** Closes the connection at once; the transfer in progress, if any, fails and is cleaned up. */
@@ -220,6 +233,7 @@ export class Session {
     }
     this.#state = "ended";
     this.#stop.abort();
+    this.#hurry?.abort();
     this.#channel.abort();
   }
 
@@ -283,7 +297,9 @@ export class Session {
       });
       let message: Message | null;
       try {
-        message = await this.#channel.receive();
+        const ahead = this.#ahead; // read while a watch was held: the next in turn
+        this.#ahead = null;
+        message = await (ahead ?? this.#channel.receive());
       } catch (error) {
         if (this.#channel.broken || !this.#startRequest()) throw error;
         this.#watch(() => false);
@@ -375,6 +391,10 @@ export class Session {
     // (END or ABORT). It runs while the client is to send a body or take a reply.
     let serverWorking = () => body === null || body.finished;
     this.#watch(() => serverWorking());
+    const hurry = new AbortController();
+    this.#hurry = hurry;
+    if (this.#state !== "busy") hurry.abort(); // draining (or closed) since the request arrived
+    if (row.waits) this.#readAhead(hurry);
     let reply: Reply;
     try {
       reply = await row.handle({
@@ -385,6 +405,7 @@ export class Session {
         limits,
         chunks: this.#context.chunks,
         mine: this.#mine,
+        signal: hurry.signal,
       });
       if (row.sends !== (reply.body !== undefined)) {
         reply.body?.close();
@@ -413,6 +434,8 @@ export class Session {
       await this.#sendError(error, kind, subject);
       await body?.discard();
       return;
+    } finally {
+      this.#hurry = null;
     }
     serverWorking = () => false;
     // A reply with a body goes out with the body's first piece (one write for a small file).
@@ -459,6 +482,21 @@ export class Session {
     } else {
       this.#log.info`${kind} user=${this.#user} name=${printableName(subject)}`;
     }
+  }
+
+  /**
+   * Reads the client's next message while a request that waits is held
+   * (a row's `waits`): its arrival, or the client hanging up, aborts `hurry`
+   * and so answers the held request at once; the loop then takes the
+   * message as the next request, so pipelined requests keep their order. A
+   * held request is the server's wait, not a stall: the request's clock
+   * treats it as the server working, and the idle clock is stopped.
+   */
+  #readAhead(hurry: AbortController): void {
+    const ahead = this.#channel.receive();
+    this.#ahead = ahead;
+    // Handled here as well: a session cut while it is pending never awaits it.
+    ahead.then(() => hurry.abort(), () => hurry.abort());
   }
 
   /**
@@ -519,6 +557,7 @@ export class Session {
    */
   #closeNow(code: StatusCode, message: string, failure?: string): void {
     if (!this.#open) return;
+    this.#hurry?.abort(); // a held watch is answered (or fails) now, not at the end of its wait
     const securing = this.#state === "securing";
     if (securing) this.#state = "ended";
     // A login's answer held back is not sent: the client is told why it is closed instead.

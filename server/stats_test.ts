@@ -75,7 +75,7 @@ Deno.test("TotalsReport writes every total on one line, with CPU use since the l
   strictEqual(
     report.line(),
     "2 connections (1 active, peak 2); operations put 1, get 0, peek 0, rm 0, ls 1, mv 0, stat 0, changes 0, have 0, " +
-      "push 0, groups 0, read 0; aborted none; " +
+      "push 0, groups 0, read 0, watch 0; aborted none; " +
       "1234 bytes in, 0 bytes out; failures refused 2 (AUTH_FAILED 1, NOT_FOUND 1); CPU 10.00 s user, 3.50 s system, 20.0% of one core over the last " +
       "60.0 s; RSS 50.0 MiB; system memory 1000 of 4000 MiB used; transfer memory: 3 bodies moving, pieces of " +
       "256 KiB, 2.0 MiB queued for the disk, 16.0 MiB free in the pool; V8 heap 12.0 MiB, external 40.0 MiB",

@@ -17,6 +17,8 @@
  */
 
 import type { ListEntry } from "../shared/messages.ts";
+import { excerpt } from "../shared/names.ts";
+import { DfosError, Status } from "../shared/status.ts";
 import type { Bytes } from "../shared/pooled_bytes.ts";
 
 /** Facts about one stored file. */
@@ -64,6 +66,29 @@ export interface RenameOptions {
    * ({@linkcode Storage.maxNameBytes}) holds in any case.
    */
   maxNameBytes?: number;
+  /**
+   * Moves `from` only if it is a file of this version (as
+   * {@linkcode ReadHandle.info} gives it); otherwise `CONFLICT` "changed on
+   * the server since it was read" (a folder too) and nothing moves. A `from`
+   * that is gone is `NOT_FOUND`, as without the condition. The look and the
+   * move are one change, as for {@linkcode CommitOptions.ifVersion}: S3
+   * copies with `x-amz-copy-source-if-match` on the ETag checked and deletes
+   * with `If-Match`, under the name's commit lease.
+   */
+  ifVersion?: string;
+}
+
+/** Options for {@linkcode Storage.remove}. */
+export interface RemoveOptions {
+  /**
+   * Removes the file only if it is still of this version (as
+   * {@linkcode ReadHandle.info} gives it); otherwise `CONFLICT` "changed on
+   * the server since it was read" and nothing is removed. A file that is
+   * gone is `NOT_FOUND`, as without the condition. The look and the removal
+   * are one change, as for {@linkcode CommitOptions.ifVersion}: S3 deletes
+   * with `If-Match` on the ETag checked, under the name's commit lease.
+   */
+  ifVersion?: string;
 }
 
 /** What a user's files take, as {@linkcode Storage.usage} counts them. */
@@ -98,6 +123,27 @@ export interface Usage {
  */
 export function footprint(size: number, blockSize: number): number {
   return Math.max(1, Math.ceil(size / blockSize)) * blockSize;
+}
+
+/**
+ * The refusal of a change whose condition on the version does not hold
+ * ({@linkcode CommitOptions.ifVersion}, {@linkcode RemoveOptions.ifVersion},
+ * {@linkcode RenameOptions.ifVersion}): `CONFLICT`, in the same words
+ * whatever the backend.
+ *
+ * @param action What could not be done: `store`, `remove`, `move`.
+ * @param name The remote name.
+ * @returns The error to throw.
+ *
+ * @example Usage
+ * ```ts
+ * import { changedOnServer } from "./storage.ts";
+ * import { strictEqual } from "node:assert/strict";
+ * strictEqual(changedOnServer("store", "a").message, 'Cannot store "a": changed on the server since it was read');
+ * ```
+ */
+export function changedOnServer(action: string, name: string): DfosError {
+  return new DfosError(Status.CONFLICT, `Cannot ${action} "${excerpt(name)}": changed on the server since it was read`);
 }
 
 /**
@@ -153,7 +199,7 @@ export interface Upload {
    * once. Checks again what `beginUpload` checked (a folder may have taken
    * the name meanwhile). S3: CompleteMultipartUpload (or the PutObject).
    *
-   * @param options A last check (a quota's) made just before the replacement.
+   * @param options A last check (a quota's) and a condition on the version replaced, made just before the replacement.
    */
   commit(options?: CommitOptions): Promise<FileInfo>;
   /** Drops the upload; the previous version, if any, stays. Safe after commit and twice. */
@@ -238,6 +284,23 @@ export interface CommitOptions {
    * `admit` is synchronous, and is called so.
    */
   admit?: (change: CommitChange) => void | Promise<CommitAdmission | void>;
+  /**
+   * Commits only if the file of that name is still of this version (as
+   * {@linkcode ReadHandle.info} gives it), or, when null, only if there is
+   * no file of that name; otherwise `CONFLICT` "changed on the server since
+   * it was read", the upload is dropped and the previous version stays.
+   * Absent: no condition. The look and the replacement are one step: no
+   * other change of the name comes between them, by this storage or another
+   * sharing the store. LocalStorage: compared (device, inode, size, mtime)
+   * under the user's change, just before the rename. S3: compared with the
+   * ETag of the commit's HeadObject, then the write is conditional on it
+   * (PutObject with `If-Match`, `If-None-Match: *` for null), and every
+   * conditional change of the name is made under its commit lease, since
+   * the engine ignores conditions on CompleteMultipartUpload; a plain commit
+   * through another server (no condition, no lease) may still land between
+   * a large file's look and its completion (docs/SECURITY.md).
+   */
+  ifVersion?: string | null;
 }
 
 /** What a quota's asynchronous `admit` gives the commit ({@linkcode CommitOptions.admit}). */
@@ -376,13 +439,35 @@ export interface Storage {
    * with the counter), by the same rules; every server answers the same.
    */
   changedNames(user: string, since: ChangeCounter, prefix: string): Promise<string[] | null>;
+  /**
+   * Resolves once the user's change counter ({@linkcode Storage.changes}) is
+   * no longer `since` (another count, or another epoch), or when `signal`
+   * aborts: it resolves then too, and never rejects for that. It may resolve
+   * late, never early: the caller reads the counter afterwards. It holds no
+   * timer of its own (the caller's signal bounds the wait) and nothing of
+   * the wait once resolved. The `watch` request waits on it
+   * (server/watch.ts), bounded by its `wait`.
+   *
+   * LocalStorage: woken in process by the change that moves the counter
+   * (server/change_waiters.ts); no polling, since only this server changes
+   * the disk. S3: a change through this server wakes at once; one through
+   * another server sharing the bucket is seen by looking at the user's
+   * change record (HeadObject of `<user>/.dfos-changes`, and a GetObject
+   * when its ETag moved) every few hundred milliseconds, by one poller per
+   * user shared by all its waiters, and only while one waits
+   * (server/s3/s3_change_watch.ts).
+   */
+  waitForChange(user: string, since: ChangeCounter, signal: AbortSignal): Promise<void>;
   /** Opens `name` for reading. S3: HeadObject, then GetObject on that version (see {@linkcode ReadHandle}). */
   openRead(user: string, name: string): Promise<ReadHandle>;
   /**
    * Deletes `name`, and the folders it leaves empty; returns what it was.
-   * S3: HeadObject (the facts returned), then DeleteObject with `If-Match`.
+   * With `ifVersion`, refuses a file of another version (`CONFLICT`).
+   * S3: HeadObject (the facts returned), then DeleteObject (with `If-Match`
+   * on its ETag when conditional, which RGW 16 ignores: see
+   * {@linkcode RemoveOptions.ifVersion}).
    */
-  remove(user: string, name: string): Promise<Removed>;
+  remove(user: string, name: string, options?: RemoveOptions): Promise<Removed>;
   /**
    * Renames the file or folder `from` to `to`, within the user's space: a
    * folder's files all move with it, at any depth. Refuses a bad name

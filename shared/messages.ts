@@ -161,7 +161,8 @@ export type RequestType =
   | "group-chunks"
   | "read"
   | "sums"
-  | "delta";
+  | "delta"
+  | "watch";
 
 /** What a request may be answered with: {@linkcode REPLIES}. */
 export interface Replies {
@@ -199,6 +200,7 @@ export const REPLIES = {
   "read": { replies: ["file"], errors: "any" },
   "sums": { replies: ["sum-list"], errors: "any" },
   "delta": { replies: ["delta-list"], errors: "any" },
+  "watch": { replies: ["counter"], errors: "any" },
 } as const satisfies Readonly<Record<RequestType, Replies>>;
 
 const TYPES_BY_CODE = new Map<number, MessageType>(
@@ -319,6 +321,9 @@ export const MAX_HAVE_KEYS = 1024;
 
 /** The most ranges one READ may ask for (12 bytes each). */
 export const MAX_READ_RANGES = 2048;
+
+/** The longest a WATCH is held, in milliseconds: a longer `wait` is cut to this (the server may cut it more). */
+export const MAX_WATCH_MS = 60_000;
 
 /** The most old bytes one `sums` may cover, all its ranges together (and the bases of one `delta`). */
 export const MAX_SUMS_BYTES = 16 * 1024 * 1024;

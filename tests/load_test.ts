@@ -57,7 +57,7 @@ Deno.test("100 concurrent clients each get back exactly what they put, and the l
   match(
     last,
     new RegExp(
-      `^Shut down\\. Totals: 100 connections \\(0 active, peak \\d+\\); operations put 100, get 100, peek 0, rm 0, ls 0, mv 0, stat 0, changes 0, have 0, push 0, groups 0, read 0; aborted none; ` +
+      `^Shut down\\. Totals: 100 connections \\(0 active, peak \\d+\\); operations put 100, get 100, peek 0, rm 0, ls 0, mv 0, stat 0, changes 0, have 0, push 0, groups 0, read 0, watch 0; aborted none; ` +
         `${bytes} bytes in, ${bytes} bytes out; failures none; CPU [\\d.]+ s user, [\\d.]+ s system, [\\d.]+% of one core ` +
         `over the last [\\d.]+ s; RSS [\\d.]+ MiB; system memory \\d+ of \\d+ MiB used; ` +
         `transfer memory: 0 bodies moving, pieces of 1024 KiB, 0\\.0 MiB queued for the disk, [\\d.]+ MiB free in ` +

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import {
   MAX_CONTROL_LENGTH,
+  MAX_WATCH_MS,
   MESSAGE_CODES,
   MESSAGE_FIELDS,
   type MessageType,
@@ -88,6 +89,14 @@ Deno.test("PROTOCOL.md states the control payload limit as MAX_CONTROL_LENGTH le
   const payload = (MAX_CONTROL_LENGTH - 1).toLocaleString("en-US");
   assert.match(doc, new RegExp(`Control payloads are at most\\s+${payload}\\s+bytes`));
   assert.match(doc, new RegExp(`control payload over\\s+${payload}\\s+bytes`));
+});
+
+Deno.test("PROTOCOL.md states the longest watch as MAX_WATCH_MS", () => {
+  const ms = MAX_WATCH_MS.toLocaleString("en-US");
+  assert.match(
+    doc,
+    new RegExp(`\\*\\*Watch\\.\\*\\*[^]*?cut,\\s+never\\s+refused,\\s+to\\s+at\\s+most\\s+${ms}\\s+ms`),
+  );
 });
 
 Deno.test("PROTOCOL.md lists every status code as shared/status.ts does", () => {

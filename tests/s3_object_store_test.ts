@@ -142,6 +142,29 @@ s3Test("S3ObjectStore put with ifMatch replaces that version only (precondition 
   strictEqual((await store.head("cas"))?.etag, second);
 });
 
+s3Test("S3ObjectStore copy with ifSourceMatch copies that version only (precondition otherwise)", async (bucket) => {
+  const store = bucket.store();
+  const first = await store.put("source", encode("one"));
+  const second = await store.put("source", encode("two"));
+  await failsWith(store.copy("source", "target", { ifSourceMatch: first }), "precondition");
+  strictEqual(await store.head("target"), null, "nothing copied");
+  await store.copy("source", "target", { ifSourceMatch: second });
+  strictEqual((await store.head("target"))?.size, 3);
+});
+
+s3Test(
+  "Ceph RGW 16 ignores If-Match on DeleteObject (S3Storage orders conditional removals by lease)",
+  async (bucket) => {
+    if (Deno.env.get("S3_ENGINE") !== "ceph") return;
+    const store = bucket.store();
+    const first = await store.put("k", encode("one"));
+    await store.put("k", encode("two"));
+    // Would fail on an engine that honoured the condition; RGW 16 deletes the newer version.
+    await store.delete("k", { ifMatch: first });
+    strictEqual(await store.head("k"), null);
+  },
+);
+
 s3Test("S3ObjectStore put with ifMatch: of 16 racing writers one wins, the rest are precondition", async (bucket) => {
   const store = bucket.store();
   for (let round = 0; round < 3; round++) {

@@ -22,6 +22,8 @@
 import assert from "node:assert/strict";
 import type {
   Conditions,
+  CopyOptions,
+  DeleteOptions,
   GetOptions,
   ListObjectsOptions,
   MultipartInfo,
@@ -45,8 +47,9 @@ const OPTIONS: S3StorageOptions = { partBytes: 5 * MiB };
 
 /**
  * The real store, passed through, counting the conditional writes (PutObject,
- * CopyObject, CompleteMultipartUpload with `If-Match` or `If-None-Match`) it
- * threw as lost conditions, and the conditional reads too (kept apart).
+ * CopyObject, CompleteMultipartUpload with `If-Match` or `If-None-Match`, a
+ * CopyObject's source condition, DeleteObject with `If-Match`) it threw as
+ * lost conditions, and the conditional reads too (kept apart).
  */
 class RefusalCounter implements ObjectStore {
   readonly label: string;
@@ -84,11 +87,12 @@ class RefusalCounter implements ObjectStore {
   put(key: string, body: Uint8Array, options?: PutOptions): Promise<string> {
     return this.#counted(options, "write", () => this.#store.put(key, body, options));
   }
-  delete(key: string): Promise<void> {
-    return this.#store.delete(key);
+  delete(key: string, options?: DeleteOptions): Promise<void> {
+    return this.#counted(options, "write", () => this.#store.delete(key, options));
   }
-  copy(from: string, to: string, options?: PutOptions): Promise<string> {
-    return this.#counted(options, "write", () => this.#store.copy(from, to, options));
+  copy(from: string, to: string, options?: CopyOptions): Promise<string> {
+    const conditions = options?.ifSourceMatch !== undefined ? { ifMatch: options.ifSourceMatch } : options;
+    return this.#counted(conditions, "write", () => this.#store.copy(from, to, options));
   }
   list(prefix: string, options?: ListObjectsOptions): Promise<ObjectPage> {
     return this.#store.list(prefix, options);

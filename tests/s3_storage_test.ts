@@ -50,6 +50,7 @@ async function openS3(): Promise<ConformanceStore> {
     await close();
     throw error;
   }
+  const peers: S3Storage[] = [];
   return {
     get storage() {
       return storage;
@@ -58,9 +59,15 @@ async function openS3(): Promise<ConformanceStore> {
       if (clean) await storage.abortUploads();
       storage = await S3Storage.open(store, SMALL_PARTS);
     },
+    async peer() {
+      // A second server on the same bucket and prefix: its own process state (changes in order, leases' holder).
+      const peer = await S3Storage.open(bucket.store("conformance"), SMALL_PARTS);
+      peers.push(peer);
+      return peer;
+    },
     async [Symbol.asyncDispose]() {
       try {
-        await storage.abortUploads();
+        await Promise.all([storage, ...peers].map((each) => each.abortUploads()));
       } finally {
         await close();
       }

@@ -210,7 +210,7 @@ Deno.test("SIGTERM to dfos serve lets the upload in flight finish, logs the tota
   match(log, /Totals: \d+ connections \(\d+ active, peak 1\); operations put \d/);
   match(
     log,
-    /Shut down\. Totals: 1 connections \(0 active, peak 1\); operations put 1, get 0, peek 0, rm 0, ls 0, mv 0, stat 0, changes 0, have 0, push 0, groups 0, read 0; aborted none; 2097155 bytes in, 0 bytes out; failures none; CPU [\d.]+ s user, [\d.]+ s system, [\d.]+% of one core over the last [\d.]+ s; RSS [\d.]+ MiB; system memory \d+ of \d+ MiB used/,
+    /Shut down\. Totals: 1 connections \(0 active, peak 1\); operations put 1, get 0, peek 0, rm 0, ls 0, mv 0, stat 0, changes 0, have 0, push 0, groups 0, read 0, watch 0; aborted none; 2097155 bytes in, 0 bytes out; failures none; CPU [\d.]+ s user, [\d.]+ s system, [\d.]+% of one core over the last [\d.]+ s; RSS [\d.]+ MiB; system memory \d+ of \d+ MiB used/,
   );
 });
 

@@ -7,8 +7,11 @@
  * storage.ts allows (block size, real folders, what a reader sees after a
  * replace, where chunk lists follow their files, the change counter after a
  * crash). The cases go through the interface only: nothing here looks at a
- * disk or a bucket, so a backend-specific check (links, `.dfos-partial`,
- * conditional writes) stays in that backend's own tests.
+ * disk or a bucket, so a backend-specific check (links, `.dfos-partial`, the
+ * engine's conditional writes) stays in that backend's own tests. Changes on
+ * a condition (`ifVersion`) are held to the same rule on every backend,
+ * racing through a second instance where the store may be shared
+ * ({@linkcode ConformanceStore.peer}).
  *
  * Where storage.ts leaves an error's status open, the cases hold every
  * backend to LocalStorage's, since a client must see the same errors on
@@ -101,6 +104,13 @@ export interface ConformanceStore extends AsyncDisposable {
    * the process died (no call at all), uploads in progress included.
    */
   reopen(options: { clean: boolean }): Promise<void>;
+  /**
+   * Another instance on the same store, as a second server sharing it
+   * (stopped with the store), for a store that several servers may share
+   * (S3). Absent where one server keeps the store (the local disk): the
+   * cases then race within the one instance.
+   */
+  peer?(): Promise<Storage>;
   /** Stops the instance cleanly and removes the store. */
   [Symbol.asyncDispose](): Promise<void>;
 }
@@ -125,7 +135,7 @@ const decoder = new TextDecoder();
  * ```
  */
 export function storageConformance(backend: ConformanceBackend): void {
-  for (const [title, fn] of cases(backend)) {
+  for (const [title, fn] of [...cases(backend), ...conditionCases()]) {
     Deno.test({
       name: `${backend.name} conformance: ${title}`,
       ignore: backend.ignore ?? false,
@@ -238,6 +248,30 @@ async function listAll(
     if (page.next === null) return names;
     assert.ok(page.entries.length > 0 || page.next !== after, "a page that is not the last moves on");
     after = page.next;
+  }
+}
+
+/** Waits for `promise`, failing the case when it has not settled within 10 s (a wake that never came). */
+async function settles<T>(promise: Promise<T>, context: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${context}: still waiting after 10 s`)), 10_000);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** True when `promise` is still pending after `ms`. */
+async function pendingAfter(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const later = new Promise<true>((resolve) => timer = setTimeout(() => resolve(true), ms));
+  try {
+    return await Promise.race([promise.then(() => false, () => false), later]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -651,6 +685,9 @@ function cases(backend: ConformanceBackend): Case[] {
         await refused(storage.writeChunkList(user, list), Status.BAD_NAME, `writeChunkList as ${label}`);
         await refused(allChunkLists(storage, user), Status.BAD_NAME, `chunkLists as ${label}`);
         await refused(storage.changes(user), Status.BAD_NAME, `changes as ${label}`);
+        const since = { epoch: "e", counter: 0 };
+        const waited = storage.waitForChange(user, since, new AbortController().signal);
+        await refused(waited, Status.BAD_NAME, `waitForChange as ${label}`);
         await refused(storage.openRead(user, "f"), Status.BAD_NAME, `openRead as ${label}`);
         await refused(storage.remove(user, "f"), Status.BAD_NAME, `remove as ${label}`);
         await refused(storage.rename(user, "f", "g"), Status.BAD_NAME, `rename as ${label}`);
@@ -1343,6 +1380,44 @@ function cases(backend: ConformanceBackend): Case[] {
     }],
 
     [
+      "waitForChange ends when the user's counter moves by a commit, remove or rename, not by another user's change",
+      async ({ storage }) => {
+        await put(storage, ALICE, "a", "a");
+        const changes: [string, () => Promise<unknown>][] = [
+          ["a commit", () => put(storage, ALICE, "b", "b")],
+          ["a rename", () => storage.rename(ALICE, "b", "c")],
+          ["a remove", () => storage.remove(ALICE, "c")],
+        ];
+        for (const [what, change] of changes) {
+          const since = await storage.changes(ALICE);
+          const stop = new AbortController();
+          try {
+            const waiting = storage.waitForChange(ALICE, since, stop.signal);
+            assert.ok(await pendingAfter(waiting, 100), `${what}: nothing changed yet`);
+            await put(storage, BOB, "bobs", what);
+            assert.ok(await pendingAfter(waiting, 200), `${what}: bob's change is not alice's`);
+            await change();
+            await settles(waiting, `${what} ends the wait`);
+          } finally {
+            stop.abort();
+          }
+        }
+        // The counter moved before the wait began, or is of another epoch: it ends at once.
+        const now = await storage.changes(ALICE);
+        const signal = new AbortController().signal;
+        await settles(storage.waitForChange(ALICE, { ...now, counter: now.counter - 1 }, signal), "an older counter");
+        await settles(storage.waitForChange(ALICE, { epoch: "another epoch", counter: 0 }, signal), "another epoch");
+        // A signal ends it, aborted before or during the wait.
+        await settles(storage.waitForChange(ALICE, now, AbortSignal.abort()), "a signal aborted before");
+        const stop = new AbortController();
+        const waiting = storage.waitForChange(ALICE, now, stop.signal);
+        assert.ok(await pendingAfter(waiting, 100), "nothing changed");
+        stop.abort();
+        await settles(waiting, "a signal aborted during the wait");
+      },
+    ],
+
+    [
       "changedNames answers null, or every name changed since under the prefix and none changed before",
       async (store) => {
         let storage = store.storage;
@@ -1627,5 +1702,189 @@ function cases(backend: ConformanceBackend): Case[] {
       assert.equal(await readText(storage, ALICE, "g"), "alice's g");
       assert.equal(await readText(storage, ALICE, "x/f"), "alice's x/f");
     }],
+  ];
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Conditions (`ifVersion`): a change made only if the file is still the version read, as `dfos sync` asks.
+
+/** The version `openRead` gives `name` now. */
+async function versionNow(storage: Storage, user: string, name: string): Promise<string> {
+  const handle = await storage.openRead(user, name);
+  handle.close();
+  return handle.info.version;
+}
+
+/** Asserts the refusal of a change whose condition does not hold, in the words every backend uses. */
+async function changedSince(promise: Promise<unknown>, action: string, name: string, context: string): Promise<void> {
+  const error = await refused(promise, Status.CONFLICT, context);
+  assert.equal(error.message, `Cannot ${action} "${name}": changed on the server since it was read`, context);
+}
+
+/** Of racing changes, exactly one went through and the others were refused as changed since: its index. */
+function oneWinner(results: PromiseSettledResult<unknown>[], context: string): number {
+  const won = results.flatMap((result, i) => result.status === "fulfilled" ? [i] : []);
+  assert.equal(won.length, 1, `${context}: exactly one goes through (${won.length} did)`);
+  for (const result of results) {
+    if (result.status === "fulfilled") continue;
+    const error = result.reason;
+    assert.ok(
+      error instanceof DfosError && error.code === Status.CONFLICT,
+      `${context}: the others CONFLICT: ${error}`,
+    );
+  }
+  return won[0];
+}
+
+function conditionCases(): Case[] {
+  return [
+    [
+      "a commit on a version replaces only that version: a stale one, or null over a file, is CONFLICT, nothing changes",
+      async ({ storage }) => {
+        await put(storage, ALICE, "f", "one");
+        const one = await versionNow(storage, ALICE, "f");
+        await put(storage, ALICE, "f", "two", { ifVersion: one });
+        assert.equal(await readText(storage, ALICE, "f"), "two");
+        const before = await snapshot(storage, ALICE);
+        let admitted = 0;
+        const admit = () => void admitted++;
+        await changedSince(
+          put(storage, ALICE, "f", "three", { ifVersion: one, admit }),
+          "store",
+          "f",
+          "a stale version",
+        );
+        await changedSince(
+          put(storage, ALICE, "f", "three", { ifVersion: null, admit }),
+          "store",
+          "f",
+          "null on a file",
+        );
+        await changedSince(
+          put(storage, ALICE, "g", "new", { ifVersion: one, admit }),
+          "store",
+          "g",
+          "a version, no file",
+        );
+        assert.equal(admitted, 0, "the quota is not asked for a refused commit");
+        // The refused upload is dropped: it cannot be committed after all.
+        const upload = await storage.beginUpload(ALICE, "f");
+        await upload.write(bytes("four"));
+        await changedSince(upload.commit({ ifVersion: one }), "store", "f", "a stale version");
+        await refused(upload.commit(), null, "a refused upload is dropped");
+        assert.equal(await readText(storage, ALICE, "f"), "two", "the version committed stays");
+        assert.deepEqual(await snapshot(storage, ALICE), before, "listing, usage, counter, kept uploads as before");
+        // Null stores a name that has no file; the current version replaces.
+        await put(storage, ALICE, "new/n", "fresh", { ifVersion: null });
+        assert.equal(await readText(storage, ALICE, "new/n"), "fresh");
+        await put(storage, ALICE, "f", "five", { ifVersion: await versionNow(storage, ALICE, "f") });
+        assert.equal(await readText(storage, ALICE, "f"), "five");
+      },
+    ],
+
+    [
+      "a commit on the version read is refused when another commit or a removal came while its body did",
+      async (store) => {
+        const { storage } = store;
+        const other = await store.peer?.() ?? storage;
+        await put(storage, ALICE, "f", "read by the slow upload");
+        const read = await versionNow(storage, ALICE, "f");
+        const slow = await storage.beginUpload(ALICE, "f");
+        await slow.write(bytes("the slow upload's edit"));
+        await put(other, ALICE, "f", "another writer's edit, stored first");
+        await changedSince(slow.commit({ ifVersion: read }), "store", "f", "replaced meanwhile");
+        assert.equal(await readText(storage, ALICE, "f"), "another writer's edit, stored first");
+        const again = await versionNow(storage, ALICE, "f");
+        const late = await storage.beginUpload(ALICE, "f");
+        await late.write(bytes("an edit of a file removed meanwhile"));
+        await other.remove(ALICE, "f");
+        await changedSince(late.commit({ ifVersion: again }), "store", "f", "removed meanwhile");
+        assert.equal(await storage.stat(ALICE, "f"), null, "no file stored in its place");
+      },
+    ],
+
+    [
+      "commits on the same version racing, small or large, through one server or two: exactly one stores, whole",
+      async (store) => {
+        const { storage } = store;
+        const other = await store.peer?.() ?? storage;
+        const sides = [storage, other, storage, other];
+        for (const size of [40, 5 * 1024 * 1024 + 1]) {
+          const name = `race-${size}`;
+          await put(storage, ALICE, name, "the version both read");
+          const read = await versionNow(storage, ALICE, name);
+          const contents = sides.map((_, i) => new Uint8Array(size).fill(0x41 + i));
+          const uploads = await Promise.all(sides.map((side) => side.beginUpload(ALICE, name)));
+          await Promise.all(uploads.map((upload, i) => upload.write(contents[i])));
+          const results = await Promise.allSettled(uploads.map((upload) => upload.commit({ ifVersion: read })));
+          const winner = oneWinner(results, `${size} bytes`);
+          assert.equal(sha256(await readAll(storage, ALICE, name)), sha256(contents[winner]), "the winner's, whole");
+          await Promise.all(uploads.map((upload) => upload.abort()));
+        }
+        // Null: of two new files of one name, one.
+        const uploads = await Promise.all([storage, other].map((side) => side.beginUpload(ALICE, "fresh")));
+        await Promise.all(uploads.map((upload, i) => upload.write(bytes(`new file ${i}`))));
+        const results = await Promise.allSettled(uploads.map((upload) => upload.commit({ ifVersion: null })));
+        assert.equal(await readText(storage, ALICE, "fresh"), `new file ${oneWinner(results, "null")}`);
+        await Promise.all(uploads.map((upload) => upload.abort()));
+      },
+    ],
+
+    [
+      "remove on a version removes only that version: a stale one is CONFLICT and the file stays",
+      async ({ storage }) => {
+        await put(storage, ALICE, "d/f", "one");
+        const one = await versionNow(storage, ALICE, "d/f");
+        await put(storage, ALICE, "d/f", "two");
+        const before = await snapshot(storage, ALICE);
+        await changedSince(storage.remove(ALICE, "d/f", { ifVersion: one }), "remove", "d/f", "a stale version");
+        assert.equal(await readText(storage, ALICE, "d/f"), "two");
+        assert.deepEqual(await snapshot(storage, ALICE), before, "nothing changed");
+        await refused(storage.remove(ALICE, "gone", { ifVersion: one }), Status.NOT_FOUND, "a file that is not there");
+        const removed = await storage.remove(ALICE, "d/f", { ifVersion: await versionNow(storage, ALICE, "d/f") });
+        assert.equal(removed.size, 3);
+        assert.equal(await storage.stat(ALICE, "d/f"), null);
+      },
+    ],
+
+    [
+      "rename on a version moves only that file's version: a stale one, or a folder, is CONFLICT",
+      async ({ storage }) => {
+        await put(storage, ALICE, "f", "one");
+        const one = await versionNow(storage, ALICE, "f");
+        await put(storage, ALICE, "f", "two");
+        await put(storage, ALICE, "d/x", "in a folder");
+        const before = await snapshot(storage, ALICE);
+        await changedSince(storage.rename(ALICE, "f", "g", { ifVersion: one }), "move", "f", "a stale version");
+        await changedSince(storage.rename(ALICE, "d", "e", { ifVersion: one }), "move", "d", "a folder");
+        assert.deepEqual(await snapshot(storage, ALICE), before, "nothing moved");
+        await refused(storage.rename(ALICE, "gone", "g", { ifVersion: one }), Status.NOT_FOUND, "a file not there");
+        const two = await versionNow(storage, ALICE, "f");
+        await storage.rename(ALICE, "f", "n/g", { ifVersion: two });
+        assert.equal(await readText(storage, ALICE, "n/g"), "two");
+        assert.equal(await storage.stat(ALICE, "f"), null);
+      },
+    ],
+
+    [
+      "a removal and a commit on the same version racing, through one server or two: exactly one is made",
+      async (store) => {
+        const { storage } = store;
+        const other = await store.peer?.() ?? storage;
+        for (const [remover, writer] of [[storage, other], [other, storage]]) {
+          await put(storage, ALICE, "f", "the version both read");
+          const read = await versionNow(storage, ALICE, "f");
+          const upload = await writer.beginUpload(ALICE, "f");
+          await upload.write(bytes("an edit"));
+          const results = await Promise.allSettled([
+            remover.remove(ALICE, "f", { ifVersion: read }),
+            upload.commit({ ifVersion: read }),
+          ]);
+          if (oneWinner(results, "remove or commit") === 0) assert.equal(await storage.stat(ALICE, "f"), null);
+          else assert.equal(await readText(storage, ALICE, "f"), "an edit");
+          await upload.abort();
+        }
+      },
+    ],
   ];
 }

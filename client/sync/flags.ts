@@ -9,6 +9,7 @@
 
 import { DEFAULT_SERVER } from "../../shared/defaults.ts";
 import type { ParsedArgs } from "../../shared/cli.ts";
+import { nameProblem } from "../../shared/names.ts";
 import { remoteName } from "../remote_name.ts";
 import { type ExcludeMatcher, excludeMatcher } from "./excludes.ts";
 import { stateFolder } from "./state.ts";
@@ -77,4 +78,18 @@ export function remotePrefix(typed: string): string {
  */
 export function joinRemote(prefix: string, rel: string): string {
   return prefix === "" ? rel : `${prefix}/${rel}`;
+}
+
+/**
+ * True for a name the server sent that a run may use: under the prefix
+ * (`from`: PREFIX and a `/`, or "" for the top) and keeping the naming rules
+ * (no `..`, no empty segment), so that a server that sends another cannot
+ * make the client write outside DIR.
+ *
+ * @param name The remote name.
+ * @param from The prefix with its `/`.
+ * @returns Whether to use it.
+ */
+export function usableName(name: string, from: string): boolean {
+  return name.startsWith(from) && name.length > from.length && nameProblem(name) === undefined;
 }

@@ -14,6 +14,7 @@ import type { ListEntry } from "../../shared/messages.ts";
 import { DfosError, Status } from "../../shared/status.ts";
 import type { DfosClient } from "../connection.ts";
 import type { FileFacts } from "./plan.ts";
+import { usableName } from "./flags.ts";
 import { dropState, loadState, saveState } from "./state.ts";
 
 /** The change counter as `changes` gives it. */
@@ -53,6 +54,7 @@ export async function remoteStart(client: DfosClient, prefix: string, statePath:
       const files = new Map(state.files);
       for (const name of counter.gone) files.delete(name.slice(from.length));
       for (const entry of counter.changed) {
+        if (!usableName(entry.name, from)) continue;
         files.set(entry.name.slice(from.length), { size: entry.size, mtime: entry.mtime });
       }
       return { counter, files, listed: false };
@@ -60,7 +62,7 @@ export async function remoteStart(client: DfosClient, prefix: string, statePath:
   }
   const files = new Map<string, FileFacts>();
   for await (const entry of client.list(from)) {
-    if (!entry.name.startsWith(from)) continue;
+    if (!usableName(entry.name, from)) continue;
     files.set(entry.name.slice(from.length), { size: entry.size, mtime: entry.mtime });
   }
   return { counter, files, listed: true };

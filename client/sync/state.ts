@@ -50,15 +50,17 @@ export function stateFolder(): string | null {
  * The state file of one pairing of a local folder and a remote prefix.
  *
  * @param folder From {@linkcode stateFolder}.
- * @param key The server's address, the user, PREFIX and DIR as an absolute path.
+ * @param key The server's address, the user, PREFIX and DIR as an absolute path; `kind` for a command that keeps
+ *   a state of another shape (`"sync"`), absent for push and pull.
  * @returns The file's path.
  */
 export async function stateFile(
   folder: string,
-  key: { server: string; user: string; prefix: string; dir: string },
+  key: { server: string; user: string; prefix: string; dir: string; kind?: string },
 ): Promise<string> {
   // WebCrypto, not node:crypto, which a command would pay some 15 ms to load at start (docs/PERFORMANCE.md).
-  const text = new TextEncoder().encode(JSON.stringify([key.server, key.user, key.prefix, key.dir]));
+  const fields = [key.server, key.user, key.prefix, key.dir];
+  const text = new TextEncoder().encode(JSON.stringify(key.kind === undefined ? fields : [key.kind, ...fields]));
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", text));
   const hash = Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join("");
   return join(folder, `${hash}.json`);

@@ -24,6 +24,14 @@ export interface LocalFile {
   size: number;
   /** Modification time, milliseconds since the Unix epoch. */
   mtime: number;
+  /** Inode number (0 where the platform has none): a file replaced by another is a new one. */
+  ino: number;
+  /**
+   * Status-change time, ms since the epoch (0 where none): moves on every
+   * write and on every change of mtime, and cannot be set back, so an edit
+   * that keeps size and mtime still shows (`dfos sync`).
+   */
+  ctime: number;
 }
 
 /** What the scan found. */
@@ -73,12 +81,27 @@ function walk(dir: string, prefix: string, excluded: ExcludeMatcher, tree: Local
     } else if (entry.isFile) {
       // lstat: the entry may have been replaced by a link since it was listed; a link is never followed.
       const info = Deno.lstatSync(path);
-      if (info.isFile) tree.files.set(rel, { rel, path, size: info.size, mtime: info.mtime?.getTime() ?? 0 });
+      if (info.isFile) tree.files.set(rel, { rel, path, ...localFacts(info) });
       else tree.others.set(rel, info.isSymlink ? "symbolic link" : "special file");
     } else {
       tree.others.set(rel, "special file");
     }
   }
+}
+
+/**
+ * The facts of a file that show a change without reading it.
+ *
+ * @param info Its `lstat`.
+ * @returns Size, mtime, inode and ctime.
+ */
+export function localFacts(info: Deno.FileInfo): { size: number; mtime: number; ino: number; ctime: number } {
+  return {
+    size: info.size,
+    mtime: info.mtime?.getTime() ?? 0,
+    ino: info.ino ?? 0,
+    ctime: info.ctime?.getTime() ?? 0,
+  };
 }
 
 /**

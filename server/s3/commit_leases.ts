@@ -1,11 +1,15 @@
 /**
  * `CommitLeases`: a lease per name, so that the servers sharing a bucket
- * commit a multipart upload to one name one at a time.
+ * commit a multipart upload to one name, or change it on a condition, one at
+ * a time.
  *
  * Ceph RGW 16 honours `If-Match` and `If-None-Match` on PutObject only: not
- * on CompleteMultipartUpload, nor on CopyObject (checked against the engine;
- * docs/SECURITY.md), so a large file's commit cannot be made conditional
- * itself. Instead it is made under a lease: the object
+ * on CompleteMultipartUpload, nor on CopyObject's target, nor on
+ * DeleteObject (checked against the engine; docs/SECURITY.md), so a large
+ * file's commit cannot be made conditional itself. Instead it is made under
+ * a lease, and so is every change with a condition on the name's version
+ * (`ifVersion`: a commit of any size, a removal, a rename's source), so that
+ * two of them never overlap: the object
  * `<user>/.dfos-leases/<hash of name>`, created with `If-None-Match: *` and
  * holding its holder's id and when it expires. A server that finds it held
  * waits for it (a little while) and then refuses (`CONFLICT`); one that
@@ -18,9 +22,10 @@
  * (a stalled store) may see its lease taken over and two commits to the name
  * overlap: each still stores a whole file, the last one wins, and the
  * quota's `replaced` may be off by the other's size. A small file's commit
- * is a conditional PutObject and needs no lease; one that lands between a
- * lease holder's look and its completion is replaced by it (two whole
- * files, ordered).
+ * with no `ifVersion` is a PutObject conditional on what it looked at and
+ * takes no lease; one that lands between a lease holder's look and its
+ * completion (or its removal) is replaced (or removed) by it: two whole
+ * files, ordered, but the holder's own condition did not see it.
  *
  * @module
  */
@@ -58,9 +63,10 @@ export class CommitLeases {
    *
    * @param user The user.
    * @param name The remote name.
+   * @param action What the lease is for, as `Cannot <action> "name"` (default `store`).
    * @returns The lease.
    */
-  async take(user: string, name: string): Promise<Lease> {
+  async take(user: string, name: string, action = "store"): Promise<Lease> {
     const key = leaseKey(user, name);
     const deadline = Date.now() + LEASE_WAIT_MS;
     for (let wait = 5;; wait = Math.min(wait * 2, 500)) {
@@ -84,7 +90,7 @@ export class CommitLeases {
       if (Date.now() >= deadline) {
         throw new DfosError(
           Status.CONFLICT,
-          `Cannot store "${name}": another upload of it is being committed; try again`,
+          `Cannot ${action} "${name}": another change of it is being committed; try again`,
         );
       }
       await new Promise((resolve) => setTimeout(resolve, wait));

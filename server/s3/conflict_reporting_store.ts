@@ -3,12 +3,14 @@
  * every operation to another and reports each conditional write the engine
  * refused because another writer changed the object first: a PutObject,
  * CopyObject or CompleteMultipartUpload with `If-Match` or
- * `If-None-Match: *` that failed as a lost condition (`precondition`, which
- * includes Ceph's 500 answers to some lost `If-Match` races, or `conflict`,
- * 409). `S3Storage` puts it under every module, so that each conditional
- * write they make (the change counters, the commit leases, kept uploads
- * taken up, a small file's commit) is counted whatever its caller does with
- * the failure: tries again, waits, refuses or gives up. A read's failed
+ * `If-None-Match: *`, a CopyObject with a condition on its source, or a
+ * DeleteObject with `If-Match`, that failed as a lost condition
+ * (`precondition`, which includes Ceph's 500 answers to some lost `If-Match`
+ * races, or `conflict`, 409). `S3Storage` puts it under every module, so
+ * that each conditional write they make (the change counters, the commit
+ * leases, kept uploads taken up, a small file's commit, a change on a
+ * condition) is counted whatever its caller does with the failure: tries
+ * again, waits, refuses or gives up. A read's failed
  * `If-Match` (a file replaced while being read) is no write, and not
  * reported.
  *
@@ -23,6 +25,8 @@
 
 import type {
   Conditions,
+  CopyOptions,
+  DeleteOptions,
   GetOptions,
   ListObjectsOptions,
   MultipartInfo,
@@ -62,12 +66,13 @@ export class ConflictReportingStore implements ObjectStore {
     return this.#watched(options, () => this.#inner.put(key, body, options));
   }
 
-  delete(key: string): Promise<void> {
-    return this.#inner.delete(key);
+  delete(key: string, options?: DeleteOptions): Promise<void> {
+    return this.#watched(options, () => this.#inner.delete(key, options));
   }
 
-  copy(from: string, to: string, options?: PutOptions): Promise<string> {
-    return this.#watched(options, () => this.#inner.copy(from, to, options));
+  copy(from: string, to: string, options?: CopyOptions): Promise<string> {
+    const conditions = options?.ifSourceMatch !== undefined ? { ifMatch: options.ifSourceMatch } : options;
+    return this.#watched(conditions, () => this.#inner.copy(from, to, options));
   }
 
   list(prefix: string, options?: ListObjectsOptions): Promise<ObjectPage> {

@@ -85,6 +85,26 @@ export interface PutOptions extends Conditions {
   metadata?: Record<string, string>;
 }
 
+/** Options of {@linkcode ObjectStore.copy}. */
+export interface CopyOptions extends PutOptions {
+  /**
+   * Only if the source's ETag is this one (S3 `x-amz-copy-source-if-match`;
+   * Ceph RGW 16 reads it as `x-amz-copy-if-match`): what is copied is that
+   * version. A failed condition is `precondition`.
+   */
+  ifSourceMatch?: string;
+}
+
+/** Options of {@linkcode ObjectStore.delete}. */
+export interface DeleteOptions {
+  /**
+   * Only if the object's ETag is this one (S3 `If-Match`). Engines that do
+   * not honour it (Ceph RGW 16) delete whatever is there: a caller that must
+   * not delete another version looks first and orders its changes itself.
+   */
+  ifMatch?: string;
+}
+
 /** Options of {@linkcode ObjectStore.get}. */
 export interface GetOptions {
   /** Only the bytes from `offset`, `length` of them (S3 `Range`). */
@@ -150,10 +170,18 @@ export interface ObjectStore {
   get(key: string, options?: GetOptions): Promise<{ head: ObjectHead; body: ReadableStream<Uint8Array> } | null>;
   /** PutObject of a body in memory; returns the new ETag. A failed condition is `precondition`. */
   put(key: string, body: Uint8Array, options?: PutOptions): Promise<string>;
-  /** DeleteObject; nothing when there is none. S3 cannot make it conditional everywhere: callers check first. */
-  delete(key: string): Promise<void>;
-  /** CopyObject within the bucket (metadata copied unless given); returns the new ETag. */
-  copy(from: string, to: string, options?: PutOptions): Promise<string>;
+  /**
+   * DeleteObject; nothing when there is none. S3 cannot make it conditional
+   * everywhere (`ifMatch`: see {@linkcode DeleteOptions}): callers check
+   * first. A failed condition, where honoured, is `precondition`.
+   */
+  delete(key: string, options?: DeleteOptions): Promise<void>;
+  /**
+   * CopyObject within the bucket (metadata copied unless given); returns the
+   * new ETag. A failed condition (on the source, `ifSourceMatch`; on the
+   * target where the engine honours it) is `precondition`.
+   */
+  copy(from: string, to: string, options?: CopyOptions): Promise<string>;
   /** ListObjectsV2 under `prefix`, one page. */
   list(prefix: string, options?: ListObjectsOptions): Promise<ObjectPage>;
   /** CreateMultipartUpload; returns the upload id. */

@@ -64,10 +64,15 @@ export interface CountedChange {
 /** The users' change records in one bucket. */
 export class S3ChangeCounters {
   readonly #store: ObjectStore;
+  readonly #onWritten: (user: string, counter: ChangeCounter) => void;
 
-  /** @param store The bucket. */
-  constructor(store: ObjectStore) {
+  /**
+   * @param store The bucket.
+   * @param onWritten Told the counter of each record this server writes (the `watch`es waiting on it wake at once).
+   */
+  constructor(store: ObjectStore, onWritten: (user: string, counter: ChangeCounter) => void = () => {}) {
     this.#store = store;
+    this.#onWritten = onWritten;
   }
 
   /**
@@ -177,6 +182,7 @@ export class S3ChangeCounters {
       if (record === null) return read.record;
       try {
         await this.#write(user, record, read.etag);
+        this.#onWritten(user, { epoch: record.epoch, counter: record.counter });
         return record;
       } catch (error) {
         if (!isLostCondition(error) || tries >= MAX_TRIES) throw storeFailure(error, action, this.#store.label);

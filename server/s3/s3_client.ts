@@ -33,9 +33,13 @@
  *   the upload is gone, the error is `not-found`.
  * - An S3 error inside a 200 answer (CopyObject, CompleteMultipartUpload)
  *   is an error.
- * - RGW 16 ignores conditions on CompleteMultipartUpload and CopyObject
- *   (see docs/PERFORMANCE.md, "S3 client"): the caller must not rely on them
- *   there; this client sends them anyway, for engines that honour them.
+ * - RGW 16 ignores conditions on CompleteMultipartUpload, on CopyObject's
+ *   target and on DeleteObject (see docs/PERFORMANCE.md, "S3 client"): the
+ *   caller must not rely on them there; this client sends them anyway, for
+ *   engines that honour them.
+ * - A copy's condition on its source is sent under S3's name
+ *   (`x-amz-copy-source-if-match`) and RGW 16's (`x-amz-copy-if-match`):
+ *   RGW honours its own only.
  *
  * @module
  */
@@ -43,6 +47,8 @@
 import { type AwsCredentials, loadAwsCredentials } from "./aws_credentials.ts";
 import type {
   Conditions,
+  CopyOptions,
+  DeleteOptions,
   GetOptions,
   ListObjectsOptions,
   MultipartInfo,
@@ -293,7 +299,9 @@ export class S3Connection {
   }
 
   #error(request: S3Request, status: number, code: string, message: string): ObjectStoreError {
-    const conditional = Object.keys(request.headers ?? {}).some((name) => /^if-(none-)?match$/i.test(name));
+    const conditional = Object.keys(request.headers ?? {}).some((name) =>
+      /^(x-amz-copy-(source-)?)?if-(none-)?match$/i.test(name)
+    );
     const kind = errorKind(status, code, conditional);
     const said = [status === 200 ? "" : String(status), code, message].filter((part) => part !== "").join(" ");
     return new ObjectStoreError(
@@ -526,19 +534,29 @@ export class S3ObjectStore implements ObjectStore {
     return response.headers.get("etag") ?? "";
   }
 
-  async delete(key: string): Promise<void> {
-    const request: S3Request = { method: "DELETE", key: this.#prefix + key, operation: "DeleteObject" };
+  async delete(key: string, options: DeleteOptions = {}): Promise<void> {
+    const request: S3Request = {
+      method: "DELETE",
+      key: this.#prefix + key,
+      headers: writeConditions(options),
+      operation: "DeleteObject",
+    };
     const response = await this.connection.send(request);
     await response.body?.cancel();
     if (response.ok || response.status === 404) return;
     throw await this.connection.failure(request, response);
   }
 
-  async copy(from: string, to: string, options: PutOptions = {}): Promise<string> {
+  async copy(from: string, to: string, options: CopyOptions = {}): Promise<string> {
     const headers: Record<string, string> = {
       "x-amz-copy-source": `/${encodeKeyPath(this.connection.bucket)}/${encodeKeyPath(this.#prefix + from)}`,
       ...writeConditions(options),
     };
+    if (options.ifSourceMatch !== undefined) {
+      // S3's name, and the one RGW 16 reads (it ignores S3's).
+      headers["x-amz-copy-source-if-match"] = quote(options.ifSourceMatch);
+      headers["x-amz-copy-if-match"] = quote(options.ifSourceMatch);
+    }
     if (options.metadata !== undefined) {
       headers["x-amz-metadata-directive"] = "REPLACE";
       Object.assign(headers, metadataHeaders(options.metadata));

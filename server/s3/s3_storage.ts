@@ -10,6 +10,12 @@
  *   at the commit (a small body: one conditional PutObject), under a commit
  *   lease per name (commit_leases.ts) since the engine ignores conditions on
  *   a completion;
+ * - changes on a condition (`ifVersion`: a commit, a removal, a rename): the
+ *   version is the ETag of the change's own HeadObject, compared under the
+ *   name's lease (a rename's: both names'), and the write is conditional on
+ *   it where the engine honours that (PutObject's `If-Match` or
+ *   `If-None-Match: *`, CopyObject's source condition; DeleteObject's
+ *   `If-Match` is sent, and ignored by RGW 16);
  * - kept uploads (`S3KeptUploads`): the open multipart upload and a state
  *   object, taken up by one server at a time, through any server;
  * - the change records (`S3ChangeCounters`), one object per user changed
@@ -17,7 +23,10 @@
  *   that answers `changedNames`, and the quota's usage and upload holds
  *   (`S3UsageLedger`, the storage's `ledger`); the chunk lists
  *   (`S3ChunkLists`), one object per name;
- * - names as a tree (`S3Names`), listings and usage (`S3Listing`).
+ * - names as a tree (`S3Names`), listings and usage (`S3Listing`);
+ * - waits on a user's counter (`S3ChangeWatch`, for `watch`): this server's
+ *   changes wake them at once, other servers' are seen by polling the
+ *   change record while one waits.
  *
  * What stays per server: the order of one user's changes within the
  * process (`UserChanges`), the listing's cache of modification times and
@@ -40,6 +49,7 @@ import { checkMovedNames, checkName } from "../confinement.ts";
 import {
   type BeginOptions,
   type ChangeCounter,
+  changedOnServer,
   type FileInfo,
   footprint,
   type KeptUpload,
@@ -48,6 +58,7 @@ import {
   type Moved,
   type ReadHandle,
   type Removed,
+  type RemoveOptions,
   type RenameOptions,
   type Storage,
   type StorageEvents,
@@ -56,15 +67,16 @@ import {
   type Usage,
   type VersionedInfo,
 } from "../storage.ts";
-import { CommitLeases } from "./commit_leases.ts";
+import { CommitLeases, type Lease } from "./commit_leases.ts";
 import { ConflictReportingStore } from "./conflict_reporting_store.ts";
 import { type ObjectHead, type ObjectStore, ObjectStoreError, type PartInfo } from "./object_store.ts";
 import { namesSince } from "../change_journal.ts";
 import { S3ChangeCounters } from "./s3_change_counters.ts";
+import { S3ChangeWatch } from "./s3_change_watch.ts";
 import { HOLD_MS, S3UsageLedger } from "./s3_usage_ledger.ts";
 import { S3ChunkLists } from "./s3_chunk_lists.ts";
 import { S3Events } from "./s3_events.ts";
-import { storeFailure, storeStep } from "./s3_errors.ts";
+import { isLostCondition, storeFailure, storeStep } from "./s3_errors.ts";
 import { S3KeptUploads } from "./s3_kept_uploads.ts";
 import { fileKey, isMetadataKey, userPrefix } from "./s3_keys.ts";
 import { mtimeOf, S3Listing } from "./s3_listing.ts";
@@ -133,6 +145,8 @@ export class S3Storage implements Storage {
   readonly #chunkLists: S3ChunkLists;
   readonly #kept: S3KeptUploads;
   readonly #counters: S3ChangeCounters;
+  /** The `watch` requests waiting on a user's counter, and the pollers of the users they wait on. */
+  readonly #watch: S3ChangeWatch;
   /** The quota's usage and holds, in the users' change records. */
   readonly ledger: S3UsageLedger;
   readonly #leases: CommitLeases;
@@ -167,7 +181,8 @@ export class S3Storage implements Storage {
     this.#listing = new S3Listing(store);
     this.#chunkLists = new S3ChunkLists(store);
     this.#kept = new S3KeptUploads(store, this.#options.staleUploadMs);
-    this.#counters = new S3ChangeCounters(store);
+    this.#counters = new S3ChangeCounters(store, (user, counter) => this.#watch.changed(user, counter));
+    this.#watch = new S3ChangeWatch(store, this.#counters);
     this.ledger = new S3UsageLedger(this.#counters, (user) => this.#listing.usage(user), this.#options.holdMs);
     this.#leases = new CommitLeases(store);
   }
@@ -346,6 +361,14 @@ export class S3Storage implements Storage {
     return namesSince(record.journal, record, since, prefix);
   }
 
+  /** This server's changes wake at once; another server's are seen by polling the change record (s3_change_watch.ts). */
+  waitForChange(user: string, since: ChangeCounter, signal: AbortSignal): Promise<void> {
+    return Promise.resolve().then(() => {
+      userPrefix(user);
+      return this.#watch.wait(user, since, signal);
+    });
+  }
+
   async openRead(user: string, name: string): Promise<ReadHandle> {
     this.#checkName(name);
     const head = await this.#names.head(user, name, `read "${name}"`);
@@ -353,19 +376,44 @@ export class S3Storage implements Storage {
     return new S3ReadHandle(this.store, head.key, facts(name, head));
   }
 
-  async remove(user: string, name: string): Promise<Removed> {
+  async remove(user: string, name: string, options: RemoveOptions = {}): Promise<Removed> {
     this.#checkName(name);
-    return await this.#changes.run(user, async () => {
-      const head = await this.#names.head(user, name, `remove "${name}"`);
-      if (head === null) return await this.#names.missing(user, name);
-      await storeStep(`remove "${name}"`, this.store.label, () => this.store.delete(head.key));
-      await this.#counters.bump(user, {
-        touched: [{ name }],
-        usage: { bytes: -footprint(head.size, this.blockSize), entries: -1 },
-      });
-      await this.#chunkLists.remove(user, name).catch(() => {}); // metadata: a stale one shows by its version
-      return { name, size: head.size, mtime: mtimeOf(head), folders: 0 };
+    const names = options.ifVersion === undefined ? [] : [name];
+    return await this.#changes.run(
+      user,
+      () => this.#leased(user, names, "remove", () => this.#remove(user, name, options)),
+    );
+  }
+
+  /** HeadObject, then DeleteObject (on a condition, of the version checked where the engine honours it). */
+  async #remove(user: string, name: string, { ifVersion }: RemoveOptions): Promise<Removed> {
+    const head = await this.#names.head(user, name, `remove "${name}"`);
+    if (head === null) return await this.#names.missing(user, name);
+    if (ifVersion !== undefined && head.etag !== ifVersion) throw changedOnServer("remove", name);
+    const refusal = ifVersion === undefined ? null : changedOnServer("remove", name);
+    const conditions = ifVersion === undefined ? {} : { ifMatch: head.etag };
+    await changeStep(`remove "${name}"`, this.store.label, refusal, () => this.store.delete(head.key, conditions));
+    await this.#counters.bump(user, {
+      touched: [{ name }],
+      usage: { bytes: -footprint(head.size, this.blockSize), entries: -1 },
     });
+    await this.#chunkLists.remove(user, name).catch(() => {}); // metadata: a stale one shows by its version
+    return { name, size: head.size, mtime: mtimeOf(head), folders: 0 };
+  }
+
+  /**
+   * Runs `change` holding the commit leases of `names` (taken in name
+   * order, so that two changes taking the same ones never wait for each
+   * other), and releases them after.
+   */
+  async #leased<T>(user: string, names: string[], action: string, change: () => Promise<T>): Promise<T> {
+    const leases: Lease[] = [];
+    try {
+      for (const name of [...new Set(names)].sort()) leases.push(await this.#leases.take(user, name, action));
+      return await change();
+    } finally {
+      await Promise.all(leases.map((lease) => lease.release()));
+    }
   }
 
   async rename(user: string, from: string, to: string, options: RenameOptions = {}): Promise<Moved> {
@@ -374,7 +422,13 @@ export class S3Storage implements Storage {
     if (to === from || to.startsWith(from + "/")) {
       throw new DfosError(Status.CONFLICT, `Cannot move "${from}" to "${to}": it would go into itself`);
     }
-    return await this.#changes.run(user, () => this.#rename(user, from, to, options));
+    // A rename on a condition holds both names' leases: no conditional change of either comes between its look and
+    // its copy or delete.
+    const names = options.ifVersion === undefined ? [] : [from, to];
+    return await this.#changes.run(
+      user,
+      () => this.#leased(user, names, "move", () => this.#rename(user, from, to, options)),
+    );
   }
 
   /**
@@ -390,6 +444,8 @@ export class S3Storage implements Storage {
       await this.#names.checkWay(user, from, `use "${from}"`);
       throw new DfosError(Status.NOT_FOUND, `Cannot find "${from}": no such file or folder`);
     }
+    const { ifVersion } = options;
+    if (ifVersion !== undefined && file?.etag !== ifVersion) throw changedOnServer("move", from);
     const [target, targetFolder] = await Promise.all([
       this.#names.head(user, to, action),
       this.#names.isFolder(user, to, action),
@@ -404,11 +460,23 @@ export class S3Storage implements Storage {
       .reduce((longest, rest) => utf8Length(rest) > utf8Length(longest) ? rest : longest, "");
     checkMovedNames(from, to, longestBelow, Math.min(this.maxNameBytes, options.maxNameBytes ?? this.maxNameBytes));
     options.admit?.(0);
+    // On a condition, the copy is of the version checked, and so is the removal where the engine honours it; a
+    // removal refused so takes its copy back (what refused it is a newer version of `from`).
+    const refusal = ifVersion === undefined ? null : changedOnServer("move", from);
+    const copyOptions = ifVersion === undefined ? {} : { ifSourceMatch: ifVersion };
+    const deleteOptions = ifVersion === undefined ? {} : { ifMatch: ifVersion };
+    const { label } = this.store;
     for (const source of sources) {
       const name = source.key.slice(prefix.length);
       const moved = file !== null ? to : to + name.slice(from.length);
-      await storeStep(action, this.store.label, () => this.store.copy(source.key, fileKey(user, moved)));
-      await storeStep(action, this.store.label, () => this.store.delete(source.key));
+      const copy = () => this.store.copy(source.key, fileKey(user, moved), copyOptions);
+      const copied = await changeStep(action, label, refusal, copy);
+      try {
+        await changeStep(action, label, refusal, () => this.store.delete(source.key, deleteOptions));
+      } catch (error) {
+        if (error === refusal) await this.store.delete(fileKey(user, moved), { ifMatch: copied }).catch(() => {});
+        throw error;
+      }
       await this.#chunkLists.move(user, name, moved).catch(() => {}); // metadata: computed again when missing
     }
     const folder = file === null;
@@ -454,6 +522,26 @@ export class S3Storage implements Storage {
     await Promise.all([...this.#uploads].map((upload) => upload.abort()));
     await Promise.all(this.#writing);
     await this.ledger.settled();
+    await this.#watch.close();
+  }
+}
+
+/**
+ * Runs `step`, an object operation of a change, and throws its failure as
+ * {@linkcode storeStep} does, but for a lost condition of a change made on a
+ * condition (`refusal` not null): that is the change's refusal.
+ */
+async function changeStep<T>(
+  action: string,
+  store: string,
+  refusal: DfosError | null,
+  step: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await step();
+  } catch (error) {
+    if (refusal !== null && isLostCondition(error)) throw refusal;
+    throw storeFailure(error, action, store);
   }
 }
 

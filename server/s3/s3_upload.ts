@@ -13,9 +13,10 @@
  *
  * The commit, one change of the user's files at a time in this process
  * (`UserChanges`), looks again at the name (still not a folder, no file on
- * the way), takes what it replaces from a HeadObject, asks the quota
- * (`admit`: with the store's ledger, a hold checked in the bucket, awaited)
- * and then stores the file:
+ * the way), takes what it replaces from a HeadObject (refused `CONFLICT`
+ * when its ETag is not the `ifVersion` asked, or when there is a file and
+ * `ifVersion` is null), asks the quota (`admit`: with the store's ledger, a
+ * hold checked in the bucket, awaited) and then stores the file:
  * - a body smaller than one part (no multipart upload made) is one PutObject
  *   with `If-Match` on the replaced file's ETag (`If-None-Match: *` when
  *   there was none): a change by another server since the look fails it
@@ -23,6 +24,8 @@
  * - a larger one is completed (CompleteMultipartUpload) under the name's
  *   commit lease (commit_leases.ts), since the engine does not honour
  *   conditions on a completion.
+ * A commit with `ifVersion` takes the lease whatever its size, so that it
+ * never lands inside another conditional change's look and write.
  * The modification time is the object's `x-amz-meta-mtime` (a completed
  * upload's is set by copying it onto itself, which RGW does without copying
  * its data), else its Last-Modified. The change is then counted
@@ -47,10 +50,16 @@ import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { type Bytes, bytesOf, release } from "../../shared/pooled_bytes.ts";
 import { DfosError, Status } from "../../shared/status.ts";
-import type { CommitAdmission, CommitOptions, Upload, VersionedInfo } from "../storage.ts";
+import {
+  changedOnServer,
+  type CommitAdmission,
+  type CommitOptions,
+  type Upload,
+  type VersionedInfo,
+} from "../storage.ts";
 import type { CommitLeases, Lease } from "./commit_leases.ts";
 import type { ObjectHead, ObjectStore, PartInfo } from "./object_store.ts";
-import { storeFailure, storeStep } from "./s3_errors.ts";
+import { isLostCondition, storeFailure, storeStep } from "./s3_errors.ts";
 import type { S3Events } from "./s3_events.ts";
 import { type KeptRecord, type S3KeptUploads } from "./s3_kept_uploads.ts";
 import { MAX_KEPT_STATE_BYTES } from "../kept_uploads.ts";
@@ -247,7 +256,7 @@ export class S3Upload implements Upload {
     try {
       const mtime = options.mtime === undefined ? undefined : checkMtime(name, options.mtime);
       await this.#drain();
-      const info = await changes.run(user, () => this.#store(mtime, options.admit));
+      const info = await changes.run(user, () => this.#store(mtime, options));
       this.#finish();
       return info;
     } catch (error) {
@@ -256,18 +265,31 @@ export class S3Upload implements Upload {
     }
   }
 
-  /** The commit's one change: the look, `admit`, the write, the change counted. */
-  async #store(mtime: number | undefined, admit?: CommitOptions["admit"]): Promise<VersionedInfo> {
+  /**
+   * The commit's one change: the look (and the condition on what it saw),
+   * `admit`, the write, the change counted. A multipart completion, and any
+   * commit with a condition, is made under the name's lease.
+   */
+  async #store(mtime: number | undefined, options: CommitOptions): Promise<VersionedInfo> {
     this.#throwIfDone();
     const { store, key, name, leases, user } = this.#context;
     const multipart = this.#uploadId !== "";
-    const lease: Lease | null = multipart ? await leases.take(user, name) : null;
+    const { ifVersion, admit } = options;
+    const lease: Lease | null = multipart || ifVersion !== undefined ? await leases.take(user, name) : null;
     try {
       await this.#context.checkPlace();
       const replaced = await store.head(key);
+      if (ifVersion !== undefined && (ifVersion === null ? replaced !== null : replaced?.etag !== ifVersion)) {
+        throw changedOnServer("store", name);
+      }
       // The quota's last check; with a shared ledger, awaited (its hold is settled by the count below).
       const admission = await admit?.({ replaced: replaced?.size ?? null, folders: 0 }) ?? null;
-      const info = multipart ? await this.#complete(replaced, mtime) : await this.#put(replaced, mtime ?? Date.now());
+      const info = multipart
+        ? await this.#complete(replaced, mtime)
+        : await this.#put(replaced, mtime ?? Date.now()).catch((error) => {
+          // Another server's plain commit came after the look: on a condition, that is this commit's refusal.
+          throw ifVersion !== undefined && isLostCondition(error) ? changedOnServer("store", name) : error;
+        });
       if (this.#resumed) await this.#context.kept.forget(user, name, this.#context.keep!);
       await this.#context.onCommit(info, replaced, admission);
       return info;
