@@ -19,7 +19,7 @@ import { chunkStep, dataStepHeader, groupStep, patchStepHeader } from "../shared
 import { encodeOps } from "../shared/block_delta.ts";
 import type { DeltaBase } from "./upload_delta.ts";
 import { DfosError, Status } from "../shared/status.ts";
-import type { DfosClient } from "./connection.ts";
+import type { AssembledFile, DfosClient } from "./connection.ts";
 import { BlockReader, type LocalChunk, localChunks, memoryChunks } from "./local_chunks.ts";
 
 /** What moving one file took. */
@@ -228,15 +228,7 @@ async function patchBase(
 async function send(
   client: DfosClient,
   { path, bytes: held }: { path: string; bytes: Uint8Array | null },
-  file: {
-    name: string;
-    size: number;
-    mtime: number;
-    root: string;
-    chunks: number;
-    base?: string;
-    ifRoot?: string | null;
-  },
+  file: AssembledFile,
   steps: Step[],
   before: { size: number; mtime: number },
   options: TransferOptions & { base?: DeltaBase | null },

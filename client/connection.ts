@@ -169,6 +169,9 @@ export interface Download {
  * or pipelined GET's body must be read to its end or discarded. No other
  * call may start while they are under way.
  */
+/** What an ASSEMBLE announces of the file it stores (docs/PROTOCOL.md "Chunks", "Deltas", "Sync"). */
+export type AssembledFile = Omit<MessageOf<"assemble">, "type">;
+
 export class DfosClient {
   /** The user logged in. */
   readonly user: string;
@@ -692,15 +695,7 @@ export class DfosClient {
    * server" when the condition does not hold.
    */
   async assemble(
-    file: {
-      name: string;
-      size: number;
-      mtime: number;
-      root: string;
-      chunks: number;
-      base?: string;
-      ifRoot?: string | null;
-    },
+    file: AssembledFile,
     steps: AsyncIterable<Bytes>,
     options: { onProgress?: (bytes: number) => void; signal?: AbortSignal } = {},
   ): Promise<{ name: string; size: number }> {

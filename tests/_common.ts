@@ -221,3 +221,38 @@ async function openssl(args: string[]): Promise<void> {
     throw new Error(`openssl ${args[0]} failed with status ${output.code}: ${text(output.stderr).trim()}`);
   }
 }
+
+/** How long a test waits for something that should come about at once, before it fails. */
+export const PROMPTLY_MS = 10_000;
+
+/**
+ * Resolves with `promise`'s value, or fails the test when it has not settled within `ms`.
+ *
+ * @param promise What is awaited.
+ * @param what What it is, for the error message.
+ * @param ms The longest wait.
+ * @returns Its value.
+ */
+export async function within<T>(promise: Promise<T>, what: string, ms = PROMPTLY_MS): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * True when `promise` is still pending after `ms`.
+ *
+ * @param promise What is watched.
+ * @param ms How long to wait.
+ * @returns Whether it has not settled.
+ */
+export async function stillPending(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  const pending = Symbol("pending");
+  return await Promise.race([promise.then(() => false, () => false), delay(ms).then(() => pending)]) === pending;
+}

@@ -14,37 +14,16 @@
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { join } from "node:path";
 import { DfosClient } from "../client/connection.ts";
+import { stillPending, within } from "./_common.ts";
 import { S3ChangeCounters } from "../server/s3/s3_change_counters.ts";
 import { S3ChangeWatch } from "../server/s3/s3_change_watch.ts";
 import { MAX_WATCH_MS } from "../shared/messages.ts";
-import { delay, USERS } from "./_fixture.ts";
+import { USERS } from "./_fixture.ts";
 import { s3Test, type ServedOnBucket, serveOnBucket, tellS3Ignored } from "./_s3.ts";
 
 tellS3Ignored("tests/s3_watch_test.ts");
 
 const encoder = new TextEncoder();
-
-/** How long a test waits for an answer that should come within about a second, before it fails. */
-const PROMPTLY_MS = 10_000;
-
-/** Resolves with `promise`'s value, or fails the test when it has not settled within `ms`. */
-async function within<T>(promise: Promise<T>, what: string, ms = PROMPTLY_MS): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** True when `promise` is still pending after `ms`. */
-async function stillPending(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  const pending = Symbol("pending");
-  return await Promise.race([promise.then(() => false, () => false), delay(ms).then(() => pending)]) === pending;
-}
 
 /** An in-process client of `server`, as alice. */
 function connect(server: ServedOnBucket): Promise<DfosClient> {

@@ -18,7 +18,7 @@ interface Side {
 }
 
 function sides(fx: Fixture, server = fx.address): [Side, Side] {
-  return (["A", "B"] as const).map((name) => ({
+  const side = (name: string): Side => ({
     name,
     dir: join(fx.local, name),
     env: {
@@ -27,7 +27,8 @@ function sides(fx: Fixture, server = fx.address): [Side, Side] {
       XDG_STATE_HOME: join(fx.dir, `state-${name}`),
       DFOS_HOST: `host${name}`,
     },
-  })) as [Side, Side];
+  });
+  return [side("A"), side("B")];
 }
 
 async function sync(side: Side, ...flags: string[]) {
@@ -56,7 +57,12 @@ async function read(side: Side, rel: string): Promise<string | null> {
 /** Every file of a folder with its content's hash. */
 async function tree(dir: string): Promise<Record<string, string>> {
   const files: Record<string, string> = {};
-  for (const rel of await listDir(dir)) files[rel] = await sha256File(join(dir, rel));
+  for await (const entry of Deno.readDir(dir)) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory) {
+      for (const [rel, hash] of Object.entries(await tree(path))) files[`${entry.name}/${rel}`] = hash;
+    } else files[entry.name] = await sha256File(path);
+  }
   return files;
 }
 
@@ -207,7 +213,7 @@ Deno.test("sync: --max-delete and the empty-side guard stop a run, changing noth
   await Deno.mkdir(b.dir);
   const empty = await sync(b);
   assert.equal(empty.code, 1);
-  assert.match(empty.stderr, /is empty, but the last sync left 4 files there: stopped, nothing changed/);
+  assert.match(empty.stderr, /is empty, but the last sync left 10 files there: stopped, nothing changed/);
   assert.equal((await synced(a)).deleted, 0);
   assert.equal((await listDir(a.dir)).length, 4);
   // The server's side suddenly empty (all removed there by another tool, or another PREFIX's state): stopped too.

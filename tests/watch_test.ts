@@ -14,34 +14,13 @@
 
 import { deepStrictEqual, match, ok, rejects, strictEqual } from "node:assert/strict";
 import { DfosClient } from "../client/connection.ts";
+import { stillPending, within } from "./_common.ts";
 import { MAX_WATCH_MS } from "../shared/messages.ts";
 import { DfosError, Status } from "../shared/status.ts";
-import { connect, delay, spawnServe, startServer, storeFile, USERS, waitFor, watchServe } from "./_fixture.ts";
+import { connect, spawnServe, startServer, storeFile, USERS, waitFor, watchServe } from "./_fixture.ts";
 import { Peer } from "./_peer.ts";
 
 const encoder = new TextEncoder();
-
-/** How long a test waits for something that should come about at once, before it fails. */
-const PROMPTLY_MS = 10_000;
-
-/** Resolves with `promise`'s value, or fails the test when it has not settled within `ms`. */
-async function within<T>(promise: Promise<T>, what: string, ms = PROMPTLY_MS): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** True when `promise` is still pending after `ms`. */
-async function stillPending(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  const pending = Symbol("pending");
-  return await Promise.race([promise.then(() => false, () => false), delay(ms).then(() => pending)]) === pending;
-}
 
 /** The watches the server holds now (its `dfos_watches_held` gauge). */
 function held(fx: { server: { metrics: { value(name: string): number } } }): number {

@@ -42,6 +42,14 @@ export interface SyncBase {
   epoch: string;
   /** The change counter the next run asks what changed since. */
   counter: number;
+  /**
+   * When the run that left it began scanning DIR (ms since the epoch). The
+   * system gives ctime in whole seconds here, so a file whose ctime is not
+   * a second older than this may have changed after the scan without its
+   * facts showing it: the next run reads it for its root (git's "racily
+   * clean" rule).
+   */
+  scanned: number;
   /** The files synced, by path relative to DIR (and PREFIX). */
   files: Map<string, SyncedFile>;
 }
@@ -67,13 +75,14 @@ export async function loadBase(path: string): Promise<SyncBase | null> {
   }
   if (data?.format !== FORMAT || data.kind !== "sync") return null;
   if (typeof data.epoch !== "string" || !Number.isSafeInteger(data.counter)) return null;
+  if (!Number.isSafeInteger(data.scanned)) return null;
   const files = new Map<string, SyncedFile>();
   for (const [rel, row] of Object.entries(data.files as Record<string, unknown>)) {
     if (!validRow(row)) return null;
     const [root, size, mtime, ino, ctime, remoteSize, remoteMtime] = row;
     files.set(rel, { root, local: { size, mtime, ino, ctime }, remote: { size: remoteSize, mtime: remoteMtime } });
   }
-  return { epoch: data.epoch, counter: data.counter, files };
+  return { epoch: data.epoch, counter: data.counter, scanned: data.scanned, files };
 }
 
 function validRow(row: unknown): row is Row {
@@ -95,7 +104,8 @@ export async function saveBase(path: string, base: SyncBase): Promise<void> {
     files[rel] = [root, local.size, local.mtime, local.ino, local.ctime, remote.size, remote.mtime];
   }
   const temp = `${path}.${crypto.randomUUID()}.tmp`;
-  const text = JSON.stringify({ format: FORMAT, kind: "sync", epoch: base.epoch, counter: base.counter, files });
+  const { epoch, counter, scanned } = base;
+  const text = JSON.stringify({ format: FORMAT, kind: "sync", epoch, counter, scanned, files });
   await Deno.writeTextFile(temp, text, { mode: 0o600 });
   try {
     await Deno.rename(temp, path);

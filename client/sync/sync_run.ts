@@ -103,6 +103,7 @@ export async function syncOnce(options: SyncRunOptions): Promise<SyncRunResult> 
     ? null
     : await loadBase(options.statePath);
 
+  const scanned = Date.now(); // before the scan: a file changed in the same second after it is "racy" next time
   const tree = await scanTree(dir, excluded);
   const skipped = new Set<string>();
   for (const [rel, what] of tree.others) {
@@ -130,6 +131,7 @@ export async function syncOnce(options: SyncRunOptions): Promise<SyncRunResult> 
     remote: remote.files,
     remoteChanged: remote.changed,
     skipped,
+    racyFrom: base?.scanned,
     localRoot: async (rel) => (await (await import("../local_chunks.ts")).localChunks(localPath(rel))).root,
     remoteRoot: async (rel) => {
       try {
@@ -166,7 +168,7 @@ export async function syncOnce(options: SyncRunOptions): Promise<SyncRunResult> 
   const alone = end.epoch === remote.counter.epoch &&
     end.counter - remote.counter.counter === end.mine - remote.counter.mine;
   const counter = alone ? end.counter : remote.counter.counter;
-  const newBase: SyncBase = { epoch: remote.counter.epoch, counter, files: next };
+  const newBase: SyncBase = { epoch: remote.counter.epoch, counter, scanned, files: next };
   if (options.statePath !== null) await saveBase(options.statePath, newBase);
   const summary = report.summary;
   const changed = summary.sent + summary.received + summary.deleted + summary.moved + summary.conflicts > 0;
@@ -191,7 +193,7 @@ function guard(
   const files = `${base.size} file${base.size === 1 ? "" : "s"}`;
   if (!allowAll && local.size === 0) {
     throw new CommandFailure(
-      `dfos sync: "${options.dir}" is empty, but the last sync left ${files} there: stopped, nothing changed ` +
+      `"${options.dir}" is empty, but the last sync left ${files} there: stopped, nothing changed ` +
         `(is a disk unmounted?). To delete them on the server too, run again with --max-delete 100.`,
       1,
     );
@@ -199,7 +201,7 @@ function guard(
   if (!allowAll && remote.size === 0) {
     const where = options.prefix === "" ? "your space on the server" : `"${options.prefix}" on the server`;
     throw new CommandFailure(
-      `dfos sync: ${where} is empty, but the last sync left ${files} there: stopped, nothing changed ` +
+      `${where} is empty, but the last sync left ${files} there: stopped, nothing changed ` +
         `(is PREFIX right?). To delete them here too, run again with --max-delete 100.`,
       1,
     );
@@ -207,7 +209,7 @@ function guard(
   if (deletes * 100 > options.maxDelete * base.size) {
     const percent = Math.ceil((deletes * 100) / base.size);
     throw new CommandFailure(
-      `dfos sync: this run would delete ${deletes} of the ${files} synced (${percent}%), more than ` +
+      `this run would delete ${deletes} of the ${files} synced (${percent}%), more than ` +
         `--max-delete ${options.maxDelete}%: stopped, nothing changed. Run again with --max-delete ${percent} ` +
         `to let it.`,
       1,

@@ -43,6 +43,13 @@ export interface ThreeWayInput {
   remote: ReadonlyMap<string, RemoteFacts>;
   /** Paths the server changed since the base (with a base), as its journal or a listing says. */
   remoteChanged: ReadonlySet<string>;
+  /**
+   * A local file whose facts are the base's but whose ctime is not a second
+   * older than this (the last scan's start, ms) is read for its root all the
+   * same: ctime comes in whole seconds, so a change in the second after that
+   * scan may not show (`SyncBase.scanned`). 0: none.
+   */
+  racyFrom?: number;
   /** Paths left alone whatever the sides hold (links and special files here, names the server cannot take). */
   skipped: ReadonlySet<string>;
   /** The root of a local file's content now. */
@@ -101,7 +108,7 @@ export async function planThreeWay(input: ThreeWayInput): Promise<SyncStep[]> {
     let l: LocalState;
     if (here === undefined) l = was === undefined ? "absent" : "deleted";
     else if (was === undefined) l = "new";
-    else if (sameFacts(here, was.local)) l = "same";
+    else if (sameFacts(here, was.local) && !racy(here, input.racyFrom)) l = "same";
     else if (here.size !== was.local.size) l = "changed";
     else if (await localRoot(rel) === was.root) {
       l = "same"; // touched: same content, new facts
@@ -198,6 +205,11 @@ export async function planThreeWay(input: ThreeWayInput): Promise<SyncStep[]> {
     }
   }
   return steps.sort((a, b) => byPath(a.rel, b.rel));
+}
+
+/** True when a file's ctime is too near the last scan's start to tell whether it changed after the scan. */
+function racy(here: LocalFacts, racyFrom: number | undefined): boolean {
+  return racyFrom !== undefined && here.ctime + 1000 > racyFrom;
 }
 
 /** Files here unchanged since the base with content of `size`: what a new server file may be a copy of. */
