@@ -23,6 +23,10 @@
  * - `sync` (sync.ts): issue 12's rows: dfos push and pull of a 10,000-file
  *   tree and edits of a 1 GiB file next to the rsync daemon, bytes on the
  *   wire and wall time; a 1 GiB upload killed at 60% and resumed.
+ * - `twoway` (twoway.ts): issue 14's rows: `dfos sync` of a 10,000-file
+ *   tree between two folders through a server next to Unison through its
+ *   socket server, bytes on the wire and wall time; the delay of a change
+ *   with `--watch`.
  * - `metrics` (metrics.ts): a Prometheus scrape of `dfos serve --metrics`
  *   with 1,000 connections open, idle and with some putting (issue 13).
  * - `s3` (s3.ts): dfos on an S3 engine (its own, started with
@@ -58,6 +62,7 @@ import { smallSection } from "./small_ops.ts";
 import { stallSection } from "./stall.ts";
 import { syncSection } from "./sync.ts";
 import { transferSection } from "./transfer.ts";
+import { twowaySection } from "./twoway.ts";
 
 /** The sections by name. */
 const SECTIONS: Record<SectionId, Section> = {
@@ -68,6 +73,7 @@ const SECTIONS: Record<SectionId, Section> = {
   small: smallSection,
   stall: stallSection,
   sync: syncSection,
+  twoway: twowaySection,
   metrics: metricsSection,
   s3: s3Section,
 };

@@ -186,12 +186,23 @@ export class DfosServer {
  * @returns True when the help text names it.
  */
 export async function serveHasFlag(flag: string): Promise<boolean> {
-  const { stdout } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, "serve", "--help"],
+  return new RegExp(`(^|\\s)${flag}(\\s|=|$)`, "m").test(await cliHelp("serve") ?? "");
+}
+
+/**
+ * `dfos COMMAND --help`'s text, or null when this build has no such command
+ * (commands too are added while the benchmark is written).
+ *
+ * @param command The subcommand.
+ * @returns Its help text, or null.
+ */
+export async function cliHelp(command: string): Promise<string | null> {
+  const { code, stdout } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, command, "--help"],
     cwd: PROJECT_DIR,
     stdin: "null",
     stdout: "piped",
     stderr: "null",
   }).output();
-  return new RegExp(`(^|\\s)${flag}(\\s|=|$)`, "m").test(new TextDecoder().decode(stdout));
+  return code === 0 ? new TextDecoder().decode(stdout) : null;
 }

@@ -1,6 +1,7 @@
 /**
  * The benchmark's one table: a row per figure, each with its target and
- * verdict where issue 4 sets one, and what the JSON keeps of each row.
+ * verdict where issue 4 sets one, what the JSON keeps of each row, and how
+ * figures write bytes.
  *
  * @module
  */
@@ -70,4 +71,16 @@ export function rowJson(row: Row): Record<string, unknown> {
     value: row.judgement?.value == null ? null : round(row.judgement.value, 3),
     note: row.note ?? null,
   };
+}
+
+/**
+ * Bytes in decimal units (B under 10 kB).
+ *
+ * @param bytes How many.
+ * @returns The text, e.g. `856 B`, `678.4 kB`, `1495.8 MB`.
+ */
+export function mb(bytes: number): string {
+  if (bytes < 10_000) return `${Math.round(bytes).toLocaleString("en-US")} B`;
+  if (bytes < 10_000_000) return `${(bytes / 1000).toFixed(1)} kB`;
+  return `${(bytes / 1e6).toFixed(1)} MB`;
 }

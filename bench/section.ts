@@ -21,6 +21,7 @@ export const SECTION_IDS = [
   "small",
   "stall",
   "sync",
+  "twoway",
   "metrics",
   "s3",
 ] as const;

@@ -101,19 +101,29 @@ export interface Settings {
     clientMiB: number;
   };
   /** dfos push, pull and resume next to the rsync daemon (issue 12). */
-  sync: {
-    /** Files in the tree. */
-    files: number;
-    /** Folders they are spread over. */
-    folders: number;
-    /** The smallest and largest file of the tree, in KiB (sizes log-uniform between). */
-    minKiB: number;
-    maxKiB: number;
-    /** Files changed before a "changed" push or pull, in percent. */
-    changedPercent: number;
+  sync: TreeSettings & {
     /** The large file's size in MiB (its three edits, and the upload killed at 60%). */
     bigMiB: number;
   };
+  /** dfos sync next to Unison, both through a server (issue 14). */
+  twoway: TreeSettings & {
+    /** Changes timed from one folder to the other with `--watch`, alternating A to B and B to A. */
+    watchTries: number;
+  };
+}
+
+/** The tree of many files the sync sections move (sync_tree.ts), and how much of it a "changed" case changes. */
+export interface TreeSettings {
+  /** Files in the tree. */
+  files: number;
+  /** Folders they are spread over. */
+  folders: number;
+  /** The smallest file of the tree, in KiB (sizes log-uniform up to the largest). */
+  minKiB: number;
+  /** The largest file of the tree, in KiB. */
+  maxKiB: number;
+  /** Files changed before a "changed" case, in percent. */
+  changedPercent: number;
 }
 
 /** The usage text. */
@@ -130,6 +140,9 @@ prints one table with each figure next to its target (issue 4):
   sync      dfos push/pull of a 10,000-file tree and edits of a 1 GiB file next to the rsync daemon,
             bytes on the wire and wall time; a 1 GiB upload killed at 60% and resumed (issue 12)
   metrics   GET /metrics with 1,000 connections open (the --idle count), idle and while some put (issue 13)
+  twoway    dfos sync of a 10,000-file tree between two folders through a server, next to Unison
+            (its socket server, the same star), bytes on the wire and wall time: first sync, nothing
+            changed, 1% changed on one side, 1% on each; the delay of a change with --watch (issue 14)
   s3        dfos on an S3 engine (S3_ENDPOINT's, else one started with tools/s3/start-s3.sh): 1 GiB put
             and get next to the AWS SDK straight to the engine; 32 clients through 1, 2 and 3 servers
 
@@ -139,7 +152,7 @@ prints one table with each figure next to its target (issue 4):
       --peers LIST       transfer: from ${PEER_IDS.join(", ")} (default ${DEFAULT_PEERS.join(",")})
       --memory-mib LIST  memory: each client's file size, one fresh server each (default 256,64)
       --idle N           idle: connections to hold (default 1000)
-      --sync-files N     sync: files in the tree (default 10000)
+      --sync-files N     sync, twoway: files in the tree (default 10000)
       --sync-mib MIB     sync: the large file's size (default 1024)
       --quick            small sizes and counts everywhere, to check the benchmark itself
       --out FILE         the results as JSON (default bench/results/latest.json; with --only
@@ -179,6 +192,15 @@ export function parseSettings(args: string[]): Settings | null {
   const memorySizes = values["memory-mib"] === undefined
     ? (quick ? [16, 4] : [256, 64])
     : values["memory-mib"].split(",").map((text) => positiveInteger(text.trim(), "--memory-mib"));
+  const tree: TreeSettings = {
+    files: values["sync-files"] === undefined
+      ? (quick ? 500 : 10_000)
+      : positiveInteger(values["sync-files"], "--sync-files"),
+    folders: 20,
+    minKiB: 1,
+    maxKiB: 1024,
+    changedPercent: 1,
+  };
   // a partial or quick run does not overwrite the full run's figures
   const suffix = [...(sections.length === SECTION_IDS.length ? [] : sections), ...(quick ? ["quick"] : [])];
   const out = values.out !== undefined
@@ -211,17 +233,12 @@ export function parseSettings(args: string[]): Settings | null {
       ? { runs: 3, warmups: 1, opsRuns: 1, opsSeconds: 1, opsLimit: 3000 }
       : { runs: 20, warmups: 2, opsRuns: 3, opsSeconds: 3, opsLimit: 3000 },
     sync: {
-      files: values["sync-files"] === undefined
-        ? (quick ? 500 : 10_000)
-        : positiveInteger(values["sync-files"], "--sync-files"),
-      folders: 20,
-      minKiB: 1,
-      maxKiB: 1024,
-      changedPercent: 1,
+      ...tree,
       bigMiB: values["sync-mib"] === undefined
         ? (quick ? 64 : 1024)
         : positiveInteger(values["sync-mib"], "--sync-mib"),
     },
+    twoway: { ...tree, watchTries: quick ? 4 : 6 },
   };
 }
 

@@ -27,14 +27,16 @@
  */
 
 import { join } from "node:path";
-import { type CliCall, DfosServer } from "./dfos_server.ts";
+import { type CliCall, cliHelp, DfosServer } from "./dfos_server.ts";
+import { describe, outcomeWord, pairRows, type PairTargets } from "./pair_rows.ts";
 import { RsyncPeer } from "./peers.ts";
 import { CountingRelay } from "./relay.ts";
-import type { Row } from "./report.ts";
+import { checkOutcome, dfosCall, type Outcome, runRelayed } from "./relayed_run.ts";
+import { mb, type Row } from "./report.ts";
 import { messageOf, type SectionContext, type SectionResult } from "./section.ts";
-import { changeSome, insert, makeTree, overwrite, randomBytes, treesDiffer } from "./sync_tree.ts";
-import { judge, type Target, TARGETS } from "./targets.ts";
-import { MAIN, PROJECT_DIR } from "../tests/_common.ts";
+import { changeSome, insert, makeSettingsTree, overwrite, randomBytes, treesDiffer } from "./sync_tree.ts";
+import { judge, TARGETS } from "./targets.ts";
+import { PROJECT_DIR } from "../tests/_common.ts";
 
 const MIB = 1 << 20;
 const SECTION = "sync";
@@ -42,19 +44,6 @@ const SECTION = "sync";
 const CLIENT_TIMEOUT_MS = 20 * 60_000;
 /** The share of the file the interrupted upload sends before it is killed. */
 const KILL_AT = 0.6;
-
-/** One client process through a relay. */
-interface Run {
-  /** Bytes towards the server. */
-  up: number;
-  /** Bytes towards the client. */
-  down: number;
-  /** Its wall time in seconds. */
-  seconds: number;
-}
-
-/** What one tool did in one case: a run, or why there is none. */
-type Outcome = { run: Run; note?: string } | { failed: string } | { pending: string };
 
 /** The kinds of case, by the targets they have. */
 type Kind = "first-push" | "first-pull" | "unchanged" | "delta";
@@ -103,15 +92,8 @@ export async function syncSection(context: SectionContext): Promise<SectionResul
   const runner = new Runner(context, tools);
 
   // the tree
-  const shape = {
-    files: settings.files,
-    folders: settings.folders,
-    minBytes: settings.minKiB * 1024,
-    maxBytes: settings.maxKiB * 1024,
-  };
-  say(`sync: making a tree of ${shape.files} files`);
-  const tree = await makeTree(join(dir, "src"), shape, 12);
-  const treeLabel = `tree of ${shape.files.toLocaleString("en-US")} files, ${mb(tree.bytes)}`;
+  say(`sync: making a tree of ${settings.files} files`);
+  const { tree, label: treeLabel, facts } = await makeSettingsTree(join(dir, "src"), settings, 12);
   say(`sync: ${treeLabel}`);
   const pushBoth = async (what: string, kind: Kind) => {
     say(`sync: ${what}`);
@@ -212,13 +194,7 @@ export async function syncSection(context: SectionContext): Promise<SectionResul
     data: {
       method: "one client process per figure; bytes are TCP payload both ways through a counting relay in the " +
         "benchmark process, in front of the rsync daemon and the dfos server alike",
-      tree: {
-        files: shape.files,
-        folders: shape.folders,
-        bytes: tree.bytes,
-        minKiB: settings.minKiB,
-        maxKiB: settings.maxKiB,
-      },
+      tree: facts,
       bigBytes: bigSize,
       rsyncServer: rsync.servers,
       dfosServer: dfos.argv,
@@ -270,14 +246,8 @@ class Runner {
    * @param outcome The run (changed in place).
    * @param differs What differs, or null.
    */
-  async check(outcome: Outcome, differs: () => Promise<string | null>): Promise<void> {
-    if (!("run" in outcome)) return;
-    const difference = await differs();
-    if (difference !== null) {
-      const failed = `the result differs from the source: ${difference}`;
-      Object.assign(outcome, { failed });
-      delete (outcome as { run?: Run }).run;
-    }
+  check(outcome: Outcome, differs: () => Promise<string | null>): Promise<void> {
+    return checkOutcome(outcome, differs);
   }
 
   /**
@@ -327,36 +297,14 @@ class Runner {
     }
   }
 
-  async #timed(call: CliCall, relay: CountingRelay): Promise<Outcome> {
-    this.#context.signal.throwIfAborted();
-    relay.reset();
-    const started = performance.now();
-    const result = await this.#context.processes.runClient(call.argv, {
-      env: call.env,
-      cwd: call.cwd,
-      timeoutMs: CLIENT_TIMEOUT_MS,
-    });
-    const seconds = (performance.now() - started) / 1000;
-    // the relay may still be passing the last bytes of a closing connection
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    if (result.timedOut) return { failed: `killed after ${CLIENT_TIMEOUT_MS / 1000} s` };
-    if (result.code !== 0) {
-      const last = result.stderr.trim().split("\n").filter((line) => !line.startsWith("    at ")).at(-1) ?? "";
-      return { failed: `exited with status ${result.code}${last ? `: ${last}` : ""}` };
-    }
-    return { run: { up: relay.up, down: relay.down, seconds } };
+  #timed(call: CliCall, relay: CountingRelay): Promise<Outcome> {
+    return runRelayed(this.#context, call, relay, CLIENT_TIMEOUT_MS);
   }
 }
 
 /** An rsync client command line (its arguments name the daemon through its relay). */
 function rsyncCall(rsync: RsyncPeer, args: string[]): CliCall {
   return { argv: ["rsync", ...args], env: rsync.clientEnv, cwd: PROJECT_DIR };
-}
-
-/** A dfos client command line against the server, through its relay. */
-function dfosCall(dfos: DfosServer, relay: CountingRelay, args: string[]): CliCall {
-  const call = dfos.cli(args);
-  return { ...call, env: { ...call.env, DFOS_SERVER: `127.0.0.1:${relay.port}` } };
 }
 
 /** Throws a clear error when rsync is not installed: every figure of the section is set beside it. */
@@ -384,18 +332,6 @@ async function dfosPending(): Promise<Tools["pending"]> {
   const put = await cliHelp("put");
   if (put === null || !put.includes("--resume")) pending.resume = `this build has no "dfos put --resume"`;
   return pending;
-}
-
-/** `dfos COMMAND --help`'s text, or null when the command does not exist. */
-async function cliHelp(command: string): Promise<string | null> {
-  const { code, stdout } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, command, "--help"],
-    cwd: PROJECT_DIR,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "null",
-  }).output();
-  return code === 0 ? new TextDecoder().decode(stdout) : null;
 }
 
 /** The dfos server's copy of PREFIX against the source, where its storage keeps plain files (else trusted to the pulls). */
@@ -432,46 +368,16 @@ async function writeRandomFile(path: string, size: number): Promise<void> {
   }
 }
 
-/** The table's two rows for one case: bytes on the wire, then wall time. */
+/** The table's two rows for one case: bytes on the wire, then wall time, with the targets of its kind. */
 function caseRows(what: string, kind: Kind, rsync: Outcome, dfos: Outcome): Row[] {
-  const r = "run" in rsync ? rsync.run : null;
-  const d = "run" in dfos ? dfos.run : null;
-  const ratio = (a: number | undefined, b: number | undefined) =>
-    a === undefined || b === undefined || b === 0 ? null : a / b;
-  const bytesRatio = ratio(d ? d.up + d.down : undefined, r ? r.up + r.down : undefined);
-  const wallRatio = ratio(d?.seconds, r?.seconds);
-  const bytesTarget: [Target, number | null] | null = kind === "unchanged"
-    ? [TARGETS.syncUnchangedBytes, d ? d.up + d.down : null]
+  const targets: PairTargets = kind === "unchanged"
+    ? { bytes: { target: TARGETS.syncUnchangedBytes, on: "dfos" }, wall: TARGETS.syncUnchangedWall }
     : kind === "delta"
-    ? [TARGETS.syncDeltaBytes, bytesRatio]
-    : null;
-  const wallTarget: Target | null = kind === "unchanged"
-    ? TARGETS.syncUnchangedWall
-    : kind === "delta"
-    ? TARGETS.syncDeltaWall
+    ? { bytes: { target: TARGETS.syncDeltaBytes, on: "ratio" }, wall: TARGETS.syncDeltaWall }
     : kind === "first-push"
-    ? TARGETS.syncFirstPushWall
-    : null;
-  const note = [describe("rsync", rsync), describe("dfos", dfos)].filter((text) => text !== "").join("; ");
-  return [
-    {
-      section: SECTION,
-      what: `${what}: bytes on the wire`,
-      figure: `dfos ${d ? mb(d.up + d.down) : outcomeWord(dfos)}, rsync ${r ? mb(r.up + r.down) : outcomeWord(rsync)}` +
-        (bytesRatio === null ? "" : ` (${bytesRatio.toFixed(3)}x)`),
-      judgement: bytesTarget === null ? null : judge(bytesTarget[0], bytesTarget[1]),
-      note: note || (d && r ? `sent/received: dfos ${mb(d.up)}/${mb(d.down)}, rsync ${mb(r.up)}/${mb(r.down)}` : ""),
-    },
-    {
-      section: SECTION,
-      what: `${what}: wall time`,
-      figure:
-        `dfos ${d ? `${d.seconds.toFixed(2)} s` : outcomeWord(dfos)}, rsync ${
-          r ? `${r.seconds.toFixed(2)} s` : outcomeWord(rsync)
-        }` + (wallRatio === null ? "" : ` (${wallRatio.toFixed(2)}x)`),
-      judgement: wallTarget === null ? null : judge(wallTarget, wallRatio),
-    },
-  ];
+    ? { wall: TARGETS.syncFirstPushWall }
+    : {};
+  return pairRows(SECTION, what, { name: "rsync", outcome: rsync }, dfos, targets);
 }
 
 /** The resume row: the second try's bytes towards the server over the missing share. */
@@ -487,21 +393,4 @@ function resumeRow(what: string, missing: number, rsync: Outcome, dfos: Outcome)
     judgement: judge(TARGETS.syncResumeBytes, value),
     note: [describe("rsync", rsync), describe("dfos", dfos)].filter((text) => text !== "").join("; "),
   };
-}
-
-function outcomeWord(outcome: Outcome): string {
-  return "pending" in outcome ? "pending" : "failed";
-}
-
-function describe(tool: string, outcome: Outcome): string {
-  if ("pending" in outcome) return `${tool} pending: ${outcome.pending}`;
-  if ("failed" in outcome) return `${tool} failed: ${outcome.failed}`;
-  return outcome.note ? `${tool}: ${outcome.note}` : "";
-}
-
-/** Bytes, in decimal units (B under 10 kB). */
-function mb(bytes: number): string {
-  if (bytes < 10_000) return `${Math.round(bytes).toLocaleString("en-US")} B`;
-  if (bytes < 10_000_000) return `${(bytes / 1000).toFixed(1)} kB`;
-  return `${(bytes / 1e6).toFixed(1)} MB`;
 }

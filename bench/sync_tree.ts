@@ -14,6 +14,8 @@
  */
 
 import { join } from "node:path";
+import { mb } from "./report.ts";
+import type { TreeSettings } from "./settings.ts";
 
 const KIB = 1024;
 /** Bytes written at once when a file is made or rewritten. */
@@ -105,6 +107,34 @@ export async function makeTree(root: string, shape: TreeShape, seed: number): Pr
     bytes += size;
   }
   return { root, files, bytes };
+}
+
+/** A tree made from a section's settings, and what the table and the JSON say of it. */
+export interface SettingsTree {
+  /** The tree. */
+  tree: Tree;
+  /** For the table: `tree of 10,000 files, 1532.4 MB`. */
+  label: string;
+  /** For the JSON: its shape and total size. */
+  facts: { files: number; folders: number; bytes: number; minKiB: number; maxKiB: number };
+}
+
+/**
+ * Makes the tree a section's settings ask for.
+ *
+ * @param root The folder to make it in (created).
+ * @param settings Its files, folders and sizes.
+ * @param seed Chooses the sizes.
+ * @returns The tree, its label and its facts.
+ */
+export async function makeSettingsTree(root: string, settings: TreeSettings, seed: number): Promise<SettingsTree> {
+  const { files, folders, minKiB, maxKiB } = settings;
+  const tree = await makeTree(root, { files, folders, minBytes: minKiB * KIB, maxBytes: maxKiB * KIB }, seed);
+  return {
+    tree,
+    label: `tree of ${files.toLocaleString("en-US")} files, ${mb(tree.bytes)}`,
+    facts: { files, folders, bytes: tree.bytes, minKiB, maxKiB },
+  };
 }
 
 function folderName(index: number): string {

@@ -74,6 +74,12 @@ export const TARGETS = {
   syncFirstPushWall: { text: "<= 1.00x rsync's wall", test: (ratio: number) => ratio <= 1 },
   /** An upload killed at 60% and resumed: bytes the second try sends over the missing 40%. */
   syncResumeBytes: { text: "<= 1.01x the missing 40%", test: (ratio: number) => ratio <= 1.01 },
+  /** Two-way sync, both laptops' runs of a case together: dfos's bytes on the wire over Unison's (issue 14). */
+  twowayBytes: { text: "< 1.00x unison's bytes", test: (ratio: number) => ratio < 1 },
+  /** Two-way sync, both laptops' runs of a case together: dfos's wall time over Unison's (issue 14). */
+  twowayWall: { text: "< 1.00x unison's wall", test: (ratio: number) => ratio < 1 },
+  /** `dfos sync --watch` on two folders: the median delay from a write in one to the file whole in the other, in s. */
+  twowayWatch: { text: "< 2 s", test: (seconds: number) => seconds < 2 },
   /** A Prometheus scrape with 1,000 connections open: its 99th percentile, request to last byte, in ms (issue 13). */
   metricsScrape: { text: "< 10 ms", test: (ms: number) => ms < 10 },
   /** dfos on S3 next to the SDK straight to the engine, MiB/s over MiB/s, each direction (issue 13). */
