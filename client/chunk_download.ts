@@ -21,11 +21,11 @@ import { type ByteRange, type ChunkEntry, toHex } from "../shared/chunk_list.ts"
 import { groupsOf, rootOf } from "../shared/chunk_groups.ts";
 import { CHUNK_MIN_BYTES } from "../shared/chunker.ts";
 import { type DigestAlgorithm, MAX_READ_RANGES } from "../shared/messages.ts";
-import { bytesOf, release } from "../shared/pooled_bytes.ts";
+import { type Bytes, bytesOf, release } from "../shared/pooled_bytes.ts";
 import { DfosError, Status } from "../shared/status.ts";
 import { type FileTransfer, IN_MEMORY_BYTES as SMALL_FILE_BYTES, type TransferOptions } from "./chunk_upload.ts";
 import type { DfosClient } from "./connection.ts";
-import { BlockReader, type LocalChunk, localChunks } from "./local_chunks.ts";
+import { BlockReader, chunksOf, type LocalChunk, localChunks } from "./local_chunks.ts";
 import { partialPath } from "./partial_path.ts";
 
 /** The most bytes one READ (or DELTA) asks for: the partial grows by at most this between checks of the signal. */
@@ -279,18 +279,15 @@ async function plainGet(
 ): Promise<FileTransfer & { mtime: number }> {
   const partial = partialPath(path);
   const download = await client.get(name, { onProgress: options.onProgress, digest, pipelined: options.pipelined });
+  let root: string | undefined;
   try {
     using out = Deno.openSync(partial, { write: true, create: true, truncate: true, mode: 0o644 });
     // Written in place, synchronously: one body at a time per file, and an async write costs a hand-over to
     // another thread for each piece (a plain get's TempFile does the same, client/download.ts).
-    for await (const piece of download.body.pieces()) {
-      try {
-        const bytes = bytesOf(piece);
-        for (let at = 0; at < bytes.length;) at += out.writeSync(bytes.subarray(at));
-      } finally {
-        release(piece);
-      }
-    }
+    const written = writtenPieces(download.body.pieces(), out);
+    // The root, when asked for, is chunked and hashed from the pieces as they are written, not read back after.
+    if (options.wantRoot) root = (await chunksOf(written)).root;
+    else for await (const _ of written);
   } catch (error) {
     // The rest of the body is read and dropped: the replies after it stay in step.
     await download.body.discard().catch(() => {});
@@ -298,11 +295,23 @@ async function plainGet(
   }
   const mtime = new Date(download.file.mtime);
   Deno.utimeSync(partial, mtime, mtime);
-  const root = options.wantRoot ? (await localChunks(partial)).root : undefined;
   options.landing?.();
   Deno.renameSync(partial, path);
   const size = download.file.size;
   return { content: size, sent: size, reused: 0, resumed: false, mtime: download.file.mtime, root };
+}
+
+/** Writes each piece to `out`, then gives it on; it goes back to its pool when the next one is asked for. */
+async function* writtenPieces(pieces: AsyncIterable<Bytes>, out: Deno.FsFile): AsyncGenerator<Uint8Array> {
+  for await (const piece of pieces) {
+    try {
+      const bytes = bytesOf(piece);
+      writeAll(out, bytes);
+      yield bytes;
+    } finally {
+      release(piece);
+    }
+  }
 }
 
 function sameChunk(a: ChunkEntry, b: ChunkEntry): boolean {

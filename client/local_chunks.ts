@@ -57,11 +57,7 @@ export async function localChunks(
       yield buffer.subarray(0, n);
     }
   }
-  const chunks: LocalChunk[] = [];
-  for await (const chunk of chunkHashes(pieces())) {
-    chunks.push({ hash: fromHex(chunk.sha256)!, length: chunk.length, offset: chunk.offset });
-  }
-  return { chunks, root: rootOf(chunks), size };
+  return { ...await chunksOf(pieces()), size };
 }
 
 /**
@@ -70,12 +66,23 @@ export async function localChunks(
  * @param bytes The file's bytes.
  * @returns Its chunks and root.
  */
-export async function memoryChunks(bytes: Uint8Array): Promise<{ chunks: LocalChunk[]; root: string }> {
+export function memoryChunks(bytes: Uint8Array): Promise<{ chunks: LocalChunk[]; root: string }> {
+  return chunksOf([bytes]);
+}
+
+/**
+ * Computes the chunks of bytes that come in pieces (a file read, a download
+ * as it is written). Each piece is done with before the next is asked for,
+ * so a piece's buffer may be reused once the next one is.
+ *
+ * @param pieces The bytes, in order.
+ * @returns Their chunks and root.
+ */
+export async function chunksOf(
+  pieces: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+): Promise<{ chunks: LocalChunk[]; root: string }> {
   const chunks: LocalChunk[] = [];
-  async function* one(): AsyncGenerator<Uint8Array> {
-    yield bytes;
-  }
-  for await (const chunk of chunkHashes(one())) {
+  for await (const chunk of chunkHashes(pieces)) {
     chunks.push({ hash: fromHex(chunk.sha256)!, length: chunk.length, offset: chunk.offset });
   }
   return { chunks, root: rootOf(chunks) };

@@ -143,3 +143,24 @@ Deno.test("pipelined chunk downloads: GROUPS, GROUP-CHUNKS and READ of several f
     await client.close();
   }
 });
+
+Deno.test("pipelined whole-file downloads asked for their root: each root is the server's, computed as written", async () => {
+  await using fx = await startServer();
+  // Sizes around and past the body's pooled blocks, so a root taken from pieces already given back would differ.
+  const files = [0, 1, 2, 3].map((i) => ({ name: `r/f${i}.bin`, bytes: seededBytes(i * 700_000 + 1, 600 + i) }));
+  for (const file of files) await storeFile(fx, file.name, file.bytes);
+  const client = await connect(fx);
+  try {
+    const paths = files.map((_, i) => join(fx.local, `r${i}.bin`));
+    const moved = await Promise.all(
+      files.map((file, i) => downloadFile(client, file.name, paths[i], { pipelined: true, wantRoot: true })),
+    );
+    for (const [i, file] of files.entries()) {
+      strictEqual(sha256(await Deno.readFile(paths[i])), sha256(file.bytes), `file ${i} whole`);
+      strictEqual(moved[i].root, (await client.groups(file.name)).root, `file ${i}: the root is the server's`);
+      strictEqual(moved[i].root, (await memoryChunks(file.bytes)).root, `file ${i}: the root of its bytes`);
+    }
+  } finally {
+    await client.close();
+  }
+});
