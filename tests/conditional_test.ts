@@ -22,7 +22,7 @@ import { concatBytes } from "../shared/concat_bytes.ts";
 import { dataStepHeader } from "../shared/recipe.ts";
 import { DfosError, Status } from "../shared/status.ts";
 import { seededBytes, sha256 } from "./_common.ts";
-import { connect, startServer, USERS } from "./_fixture.ts";
+import { connect, startServer, storeFile, USERS } from "./_fixture.ts";
 import { S3_IGNORE, serveOnBucket, tellS3Ignored, withBucket } from "./_s3.ts";
 
 tellS3Ignored("tests/conditional_test.ts");
@@ -64,15 +64,9 @@ async function remote(address: string, name: string): Promise<Uint8Array | null>
 
 /** Stores `bytes` as `name` through a fresh connection (no condition), and returns its root as the server says it. */
 async function store(address: string, name: string, bytes: Uint8Array): Promise<string> {
+  await storeFile({ address }, name, bytes);
   const client = await connect({ address });
   try {
-    await client.put(
-      name,
-      (async function* () {
-        yield bytes;
-      })(),
-      { size: bytes.length },
-    );
     return (await client.groups(name)).root;
   } finally {
     await client.close();
